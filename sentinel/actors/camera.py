@@ -1,0 +1,100 @@
+"""CameraActor: one Ray actor per camera, a thin adapter around :class:`CameraRunner`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import ray
+from numpy.typing import NDArray
+from ray import serve
+
+from sentinel.actors.runner import CameraRunner
+from sentinel.actors.sink import StoreSink
+from sentinel.config import CameraConfig
+from sentinel.domain.stats import CameraState
+from sentinel.domain.types import EventState
+from sentinel.serve.detector import DetectResult
+from sentinel.store.db import make_engine
+from sentinel.store.objects import LocalObjectStore
+from sentinel.store.repo import EventRepository
+
+logger = logging.getLogger(__name__)
+
+
+def camera_actor_name(camera_id: str) -> str:
+    return f"sentinel-camera-{camera_id}"
+
+
+@ray.remote(num_cpus=0, max_restarts=0)
+class CameraActor:
+    """Decodes one camera and turns its frames into events. Started by the supervisor."""
+
+    def __init__(self, camera: dict[str, Any], runtime: dict[str, Any]) -> None:
+        self.config = CameraConfig(**camera)
+        engine = make_engine(runtime["db_url"])
+        self.events = EventRepository(engine)
+        objects = LocalObjectStore(Path(runtime["objects_dir"]))
+        self.handle = (
+            serve.get_deployment_handle("Detector", app_name=runtime["app_name"])
+            if self.config.detect
+            else None
+        )
+        # A fresh epoch per actor run keeps track ids of different runs apart; events still
+        # open from a previous run are adopted instead of duplicated (see FramePipeline.adopt).
+        epoch = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+        self.runner = CameraRunner(
+            self.config,
+            detect=self._detect if self.handle is not None else None,
+            sink=StoreSink(self.config.id, self.events, objects),
+            epoch=epoch,
+            open_events=self._open_events,
+        )
+        self.task: asyncio.Task[CameraState] | None = None
+        self.crashed = False
+
+    async def _detect(self, rgb: NDArray[np.uint8]) -> DetectResult:
+        assert self.handle is not None
+        result: DetectResult = await self.handle.detect.remote(rgb)
+        return result
+
+    def _open_events(self) -> list[EventState]:
+        return [e.to_state() for e in self.events.open_events(self.config.id)]
+
+    async def start(self) -> None:
+        """Starts the camera loop (idempotent)."""
+        if self.task is None:
+            self.task = asyncio.get_running_loop().create_task(self.runner.run())
+            self.task.add_done_callback(self._on_done)
+
+    def _on_done(self, task: asyncio.Task[CameraState]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            logger.error("camera %s loop crashed: %r", self.config.id, exc)
+            self.runner.stats.state = CameraState.FAILED
+            self.runner.stats.last_error = f"camera loop crashed: {exc!r}"[:500]
+            self.crashed = True  # the supervisor restarts a crashed camera like a dead actor
+
+    async def status(self) -> dict[str, Any]:
+        return {**self.runner.stats.to_dict(), "crashed": self.crashed}
+
+    async def camera_config(self) -> dict[str, Any]:
+        return self.config.model_dump(mode="json")
+
+    async def latest_jpeg(self) -> bytes | None:
+        return await asyncio.to_thread(self.runner.latest_jpeg)
+
+    async def stop(self, timeout_s: float = 10.0) -> dict[str, Any]:
+        """Stops reading, closes open events, and returns the final status."""
+        self.runner.stop()
+        if self.task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self.task), timeout_s)
+            except TimeoutError:
+                logger.warning("camera %s did not stop within %.1fs", self.config.id, timeout_s)
+        return self.runner.stats.to_dict()

@@ -1,0 +1,79 @@
+"""Where a camera's events go: the event table plus snapshot JPEGs in the object store."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from sentinel.domain.render import Overlay, encode_jpeg
+from sentinel.domain.types import EventChange, EventChangeKind
+from sentinel.store.objects import ObjectStore, snapshot_key
+from sentinel.store.repo import EventRepository
+
+SNAPSHOT_MIN_INTERVAL_S = 2.0
+
+
+@dataclass(slots=True)
+class _PendingSnapshot:
+    rgb: NDArray[np.uint8]
+    overlay: Overlay
+
+
+class StoreSink:
+    """Upserts events and keeps each event's snapshot showing its best frame.
+
+    A better frame arrives many times while a person walks in; encoding each one would cost a
+    JPEG per frame, so a new best frame is kept in memory and written at most every
+    ``SNAPSHOT_MIN_INTERVAL_S`` seconds, and always when the event opens or closes.
+    """
+
+    def __init__(
+        self,
+        camera_id: str,
+        events: EventRepository,
+        objects: ObjectStore,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.camera_id = camera_id
+        self.events = events
+        self.objects = objects
+        self.clock = clock
+        self._pending: dict[str, _PendingSnapshot] = {}
+        self._written_at: dict[str, float] = {}
+
+    def apply(self, changes: Sequence[EventChange], rgb: NDArray[np.uint8] | None) -> None:
+        for change in changes:
+            ev = change.event
+            if change.new_best and rgb is not None:
+                caption = f"{ev.label} {ev.score:.2f}"
+                self._pending[ev.id] = _PendingSnapshot(rgb, Overlay(ev.box, ev.label, caption))
+            key = self._maybe_write_snapshot(change)
+            self.events.upsert(ev, key)
+            if change.kind is EventChangeKind.CLOSED:
+                self._pending.pop(ev.id, None)
+                self._written_at.pop(ev.id, None)
+
+    def _maybe_write_snapshot(self, change: EventChange) -> str | None:
+        ev = change.event
+        pending = self._pending.get(ev.id)
+        if pending is None:
+            return None
+        now = self.clock()
+        last = self._written_at.get(ev.id)
+        due = (
+            change.kind is not EventChangeKind.UPDATED
+            or last is None
+            or now - last >= SNAPSHOT_MIN_INTERVAL_S
+        )
+        if not due:
+            return None
+        key = snapshot_key(self.camera_id, ev.id)
+        self.objects.put(key, encode_jpeg(pending.rgb, [pending.overlay]), "image/jpeg")
+        self._written_at[ev.id] = now
+        del self._pending[ev.id]
+        return key

@@ -1,0 +1,80 @@
+"""Camera routes: add and remove cameras at run time, their status, their latest frame."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Response, status
+from starlette.concurrency import run_in_threadpool
+
+from sentinel.api.deps import Services, ServicesDep
+from sentinel.api.schemas import CameraPublic
+from sentinel.config import CAMERA_ID_PATTERN, CameraConfig
+
+router = APIRouter(prefix="/cameras", tags=["cameras"])
+
+CameraId = Annotated[str, Path(pattern=CAMERA_ID_PATTERN)]
+
+
+async def _config(services: Services, camera_id: str) -> CameraConfig:
+    raw = await run_in_threadpool(services.cameras.get, camera_id)
+    if raw is None:
+        raise HTTPException(404, f"camera {camera_id} not found")
+    return CameraConfig(**raw)
+
+
+@router.get("", response_model=list[CameraPublic], summary="All configured cameras")
+async def list_cameras(services: ServicesDep) -> list[CameraPublic]:
+    rows = await run_in_threadpool(services.cameras.list)
+    statuses = await services.control.statuses()
+    return [CameraPublic.of(CameraConfig(**cfg), statuses.get(cid)) for cid, cfg in rows]
+
+
+@router.post(
+    "",
+    response_model=CameraPublic,
+    status_code=status.HTTP_201_CREATED,
+    summary="Add a camera and start it",
+    responses={409: {"description": "A camera with this id exists"}},
+)
+async def add_camera(camera: CameraConfig, services: ServicesDep) -> CameraPublic:
+    existing = await run_in_threadpool(services.cameras.get, camera.id)
+    if existing is not None:
+        raise HTTPException(409, f"camera {camera.id} already exists")
+    await run_in_threadpool(services.cameras.upsert, camera.id, camera.model_dump(mode="json"))
+    await services.control.started(camera)
+    return CameraPublic.of(camera, await services.control.status(camera.id))
+
+
+@router.get("/{camera_id}", response_model=CameraPublic, summary="A camera and its status")
+async def get_camera(camera_id: CameraId, services: ServicesDep) -> CameraPublic:
+    cfg = await _config(services, camera_id)
+    return CameraPublic.of(cfg, await services.control.status(camera_id))
+
+
+@router.delete(
+    "/{camera_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Stop and remove a camera (its events are kept)",
+)
+async def remove_camera(camera_id: CameraId, services: ServicesDep) -> Response:
+    deleted = await run_in_threadpool(services.cameras.delete, camera_id)
+    if not deleted:
+        raise HTTPException(404, f"camera {camera_id} not found")
+    await services.control.removed(camera_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/{camera_id}/latest.jpg",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}}, 503: {"description": "No frame yet"}},
+    summary="The newest analysed frame with tracked boxes drawn",
+)
+async def latest_frame(camera_id: CameraId, services: ServicesDep) -> Response:
+    await _config(services, camera_id)
+    data = await services.control.latest_jpeg(camera_id)
+    if data is None:
+        raise HTTPException(503, f"camera {camera_id} has no frame yet")
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})

@@ -1,0 +1,73 @@
+"""What the routes depend on, as protocols: Ray-backed in production, fakes in tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Protocol
+
+from fastapi import Depends, Request
+from sqlalchemy.engine import Engine
+
+from sentinel.config import CameraConfig
+from sentinel.store.objects import ObjectStore
+from sentinel.store.repo import CameraRepository, EventRepository
+
+
+class CameraExists(Exception):
+    """A camera with that id is already configured."""
+
+
+class CameraControl(Protocol):
+    """Starts, stops and inspects running cameras."""
+
+    async def started(self, camera: CameraConfig) -> None:
+        """Called after the camera row was written: start it now."""
+
+    async def removed(self, camera_id: str) -> None:
+        """Called after the camera row was deleted: stop it now."""
+
+    async def status(self, camera_id: str) -> dict[str, Any] | None: ...
+
+    async def statuses(self) -> dict[str, dict[str, Any]]: ...
+
+    async def latest_jpeg(self, camera_id: str) -> bytes | None: ...
+
+
+class DetectorProbe(Protocol):
+    async def ready(self) -> bool: ...
+
+
+@dataclass
+class Services:
+    """Everything the API needs, injected by the ingress (or by a test)."""
+
+    engine: Engine
+    events: EventRepository
+    cameras: CameraRepository
+    objects: ObjectStore
+    control: CameraControl
+    detector: DetectorProbe
+    metrics_public: bool = True
+
+
+_process_services: Services | None = None
+
+
+def install_services(services: Services) -> None:
+    """Makes ``services`` the default of this process.
+
+    Ray Serve rebuilds the ingress's FastAPI app inside the replica, so the deployment cannot
+    reach "its" app object; it installs its services process-wide instead.
+    """
+    global _process_services
+    _process_services = services
+
+
+def get_services(request: Request) -> Services:
+    services: Services | None = getattr(request.app.state, "services", None) or _process_services
+    if services is None:
+        raise RuntimeError("the API was started without its services")
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]

@@ -1,0 +1,79 @@
+"""Prometheus exposition of the cameras' counters and histograms.
+
+Each camera actor keeps its own counters (its process is its own); the ingress gathers their
+statuses through the supervisor and renders them here, so one scrape sees the whole cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from sentinel.domain.stats import CameraState, CameraStats
+
+_COUNTERS = {
+    "frames_decoded": "Frames decoded from the source.",
+    "frames_sampled": "Frames sampled for analysis at detect_fps.",
+    "frames_dropped": "Sampled frames dropped because analysis fell behind.",
+    "frames_skipped_motion": "Sampled frames the motion gate kept from the detector.",
+    "decode_errors": "Packets that failed to decode.",
+    "detector_calls": "Detector calls.",
+    "detector_errors": "Detector calls that failed.",
+    "events_opened": "Events opened.",
+    "events_closed": "Events closed.",
+    "reconnects": "Source reconnect attempts.",
+}
+_HISTOGRAMS = {
+    "detector_latency_ms": ("sentinel_detector_latency_ms", "Detector call latency (ms)."),
+    "batch_sizes": ("sentinel_detector_batch_size", "Batch size a frame was detected in."),
+    "frame_to_event_ms": (
+        "sentinel_frame_to_event_ms",
+        "From decoding a frame to storing the event it opened (ms).",
+    ),
+}
+
+
+class _CamerasCollector(Collector):
+    def __init__(self, statuses: Mapping[str, Mapping[str, Any]]) -> None:
+        self.stats = [CameraStats.from_dict(dict(s)) for s in statuses.values()]
+
+    def collect(self) -> Iterator[Metric]:
+        for name, doc in _COUNTERS.items():
+            fam = CounterMetricFamily(f"sentinel_{name}", doc, labels=["camera"])
+            for st in self.stats:
+                fam.add_metric([st.camera_id], getattr(st.counters, name))
+            yield fam
+        for attr, (name, doc) in _HISTOGRAMS.items():
+            hist = HistogramMetricFamily(name, doc, labels=["camera"])
+            for st in self.stats:
+                h = getattr(st, attr)
+                hist.add_metric([st.camera_id], h.cumulative(), h.total)
+            yield hist
+        state = GaugeMetricFamily(
+            "sentinel_camera_status", "1 for the camera's current state.", labels=["camera", "state"]
+        )
+        restarts = GaugeMetricFamily(
+            "sentinel_camera_restarts", "Restarts after crashes.", labels=["camera"]
+        )
+        for st in self.stats:
+            for s in CameraState:
+                state.add_metric([st.camera_id, s.value], 1.0 if st.state is s else 0.0)
+            restarts.add_metric([st.camera_id], st.restarts)
+        yield state
+        yield restarts
+
+
+def render_metrics(statuses: Mapping[str, Mapping[str, Any]]) -> bytes:
+    """Prometheus text format for ``statuses`` (camera id -> CameraStats dict)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_CamerasCollector(statuses))
+    return generate_latest(registry)

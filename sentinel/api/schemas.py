@@ -1,0 +1,107 @@
+"""Response models of the HTTP API (table rows never leave through a route as they are)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from sentinel.config import CameraConfig
+from sentinel.store.repo import StoredEvent
+from sentinel.video.source import redact_source
+
+
+class EventPublic(BaseModel):
+    id: str
+    camera_id: str
+    label: str
+    score: float = Field(description="Best detection score over the event.")
+    track_id: int
+    started_at: datetime
+    ended_at: datetime | None = Field(description="Null while the object is still tracked.")
+    last_seen_at: datetime
+    box: list[float] = Field(description="[x1, y1, x2, y2] of the best frame, in pixels.")
+    best_at: datetime
+    snapshot_url: str | None
+
+    @classmethod
+    def of(cls, ev: StoredEvent) -> EventPublic:
+        return cls(
+            id=ev.id,
+            camera_id=ev.camera_id,
+            label=ev.label,
+            score=round(ev.score, 4),
+            track_id=ev.track_id,
+            started_at=ev.started_at,
+            ended_at=ev.ended_at,
+            last_seen_at=ev.last_seen_at,
+            box=[round(v, 1) for v in ev.box.as_list()],
+            best_at=ev.best_at,
+            snapshot_url=f"/api/v1/events/{ev.id}/snapshot.jpg" if ev.snapshot_key else None,
+        )
+
+
+class EventPage(BaseModel):
+    items: list[EventPublic]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
+
+
+class CameraStatusPublic(BaseModel):
+    state: str = Field(description="starting, running, reconnecting, finished, failed, stopped")
+    last_error: str | None = None
+    restarts: int = 0
+    codec: str | None = None
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    counters: dict[str, int] = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, status: dict[str, Any] | None) -> CameraStatusPublic:
+        if status is None:
+            return cls(state="starting")
+        return cls(
+            state=status.get("state", "starting"),
+            last_error=status.get("last_error"),
+            restarts=status.get("restarts", 0),
+            codec=status.get("codec"),
+            width=status.get("width"),
+            height=status.get("height"),
+            fps=status.get("fps"),
+            counters=status.get("counters", {}),
+        )
+
+
+class CameraPublic(BaseModel):
+    id: str
+    name: str | None
+    source: str = Field(description="The source URL with any password redacted.")
+    detect_fps: float
+    realtime: bool
+    enabled: bool
+    detect: bool
+    labels: list[str] | None
+    status: CameraStatusPublic
+
+    @classmethod
+    def of(cls, cfg: CameraConfig, status: dict[str, Any] | None) -> CameraPublic:
+        return cls(
+            id=cfg.id,
+            name=cfg.name,
+            source=redact_source(cfg.source),
+            detect_fps=cfg.detect_fps,
+            realtime=cfg.realtime,
+            enabled=cfg.enabled,
+            detect=cfg.detect,
+            labels=cfg.labels,
+            status=CameraStatusPublic.of(status),
+        )
+
+
+class HealthReport(BaseModel):
+    status: str = Field(description="`ok` when alive; see `ready` for readiness.")
+    ready: bool
+    database: str
+    detector: str
+    cameras: dict[str, str]

@@ -1,0 +1,222 @@
+"""The ``sentinel`` command: run the platform, manage models and cameras."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+import yaml
+
+from sentinel.config import CameraConfig, Settings, load_settings
+
+logger = logging.getLogger("sentinel")
+
+DEBIAN_SAMPLE = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+
+
+def find_sample(settings: Settings) -> Path:
+    """The demo video: the data dir's copy, or Debian's opencv-doc one."""
+    for candidate in (settings.data_dir / "samples" / "vtest.avi", DEBIAN_SAMPLE):
+        if candidate.is_file():
+            return candidate
+    raise click.ClickException(
+        "no sample video: install Debian's opencv-doc package (`make sample` does it) or put "
+        f"a video at {settings.data_dir / 'samples' / 'vtest.avi'}"
+    )
+
+
+def demo_camera(sample: Path) -> CameraConfig:
+    return CameraConfig(id="demo", name="Demo (PETS09 pedestrians)", source=str(sample))
+
+
+def _settings(config: Path | None, **overrides: Any) -> Settings:
+    try:
+        return load_settings(config, **{k: v for k, v in overrides.items() if v is not None})
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _ensure_model(settings: Settings) -> None:
+    path = settings.onnx_model_path()
+    if settings.detector.model_path is None and not path.is_file():
+        from sentinel.serve.models import export_yolov8n
+
+        click.echo(f"exporting the bundled YOLOv8n to {path} (once)...")
+        export_yolov8n(path)
+
+
+def _run_until_signal(settings: Settings) -> None:
+    from sentinel.serve import app as runtime
+
+    _ensure_model(settings)
+    stop_event = threading.Event()
+
+    def _on_signal(signum: int, _frame: Any) -> None:
+        click.echo(f"\nreceived {signal.Signals(signum).name}, stopping...")
+        stop_event.set()
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    supervisor = runtime.start(settings)
+    url = f"http://{settings.host}:{settings.port}"
+    click.echo(f"Sentinel is running at {url}  (API docs: {url}/docs, events: {url}/api/v1/events)")
+    click.echo(f"data dir: {settings.data_dir}")
+    sys.stdout.flush()
+    while not stop_event.wait(1.0):
+        pass
+    runtime.stop(settings, supervisor)
+    import ray
+
+    ray.shutdown()
+    click.echo("stopped")
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
+def main(verbose: bool) -> None:
+    """Sentinel: AI video surveillance on Ray."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@main.command()
+@click.option("--config", "config", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--port", type=int, default=None, help="HTTP port (default 8000).")
+def up(config: Path | None, port: int | None) -> None:
+    """Start (or join, with RAY_ADDRESS) a Ray cluster and run the cameras of --config."""
+    _run_until_signal(_settings(config, port=port))
+
+
+@main.command()
+@click.option("--port", type=int, default=None, help="HTTP port (default 8000).")
+def demo(port: int | None) -> None:
+    """Run with a built-in config: one camera looping the sample video."""
+    settings = _settings(None, port=port)
+    sample = find_sample(settings)
+    settings = settings.model_copy(update={"cameras": [demo_camera(sample)]})
+    _run_until_signal(settings)
+
+
+@main.group()
+def models() -> None:
+    """Detector model files."""
+
+
+@models.command("init")
+@click.option("--force", is_flag=True, help="Export again even if the file exists.")
+def models_init(force: bool) -> None:
+    """Verify the bundled YOLOv8n (sha256) and export it to ONNX in the data dir."""
+    from sentinel.serve.models import ModelFileError, export_yolov8n
+
+    settings = _settings(None)
+    try:
+        path = export_yolov8n(settings.models_dir / "yolov8n.onnx", force=force)
+    except ModelFileError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"model ready: {path}")
+
+
+def _api(url: str) -> httpx.Client:
+    return httpx.Client(base_url=url, timeout=30.0)
+
+
+def _fail_on_error(response: httpx.Response) -> Any:
+    if response.status_code >= 400:
+        try:
+            detail = response.json().get("detail")
+        except ValueError:
+            detail = response.text
+        raise click.ClickException(f"{response.status_code}: {detail}")
+    return response.json() if response.content else None
+
+
+URL_OPTION = click.option(
+    "--url",
+    default=lambda: os.environ.get("SENTINEL_URL", "http://127.0.0.1:8000"),
+    show_default="SENTINEL_URL or http://127.0.0.1:8000",
+    help="Where Sentinel's HTTP API listens.",
+)
+
+
+@main.command()
+@URL_OPTION
+def status(url: str) -> None:
+    """Health of a running Sentinel and the state of each camera."""
+    with _api(url) as client:
+        try:
+            health = client.get("/health").json()
+        except httpx.HTTPError as exc:
+            raise click.ClickException(f"Sentinel is not reachable at {url}: {exc}") from exc
+        cameras = _fail_on_error(client.get("/api/v1/cameras"))
+    click.echo(f"ready={health['ready']} database={health['database']} "
+               f"detector={health['detector']}")
+    for cam in cameras:
+        st = cam["status"]
+        err = f"  error: {st['last_error']}" if st.get("last_error") else ""
+        click.echo(f"{cam['id']:<20} {st['state']:<13} {cam['source']}{err}")
+
+
+@main.group()
+def cameras() -> None:
+    """List, add and remove cameras of a running Sentinel."""
+
+
+@cameras.command("list")
+@URL_OPTION
+def cameras_list(url: str) -> None:
+    with _api(url) as client:
+        click.echo(json.dumps(_fail_on_error(client.get("/api/v1/cameras")), indent=2))
+
+
+@cameras.command("add")
+@URL_OPTION
+@click.option("--id", "camera_id", help="Camera id (a-z, 0-9, _ and -).")
+@click.option("--source", help="File path, rtsp:// or http(s):// URL.")
+@click.option("--detect-fps", type=float, default=None)
+@click.option("--realtime/--no-realtime", default=None)
+@click.option("--file", "file", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="A YAML file with the camera's keys (instead of the options).")
+def cameras_add(
+    url: str,
+    camera_id: str | None,
+    source: str | None,
+    detect_fps: float | None,
+    realtime: bool | None,
+    file: Path | None,
+) -> None:
+    body: dict[str, Any] = {}
+    if file is not None:
+        loaded = yaml.safe_load(file.read_text())
+        if not isinstance(loaded, dict):
+            raise click.ClickException(f"{file} must hold a mapping of camera keys")
+        body.update(loaded)
+    for key, value in (("id", camera_id), ("source", source), ("detect_fps", detect_fps),
+                       ("realtime", realtime)):
+        if value is not None:
+            body[key] = value
+    with _api(url) as client:
+        cam = _fail_on_error(client.post("/api/v1/cameras", json=body))
+    click.echo(f"added {cam['id']}: {cam['status']['state']}")
+
+
+@cameras.command("remove")
+@URL_OPTION
+@click.argument("camera_id")
+def cameras_remove(url: str, camera_id: str) -> None:
+    with _api(url) as client:
+        _fail_on_error(client.delete(f"/api/v1/cameras/{camera_id}"))
+    click.echo(f"removed {camera_id}")
+
+
+if __name__ == "__main__":
+    main()

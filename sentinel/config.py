@@ -1,0 +1,231 @@
+"""Configuration: process settings (env / YAML) and the operator-facing camera config.
+
+Process settings come from ``SENTINEL_*`` environment variables and an optional YAML file; every
+field has an embedded default so ``sentinel demo`` needs no setup. Camera configs are strict
+pydantic models (``extra="forbid"``) shared by the YAML file and ``POST /api/v1/cameras``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from sentinel.domain.events import EventConfig
+from sentinel.domain.motion import MotionConfig
+from sentinel.domain.pipeline import PipelineConfig
+from sentinel.domain.tracking import TrackerConfig
+from sentinel.video.source import SourceKind, classify_source
+
+CAMERA_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "sentinel"
+
+
+class StrictModel(BaseModel):
+    """Operator-facing config: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MotionSettings(StrictModel):
+    enabled: bool = Field(True, description="Skip the detector when nothing moves or is tracked.")
+    threshold: float = Field(
+        0.003, ge=0.0, le=1.0, description="Fraction of changed pixels that counts as motion."
+    )
+    pixel_delta: int = Field(18, ge=1, le=255, description="Gray-level change of one pixel.")
+    max_idle_s: float = Field(
+        10.0, gt=0, le=3600, description="Run the detector at least this often anyway."
+    )
+
+
+class TrackerSettings(StrictModel):
+    high_score: float = Field(0.5, gt=0, le=1, description="Score that can start a track.")
+    low_score: float = Field(0.15, gt=0, le=1, description="Lowest score that keeps a track.")
+    match_iou: float = Field(0.3, gt=0, le=1, description="IoU to associate a box to a track.")
+    min_hits: int = Field(3, ge=1, le=50, description="Consecutive hits that confirm a track.")
+
+    @model_validator(mode="after")
+    def _scores_ordered(self) -> TrackerSettings:
+        if self.low_score > self.high_score:
+            raise ValueError(
+                f"low_score must be <= high_score, but got {self.low_score} > {self.high_score}"
+            )
+        return self
+
+
+class EventSettings(StrictModel):
+    close_after_s: float = Field(
+        5.0, gt=0, le=3600, description="An event ends when its object is gone this long."
+    )
+    rejoin_s: float = Field(3.0, ge=0, le=3600, description="A returning object rejoins.")
+    stationary_rejoin_s: float = Field(
+        600.0, ge=0, le=86400, description="Rejoin window for stationary objects (parked cars)."
+    )
+
+
+class CameraConfig(StrictModel):
+    """One camera, as written in the YAML file or posted to ``/api/v1/cameras``."""
+
+    id: Annotated[str, Field(pattern=CAMERA_ID_PATTERN, description="Unique camera id.")]
+    name: str | None = Field(None, max_length=200, description="Display name.")
+    source: str = Field(
+        ..., min_length=1, max_length=2048, description="File path, rtsp:// or http(s):// URL."
+    )
+    detect_fps: float = Field(5.0, gt=0, le=30, description="Frames per second analysed.")
+    realtime: bool = Field(
+        True,
+        description="Files only: true paces at the native rate and loops like a live camera; "
+        "false processes as fast as possible and ends as `finished`.",
+    )
+    enabled: bool = Field(True, description="A disabled camera is kept but not run.")
+    detect: bool = Field(True, description="Run the detector (false: decode and gate only).")
+    labels: list[str] | None = Field(
+        default_factory=lambda: ["person", "car", "truck", "bus", "motorcycle", "bicycle"],
+        max_length=80,
+        description="Labels that make events; null means every label the model knows.",
+    )
+    min_score: float = Field(0.4, ge=0.01, le=1, description="Detections below are ignored.")
+    motion: MotionSettings = Field(default_factory=MotionSettings)  # type: ignore[arg-type]
+    tracker: TrackerSettings = Field(default_factory=TrackerSettings)  # type: ignore[arg-type]
+    events: EventSettings = Field(default_factory=EventSettings)  # type: ignore[arg-type]
+    max_reconnect_attempts: int = Field(
+        0, ge=0, le=100000, description="Network sources: give up after this many (0 = never)."
+    )
+
+    @field_validator("source")
+    @classmethod
+    def _source_allowed(cls, value: str) -> str:
+        classify_source(value)  # raises ValueError naming the accepted forms
+        return value
+
+    @property
+    def kind(self) -> SourceKind:
+        return classify_source(self.source)
+
+    def pipeline_config(self) -> PipelineConfig:
+        """The pure pipeline's view of this camera."""
+        return PipelineConfig(
+            motion=MotionConfig(
+                enabled=self.motion.enabled,
+                threshold=self.motion.threshold,
+                pixel_delta=self.motion.pixel_delta,
+                max_idle_s=self.motion.max_idle_s,
+            ),
+            tracker=TrackerConfig(
+                high_score=self.tracker.high_score,
+                low_score=self.tracker.low_score,
+                match_iou=self.tracker.match_iou,
+                min_hits=self.tracker.min_hits,
+                max_lost_s=self.events.close_after_s,
+            ),
+            events=EventConfig(
+                close_after_s=self.events.close_after_s,
+                rejoin_s=self.events.rejoin_s,
+                stationary_rejoin_s=self.events.stationary_rejoin_s,
+            ),
+            labels=frozenset(self.labels) if self.labels is not None else None,
+            min_score=self.min_score,
+        )
+
+
+class DetectorSettings(StrictModel):
+    model_path: Path | None = Field(
+        None, description="YOLO-format ONNX model; default: the one `sentinel models init` made."
+    )
+    labels: list[str] | None = Field(None, description="Class names; default COCO's 80.")
+    input_size: int = Field(640, ge=32, le=2048, multiple_of=32)
+    conf_threshold: float = Field(0.25, gt=0, le=1)
+    iou_threshold: float = Field(0.45, gt=0, le=1)
+    threads: int = Field(2, ge=1, le=64, description="ONNX Runtime intra-op threads per replica.")
+    num_cpus: float = Field(1.0, ge=0, le=64, description="Ray CPUs reserved per replica.")
+    num_gpus: float = Field(0.0, ge=0, le=8)
+    replicas: int = Field(1, ge=1, le=64)
+    max_batch_size: int = Field(4, ge=1, le=64)
+    batch_wait_timeout_s: float = Field(0.01, ge=0, le=1)
+
+
+class Settings(BaseSettings):
+    """Process settings: ``SENTINEL_*`` env vars override the YAML file, which overrides defaults."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SENTINEL_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: str | None = Field(None, description="Default: SQLite file in the data dir.")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    app_name: str = "sentinel"
+    namespace: str = "sentinel"
+    redis_url: str | None = None
+    detector: DetectorSettings = Field(default_factory=DetectorSettings)  # type: ignore[arg-type]
+    cameras: list[CameraConfig] = Field(default_factory=list)
+    reconcile_interval_s: float = Field(2.0, gt=0, le=300)
+    max_request_limit: int = 500
+
+    @field_validator("cameras")
+    @classmethod
+    def _unique_ids(cls, cameras: list[CameraConfig]) -> list[CameraConfig]:
+        seen: set[str] = set()
+        for cam in cameras:
+            if cam.id in seen:
+                raise ValueError(f"camera ids must be unique, but {cam.id!r} appears twice")
+            seen.add(cam.id)
+        return cameras
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'sentinel.db').resolve()}"
+
+    @property
+    def objects_dir(self) -> Path:
+        return self.data_dir / "objects"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    def onnx_model_path(self) -> Path:
+        return self.detector.model_path or self.models_dir / "yolov8n.onnx"
+
+
+_ENV_REF = re.compile(r"\$\{(SENTINEL_[A-Z0-9_]+)\}")
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from an optional YAML file (``safe_load`` only), env vars and ``overrides``.
+
+    Env vars win over the file, so a deployment can override one field without editing it.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ValueError(f"cannot read config file {path}: {exc.strerror}") from exc
+        loaded = yaml.safe_load(text)
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"config file {path} must hold a mapping, but got {type(loaded)}")
+        data.update(loaded)
+    env_keys = {
+        key[len("SENTINEL_") :].lower().split("__")[0]
+        for key in os.environ
+        if key.startswith("SENTINEL_")
+    }
+    for key in env_keys:
+        data.pop(key, None)  # the env var wins; pydantic-settings reads it
+    data.update(overrides)
+    return Settings(**data)

@@ -1,0 +1,144 @@
+"""A cheap motion gate that decides which sampled frames are worth a detector call.
+
+The gate compares a small grayscale frame (e.g. 96x72) against a running-average background.
+Detection is skipped only when nothing moves, nothing is tracked and a detection ran recently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+@dataclass(frozen=True)
+class MotionConfig:
+    """Settings of the motion gate.
+
+    Attributes:
+        enabled: When false every frame is sent to the detector.
+        threshold: Fraction of changed pixels (0..1) that counts as motion.
+        pixel_delta: Gray-level difference (0..255) above which a pixel counts as changed.
+        alpha: Weight of the new frame in the running-average background (0..1].
+        max_idle_s: Stream seconds after which a detection is forced even without motion, so
+            objects that entered unseen (or stopped before the gate noticed them) are found.
+    """
+
+    enabled: bool = True
+    threshold: float = 0.003
+    pixel_delta: int = 18
+    alpha: float = 0.1
+    max_idle_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], but got {self.threshold}")
+        if not 0 <= self.pixel_delta <= 255:
+            raise ValueError(f"pixel_delta must be in [0, 255], but got {self.pixel_delta}")
+        if not 0.0 < self.alpha <= 1.0:
+            raise ValueError(f"alpha must be in (0, 1], but got {self.alpha}")
+        if self.max_idle_s < 0.0:
+            raise ValueError(f"max_idle_s must be >= 0, but got {self.max_idle_s}")
+
+
+@dataclass(frozen=True)
+class MotionDecision:
+    """The gate's verdict on one frame.
+
+    Attributes:
+        motion: Fraction of pixels that changed against the background (0..1).
+        detect: Whether the detector should run on this frame.
+        reason: Why: ``"first frame"``, ``"reset"`` (frame size changed), ``"gate off"``,
+            ``"tracking"``, ``"motion"``, ``"refresh"`` (``max_idle_s`` elapsed) or ``"idle"``
+            (no detection).
+    """
+
+    motion: float
+    detect: bool
+    reason: str
+
+
+class MotionGate:
+    """Running-average background subtraction on small grayscale frames.
+
+    Args:
+        config: Gate settings.
+    """
+
+    def __init__(self, config: MotionConfig | None = None) -> None:
+        self.config = config if config is not None else MotionConfig()
+        self._background: NDArray[np.float32] | None = None
+        self._last_detect_t: float | None = None
+
+    def reset(self) -> None:
+        """Forget the background and the time of the last detection."""
+        self._background = None
+        self._last_detect_t = None
+
+    def check(self, gray: NDArray[np.uint8], t: float, tracking: bool) -> MotionDecision:
+        """Update the background with ``gray`` and decide whether to run the detector.
+
+        Args:
+            gray: An ``(H, W)`` uint8 grayscale frame; a new size resets the background.
+            t: Stream time of the frame in seconds.
+            tracking: Whether something is being tracked (forces detection).
+
+        Returns:
+            The decision for this frame.
+
+        Raises:
+            ValueError: If ``gray`` is not a non-empty 2-D uint8 array.
+        """
+        if not isinstance(gray, np.ndarray) or gray.ndim != 2 or gray.size == 0:
+            shape = getattr(gray, "shape", None)
+            raise ValueError(f"gray must be an (H, W) uint8 array, but got shape {shape}")
+        if gray.dtype != np.uint8:
+            raise ValueError(f"gray must be an (H, W) uint8 array, but got dtype {gray.dtype}")
+
+        frame = box_blur3(gray)
+        background = self._background
+        if background is None or background.shape != frame.shape:
+            self._background = frame
+            return self._decide(0.0, t, "first frame" if background is None else "reset")
+
+        changed = np.abs(frame - background) > float(self.config.pixel_delta)
+        motion = float(np.count_nonzero(changed)) / float(changed.size)
+        # In-place running average: slow enough that a passing object barely enters the
+        # background, fast enough that lighting drift and parked objects are absorbed.
+        background *= 1.0 - self.config.alpha
+        background += self.config.alpha * frame
+
+        if not self.config.enabled:
+            return self._decide(motion, t, "gate off")
+        if tracking:
+            return self._decide(motion, t, "tracking")
+        if motion >= self.config.threshold:
+            return self._decide(motion, t, "motion")
+        last = self._last_detect_t
+        if last is None or t - last >= self.config.max_idle_s:
+            return self._decide(motion, t, "refresh")
+        return MotionDecision(motion=motion, detect=False, reason="idle")
+
+    def _decide(self, motion: float, t: float, reason: str) -> MotionDecision:
+        self._last_detect_t = t
+        return MotionDecision(motion=motion, detect=True, reason=reason)
+
+
+def box_blur3(gray: NDArray[np.uint8]) -> NDArray[np.float32]:
+    """A 3x3 box blur with edge replication, as float32 (removes pixel noise before diffing).
+
+    Args:
+        gray: An ``(H, W)`` grayscale image.
+
+    Returns:
+        The blurred ``(H, W)`` float32 image.
+    """
+    padded = np.pad(gray.astype(np.float32), 1, mode="edge")
+    height, width = gray.shape
+    out = np.zeros((height, width), dtype=np.float32)
+    for dy in range(3):
+        for dx in range(3):
+            out += padded[dy : dy + height, dx : dx + width]
+    out /= 9.0
+    return out

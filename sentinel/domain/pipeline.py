@@ -1,0 +1,181 @@
+"""The per-camera frame pipeline: motion gate, label filter, tracker and event builder.
+
+The camera actor owns one :class:`FramePipeline` and drives it frame by frame: it asks
+:meth:`FramePipeline.wants_detection`, then reports either the detector's output
+(:meth:`FramePipeline.on_detections`) or that the frame was skipped
+(:meth:`FramePipeline.on_skipped`), and persists the returned changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+import numpy as np
+from numpy.typing import NDArray
+
+from sentinel.domain.events import EventBuilder, EventConfig
+from sentinel.domain.motion import MotionConfig, MotionDecision, MotionGate
+from sentinel.domain.tracking import Track, Tracker, TrackerConfig, TrackerUpdate
+from sentinel.domain.types import Detection, EventChange, EventState
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Settings of one camera's pipeline.
+
+    Attributes:
+        motion: Motion gate settings.
+        tracker: Tracker settings; its ``max_lost_s`` is replaced by ``events.close_after_s``.
+        events: Event settings.
+        labels: Labels kept (allow-list); ``None`` keeps every label.
+        min_score: Detections scoring below this are dropped before tracking.
+    """
+
+    motion: MotionConfig = field(default_factory=MotionConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    events: EventConfig = field(default_factory=EventConfig)
+    labels: frozenset[str] | None = None
+    min_score: float = 0.15
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_score <= 1.0:
+            raise ValueError(f"min_score must be in [0, 1], but got {self.min_score}")
+
+
+class FramePipeline:
+    """Motion gate → filter → tracker → events for one camera.
+
+    Frames are identified by their stream time ``ts`` (seconds, increasing); a frame whose
+    ``ts`` is not after the last processed one is a replay and changes nothing, which keeps
+    event writes idempotent when frames are delivered twice. ``wall`` is the frame's
+    timezone-aware wall-clock time.
+
+    Args:
+        camera_id: The camera.
+        epoch: This pipeline's lifetime in the camera's stream (see :class:`EventBuilder`).
+        config: Pipeline settings.
+    """
+
+    def __init__(self, camera_id: str, epoch: str, config: PipelineConfig | None = None) -> None:
+        self.camera_id = camera_id
+        self.config = config if config is not None else PipelineConfig()
+        self._gate = MotionGate(self.config.motion)
+        # An event ends when its track is removed, so both must agree on how long "gone" is.
+        self._tracker = Tracker(
+            replace(self.config.tracker, max_lost_s=self.config.events.close_after_s)
+        )
+        self._events = EventBuilder(camera_id, epoch, self.config.events)
+        self._last_ts: float | None = None
+
+    @property
+    def tracking(self) -> bool:
+        """Whether any track is live (tentative, confirmed or lost but still matchable)."""
+        return bool(self._tracker.active)
+
+    def active_tracks(self) -> list[Track]:
+        """The live tracks, by id."""
+        return self._tracker.active
+
+    def open_events(self) -> list[EventState]:
+        """Copies of the events currently open."""
+        return self._events.open_events
+
+    def wants_detection(self, gray_small: NDArray[np.uint8], ts: float) -> MotionDecision:
+        """Feed the motion gate and say whether this frame should go to the detector.
+
+        Args:
+            gray_small: The frame downscaled to a small ``(H, W)`` uint8 grayscale image.
+            ts: Stream time of the frame in seconds.
+
+        Returns:
+            The gate's decision (detection is forced while something is tracked).
+        """
+        return self._gate.check(gray_small, ts, tracking=self.tracking)
+
+    def on_detections(
+        self, detections: Sequence[Detection], ts: float, wall: datetime
+    ) -> list[EventChange]:
+        """Track one frame's detections and return the event changes they cause.
+
+        Args:
+            detections: The detector's output for the frame, in frame pixels.
+            ts: Stream time of the frame in seconds.
+            wall: Wall-clock time of the frame (timezone-aware).
+
+        Returns:
+            Event changes to persist; empty for a replayed frame.
+
+        Raises:
+            ValueError: If ``wall`` is naive.
+        """
+        if not self._accept(ts, wall):
+            return []
+        kept = [d for d in detections if self._keep(d)]
+        update = self._tracker.update(kept, ts)
+        return self._events.on_update(update, ts, wall)
+
+    def on_skipped(self, ts: float, wall: datetime) -> list[EventChange]:
+        """Account for a frame that passed without a detector call: age out lost tracks.
+
+        Args:
+            ts: Stream time of the frame in seconds.
+            wall: Wall-clock time of the frame (timezone-aware).
+
+        Returns:
+            Event changes to persist (closings); empty for a replayed frame.
+
+        Raises:
+            ValueError: If ``wall`` is naive.
+        """
+        if not self._accept(ts, wall):
+            return []
+        update = TrackerUpdate(removed=self._tracker.age_out(ts))
+        return self._events.on_update(update, ts, wall)
+
+    def adopt(self, events: Sequence[EventState], wall: datetime) -> None:
+        """Take over the events the store still has open for this camera (after a restart).
+
+        Args:
+            events: Open events from the store; other cameras' events are ignored.
+            wall: Current wall-clock time (timezone-aware).
+
+        Raises:
+            ValueError: If ``wall`` is naive.
+        """
+        _check_wall(wall)
+        self._events.adopt(events, wall)
+
+    def close_all(self, wall: datetime) -> list[EventChange]:
+        """Close every open event (clean stop).
+
+        Args:
+            wall: Wall-clock time of the stop (timezone-aware).
+
+        Returns:
+            One CLOSED change per open event.
+
+        Raises:
+            ValueError: If ``wall`` is naive.
+        """
+        _check_wall(wall)
+        return self._events.close_all(wall)
+
+    def _accept(self, ts: float, wall: datetime) -> bool:
+        _check_wall(wall)
+        if self._last_ts is not None and ts <= self._last_ts:
+            return False
+        self._last_ts = ts
+        return True
+
+    def _keep(self, detection: Detection) -> bool:
+        labels = self.config.labels
+        if labels is not None and detection.label not in labels:
+            return False
+        return detection.score >= self.config.min_score
+
+
+def _check_wall(wall: datetime) -> None:
+    if wall.tzinfo is None or wall.utcoffset() is None:
+        raise ValueError(f"wall must be a timezone-aware datetime, but got naive {wall!r}")

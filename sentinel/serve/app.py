@@ -1,0 +1,97 @@
+"""Assembling and running Sentinel on a Ray cluster: Serve app, supervisor, cameras."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+import ray
+from ray import serve
+
+from sentinel.actors.supervisor import get_or_create_supervisor
+from sentinel.config import Settings
+from sentinel.serve.detector import build_detector
+from sentinel.serve.ingress import Ingress
+from sentinel.serve.yolo import verify_model
+from sentinel.store.db import make_engine, migrate
+from sentinel.store.repo import CameraRepository
+
+logger = logging.getLogger(__name__)
+
+
+def runtime_of(settings: Settings) -> dict[str, Any]:
+    """The plain-dict settings actors and deployments receive (no pydantic across Ray)."""
+    return {
+        "db_url": settings.db_url,
+        "objects_dir": str(settings.objects_dir.resolve()),
+        "app_name": settings.app_name,
+        "namespace": settings.namespace,
+        "reconcile_interval_s": settings.reconcile_interval_s,
+    }
+
+
+def build_application(settings: Settings) -> Any:
+    model_path = settings.onnx_model_path().resolve()
+    verify_model(model_path)
+    detector = build_detector(settings.detector, model_path)
+    return Ingress.bind(detector, runtime_of(settings))  # type: ignore[attr-defined]
+
+
+def prepare_storage(settings: Settings) -> None:
+    """Creates the data dir and brings the database schema to head."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.objects_dir.mkdir(parents=True, exist_ok=True)
+    migrate(settings.db_url)
+
+
+def seed_cameras(settings: Settings) -> None:
+    """Writes the config file's cameras into the database (the supervisor's desired state)."""
+    repo = CameraRepository(make_engine(settings.db_url))
+    for camera in settings.cameras:
+        repo.upsert(camera.id, camera.model_dump(mode="json"))
+
+
+def connect_ray(settings: Settings) -> None:
+    """Joins ``RAY_ADDRESS`` when set, else starts a local cluster."""
+    if ray.is_initialized():
+        return
+    address = os.environ.get("RAY_ADDRESS") or None
+    ray.init(
+        address=address,
+        namespace=settings.namespace,
+        include_dashboard=False,
+        configure_logging=True,
+        logging_level=logging.WARNING,
+        log_to_driver=False,
+    )
+
+
+def start(settings: Settings, *, timeout_s: float = 180.0) -> Any:
+    """Deploys the Serve app and the supervisor; returns the supervisor handle."""
+    prepare_storage(settings)
+    seed_cameras(settings)
+    connect_ray(settings)
+    serve.start(http_options={"host": settings.host, "port": settings.port})
+    serve.run(build_application(settings), name=settings.app_name, route_prefix="/")
+    supervisor = get_or_create_supervisor(runtime_of(settings))
+    ray.get(supervisor.ping.remote(), timeout=timeout_s)
+    ray.get(supervisor.reconcile.remote(), timeout=timeout_s)
+    return supervisor
+
+
+def stop(settings: Settings, supervisor: Any | None = None) -> None:
+    """Stops cameras (closing their events), the supervisor and the Serve app."""
+    t0 = time.monotonic()
+    try:
+        if supervisor is not None:
+            ray.get(supervisor.shutdown.remote(), timeout=60)
+            ray.kill(supervisor, no_restart=True)
+    except Exception as exc:
+        logger.warning("supervisor did not shut down cleanly: %s", exc)
+    try:
+        serve.delete(settings.app_name)
+    except Exception as exc:
+        logger.warning("serve app did not delete cleanly: %s", exc)
+    logger.info("stopped in %.1fs", time.monotonic() - t0)

@@ -1,0 +1,81 @@
+"""The detector deployment: frames from every camera, batched across cameras by ``@serve.batch``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from sentinel.config import DetectorSettings
+from sentinel.domain.types import Detection
+from sentinel.serve.yolo import YoloOnnx
+
+
+@dataclass(frozen=True, slots=True)
+class DetectResult:
+    """Detections for one frame, with the facts a caller needs for its metrics."""
+
+    detections: list[Detection]
+    batch_size: int
+    infer_ms: float
+
+
+@serve.deployment(name="Detector", max_ongoing_requests=64)
+class Detector:
+    """Serves a YOLO-format ONNX model; requests from all cameras share batches."""
+
+    def __init__(self, settings: dict[str, Any], model_path: str) -> None:
+        cfg = DetectorSettings(**settings)
+        self.model = YoloOnnx(
+            Path(model_path),
+            labels=cfg.labels,
+            input_size=cfg.input_size,
+            threads=cfg.threads,
+            conf_threshold=cfg.conf_threshold,
+            iou_threshold=cfg.iou_threshold,
+        )
+        self.detect_batch.set_max_batch_size(cfg.max_batch_size)
+        self.detect_batch.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)
+
+    @serve.batch(max_batch_size=4, batch_wait_timeout_s=0.01)
+    async def detect_batch(self, frames: list[NDArray[np.uint8]]) -> list[DetectResult]:
+        start = time.perf_counter()
+        # Inference runs off the event loop so the next batch can gather meanwhile.
+        results = await asyncio.to_thread(self.model.detect, frames)
+        infer_ms = (time.perf_counter() - start) * 1000.0
+        return [DetectResult(dets, len(frames), infer_ms) for dets in results]
+
+    async def detect(self, frame: NDArray[np.uint8]) -> DetectResult:
+        """Detections for one RGB frame (H, W, 3) uint8."""
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            raise ValueError(
+                f"frame must be an (H, W, 3) uint8 array, but got {frame.shape} {frame.dtype}"
+            )
+        result: DetectResult = await self.detect_batch(frame)
+        return result
+
+    def labels(self) -> list[str]:
+        return list(self.model.labels)
+
+    def ready(self) -> bool:
+        return True
+
+
+def build_detector(settings: DetectorSettings, model_path: Path) -> Any:
+    """The bound detector deployment, sized by ``settings``."""
+    return Detector.options(
+        num_replicas=settings.replicas,
+        ray_actor_options={"num_cpus": settings.num_cpus, "num_gpus": settings.num_gpus},
+    ).bind(settings.model_dump(mode="json"), str(model_path))
+
+
+async def detect_via(handle: DeploymentHandle, frame: NDArray[np.uint8]) -> DetectResult:
+    result: DetectResult = await handle.detect.remote(frame)
+    return result

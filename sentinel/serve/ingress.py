@@ -1,0 +1,85 @@
+"""The Ray Serve FastAPI ingress: the API app with Ray-backed services."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import serve
+from ray.exceptions import RayActorError
+from ray.serve.handle import DeploymentHandle
+
+from sentinel.actors.camera import camera_actor_name
+from sentinel.actors.supervisor import SUPERVISOR_NAME
+from sentinel.api.app import create_app
+from sentinel.api.deps import Services, install_services
+from sentinel.config import CameraConfig
+from sentinel.store.db import make_engine
+from sentinel.store.objects import LocalObjectStore
+from sentinel.store.repo import CameraRepository, EventRepository
+
+app = create_app()
+
+
+class RayCameraControl:
+    """Camera control through the detached supervisor and the camera actors."""
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+
+    def _supervisor(self) -> Any:
+        return ray.get_actor(SUPERVISOR_NAME, namespace=self.namespace)
+
+    async def started(self, camera: CameraConfig) -> None:
+        await self._supervisor().reconcile.remote()
+
+    async def removed(self, camera_id: str) -> None:
+        await self._supervisor().reconcile.remote()
+
+    async def status(self, camera_id: str) -> dict[str, Any] | None:
+        result: dict[str, Any] | None = await self._supervisor().status.remote(camera_id)
+        return result
+
+    async def statuses(self) -> dict[str, dict[str, Any]]:
+        try:
+            result: dict[str, dict[str, Any]] = await self._supervisor().statuses.remote()
+        except (ValueError, RayActorError):
+            return {}
+        return result
+
+    async def latest_jpeg(self, camera_id: str) -> bytes | None:
+        try:
+            actor = ray.get_actor(camera_actor_name(camera_id), namespace=self.namespace)
+            data: bytes | None = await actor.latest_jpeg.remote()
+        except (ValueError, RayActorError):
+            return None
+        return data
+
+
+class DetectorHandleProbe:
+    def __init__(self, handle: DeploymentHandle) -> None:
+        self.handle = handle
+
+    async def ready(self) -> bool:
+        ok: bool = await self.handle.ready.remote()
+        return ok
+
+
+@serve.deployment(name="Ingress", max_ongoing_requests=256)
+@serve.ingress(app)
+class Ingress:
+    """HTTP entry point; the routes live in ``sentinel.api``."""
+
+    def __init__(self, detector: DeploymentHandle, runtime: dict[str, Any]) -> None:
+        engine = make_engine(runtime["db_url"])
+        install_services(
+            Services(
+                engine=engine,
+                events=EventRepository(engine),
+                cameras=CameraRepository(engine),
+                objects=LocalObjectStore(Path(runtime["objects_dir"])),
+                control=RayCameraControl(runtime["namespace"]),
+                detector=DetectorHandleProbe(detector),
+            )
+        )

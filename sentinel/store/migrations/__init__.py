@@ -1,0 +1,1 @@
+"""Alembic migrations of the Sentinel store (run through ``sentinel.store.db.migrate``)."""

@@ -1,0 +1,367 @@
+"""Repositories: idempotent event writes, event queries with keyset pagination, camera configs.
+
+Event writes are idempotent and order-tolerant: the pipeline may replay a frame, an actor may
+restart and resend a state, two writes may race. ``EventRepository.upsert`` uses the database's
+native ``INSERT ... ON CONFLICT DO UPDATE ... WHERE`` so a replay never duplicates an event and a
+stale state never overwrites a newer one, in a single statement (no read-modify-write race).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import builtins
+import json
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+
+from sentinel.domain.types import Box, EventState
+from sentinel.store.tables import CAMERAS, EVENTS
+
+__all__ = [
+    "MAX_PAGE_SIZE",
+    "CameraRepository",
+    "EventPage",
+    "EventRepository",
+    "InvalidCursor",
+    "StoredEvent",
+]
+
+MAX_PAGE_SIZE = 1000
+
+Clock = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class InvalidCursor(ValueError):  # noqa: N818 - a ValueError subclass named for what it rejects
+    """Raised when a pagination cursor was not produced by ``EventRepository.list``."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event as stored: the pipeline's ``EventState`` plus storage fields."""
+
+    id: str
+    camera_id: str
+    label: str
+    score: float
+    track_id: int
+    started_at: datetime
+    ended_at: datetime | None
+    last_seen_at: datetime
+    box: Box
+    best_at: datetime
+    hits: int
+    path: tuple[tuple[float, float], ...]
+    snapshot_key: str | None
+    updated_at: datetime
+
+    def to_state(self) -> EventState:
+        """The pipeline's view of this event (drops ``snapshot_key`` and ``updated_at``)."""
+        return EventState(
+            id=self.id,
+            camera_id=self.camera_id,
+            label=self.label,
+            track_id=self.track_id,
+            started_at=self.started_at,
+            last_seen_at=self.last_seen_at,
+            score=self.score,
+            box=self.box,
+            best_at=self.best_at,
+            ended_at=self.ended_at,
+            hits=self.hits,
+            path=list(self.path),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EventPage:
+    """One page of events, newest first; ``next_cursor`` is None on the last page."""
+
+    items: list[StoredEvent]
+    next_cursor: str | None
+
+
+def _require_aware(value: datetime | None, name: str) -> None:
+    if value is not None and (value.tzinfo is None or value.utcoffset() is None):
+        raise ValueError(f"{name} must be a timezone-aware datetime, but got {value.isoformat()}")
+
+
+def _encode_cursor(started_at: datetime, event_id: str) -> str:
+    raw = f"{started_at.astimezone(UTC).isoformat()}|{event_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8")
+        stamp, sep, event_id = raw.partition("|")
+        started_at = datetime.fromisoformat(stamp)
+    except (binascii.Error, UnicodeError, ValueError) as exc:
+        raise InvalidCursor(f"malformed cursor {cursor!r}") from exc
+    if not sep or not event_id or started_at.tzinfo is None:
+        raise InvalidCursor(f"malformed cursor {cursor!r}")
+    return started_at, event_id
+
+
+def _upsert_insert(engine: Engine, table: sa.Table) -> Any:
+    """The dialect's INSERT construct that supports ``on_conflict_do_update``."""
+    if engine.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    if engine.dialect.name == "sqlite":
+        return sqlite.insert(table)
+    raise ValueError(f"unsupported database dialect {engine.dialect.name!r}")
+
+
+def _to_event(row: sa.RowMapping) -> StoredEvent:
+    box = json.loads(row["box"])
+    path = json.loads(row["path"])
+    return StoredEvent(
+        id=row["id"],
+        camera_id=row["camera_id"],
+        label=row["label"],
+        score=float(row["score"]),
+        track_id=int(row["track_id"]),
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        last_seen_at=row["last_seen_at"],
+        box=Box(*(float(v) for v in box)),
+        best_at=row["best_at"],
+        hits=int(row["hits"]),
+        path=tuple((float(x), float(y)) for x, y in path),
+        snapshot_key=row["snapshot_key"],
+        updated_at=row["updated_at"],
+    )
+
+
+class EventRepository:
+    """Reads and idempotently writes events.
+
+    Args:
+        engine: An engine from ``sentinel.store.db.make_engine`` on a migrated database.
+        clock: Returns the current tz-aware time (for ``updated_at``); injectable for tests.
+    """
+
+    def __init__(self, engine: Engine, *, clock: Clock = _utcnow) -> None:
+        self._engine = engine
+        self._clock = clock
+
+    def upsert(self, state: EventState, snapshot_key: str | None = None) -> None:
+        """Insert the event, or update it if the incoming state is not stale.
+
+        The stored row is replaced when ``state.last_seen_at`` is later than the stored one, or
+        equal to it unless that would reopen a closed event. So replays are no-ops, an
+        out-of-order older state is ignored, and closing an event at its last-seen time wins,
+        while a replayed pre-close state cannot reopen it (a real reopen comes with a newer
+        sighting, hence a later ``last_seen_at``). A non-null stored ``snapshot_key`` is never
+        replaced by None.
+
+        Args:
+            state: The event's current state from the pipeline.
+            snapshot_key: The object key of the event's best-frame snapshot, if written.
+
+        Raises:
+            ValueError: If a datetime of ``state`` is naive.
+        """
+        for name in ("started_at", "last_seen_at", "best_at", "ended_at"):
+            _require_aware(getattr(state, name), f"state.{name}")
+        values: dict[str, Any] = {
+            "id": state.id,
+            "camera_id": state.camera_id,
+            "label": state.label,
+            "score": float(state.score),
+            "track_id": int(state.track_id),
+            "started_at": state.started_at,
+            "ended_at": state.ended_at,
+            "last_seen_at": state.last_seen_at,
+            "box": json.dumps(state.box.as_list()),
+            "best_at": state.best_at,
+            "hits": int(state.hits),
+            "path": json.dumps([[float(x), float(y)] for x, y in state.path]),
+            "snapshot_key": snapshot_key,
+            "updated_at": self._clock(),
+        }
+        stmt = _upsert_insert(self._engine, EVENTS).values(**values)
+        new = stmt.excluded
+        updates: dict[str, Any] = {name: new[name] for name in values if name != "id"}
+        updates["snapshot_key"] = sa.func.coalesce(new.snapshot_key, EVENTS.c.snapshot_key)
+        not_stale = sa.or_(
+            new.last_seen_at > EVENTS.c.last_seen_at,
+            sa.and_(
+                new.last_seen_at == EVENTS.c.last_seen_at,
+                sa.or_(EVENTS.c.ended_at.is_(None), new.ended_at.is_not(None)),
+            ),
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[EVENTS.c.id], set_=updates, where=not_stale
+        )
+        with self._engine.begin() as conn:
+            conn.execute(stmt)
+
+    def get(self, event_id: str) -> StoredEvent | None:
+        """The event with this id, or None."""
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(EVENTS).where(EVENTS.c.id == event_id)).mappings().first()
+        return None if row is None else _to_event(row)
+
+    def list(
+        self,
+        *,
+        camera_id: str | None = None,
+        camera_ids: Collection[str] | None = None,
+        label: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> EventPage:
+        """One page of events, newest first by ``(started_at, id)`` descending.
+
+        ``since``/``until`` select the events whose lifetime ``[started_at, ended_at]``
+        overlaps ``[since, until]``: ``started_at <= until`` and ``ended_at >= since``, where an
+        open event (``ended_at`` None) is ongoing and so matches any ``since``.
+
+        Args:
+            camera_id: Only this camera's events.
+            camera_ids: Only events of these cameras (an access scope); empty matches nothing.
+                Combined with ``camera_id`` both must hold.
+            label: Only events with this label.
+            since: Lower bound of the time window (tz-aware).
+            until: Upper bound of the time window (tz-aware).
+            cursor: ``next_cursor`` of the previous page, to continue after it.
+            limit: Page size, 1 to ``MAX_PAGE_SIZE``.
+
+        Returns:
+            The page; pass its ``next_cursor`` to get the next one.
+
+        Raises:
+            InvalidCursor: If ``cursor`` is malformed.
+            ValueError: If ``limit`` is out of bounds or a datetime is naive.
+        """
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            raise ValueError(f"limit must be between 1 and {MAX_PAGE_SIZE}, but got {limit}")
+        _require_aware(since, "since")
+        _require_aware(until, "until")
+        query = sa.select(EVENTS)
+        if camera_id is not None:
+            query = query.where(EVENTS.c.camera_id == camera_id)
+        if camera_ids is not None:
+            query = query.where(EVENTS.c.camera_id.in_(sorted(set(camera_ids))))
+        if label is not None:
+            query = query.where(EVENTS.c.label == label)
+        if since is not None:
+            query = query.where(sa.or_(EVENTS.c.ended_at.is_(None), EVENTS.c.ended_at >= since))
+        if until is not None:
+            query = query.where(EVENTS.c.started_at <= until)
+        if cursor is not None:
+            after_started, after_id = _decode_cursor(cursor)
+            query = query.where(
+                sa.or_(
+                    EVENTS.c.started_at < after_started,
+                    sa.and_(EVENTS.c.started_at == after_started, EVENTS.c.id < after_id),
+                )
+            )
+        query = query.order_by(EVENTS.c.started_at.desc(), EVENTS.c.id.desc()).limit(limit + 1)
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        items = [_to_event(row) for row in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            last = items[-1]
+            next_cursor = _encode_cursor(last.started_at, last.id)
+        return EventPage(items=items, next_cursor=next_cursor)
+
+    def open_events(self, camera_id: str) -> builtins.list[StoredEvent]:
+        """The camera's events that have not ended, oldest first."""
+        query = (
+            sa.select(EVENTS)
+            .where(EVENTS.c.camera_id == camera_id, EVENTS.c.ended_at.is_(None))
+            .order_by(EVENTS.c.started_at, EVENTS.c.id)
+        )
+        with self._engine.connect() as conn:
+            return [_to_event(row) for row in conn.execute(query).mappings()]
+
+    def count(self, camera_id: str | None = None, label: str | None = None) -> int:
+        """How many events are stored, optionally for one camera and/or label."""
+        query = sa.select(sa.func.count()).select_from(EVENTS)
+        if camera_id is not None:
+            query = query.where(EVENTS.c.camera_id == camera_id)
+        if label is not None:
+            query = query.where(EVENTS.c.label == label)
+        with self._engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+
+class CameraRepository:
+    """Stores camera configs (JSON) by camera id.
+
+    Args:
+        engine: An engine from ``sentinel.store.db.make_engine`` on a migrated database.
+        clock: Returns the current tz-aware time; injectable for tests.
+    """
+
+    def __init__(self, engine: Engine, *, clock: Clock = _utcnow) -> None:
+        self._engine = engine
+        self._clock = clock
+
+    def upsert(self, camera_id: str, config: dict[str, Any]) -> None:
+        """Create or replace a camera's config (``created_at`` is kept on replace).
+
+        Raises:
+            ValueError: If ``camera_id`` is empty or longer than 64 characters.
+            TypeError: If ``config`` is not a dict or not JSON-serialisable.
+        """
+        if not camera_id or len(camera_id) > 64:
+            raise ValueError(f"camera_id must have 1 to 64 characters, but got {camera_id!r}")
+        if not isinstance(config, dict):
+            raise TypeError(f"config must be a dict, but got {type(config).__name__}")
+        encoded = json.dumps(config, sort_keys=True)
+        now = self._clock()
+        stmt = _upsert_insert(self._engine, CAMERAS).values(
+            id=camera_id,
+            config=encoded,
+            created_at=now,
+            updated_at=now,
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[CAMERAS.c.id],
+            set_={"config": stmt.excluded.config, "updated_at": stmt.excluded.updated_at},
+        )
+        with self._engine.begin() as conn:
+            conn.execute(stmt)
+
+    def delete(self, camera_id: str) -> bool:
+        """Delete a camera's config; returns whether there was one. Its events are kept."""
+        with self._engine.begin() as conn:
+            result = conn.execute(sa.delete(CAMERAS).where(CAMERAS.c.id == camera_id))
+        return result.rowcount > 0
+
+    def get(self, camera_id: str) -> dict[str, Any] | None:
+        """A camera's config, or None if there is no such camera."""
+        with self._engine.connect() as conn:
+            raw = conn.execute(
+                sa.select(CAMERAS.c.config).where(CAMERAS.c.id == camera_id)
+            ).scalar_one_or_none()
+        return None if raw is None else _load_config(raw)
+
+    def list(self) -> builtins.list[tuple[str, dict[str, Any]]]:
+        """All cameras as ``(camera_id, config)``, sorted by id."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(sa.select(CAMERAS.c.id, CAMERAS.c.config).order_by(CAMERAS.c.id))
+            return [(row.id, _load_config(row.config)) for row in rows]
+
+
+def _load_config(raw: str) -> dict[str, Any]:
+    config = json.loads(raw)
+    if not isinstance(config, dict):
+        raise ValueError(f"stored camera config is not a JSON object: {raw[:80]!r}")
+    return config

@@ -1,0 +1,102 @@
+"""One local Ray cluster (with Serve and Sentinel deployed) shared by the whole session.
+
+Tests that need Ray ask for ``sentinel_stack``; it starts on first use, so the store and API
+tests in this folder run without a cluster.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from sentinel.config import Settings
+from tests.utils.media import free_port
+
+
+def wait_for(
+    condition: Callable[[], Any], *, timeout: float = 60.0, interval: float = 0.5, what: str = ""
+) -> Any:
+    """Polls ``condition`` until it returns something truthy (never sleeps for a guess)."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = condition()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}: {last!r}")
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    url: str
+    supervisor: Any
+    http: httpx.Client
+
+    def camera(self, camera_id: str) -> dict[str, Any]:
+        r = self.http.get(f"/api/v1/cameras/{camera_id}")
+        r.raise_for_status()
+        data: dict[str, Any] = r.json()
+        return data
+
+    def state(self, camera_id: str) -> str:
+        return str(self.camera(camera_id)["status"]["state"])
+
+    def wait_state(self, camera_id: str, *states: str, timeout: float = 120.0) -> dict[str, Any]:
+        def check() -> dict[str, Any] | None:
+            cam = self.camera(camera_id)
+            return cam if cam["status"]["state"] in states else None
+
+        result: dict[str, Any] = wait_for(
+            check, timeout=timeout, what=f"camera {camera_id} in {states}"
+        )
+        return result
+
+    def events(self, **params: Any) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            query = {**params, "limit": 500, **({"cursor": cursor} if cursor else {})}
+            page = self.http.get("/api/v1/events", params=query).json()
+            items += page["items"]
+            cursor = page["next_cursor"]
+            if not cursor:
+                return items
+
+
+@pytest.fixture(scope="session")
+def sentinel_stack(
+    tmp_path_factory: pytest.TempPathFactory, onnx_model: Path
+) -> Iterator[Stack]:
+    import ray
+    from ray import serve
+
+    from sentinel.serve import app as runtime
+
+    data_dir = tmp_path_factory.mktemp("sentinel-data")
+    port = free_port()
+    settings = Settings(
+        data_dir=data_dir,
+        port=port,
+        namespace="sentinel-test",
+        reconcile_interval_s=0.5,
+        detector={"model_path": onnx_model, "threads": 2, "num_cpus": 0.5},
+    )
+    ray.init(num_cpus=2, include_dashboard=False, namespace=settings.namespace)
+    try:
+        supervisor = runtime.start(settings)
+        url = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=url, timeout=30.0) as http:
+            wait_for(lambda: http.get("/health").status_code == 200, what="HTTP up")
+            yield Stack(settings, url, supervisor, http)
+        runtime.stop(settings, supervisor)
+        serve.shutdown()
+    finally:
+        ray.shutdown()

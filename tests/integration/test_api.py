@@ -1,0 +1,250 @@
+"""The HTTP API over real repositories (SQLite and PostgreSQL) with a fake camera control."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+
+from sentinel.api.app import create_app
+from sentinel.api.deps import Services
+from sentinel.config import CameraConfig
+from sentinel.domain.stats import CameraState, CameraStats
+from sentinel.domain.types import Box, EventState
+from sentinel.store.objects import LocalObjectStore, snapshot_key
+from sentinel.store.repo import CameraRepository, EventRepository
+
+T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+class FakeControl:
+    """Records what the API asked for; reports a running status for started cameras."""
+
+    def __init__(self) -> None:
+        self.started_ids: list[str] = []
+        self.removed_ids: list[str] = []
+        self.frames: dict[str, bytes] = {}
+
+    async def started(self, camera: CameraConfig) -> None:
+        self.started_ids.append(camera.id)
+
+    async def removed(self, camera_id: str) -> None:
+        self.removed_ids.append(camera_id)
+
+    async def status(self, camera_id: str) -> dict[str, Any] | None:
+        if camera_id not in self.started_ids:
+            return None
+        st = CameraStats(camera_id=camera_id, state=CameraState.RUNNING)
+        st.counters.frames_decoded = 42
+        st.detector_latency_ms.observe(60.0)
+        return st.to_dict()
+
+    async def statuses(self) -> dict[str, dict[str, Any]]:
+        return {cid: s for cid in self.started_ids if (s := await self.status(cid)) is not None}
+
+    async def latest_jpeg(self, camera_id: str) -> bytes | None:
+        return self.frames.get(camera_id)
+
+
+class ReadyDetector:
+    def __init__(self, ready: bool = True) -> None:
+        self.is_ready = ready
+
+    async def ready(self) -> bool:
+        return self.is_ready
+
+
+@pytest.fixture
+def control() -> FakeControl:
+    return FakeControl()
+
+
+@pytest.fixture
+def services(store_engine: Engine, tmp_path: Path, control: FakeControl) -> Services:
+    return Services(
+        engine=store_engine,
+        events=EventRepository(store_engine),
+        cameras=CameraRepository(store_engine),
+        objects=LocalObjectStore(tmp_path / "objects"),
+        control=control,
+        detector=ReadyDetector(),
+    )
+
+
+@pytest.fixture
+def client(services: Services) -> Iterator[TestClient]:
+    app = create_app()
+    app.state.services = services
+    with TestClient(app) as c:
+        yield c
+
+
+def _event(i: int, camera: str = "a", label: str = "person", ended: bool = True) -> EventState:
+    start = T0 + timedelta(seconds=10 * i)
+    return EventState(
+        id=f"00000000-0000-0000-0000-{i:012d}",
+        camera_id=camera,
+        label=label,
+        track_id=i,
+        started_at=start,
+        last_seen_at=start + timedelta(seconds=5),
+        score=0.5 + (i % 5) / 10,
+        box=Box(10, 20, 50, 120),
+        best_at=start + timedelta(seconds=1),
+        ended_at=start + timedelta(seconds=5) if ended else None,
+    )
+
+
+def test_list_filters_and_paginates(client: TestClient, services: Services) -> None:
+    for i in range(30):
+        services.events.upsert(_event(i, camera="a" if i % 2 else "b", label="person"))
+    for i in range(30, 35):
+        services.events.upsert(_event(i, camera="a", label="car"))
+    r = client.get("/api/v1/events", params={"label": "person", "camera_id": "a", "limit": 4})
+    assert r.status_code == 200
+    seen: list[str] = []
+    body = r.json()
+    while True:
+        assert all(e["label"] == "person" and e["camera_id"] == "a" for e in body["items"])
+        seen += [e["id"] for e in body["items"]]
+        if body["next_cursor"] is None:
+            break
+        body = client.get(
+            "/api/v1/events",
+            params={"label": "person", "camera_id": "a", "limit": 4, "cursor": body["next_cursor"]},
+        ).json()
+    assert len(seen) == 15 and len(set(seen)) == 15
+    starts = [client.get(f"/api/v1/events/{i}").json()["started_at"] for i in seen]
+    assert starts == sorted(starts, reverse=True)
+
+
+@pytest.mark.parametrize(
+    ("params", "status"),
+    [
+        ({"limit": 501}, 422),
+        ({"limit": 0}, 422),
+        ({"limit": 500}, 200),
+        ({"cursor": "not-a-cursor"}, 400),
+        ({"since": "yesterday"}, 422),
+        ({"since": "2026-11-27T00:00:00Z", "until": "2026-11-26T00:00:00Z"}, 422),
+    ],
+)
+def test_list_rejects_bad_queries(client: TestClient, params: dict[str, Any], status: int) -> None:
+    r = client.get("/api/v1/events", params=params)
+    assert r.status_code == status, r.text
+    assert "detail" in r.json() or status == 200
+
+
+def test_since_until_window(client: TestClient, services: Services) -> None:
+    for i in range(10):
+        services.events.upsert(_event(i))
+    r = client.get(
+        "/api/v1/events",
+        params={
+            "since": (T0 + timedelta(seconds=30)).isoformat(),
+            "until": (T0 + timedelta(seconds=60)).isoformat(),
+        },
+    )
+    ids = {e["track_id"] for e in r.json()["items"]}
+    # events 3..6 start inside the window; event 2 ends at 25 s, before it
+    assert {3, 4, 5, 6} <= ids and 2 not in ids and 7 not in ids
+
+
+def test_event_fields_and_snapshot(client: TestClient, services: Services) -> None:
+    ev = _event(1, ended=False)
+    key = snapshot_key("a", ev.id)
+    services.objects.put(key, b"\xff\xd8jpeg", "image/jpeg")
+    services.events.upsert(ev, key)
+    body = client.get(f"/api/v1/events/{ev.id}").json()
+    for field in ("id", "camera_id", "label", "score", "track_id", "started_at", "ended_at",
+                  "box", "snapshot_url"):
+        assert field in body
+    assert body["ended_at"] is None and body["box"] == [10, 20, 50, 120]
+    snap = client.get(body["snapshot_url"])
+    assert snap.status_code == 200 and snap.headers["content-type"] == "image/jpeg"
+    assert snap.content == b"\xff\xd8jpeg"
+
+
+def test_missing_event_and_snapshot(client: TestClient, services: Services) -> None:
+    assert client.get("/api/v1/events/nope").status_code == 404
+    ev = _event(2)
+    services.events.upsert(ev)
+    r = client.get(f"/api/v1/events/{ev.id}/snapshot.jpg")
+    assert r.status_code == 404 and "snapshot" in r.json()["detail"]
+
+
+def test_camera_lifecycle(client: TestClient, control: FakeControl) -> None:
+    body = {"id": "front", "source": "rtsp://user:secret@127.0.0.1:8554/cam", "detect_fps": 2}
+    r = client.post("/api/v1/cameras", json=body)
+    assert r.status_code == 201, r.text
+    assert control.started_ids == ["front"]
+    assert "secret" not in r.text
+    assert r.json()["status"]["state"] == "running"
+    assert client.post("/api/v1/cameras", json=body).status_code == 409
+    got = client.get("/api/v1/cameras/front").json()
+    assert got["detect_fps"] == 2 and got["status"]["counters"]["frames_decoded"] == 42
+    assert [c["id"] for c in client.get("/api/v1/cameras").json()] == ["front"]
+    assert client.get("/api/v1/cameras/front/latest.jpg").status_code == 503
+    control.frames["front"] = b"\xff\xd8frame"
+    assert client.get("/api/v1/cameras/front/latest.jpg").content == b"\xff\xd8frame"
+    assert client.delete("/api/v1/cameras/front").status_code == 204
+    assert control.removed_ids == ["front"]
+    assert client.get("/api/v1/cameras/front").status_code == 404
+    assert client.delete("/api/v1/cameras/front").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"id": "x", "source": "file:///etc/passwd"},
+        {"id": "x", "source": "concat:/a|/b"},
+        {"id": "Bad Id", "source": "/tmp/a.mp4"},
+        {"id": "x", "source": "/tmp/a.mp4", "detect_fps": 0},
+        {"id": "x", "source": "/tmp/a.mp4", "unknown_key": 1},
+        {"id": "x"},
+        {"id": "x", "source": "/tmp/a.mp4", "motion": {"threshold": 3}},
+    ],
+)
+def test_camera_rejects_bad_config(client: TestClient, body: dict[str, Any]) -> None:
+    r = client.post("/api/v1/cameras", json=body)
+    assert r.status_code == 422
+    assert isinstance(r.json()["detail"], list)
+
+
+def test_malformed_json_is_422(client: TestClient) -> None:
+    r = client.post(
+        "/api/v1/cameras", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 422
+
+
+def test_health_and_metrics(client: TestClient, services: Services, control: FakeControl) -> None:
+    control.started_ids.append("a")
+    health = client.get("/health").json()
+    assert health == {
+        "status": "ok",
+        "ready": True,
+        "database": "ok",
+        "detector": "ok",
+        "cameras": {"a": "running"},
+    }
+    metrics = client.get("/metrics")
+    assert metrics.status_code == 200
+    text = metrics.text
+    assert 'sentinel_frames_decoded_total{camera="a"} 42.0' in text
+    assert 'sentinel_detector_latency_ms_bucket{camera="a",le="75.0"} 1.0' in text
+    assert 'sentinel_camera_status{camera="a",state="running"} 1.0' in text
+    assert client.get("/docs").status_code == 200
+    assert "/api/v1/events" in client.get("/openapi.json").json()["paths"]
+
+
+def test_readiness_reports_detector_down(client: TestClient, services: Services) -> None:
+    services.detector = ReadyDetector(ready=False)
+    assert client.get("/health").status_code == 200
+    r = client.get("/health/ready")
+    assert r.status_code == 503 and r.json()["detector"] == "not ready"

@@ -1,0 +1,176 @@
+"""Cameras on a real Ray cluster: detector on Serve, supervisor, actors, HTTP API.
+
+These share one cluster (``sentinel_stack``) and use the real sample video, the real YOLOv8n
+and a real RTSP server.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import ray
+from PIL import Image
+
+from tests.integration.conftest import Stack, wait_for
+from tests.utils.media import corrupt_file, free_port, h264_clip, rtsp_server, sample_video
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first 20 s of the sample, as H.264 MP4 (several people walk through)."""
+    return h264_clip(tmp_path_factory.mktemp("clips"), seconds=20)
+
+
+def _add(stack: Stack, **body: object) -> None:
+    r = stack.http.post("/api/v1/cameras", json=body)
+    assert r.status_code == 201, r.text
+
+
+def _remove(stack: Stack, camera_id: str) -> None:
+    assert stack.http.delete(f"/api/v1/cameras/{camera_id}").status_code == 204
+
+
+def test_file_camera_finds_people_with_snapshots(stack: Stack, clip: Path) -> None:
+    _add(stack, id="clip", source=str(clip), realtime=False, detect_fps=5)
+    cam = stack.wait_state("clip", "finished", timeout=180)
+    counters = cam["status"]["counters"]
+    assert counters["frames_decoded"] >= 195  # 20 s at 10 fps
+    assert counters["detector_calls"] > 0 and counters["frames_dropped"] == 0
+    people = stack.events(camera_id="clip", label="person")
+    assert len(people) >= 4, people
+    assert all(e["ended_at"] is not None for e in people)  # the file finished: all closed
+    best = max(people, key=lambda e: e["score"])
+    snap = stack.http.get(best["snapshot_url"])
+    assert snap.status_code == 200 and snap.headers["content-type"] == "image/jpeg"
+    image = Image.open(io.BytesIO(snap.content))
+    assert image.size == (768, 576)
+    latest = stack.http.get("/api/v1/cameras/clip/latest.jpg")
+    assert latest.status_code == 200 and latest.content[:2] == b"\xff\xd8"
+    metrics = stack.http.get("/metrics").text
+    assert 'sentinel_detector_calls_total{camera="clip"}' in metrics
+    assert 'sentinel_camera_status{camera="clip",state="finished"} 1.0' in metrics
+    _remove(stack, "clip")
+    assert stack.http.get("/api/v1/cameras/clip").status_code == 404
+    # events outlive their camera
+    assert len(stack.events(camera_id="clip", label="person")) == len(people)
+
+
+def test_bad_sources_fail_alone(stack: Stack, clip: Path, tmp_path: Path) -> None:
+    """A corrupt file, a missing file and a dead RTSP URL; a good camera keeps working."""
+    _add(stack, id="good", source=str(clip), realtime=True, detect_fps=2)
+    _add(stack, id="corrupt", source=str(corrupt_file(tmp_path / "bad.mp4")), realtime=False)
+    _add(stack, id="missing", source=str(tmp_path / "nope.mp4"), realtime=False)
+    dead = f"rtsp://127.0.0.1:{free_port()}/cam"
+    _add(stack, id="dead", source=dead, detect_fps=1)
+    try:
+        corrupt = stack.wait_state("corrupt", "failed", timeout=60)["status"]
+        assert "corrupt" in corrupt["last_error"].lower() or "invalid" in corrupt["last_error"]
+        missing = stack.wait_state("missing", "failed", timeout=60)["status"]
+        assert "nope.mp4" in missing["last_error"]
+        dead_cam = stack.wait_state("dead", "reconnecting", timeout=60)["status"]
+        assert dead_cam["last_error"]
+        wait_for(
+            lambda: stack.events(camera_id="good", label="person"),
+            timeout=120,
+            what="events from the good camera",
+        )
+        assert stack.state("good") == "running"
+        health = stack.http.get("/health").json()
+        assert health["cameras"]["missing"] == "failed" and health["cameras"]["good"] == "running"
+    finally:
+        for cid in ("good", "corrupt", "missing", "dead"):
+            _remove(stack, cid)
+
+
+def test_rtsp_camera(stack: Stack, clip: Path) -> None:
+    with rtsp_server(clip) as url:
+        _add(stack, id="rtsp", source=url, detect_fps=2)
+        try:
+            cam = stack.wait_state("rtsp", "running", timeout=60)
+            assert cam["status"]["codec"] == "h264"
+            wait_for(
+                lambda: stack.events(camera_id="rtsp", label="person"),
+                timeout=120,
+                what="person events over RTSP",
+            )
+        finally:
+            _remove(stack, "rtsp")
+
+
+def test_crashed_camera_restarts_and_adopts_its_events(stack: Stack, clip: Path) -> None:
+    """Killing the actor: the supervisor restarts it and open events continue, not duplicate."""
+    _add(stack, id="crashy", source=str(clip), realtime=True, detect_fps=2)
+    try:
+        wait_for(
+            lambda: [e for e in stack.events(camera_id="crashy") if e["ended_at"] is None],
+            timeout=120,
+            what="an open event",
+        )
+        open_before = {e["id"] for e in stack.events(camera_id="crashy") if e["ended_at"] is None}
+        crashed_at = datetime.now(UTC)
+        actor = ray.get_actor("sentinel-camera-crashy", namespace=stack.settings.namespace)
+        ray.kill(actor, no_restart=True)
+        wait_for(
+            lambda: stack.camera("crashy")["status"]["restarts"] >= 1
+            and stack.state("crashy") == "running",
+            timeout=60,
+            what="restart",
+        )
+
+        def adopted() -> list[dict[str, object]]:
+            return [
+                e
+                for e in stack.events(camera_id="crashy")
+                if e["id"] in open_before
+                and datetime.fromisoformat(str(e["last_seen_at"])) > crashed_at
+            ]
+
+        # An object still in view after the restart continues the event opened before it.
+        assert wait_for(adopted, timeout=60, what="an event continued after the restart")
+    finally:
+        _remove(stack, "crashy")
+
+
+def test_supervisor_outlives_its_driver(stack: Stack, clip: Path) -> None:
+    """A second driver adds a camera through the supervisor and dies; the camera runs on."""
+    gcs = ray.get_runtime_context().gcs_address
+    script = textwrap.dedent(
+        f"""
+        import os, ray
+        from sentinel.store.db import make_engine
+        from sentinel.store.repo import CameraRepository
+        ray.init(address={gcs!r}, namespace={stack.settings.namespace!r})
+        CameraRepository(make_engine({stack.settings.db_url!r})).upsert(
+            "orphan", {{"id": "orphan", "source": {str(clip)!r}, "detect_fps": 1}})
+        sup = ray.get_actor("sentinel-supervisor", namespace={stack.settings.namespace!r})
+        ray.get(sup.reconcile.remote())
+        os.kill(os.getpid(), 9)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], env=os.environ.copy(), timeout=120)
+    assert proc.returncode == -9
+    try:
+        stack.wait_state("orphan", "running", timeout=60)
+        wait_for(
+            lambda: stack.camera("orphan")["status"]["counters"]["frames_decoded"] > 20,
+            timeout=60,
+            what="the orphan camera decoding",
+        )
+    finally:
+        _remove(stack, "orphan")
+
+
+def test_sample_video_is_real() -> None:
+    assert sample_video().stat().st_size > 1_000_000
+
+
+@pytest.fixture
+def stack(sentinel_stack: Stack) -> Stack:
+    return sentinel_stack
