@@ -158,8 +158,9 @@ def status(url: str) -> None:
         except httpx.HTTPError as exc:
             raise click.ClickException(f"Sentinel is not reachable at {url}: {exc}") from exc
         cameras = _fail_on_error(client.get("/api/v1/cameras"))
-    click.echo(f"ready={health['ready']} database={health['database']} "
-               f"detector={health['detector']}")
+    click.echo(
+        f"ready={health['ready']} database={health['database']} detector={health['detector']}"
+    )
     for cam in cameras:
         st = cam["status"]
         err = f"  error: {st['last_error']}" if st.get("last_error") else ""
@@ -184,8 +185,12 @@ def cameras_list(url: str) -> None:
 @click.option("--source", help="File path, rtsp:// or http(s):// URL.")
 @click.option("--detect-fps", type=float, default=None)
 @click.option("--realtime/--no-realtime", default=None)
-@click.option("--file", "file", type=click.Path(path_type=Path, dir_okay=False, exists=True),
-              help="A YAML file with the camera's keys (instead of the options).")
+@click.option(
+    "--file",
+    "file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="A YAML file with the camera's keys (instead of the options).",
+)
 def cameras_add(
     url: str,
     camera_id: str | None,
@@ -200,8 +205,12 @@ def cameras_add(
         if not isinstance(loaded, dict):
             raise click.ClickException(f"{file} must hold a mapping of camera keys")
         body.update(loaded)
-    for key, value in (("id", camera_id), ("source", source), ("detect_fps", detect_fps),
-                       ("realtime", realtime)):
+    for key, value in (
+        ("id", camera_id),
+        ("source", source),
+        ("detect_fps", detect_fps),
+        ("realtime", realtime),
+    ):
         if value is not None:
             body[key] = value
     with _api(url) as client:

@@ -94,9 +94,9 @@ class CameraConfig(StrictModel):
         description="Labels that make events; null means every label the model knows.",
     )
     min_score: float = Field(0.4, ge=0.01, le=1, description="Detections below are ignored.")
-    motion: MotionSettings = Field(default_factory=MotionSettings)  # type: ignore[arg-type]
-    tracker: TrackerSettings = Field(default_factory=TrackerSettings)  # type: ignore[arg-type]
-    events: EventSettings = Field(default_factory=EventSettings)  # type: ignore[arg-type]
+    motion: MotionSettings = Field(default_factory=MotionSettings)
+    tracker: TrackerSettings = Field(default_factory=TrackerSettings)
+    events: EventSettings = Field(default_factory=EventSettings)
     max_reconnect_attempts: int = Field(
         0, ge=0, le=100000, description="Network sources: give up after this many (0 = never)."
     )
@@ -154,7 +154,7 @@ class DetectorSettings(StrictModel):
 
 
 class Settings(BaseSettings):
-    """Process settings: ``SENTINEL_*`` env vars override the YAML file, which overrides defaults."""
+    """Process settings: ``SENTINEL_*`` env vars, then the YAML file, then the defaults."""
 
     model_config = SettingsConfigDict(
         env_prefix="SENTINEL_", env_nested_delimiter="__", extra="forbid"
@@ -167,7 +167,7 @@ class Settings(BaseSettings):
     app_name: str = "sentinel"
     namespace: str = "sentinel"
     redis_url: str | None = None
-    detector: DetectorSettings = Field(default_factory=DetectorSettings)  # type: ignore[arg-type]
+    detector: DetectorSettings = Field(default_factory=DetectorSettings)
     cameras: list[CameraConfig] = Field(default_factory=list)
     reconcile_interval_s: float = Field(2.0, gt=0, le=300)
     max_request_limit: int = 500

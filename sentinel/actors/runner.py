@@ -148,7 +148,8 @@ class CameraRunner:
 
     async def _sleep(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
-        while not self.stopping and time.monotonic() < deadline:
+        # The stop flag is a threading.Event shared with the reader thread, hence the polling.
+        while not self.stopping and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(min(0.2, deadline - time.monotonic()))
 
     async def _stream_once(self) -> bool:
@@ -181,9 +182,7 @@ class CameraRunner:
                     if finite:
                         return True
                     # A live stream (or a looping file) must not end: reconnect.
-                    raise SourceError(
-                        f"stream {self.stats.source} ended", retryable=True
-                    )
+                    raise SourceError(f"stream {self.stats.source} ended", retryable=True)
                 await self._analyse(item)
         finally:
             self._stop_reader(reader, source)

@@ -7,11 +7,12 @@ Desired state lives in the database, never only in this actor's memory.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError
@@ -41,7 +42,7 @@ class _Camera:
     given_up: str | None = None
 
 
-@ray.remote(num_cpus=0, max_restarts=-1, max_concurrency=16)
+@ray.remote(num_cpus=0, max_restarts=-1, max_concurrency=16)  # type: ignore[call-overload]
 class Supervisor:
     """Keeps one CameraActor per enabled camera row; restarts crashed ones with backoff."""
 
@@ -158,7 +159,9 @@ class Supervisor:
         """A camera actor left running by a previous supervisor, if its config still matches."""
         try:
             actor = ray.get_actor(camera_actor_name(cid), namespace=self.namespace)
-            running_cfg = ray.get(actor.camera_config.remote(), timeout=_CALL_TIMEOUT_S)
+            running_cfg = cast(
+                dict[str, Any], ray.get(actor.camera_config.remote(), timeout=_CALL_TIMEOUT_S)
+            )
         except (ValueError, RayActorError, GetTimeoutError):
             return None
         if running_cfg != CameraConfig(**cfg).model_dump(mode="json"):
@@ -205,10 +208,8 @@ class Supervisor:
 
     @staticmethod
     def _kill_actor(actor: Any) -> None:
-        try:
+        with contextlib.suppress(RayActorError, ValueError):
             ray.kill(actor, no_restart=True)
-        except (RayActorError, ValueError):
-            pass
 
 
 def get_or_create_supervisor(runtime: dict[str, Any]) -> Any:

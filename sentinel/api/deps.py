@@ -13,10 +13,6 @@ from sentinel.store.objects import ObjectStore
 from sentinel.store.repo import CameraRepository, EventRepository
 
 
-class CameraExists(Exception):
-    """A camera with that id is already configured."""
-
-
 class CameraControl(Protocol):
     """Starts, stops and inspects running cameras."""
 

@@ -59,7 +59,9 @@ class _CamerasCollector(Collector):
                 hist.add_metric([st.camera_id], h.cumulative(), h.total)
             yield hist
         state = GaugeMetricFamily(
-            "sentinel_camera_status", "1 for the camera's current state.", labels=["camera", "state"]
+            "sentinel_camera_status",
+            "1 for the camera's current state.",
+            labels=["camera", "state"],
         )
         restarts = GaugeMetricFamily(
             "sentinel_camera_restarts", "Restarts after crashes.", labels=["camera"]

@@ -34,7 +34,7 @@ class RestartPolicy:
         self._crashes.append(t)
         if len(self._crashes) > self.max_restarts:
             return None
-        return min(self.max_delay_s, self.initial_delay_s * 2 ** (len(self._crashes) - 1))
+        return min(self.max_delay_s, self.initial_delay_s * 2.0 ** (len(self._crashes) - 1))
 
     @property
     def recent(self) -> int:

@@ -40,7 +40,9 @@ class Histogram:
 
     def merge(self, other: Histogram) -> None:
         if other.bounds != self.bounds:
-            raise ValueError(f"cannot merge histograms with bounds {other.bounds} into {self.bounds}")
+            raise ValueError(
+                f"cannot merge histograms with bounds {other.bounds} into {self.bounds}"
+            )
         self.counts = [a + b for a, b in zip(self.counts, other.counts, strict=True)]
         self.total += other.total
         self.count += other.count
@@ -49,7 +51,9 @@ class Histogram:
         """``(le, cumulative count)`` pairs ending with ``+Inf``."""
         out: list[tuple[str, int]] = []
         running = 0
-        for bound, n in zip([*(str(float(b)) for b in self.bounds), "+Inf"], self.counts, strict=True):
+        for bound, n in zip(
+            [*(str(float(b)) for b in self.bounds), "+Inf"], self.counts, strict=True
+        ):
             running += n
             out.append((bound, running))
         return out

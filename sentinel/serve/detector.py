@@ -41,8 +41,9 @@ class Detector:
             conf_threshold=cfg.conf_threshold,
             iou_threshold=cfg.iou_threshold,
         )
-        self.detect_batch.set_max_batch_size(cfg.max_batch_size)
-        self.detect_batch.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)
+        # @serve.batch wraps the method in an object with setters; typeshed sees a function.
+        self.detect_batch.set_max_batch_size(cfg.max_batch_size)  # type: ignore[attr-defined]
+        self.detect_batch.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)  # type: ignore[attr-defined]
 
     @serve.batch(max_batch_size=4, batch_wait_timeout_s=0.01)
     async def detect_batch(self, frames: list[NDArray[np.uint8]]) -> list[DetectResult]:
@@ -70,12 +71,12 @@ class Detector:
 
 def build_detector(settings: DetectorSettings, model_path: Path) -> Any:
     """The bound detector deployment, sized by ``settings``."""
-    return Detector.options(
+    return Detector.options(  # type: ignore[attr-defined]
         num_replicas=settings.replicas,
         ray_actor_options={"num_cpus": settings.num_cpus, "num_gpus": settings.num_gpus},
     ).bind(settings.model_dump(mode="json"), str(model_path))
 
 
-async def detect_via(handle: DeploymentHandle, frame: NDArray[np.uint8]) -> DetectResult:
+async def detect_via(handle: DeploymentHandle[Any], frame: NDArray[np.uint8]) -> DetectResult:
     result: DetectResult = await handle.detect.remote(frame)
     return result

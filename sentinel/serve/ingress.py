@@ -58,7 +58,7 @@ class RayCameraControl:
 
 
 class DetectorHandleProbe:
-    def __init__(self, handle: DeploymentHandle) -> None:
+    def __init__(self, handle: DeploymentHandle[Any]) -> None:
         self.handle = handle
 
     async def ready(self) -> bool:
@@ -71,7 +71,7 @@ class DetectorHandleProbe:
 class Ingress:
     """HTTP entry point; the routes live in ``sentinel.api``."""
 
-    def __init__(self, detector: DeploymentHandle, runtime: dict[str, Any]) -> None:
+    def __init__(self, detector: DeploymentHandle[Any], runtime: dict[str, Any]) -> None:
         engine = make_engine(runtime["db_url"])
         install_services(
             Services(

@@ -75,16 +75,14 @@ def export_yolov8n(dest: Path, *, imgsz: int = 640, force: bool = False) -> Path
     # Ultralytics must not reach for the network (settings sync, auto-installs, fonts).
     os.environ.setdefault("YOLO_OFFLINE", "1")
     os.environ.setdefault("YOLO_AUTOINSTALL", "false")
-    from ultralytics import YOLO  # heavy import, only needed here
+    from ultralytics import YOLO  # type: ignore[attr-defined]  # heavy; only here
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
         work = Path(tmp) / "yolov8n.pt"
         shutil.copyfile(checkpoint, work)
         model = YOLO(str(work))
-        out = Path(
-            model.export(format="onnx", imgsz=imgsz, dynamic=True, simplify=True, opset=17)
-        )
+        out = Path(model.export(format="onnx", imgsz=imgsz, dynamic=True, simplify=True, opset=17))
         os.replace(out, dest)
     digest = write_digest(dest)
     logger.info("exported %s (sha256 %s)", dest, digest)

@@ -68,12 +68,8 @@ class FrameSampler:
         if last is not None and ts < last:
             self._due = self._interval = None  # time went backwards: a new stream
         elif last is not None and 0 < ts - last <= _MAX_INTERVAL_S:
-            step = ts - last
-            self._interval = (
-                step
-                if self._interval is None
-                else self._interval + _EMA_ALPHA * (step - self._interval)
-            )
+            step, known = ts - last, self._interval
+            self._interval = step if known is None else known + _EMA_ALPHA * (step - known)
         if self._due is None:
             return self._take(ts)
         tolerance = min(self.period_s, self._interval or 0.0) / 2

@@ -72,9 +72,7 @@ class Stack:
 
 
 @pytest.fixture(scope="session")
-def sentinel_stack(
-    tmp_path_factory: pytest.TempPathFactory, onnx_model: Path
-) -> Iterator[Stack]:
+def sentinel_stack(tmp_path_factory: pytest.TempPathFactory, onnx_model: Path) -> Iterator[Stack]:
     import ray
     from ray import serve
 
@@ -97,6 +95,6 @@ def sentinel_stack(
             wait_for(lambda: http.get("/health").status_code == 200, what="HTTP up")
             yield Stack(settings, url, supervisor, http)
         runtime.stop(settings, supervisor)
-        serve.shutdown()
+        serve.shutdown()  # type: ignore[no-untyped-call]
     finally:
         ray.shutdown()

@@ -161,8 +161,17 @@ def test_event_fields_and_snapshot(client: TestClient, services: Services) -> No
     services.objects.put(key, b"\xff\xd8jpeg", "image/jpeg")
     services.events.upsert(ev, key)
     body = client.get(f"/api/v1/events/{ev.id}").json()
-    for field in ("id", "camera_id", "label", "score", "track_id", "started_at", "ended_at",
-                  "box", "snapshot_url"):
+    for field in (
+        "id",
+        "camera_id",
+        "label",
+        "score",
+        "track_id",
+        "started_at",
+        "ended_at",
+        "box",
+        "snapshot_url",
+    ):
         assert field in body
     assert body["ended_at"] is None and body["box"] == [10, 20, 50, 120]
     snap = client.get(body["snapshot_url"])

@@ -118,8 +118,10 @@ def test_crashed_camera_restarts_and_adopts_its_events(stack: Stack, clip: Path)
         actor = ray.get_actor("sentinel-camera-crashy", namespace=stack.settings.namespace)
         ray.kill(actor, no_restart=True)
         wait_for(
-            lambda: stack.camera("crashy")["status"]["restarts"] >= 1
-            and stack.state("crashy") == "running",
+            lambda: (
+                stack.camera("crashy")["status"]["restarts"] >= 1
+                and stack.state("crashy") == "running"
+            ),
             timeout=60,
             what="restart",
         )

@@ -221,9 +221,11 @@ def test_rtsp_stream_end_is_retryable(media_dir: Path) -> None:
         frames: list[DecodedFrame] = []
         with pytest.raises(SourceError, match="stream ended") as info:
             frames.extend(source.frames())
+        frames.extend(islice(source.frames(), 5))  # a retry reconnects
         source.close()
     assert info.value.retryable
-    assert 25 <= len(frames) <= 30
+    assert 30 <= len(frames) <= 35
+    _assert_increasing(frames)
 
 
 def test_rtsp_wrong_path_is_not_retryable(clip2: Path) -> None:
@@ -284,16 +286,15 @@ def test_http_errors(http_dir: str, name: str, retryable: bool) -> None:
 
 
 @pytest.mark.parametrize(
-    ("content_type", "preamble"),
+    "content_type",
     [
-        ("multipart/x-mixed-replace; boundary=frame", b""),  # FFmpeg: mpjpeg by Content-Type
-        ("application/octet-stream", b""),  # mislabelled: mpjpeg found by probing the content
-        ("application/octet-stream", b"\r\n"),  # FFmpeg falls back to its raw mjpeg demuxer
+        "multipart/x-mixed-replace; boundary=frame",  # FFmpeg picks mpjpeg by Content-Type
+        "application/octet-stream",  # mislabelled: FFmpeg finds mpjpeg by probing the content
     ],
 )
-def test_http_mjpeg_reads(content_type: str, preamble: bytes) -> None:
+def test_http_mjpeg_reads(content_type: str) -> None:
     jpegs = media.jpeg_frames(media.sample_video(), 10, width=320)
-    with media.mjpeg_server(jpegs, fps=10, content_type=content_type, preamble=preamble) as url:
+    with media.mjpeg_server(jpegs, fps=10, content_type=content_type) as url:
         source = VideoSource(url, open_timeout_s=5, read_timeout_s=5)
         info = source.open()
         started = time.monotonic()
@@ -305,6 +306,48 @@ def test_http_mjpeg_reads(content_type: str, preamble: bytes) -> None:
     _assert_increasing(frames)
     assert 1.5 <= elapsed <= 3.0
     assert frames[-1].ts - frames[0].ts == pytest.approx(1.9, abs=0.3), "stamped on arrival"
+
+
+def test_http_mjpeg_mislabelled_with_preamble_still_reads() -> None:
+    # FFmpeg falls back to its raw "mjpeg" demuxer here, whose probe reads ~5 s of stream.
+    jpegs = media.jpeg_frames(media.sample_video(), 10, width=320)
+    octet = "application/octet-stream"
+    with media.mjpeg_server(jpegs, fps=10, content_type=octet, preamble=b"\r\n") as url:
+        source = VideoSource(url, open_timeout_s=10, read_timeout_s=5)
+        info = source.open()
+        frames = list(islice(source.frames(), 60))
+        source.close()
+    assert (info.codec, info.width, info.height, info.fps) == ("mjpeg", 320, 240, 0.0)
+    _assert_increasing(frames)
+    assert frames[-1].ts >= 0.5  # stamped on arrival: the frames after the probe's burst
+
+
+def test_hls_over_http_reads(clip20: Path, tmp_path: Path) -> None:
+    media.hls_playlist(tmp_path, clip20)
+    with media.http_file_server(tmp_path) as base:
+        frames = list(VideoSource(f"{base}/list.m3u8", realtime=False).frames())
+    assert 19 <= len(frames) <= 23
+
+
+@pytest.mark.parametrize("direction", ["http playlist -> file", "file playlist -> http"])
+def test_a_playlist_cannot_switch_protocol(direction: str, clip20: Path, tmp_path: Path) -> None:
+    with media.http_file_server(tmp_path) as base:
+        if direction.startswith("http"):
+            media.hls_playlist(tmp_path, clip20, segment_url=f"file://{tmp_path}/seg.ts")
+            source = VideoSource(f"{base}/list.m3u8", realtime=False, open_timeout_s=3)
+        else:
+            playlist = media.hls_playlist(tmp_path, clip20, segment_url=f"{base}/seg.ts")
+            source = VideoSource(str(playlist), realtime=False, open_timeout_s=3)
+        with pytest.raises(SourceError) as info:
+            list(source.frames())
+    assert not info.value.retryable
+
+
+def test_frames_again_after_the_end_starts_over(clip2: Path) -> None:
+    source = VideoSource(str(clip2), realtime=False)
+    frames = list(source.frames()) + list(source.frames())
+    assert len(frames) == 40
+    _assert_increasing(frames)
 
 
 def test_reopen_continues_the_timeline(clip2: Path) -> None:

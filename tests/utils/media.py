@@ -53,6 +53,13 @@ def sample_video() -> Path:
     return path
 
 
+def _ffmpeg() -> str:
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise RuntimeError("ffmpeg CLI not found: `apt-get install ffmpeg` (Debian package)")
+    return ffmpeg
+
+
 def h264_clip(dest_dir: Path, seconds: float = 20) -> Path:
     """Transcodes the first ``seconds`` of the sample to an H.264 MP4 (cached by name).
 
@@ -75,13 +82,10 @@ def h264_clip(dest_dir: Path, seconds: float = 20) -> Path:
     dest = dest_dir / f"sample-h264-{seconds:g}s.mp4"
     if dest.is_file() and dest.stat().st_size > 0:
         return dest
-    ffmpeg = shutil.which("ffmpeg")
-    if ffmpeg is None:
-        raise RuntimeError("ffmpeg CLI not found: `apt-get install ffmpeg`")
     # Write to a private name, then rename: concurrent test workers never see a partial file.
     partial = dest.with_name(f".{dest.name}.{os.getpid()}.part.mp4")
     cmd = [
-        ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+        _ffmpeg(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
         "-i", str(sample_video()), "-t", f"{seconds:g}", "-an",
         "-c:v", "libx264", "-preset", "veryfast", "-g", "20", "-pix_fmt", "yuv420p",
         "-movflags", "+faststart", str(partial),
@@ -92,6 +96,33 @@ def h264_clip(dest_dir: Path, seconds: float = 20) -> Path:
         raise RuntimeError(f"ffmpeg failed ({done.returncode}): {done.stderr.strip()}")
     partial.replace(dest)
     return dest
+
+
+def hls_playlist(dest_dir: Path, clip: Path, segment_url: str | None = None) -> Path:
+    """Writes an HLS playlist with one MPEG-TS segment remuxed from ``clip`` (H.264 MP4).
+
+    Args:
+        dest_dir: Folder for ``seg.ts`` and ``list.m3u8``.
+        clip: Source of the segment (its first 2 s).
+        segment_url: URL the playlist gives for the segment; ``seg.ts`` (relative) if None.
+
+    Returns:
+        The playlist's path.
+    """
+    segment = dest_dir / "seg.ts"
+    cmd = [
+        _ffmpeg(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-i", str(clip),
+        "-t", "2", "-c", "copy", "-bsf:v", "h264_mp4toannexb", "-f", "mpegts", str(segment),
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"ffmpeg failed ({done.returncode}): {done.stderr.strip()}")
+    playlist = dest_dir / "list.m3u8"
+    playlist.write_text(
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:3\n#EXT-X-MEDIA-SEQUENCE:0\n"
+        f"#EXTINF:2.0,\n{segment_url or 'seg.ts'}\n#EXT-X-ENDLIST\n"
+    )
+    return playlist
 
 
 def corrupt_file(dest: Path, size: int = 256 * 1024, seed: int = 1234) -> Path:
