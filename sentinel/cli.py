@@ -66,6 +66,9 @@ def _run_until_signal(settings: Settings) -> None:
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
     supervisor = runtime.start(settings)
+    # ray.init installs its own SIGTERM handler (it dumps a stack and dies): take it back.
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
     url = f"http://{settings.host}:{settings.port}"
     click.echo(f"Sentinel is running at {url}  (API docs: {url}/docs, events: {url}/api/v1/events)")
     click.echo(f"data dir: {settings.data_dir}")

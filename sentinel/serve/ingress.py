@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ from sentinel.store.db import make_engine
 from sentinel.store.objects import LocalObjectStore
 from sentinel.store.repo import CameraRepository, EventRepository
 
+logger = logging.getLogger(__name__)
+
 app = create_app()
 
 
@@ -28,25 +31,35 @@ class RayCameraControl:
     def __init__(self, namespace: str) -> None:
         self.namespace = namespace
 
-    def _supervisor(self) -> Any:
-        return ray.get_actor(SUPERVISOR_NAME, namespace=self.namespace)
+    def _supervisor(self) -> Any | None:
+        try:
+            return ray.get_actor(SUPERVISOR_NAME, namespace=self.namespace)
+        except ValueError:  # not created yet (startup) or already gone (shutdown)
+            return None
+
+    async def _call(self, method: str, *args: Any) -> Any:
+        supervisor = self._supervisor()
+        if supervisor is None:
+            return None
+        try:
+            return await getattr(supervisor, method).remote(*args)
+        except RayActorError:
+            logger.warning("supervisor unavailable for %s", method)
+            return None
 
     async def started(self, camera: CameraConfig) -> None:
-        await self._supervisor().reconcile.remote()
+        await self._call("reconcile")
 
     async def removed(self, camera_id: str) -> None:
-        await self._supervisor().reconcile.remote()
+        await self._call("reconcile")
 
     async def status(self, camera_id: str) -> dict[str, Any] | None:
-        result: dict[str, Any] | None = await self._supervisor().status.remote(camera_id)
+        result: dict[str, Any] | None = await self._call("status", camera_id)
         return result
 
     async def statuses(self) -> dict[str, dict[str, Any]]:
-        try:
-            result: dict[str, dict[str, Any]] = await self._supervisor().statuses.remote()
-        except (ValueError, RayActorError):
-            return {}
-        return result
+        result: dict[str, dict[str, Any]] | None = await self._call("statuses")
+        return result or {}
 
     async def latest_jpeg(self, camera_id: str) -> bytes | None:
         try:

@@ -227,9 +227,13 @@ def rtsp_server(
             url = _wait_ready(proc, start_timeout_s)
             if url is None:
                 stderr.seek(0)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=1)  # it may be exiting: report its code if so
+                code = proc.poll()
+                why = f"exited with code {code}" if code is not None else "was not READY"
                 raise RuntimeError(
-                    f"RTSP test server did not start within {start_timeout_s:g} s "
-                    f"(exit code {proc.poll()}). It needs Debian's gir1.2-gst-rtsp-server-1.0 "
+                    f"RTSP test server {why} within {start_timeout_s:g} s: {' '.join(cmd)}. "
+                    "It needs Debian's gir1.2-gst-rtsp-server-1.0 "
                     "python3-gi gstreamer1.0-plugins-{base,good,bad,ugly}. stderr:\n"
                     + stderr.read()
                 )

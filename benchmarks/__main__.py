@@ -1,0 +1,44 @@
+"""``python -m benchmarks [detector|ingest|pipeline ...]``: runs the named benchmarks (all by
+default) in that order. Exit status 0 even when a target is missed (the line says MISSED);
+non-zero when a benchmark fails to run."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from benchmarks import detector, ingest, pipeline
+from benchmarks.common import onnx_model
+
+BENCHMARKS: dict[str, Callable[[Path], None]] = {
+    "detector": detector.run,
+    "ingest": ingest.run,
+    "pipeline": pipeline.run,
+}
+NEEDS_MODEL = {"detector", "pipeline"}
+
+
+def main(argv: list[str]) -> int:
+    names = argv or list(BENCHMARKS)
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        print(
+            f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}",
+            file=sys.stderr,
+        )
+        return 2
+    with contextlib.ExitStack() as stack:
+        model = stack.enter_context(onnx_model()) if NEEDS_MODEL & set(names) else Path()
+        for name in names:
+            start = time.monotonic()
+            print(f"== {name}", flush=True)
+            BENCHMARKS[name](model)
+            print(f"== {name} took {time.monotonic() - start:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,143 @@
+"""Detector throughput: the Serve-batched deployment through its handle vs. bare ONNX Runtime.
+
+Both sides run the same model with the same runner (:class:`YoloOnnx`), 2 intra-op threads and
+batches of 4, on the same real frames of the sample clip. The passes alternate (ABBA order) in
+one process and one Ray cluster, so load from anything else on the machine hits both alike.
+
+The Serve side keeps ``IN_FLIGHT`` requests outstanding from an asyncio driver, so
+``@serve.batch`` always has a full batch waiting; the bare side calls ``YoloOnnx.detect`` on
+consecutive lists of ``BATCH`` frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from benchmarks.common import init_ray, rgb_frames, sample_video, verdict
+from sentinel.config import DetectorSettings
+from sentinel.serve.detector import DetectResult, build_detector
+from sentinel.serve.yolo import YoloOnnx
+
+TARGET_RATIO = 0.9
+THREADS = 2
+BATCH = 4
+IN_FLIGHT = 2 * BATCH
+FRAMES = 64  # per pass: 16 batches, ~4 s on 2 cores
+FRAME_STRIDE = 3  # every 3rd frame of the clip: varied scenes, not 64 near-copies
+ROUNDS = 4  # ABBA: bare,serve / serve,bare / ...
+
+
+@dataclass
+class _Side:
+    frames: int = 0
+    seconds: float = 0.0
+    per_pass: list[float] = field(default_factory=list)
+
+    def add(self, frames: int, seconds: float) -> None:
+        self.frames += frames
+        self.seconds += seconds
+        self.per_pass.append(frames / seconds)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds
+
+
+def _bare_pass(model: YoloOnnx, frames: list[NDArray[np.uint8]]) -> float:
+    start = time.perf_counter()
+    for i in range(0, len(frames), BATCH):
+        model.detect(frames[i : i + BATCH])
+    return time.perf_counter() - start
+
+
+async def _serve_pass(
+    handle: Any, frames: list[NDArray[np.uint8]]
+) -> tuple[float, list[DetectResult]]:
+    sem = asyncio.Semaphore(IN_FLIGHT)
+
+    async def one(frame: NDArray[np.uint8]) -> DetectResult:
+        async with sem:
+            result: DetectResult = await handle.detect.remote(frame)
+            return result
+
+    start = time.perf_counter()
+    results = await asyncio.gather(*(one(f) for f in frames))
+    return time.perf_counter() - start, list(results)
+
+
+async def _compare(handle: Any, model: YoloOnnx, frames: list[NDArray[np.uint8]]) -> None:
+    # Warm-up: first calls allocate arenas, build the router, fill caches.
+    _bare_pass(model, frames[: 2 * BATCH])
+    await _serve_pass(handle, frames[: 2 * IN_FLIGHT])
+
+    bare, served = _Side(), _Side()
+    batch_sizes: list[int] = []
+    for rnd in range(ROUNDS):
+        order = ("bare", "serve") if rnd % 2 == 0 else ("serve", "bare")
+        for side in order:
+            if side == "bare":
+                bare.add(len(frames), _bare_pass(model, frames))
+            else:
+                seconds, results = await _serve_pass(handle, frames)
+                served.add(len(frames), seconds)
+                batch_sizes += [r.batch_size for r in results]
+        print(
+            f"detector: round {rnd + 1}/{ROUNDS}: serve {served.per_pass[-1]:.1f} frames/s, "
+            f"bare {bare.per_pass[-1]:.1f} frames/s",
+            flush=True,
+        )
+
+    ratio = served.fps / bare.fps
+    per_round = [s / b for s, b in zip(served.per_pass, bare.per_pass, strict=True)]
+    per_request = float(np.mean(batch_sizes))
+    batches = sum(1.0 / b for b in batch_sizes)  # a batch of n answers n requests
+    per_batch = len(batch_sizes) / batches
+    print(
+        f"detector: serve {served.fps:.1f} frames/s, bare {bare.fps:.1f} frames/s, "
+        f"ratio {ratio:.2f} (target >= {TARGET_RATIO}) {verdict(ratio >= TARGET_RATIO)}"
+    )
+    print(
+        f"detector: per-round ratios {', '.join(f'{r:.2f}' for r in per_round)}; "
+        f"{len(frames)} frames x {ROUNDS} passes per side, batch {BATCH}, {THREADS} threads, "
+        f"{IN_FLIGHT} requests in flight"
+    )
+    print(
+        f"detector: serve mean batch size {per_batch:.2f} per batch "
+        f"({per_request:.2f} as seen per request; max {BATCH})"
+    )
+
+
+def run(model_path: Path) -> None:
+    import ray
+    from ray import serve
+
+    frames = rgb_frames(sample_video(), FRAMES, every=FRAME_STRIDE)
+    settings = DetectorSettings(
+        model_path=model_path, threads=THREADS, max_batch_size=BATCH, num_cpus=0
+    )
+    model = YoloOnnx(
+        model_path,
+        labels=settings.labels,
+        input_size=settings.input_size,
+        threads=settings.threads,
+        conf_threshold=settings.conf_threshold,
+        iou_threshold=settings.iou_threshold,
+    )
+    init_ray(f"sentinel-bench-{uuid.uuid4().hex[:8]}")
+    try:
+        serve.start(proxy_location="Disabled")
+        handle = serve.run(
+            build_detector(settings, model_path), name="bench-detector", route_prefix=None
+        )
+        asyncio.run(_compare(handle, model, frames))
+        serve.shutdown()  # type: ignore[no-untyped-call]
+    finally:
+        ray.shutdown()
