@@ -107,7 +107,94 @@ def demo(port: int | None) -> None:
     settings = _settings(None, port=port)
     sample = find_sample(settings)
     settings = settings.model_copy(update={"cameras": [demo_camera(sample)]})
+    _ensure_demo_admin(settings)
     _run_until_signal(settings)
+
+
+def _store(settings: Settings) -> Any:
+    from sentinel.store.db import make_engine, migrate
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.db_url)
+    migrate(engine)
+    return engine
+
+
+def create_admin(settings: Settings, username: str, password: str) -> str:
+    """Creates an admin user; returns its id. Raises ClickException on a weak password."""
+    from sentinel.gateway.passwords import Passwords, WeakPassword, validate_password
+    from sentinel.store.security_repo import UserExists, UserRepository
+
+    try:
+        validate_password(password, username=username)
+    except WeakPassword as exc:
+        raise click.ClickException(str(exc)) from exc
+    users = UserRepository(_store(settings))
+    try:
+        user = users.create(username.lower(), Passwords().hash(password), "admin", None)
+    except UserExists as exc:
+        raise click.ClickException(f"user {username} already exists") from exc
+    return user.id
+
+
+def _ensure_demo_admin(settings: Settings) -> None:
+    """The demo's admin: created with a random password, printed this once."""
+    import secrets as _secrets
+
+    from sentinel.store.security_repo import UserRepository
+
+    if UserRepository(_store(settings)).count_admins() > 0:
+        click.echo("admin user exists (its password was printed when it was created)")
+        return
+    password = _secrets.token_urlsafe(18)
+    create_admin(settings, "admin", password)
+    click.echo(f"created user `admin` with password: {password}   (shown once; keep it)")
+
+
+@main.group()
+def users() -> None:
+    """User accounts."""
+
+
+@users.command("create-admin")
+@click.option("--username", default="admin", show_default=True)
+@click.option(
+    "--password-file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Read the password from this file instead of prompting.",
+)
+def users_create_admin(username: str, password_file: Path | None) -> None:
+    """Create an admin user (there is no default password anywhere)."""
+    settings = _settings(None)
+    if password_file is not None:
+        password = password_file.read_text().rstrip("\n")
+    else:
+        password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    create_admin(settings, username, password)
+    click.echo(f"created admin {username}")
+
+
+@main.group()
+def audit() -> None:
+    """The tamper-evident audit log."""
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Check the hash chain of the whole audit log; exit 1 if it was altered."""
+    from sentinel.gateway.audit import verify_chain
+    from sentinel.store.audit_repo import AuditRepository
+
+    report = verify_chain(AuditRepository(_store(_settings(None))).iter_all())
+    if report.ok:
+        click.echo(f"audit log intact: {report.checked} entries")
+        return
+    click.echo(
+        f"audit log ALTERED at entry {report.first_bad_seq}: {report.reason} "
+        f"({report.checked} checked)",
+        err=True,
+    )
+    sys.exit(1)
 
 
 @main.group()
@@ -130,7 +217,13 @@ def models_init(force: bool) -> None:
 
 
 def _api(url: str) -> httpx.Client:
-    return httpx.Client(base_url=url, timeout=30.0)
+    """An HTTP client carrying SENTINEL_TOKEN (from `sentinel login`) or SENTINEL_API_KEY."""
+    headers: dict[str, str] = {}
+    if token := os.environ.get("SENTINEL_TOKEN"):
+        headers["Authorization"] = f"Bearer {token}"
+    elif key := os.environ.get("SENTINEL_API_KEY"):
+        headers["X-API-Key"] = key
+    return httpx.Client(base_url=url, timeout=30.0, headers=headers)
 
 
 def _fail_on_error(response: httpx.Response) -> Any:
@@ -149,6 +242,19 @@ URL_OPTION = click.option(
     show_default="SENTINEL_URL or http://127.0.0.1:8000",
     help="Where Sentinel's HTTP API listens.",
 )
+
+
+@main.command()
+@URL_OPTION
+@click.option("--username", prompt=True)
+@click.option("--password", prompt=True, hide_input=True)
+@click.option("--otp", default=None, help="One-time code, if MFA is enrolled.")
+def login(url: str, username: str, password: str, otp: str | None) -> None:
+    """Sign in; prints an `export SENTINEL_TOKEN=...` line for the other commands."""
+    form = {"username": username, "password": password, **({"otp": otp} if otp else {})}
+    with _api(url) as client:
+        body = _fail_on_error(client.post("/api/v1/auth/token", data=form))
+    click.echo(f"export SENTINEL_TOKEN={body['access_token']}")
 
 
 @main.command()

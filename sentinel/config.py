@@ -86,6 +86,11 @@ class CameraConfig(StrictModel):
         description="Files only: true paces at the native rate and loops like a live camera; "
         "false processes as fast as possible and ends as `finished`.",
     )
+    groups: list[str] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Camera groups, for access scopes (a user limited to `group:lobby`).",
+    )
     enabled: bool = Field(True, description="A disabled camera is kept but not run.")
     detect: bool = Field(True, description="Run the detector (false: decode and gate only).")
     labels: list[str] | None = Field(
@@ -153,6 +158,31 @@ class DetectorSettings(StrictModel):
     batch_wait_timeout_s: float = Field(0.01, ge=0, le=1)
 
 
+class AuthSettings(StrictModel):
+    issuer: str = Field("sentinel", description="`iss` of access tokens.")
+    audience: str = Field("sentinel-api", description="`aud` of access tokens.")
+    access_ttl_s: int = Field(900, ge=60, le=86400, description="Access-token lifetime.")
+    refresh_ttl_s: int = Field(14 * 86400, ge=3600, le=90 * 86400)
+    jwt_private_keys: list[str] = Field(
+        default_factory=list,
+        description="RS256 private keys (PEM), newest first; default: generated in the data dir.",
+    )
+    secret_key: str | None = Field(
+        None, description="base64 AES-256 key for secrets at rest; default: in the data dir."
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="CIDRs whose X-Forwarded-For is believed."
+    )
+    metrics_public: bool = Field(False, description="Serve /metrics without authentication.")
+    secure_cookies: bool = Field(False, description="Mark session cookies Secure (HTTPS).")
+    rate_per_s: float = Field(20.0, gt=0, le=10000, description="Requests/s per user & route.")
+    rate_burst: int = Field(60, ge=1, le=100000)
+    login_attempts: int = Field(5, ge=1, le=1000, description="Per account per 5 minutes.")
+    login_attempts_per_client: int = Field(20, ge=1, le=10000)
+    max_body_bytes: int = Field(1 << 20, ge=1024, le=1 << 30)
+    max_query_bytes: int = Field(4096, ge=256, le=1 << 16)
+
+
 class Settings(BaseSettings):
     """Process settings: ``SENTINEL_*`` env vars, then the YAML file, then the defaults."""
 
@@ -168,6 +198,7 @@ class Settings(BaseSettings):
     namespace: str = "sentinel"
     redis_url: str | None = None
     detector: DetectorSettings = Field(default_factory=DetectorSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
     cameras: list[CameraConfig] = Field(default_factory=list)
     reconcile_interval_s: float = Field(2.0, gt=0, le=300)
     max_request_limit: int = 500

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -13,10 +14,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sentinel import __version__
-from sentinel.api import cameras, events
+from sentinel.api import admin, auth, cameras, events
 from sentinel.api.deps import ServicesDep
 from sentinel.api.metrics import render_metrics
+from sentinel.api.middleware import AuditMutations, LimitRequestSize
 from sentinel.api.schemas import HealthReport
+from sentinel.api.security import OptionalPrincipal, allowed_cameras, require_metrics
+from sentinel.gateway.roles import CAMERAS_READ
 from sentinel.store.db import ping
 
 logger = logging.getLogger(__name__)
@@ -45,8 +49,13 @@ def create_app() -> FastAPI:
     app = FastAPI(
         title="Sentinel",
         version=__version__,
-        description="AI video surveillance on Ray: cameras, detections, events.",
+        description="AI video surveillance on Ray: cameras, detections, events. Sign in with "
+        "`POST /api/v1/auth/token` (OAuth2 password flow) and send `Authorization: Bearer`.",
+        swagger_ui_init_oauth={"usePkceWithAuthorizationCodeGrant": False},
     )
+    # Outermost first: size limits run before anything reads the body, then the audit.
+    app.add_middleware(AuditMutations)
+    app.add_middleware(LimitRequestSize)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -70,26 +79,46 @@ def create_app() -> FastAPI:
     api = APIRouter(prefix="/api/v1")
     api.include_router(events.router)
     api.include_router(cameras.router)
+    api.include_router(auth.router)
+    api.include_router(admin.router)
     app.include_router(api)
 
+    @app.get("/.well-known/jwks.json", tags=["auth"], summary="Public keys of access tokens")
+    async def jwks(services: ServicesDep) -> dict[str, Any]:
+        return services.security.keyring.jwks()
+
     @app.get("/health", response_model=HealthReport, tags=["system"])
-    async def health(services: ServicesDep, response: Response) -> HealthReport:
-        """Liveness (this answer) plus readiness of the database, detector and cameras."""
+    async def health(
+        services: ServicesDep, response: Response, principal: OptionalPrincipal
+    ) -> HealthReport:
+        """Liveness (this answer) plus readiness of the database, detector and cameras.
+
+        Public; camera states are listed only to callers allowed to read those cameras.
+        """
         database, detector, statuses = await asyncio.gather(
             _probe_database(services),
             _probe_detector(services),
             services.control.statuses(),
         )
-        cams = {cid: str(s.get("state", "unknown")) for cid, s in statuses.items()}
+        cams: dict[str, str] = {}
+        if principal.has(CAMERAS_READ):
+            allowed = await allowed_cameras(principal, services)
+            cams = {
+                cid: str(s.get("state", "unknown"))
+                for cid, s in statuses.items()
+                if allowed is None or cid in allowed
+            }
         ready = database == "ok" and detector == "ok"
         return HealthReport(
             status="ok", ready=ready, database=database, detector=detector, cameras=cams
         )
 
     @app.get("/health/ready", response_model=HealthReport, tags=["system"])
-    async def ready(services: ServicesDep, response: Response) -> HealthReport:
+    async def ready(
+        services: ServicesDep, response: Response, principal: OptionalPrincipal
+    ) -> HealthReport:
         """Like /health, with status 503 while not ready (for load balancers)."""
-        report = await health(services, response)
+        report = await health(services, response, principal)
         if not report.ready:
             response.status_code = 503
         return report
@@ -100,8 +129,13 @@ def create_app() -> FastAPI:
         tags=["system"],
         responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
     )
-    async def metrics(services: ServicesDep) -> Response:
-        """Prometheus text: frames, drops, detector calls, batch sizes, latency, events."""
+    async def metrics(
+        services: ServicesDep, _guard: Annotated[None, Depends(require_metrics)]
+    ) -> Response:
+        """Prometheus text: frames, drops, detector calls, batch sizes, latency, events.
+
+        Needs `metrics:read` unless the deployment made it public (``metrics_public``).
+        """
         statuses = await services.control.statuses()
         return Response(render_metrics(statuses), media_type=CONTENT_TYPE_LATEST)
 

@@ -4,30 +4,39 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Response, status
+from fastapi import APIRouter, HTTPException, Path, Response, Security, status
 from starlette.concurrency import run_in_threadpool
 
 from sentinel.api.deps import Services, ServicesDep
 from sentinel.api.schemas import CameraPublic
+from sentinel.api.security import allowed_cameras, authorize, require_camera
 from sentinel.config import CAMERA_ID_PATTERN, CameraConfig
+from sentinel.gateway.roles import CAMERAS_READ, CAMERAS_WRITE, Principal
 
 router = APIRouter(prefix="/cameras", tags=["cameras"])
 
 CameraId = Annotated[str, Path(pattern=CAMERA_ID_PATTERN)]
+Reader = Annotated[Principal, Security(authorize, scopes=[CAMERAS_READ])]
+Writer = Annotated[Principal, Security(authorize, scopes=[CAMERAS_WRITE])]
 
 
 async def _config(services: Services, camera_id: str) -> CameraConfig:
     raw = await run_in_threadpool(services.cameras.get, camera_id)
     if raw is None:
-        raise HTTPException(404, f"camera {camera_id} not found")
+        raise HTTPException(404, "camera not found")
     return CameraConfig(**raw)
 
 
 @router.get("", response_model=list[CameraPublic], summary="All configured cameras")
-async def list_cameras(services: ServicesDep) -> list[CameraPublic]:
+async def list_cameras(services: ServicesDep, principal: Reader) -> list[CameraPublic]:
     rows = await run_in_threadpool(services.cameras.list)
+    allowed = await allowed_cameras(principal, services)
     statuses = await services.control.statuses()
-    return [CameraPublic.of(CameraConfig(**cfg), statuses.get(cid)) for cid, cfg in rows]
+    return [
+        CameraPublic.of(CameraConfig(**cfg), statuses.get(cid))
+        for cid, cfg in rows
+        if allowed is None or cid in allowed
+    ]
 
 
 @router.post(
@@ -37,7 +46,9 @@ async def list_cameras(services: ServicesDep) -> list[CameraPublic]:
     summary="Add a camera and start it",
     responses={409: {"description": "A camera with this id exists"}},
 )
-async def add_camera(camera: CameraConfig, services: ServicesDep) -> CameraPublic:
+async def add_camera(
+    camera: CameraConfig, services: ServicesDep, principal: Writer
+) -> CameraPublic:
     existing = await run_in_threadpool(services.cameras.get, camera.id)
     if existing is not None:
         raise HTTPException(409, f"camera {camera.id} already exists")
@@ -47,7 +58,8 @@ async def add_camera(camera: CameraConfig, services: ServicesDep) -> CameraPubli
 
 
 @router.get("/{camera_id}", response_model=CameraPublic, summary="A camera and its status")
-async def get_camera(camera_id: CameraId, services: ServicesDep) -> CameraPublic:
+async def get_camera(camera_id: CameraId, services: ServicesDep, principal: Reader) -> CameraPublic:
+    await require_camera(principal, services, camera_id)
     cfg = await _config(services, camera_id)
     return CameraPublic.of(cfg, await services.control.status(camera_id))
 
@@ -58,10 +70,10 @@ async def get_camera(camera_id: CameraId, services: ServicesDep) -> CameraPublic
     response_class=Response,
     summary="Stop and remove a camera (its events are kept)",
 )
-async def remove_camera(camera_id: CameraId, services: ServicesDep) -> Response:
+async def remove_camera(camera_id: CameraId, services: ServicesDep, principal: Writer) -> Response:
     deleted = await run_in_threadpool(services.cameras.delete, camera_id)
     if not deleted:
-        raise HTTPException(404, f"camera {camera_id} not found")
+        raise HTTPException(404, "camera not found")
     await services.control.removed(camera_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -72,7 +84,8 @@ async def remove_camera(camera_id: CameraId, services: ServicesDep) -> Response:
     responses={200: {"content": {"image/jpeg": {}}}, 503: {"description": "No frame yet"}},
     summary="The newest analysed frame with tracked boxes drawn",
 )
-async def latest_frame(camera_id: CameraId, services: ServicesDep) -> Response:
+async def latest_frame(camera_id: CameraId, services: ServicesDep, principal: Reader) -> Response:
+    await require_camera(principal, services, camera_id)
     await _config(services, camera_id)
     data = await services.control.latest_jpeg(camera_id)
     if data is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 from fastapi import Depends, Request
 from sqlalchemy.engine import Engine
@@ -11,6 +11,9 @@ from sqlalchemy.engine import Engine
 from sentinel.config import CameraConfig
 from sentinel.store.objects import ObjectStore
 from sentinel.store.repo import CameraRepository, EventRepository
+
+if TYPE_CHECKING:
+    from sentinel.api.security import SecurityServices
 
 
 class CameraControl(Protocol):
@@ -43,7 +46,7 @@ class Services:
     objects: ObjectStore
     control: CameraControl
     detector: DetectorProbe
-    metrics_public: bool = True
+    security: SecurityServices
 
 
 _process_services: Services | None = None
@@ -57,6 +60,13 @@ def install_services(services: Services) -> None:
     """
     global _process_services
     _process_services = services
+
+
+def current_services(scope: Any) -> Services | None:
+    """The services of the app serving an ASGI ``scope`` (for middleware)."""
+    app = scope.get("app")
+    found: Services | None = getattr(getattr(app, "state", None), "services", None)
+    return found or _process_services
 
 
 def get_services(request: Request) -> Services:

@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Response, Security
 from starlette.concurrency import run_in_threadpool
 
-from sentinel.api.deps import ServicesDep
+from sentinel.api.deps import Services, ServicesDep
 from sentinel.api.schemas import EventPage, EventPublic
+from sentinel.api.security import allowed_cameras, authorize
+from sentinel.gateway.roles import EVENTS_READ, Principal
 from sentinel.store.objects import ObjectNotFound
-from sentinel.store.repo import InvalidCursor
+from sentinel.store.repo import InvalidCursor, StoredEvent
 
 router = APIRouter(prefix="/events", tags=["events"])
 
@@ -21,6 +23,7 @@ MAX_LIMIT = 500
 @router.get("", response_model=EventPage, summary="List events, newest first")
 async def list_events(
     services: ServicesDep,
+    principal: Annotated[Principal, Security(authorize, scopes=[EVENTS_READ])],
     camera_id: Annotated[str | None, Query(max_length=64)] = None,
     label: Annotated[str | None, Query(max_length=64)] = None,
     since: datetime | None = None,
@@ -30,10 +33,12 @@ async def list_events(
 ) -> EventPage:
     if since is not None and until is not None and since > until:
         raise HTTPException(422, "`since` must not be after `until`")
+    allowed = await allowed_cameras(principal, services)
     try:
         page = await run_in_threadpool(
             services.events.list,
             camera_id=camera_id,
+            camera_ids=allowed,
             label=label,
             since=since,
             until=until,
@@ -46,11 +51,20 @@ async def list_events(
 
 
 @router.get("/{event_id}", response_model=EventPublic, summary="One event")
-async def get_event(event_id: str, services: ServicesDep) -> EventPublic:
+async def get_event(
+    event_id: Annotated[str, Path(max_length=64)],
+    services: ServicesDep,
+    principal: Annotated[Principal, Security(authorize, scopes=[EVENTS_READ])],
+) -> EventPublic:
+    return EventPublic.of(await _visible_event(event_id, services, principal))
+
+
+async def _visible_event(event_id: str, services: Services, principal: Principal) -> StoredEvent:
     ev = await run_in_threadpool(services.events.get, event_id)
-    if ev is None:
-        raise HTTPException(404, f"event {event_id} not found")
-    return EventPublic.of(ev)
+    allowed = await allowed_cameras(principal, services)
+    if ev is None or (allowed is not None and ev.camera_id not in allowed):
+        raise HTTPException(404, "event not found")
+    return ev
 
 
 @router.get(
@@ -59,10 +73,12 @@ async def get_event(event_id: str, services: ServicesDep) -> EventPublic:
     responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "No snapshot"}},
     summary="The event's best frame with its box drawn",
 )
-async def get_snapshot(event_id: str, services: ServicesDep) -> Response:
-    ev = await run_in_threadpool(services.events.get, event_id)
-    if ev is None:
-        raise HTTPException(404, f"event {event_id} not found")
+async def get_snapshot(
+    event_id: Annotated[str, Path(max_length=64)],
+    services: ServicesDep,
+    principal: Annotated[Principal, Security(authorize, scopes=[EVENTS_READ])],
+) -> Response:
+    ev = await _visible_event(event_id, services, principal)
     if ev.snapshot_key is None:
         raise HTTPException(404, f"event {event_id} has no snapshot yet")
     try:

@@ -11,7 +11,9 @@ import ray
 from ray import serve
 
 from sentinel.actors.supervisor import get_or_create_supervisor
+from sentinel.api.setup import secret_box
 from sentinel.config import Settings
+from sentinel.gateway.keys import KeyRing
 from sentinel.serve.detector import build_detector
 from sentinel.serve.ingress import Ingress
 from sentinel.serve.yolo import verify_model
@@ -29,6 +31,9 @@ def runtime_of(settings: Settings) -> dict[str, Any]:
         "app_name": settings.app_name,
         "namespace": settings.namespace,
         "reconcile_interval_s": settings.reconcile_interval_s,
+        "data_dir": str(settings.data_dir.resolve()),
+        "redis_url": settings.redis_url,
+        "auth": settings.auth.model_dump(mode="json"),
     }
 
 
@@ -44,6 +49,10 @@ def prepare_storage(settings: Settings) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.objects_dir.mkdir(parents=True, exist_ok=True)
     migrate(settings.db_url)
+    # Keys are made here, once, so that ingress replicas only ever load them.
+    if not settings.auth.jwt_private_keys:
+        KeyRing.load_or_create(settings.data_dir / "keys" / "jwt")
+    secret_box(settings.auth, settings.data_dir)
 
 
 def seed_cameras(settings: Settings) -> None:

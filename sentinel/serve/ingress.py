@@ -15,7 +15,8 @@ from sentinel.actors.camera import camera_actor_name
 from sentinel.actors.supervisor import SUPERVISOR_NAME
 from sentinel.api.app import create_app
 from sentinel.api.deps import Services, install_services
-from sentinel.config import CameraConfig
+from sentinel.api.setup import build_security
+from sentinel.config import AuthSettings, CameraConfig
 from sentinel.store.db import make_engine
 from sentinel.store.objects import LocalObjectStore
 from sentinel.store.repo import CameraRepository, EventRepository
@@ -86,6 +87,12 @@ class Ingress:
 
     def __init__(self, detector: DeploymentHandle[Any], runtime: dict[str, Any]) -> None:
         engine = make_engine(runtime["db_url"])
+        security = build_security(
+            AuthSettings(**runtime["auth"]),
+            engine,
+            Path(runtime["data_dir"]),
+            redis_url=runtime.get("redis_url"),
+        )
         install_services(
             Services(
                 engine=engine,
@@ -94,5 +101,6 @@ class Ingress:
                 objects=LocalObjectStore(Path(runtime["objects_dir"])),
                 control=RayCameraControl(runtime["namespace"]),
                 detector=DetectorHandleProbe(detector),
+                security=security,
             )
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -25,7 +26,7 @@ SENTINEL = str(Path(sys.executable).with_name("sentinel"))
 @pytest.fixture(scope="module")
 def running(
     tmp_path_factory: pytest.TempPathFactory, onnx_model: Path
-) -> Iterator[tuple[str, subprocess.Popen[str], Path]]:
+) -> Iterator[tuple[str, subprocess.Popen[str], str]]:
     data = tmp_path_factory.mktemp("e2e-data")
     models = data / "models"
     models.mkdir()
@@ -45,6 +46,24 @@ def running(
         )
     )
     env = {**os.environ, "SENTINEL_DATA_DIR": str(data), "RAY_ADDRESS": ""}
+    password_file = data / "admin.pw"
+    password_file.write_text("e2e-" + secrets.token_urlsafe(16) + "\n")
+    made = subprocess.run(
+        [
+            SENTINEL,
+            "users",
+            "create-admin",
+            "--username",
+            "boss",
+            "--password-file",
+            str(password_file),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert made.returncode == 0, made.stderr
     proc = subprocess.Popen(
         [SENTINEL, "up", "--config", str(config)],
         env=env,
@@ -56,7 +75,25 @@ def running(
     try:
         wait_for(lambda: _up(url) or proc.poll() is not None, timeout=180, what="sentinel up")
         assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-        yield url, proc, data
+        login = subprocess.run(
+            [
+                SENTINEL,
+                "login",
+                "--url",
+                url,
+                "--username",
+                "boss",
+                "--password",
+                password_file.read_text().strip(),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert login.returncode == 0, login.stderr
+        token = login.stdout.strip().removeprefix("export SENTINEL_TOKEN=")
+        yield url, proc, token
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -70,9 +107,11 @@ def _up(url: str) -> bool:
         return False
 
 
-def test_up_finds_people_in_the_sample(running: tuple[str, subprocess.Popen[str], Path]) -> None:
-    url, _, _ = running
-    with httpx.Client(base_url=url, timeout=30) as http:
+def test_up_finds_people_in_the_sample(running: tuple[str, subprocess.Popen[str], str]) -> None:
+    url, _, token = running
+    headers = {"Authorization": f"Bearer {token}"}
+    assert httpx.get(f"{url}/api/v1/events").status_code == 401
+    with httpx.Client(base_url=url, timeout=30, headers=headers) as http:
         wait_for(
             lambda: http.get("/api/v1/cameras/pets").json()["status"]["state"] == "finished",
             timeout=400,
@@ -94,9 +133,9 @@ def test_up_finds_people_in_the_sample(running: tuple[str, subprocess.Popen[str]
         assert "sentinel_events_opened_total" in http.get("/metrics").text
 
 
-def test_cli_cameras_and_status(running: tuple[str, subprocess.Popen[str], Path]) -> None:
-    url, _, _ = running
-    env = {**os.environ, "SENTINEL_URL": url}
+def test_cli_cameras_and_status(running: tuple[str, subprocess.Popen[str], str]) -> None:
+    url, _, token = running
+    env = {**os.environ, "SENTINEL_URL": url, "SENTINEL_TOKEN": token}
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -117,7 +156,7 @@ def test_cli_cameras_and_status(running: tuple[str, subprocess.Popen[str], Path]
     assert "gone" not in cli("cameras", "list").stdout
 
 
-def test_sigterm_stops_cleanly(running: tuple[str, subprocess.Popen[str], Path]) -> None:
+def test_sigterm_stops_cleanly(running: tuple[str, subprocess.Popen[str], str]) -> None:
     url, proc, _ = running
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=120)

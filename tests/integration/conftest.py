@@ -6,6 +6,7 @@ tests in this folder run without a cluster.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from sentinel.cli import create_admin
 from sentinel.config import Settings
 from tests.utils.media import free_port
 
@@ -91,8 +93,15 @@ def sentinel_stack(tmp_path_factory: pytest.TempPathFactory, onnx_model: Path) -
     try:
         supervisor = runtime.start(settings)
         url = f"http://127.0.0.1:{port}"
+        password = secrets.token_urlsafe(16)
+        create_admin(settings, "admin", password)
         with httpx.Client(base_url=url, timeout=30.0) as http:
             wait_for(lambda: http.get("/health").status_code == 200, what="HTTP up")
+            login = http.post(
+                "/api/v1/auth/token", data={"username": "admin", "password": password}
+            )
+            login.raise_for_status()
+            http.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
             yield Stack(settings, url, supervisor, http)
         runtime.stop(settings, supervisor)
         serve.shutdown()  # type: ignore[no-untyped-call]

@@ -16,8 +16,10 @@ from sentinel.api.deps import Services
 from sentinel.config import CameraConfig
 from sentinel.domain.stats import CameraState, CameraStats
 from sentinel.domain.types import Box, EventState
+from sentinel.gateway.roles import Role
 from sentinel.store.objects import LocalObjectStore, snapshot_key
 from sentinel.store.repo import CameraRepository, EventRepository
+from tests.utils.auth import AuthedUser, add_user, make_security
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -73,14 +75,20 @@ def services(store_engine: Engine, tmp_path: Path, control: FakeControl) -> Serv
         objects=LocalObjectStore(tmp_path / "objects"),
         control=control,
         detector=ReadyDetector(),
+        security=make_security(store_engine, tmp_path, metrics_public=True),
     )
 
 
 @pytest.fixture
-def client(services: Services) -> Iterator[TestClient]:
+def admin(services: Services) -> AuthedUser:
+    return add_user(services.security, "root", Role.ADMIN)
+
+
+@pytest.fixture
+def client(services: Services, admin: AuthedUser) -> Iterator[TestClient]:
     app = create_app()
     app.state.services = services
-    with TestClient(app) as c:
+    with TestClient(app, headers=admin.headers) as c:
         yield c
 
 

@@ -1,0 +1,146 @@
+"""ASGI middleware: bounded requests, and an audit entry for every mutating request."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+logger = logging.getLogger(__name__)
+
+MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+async def _reject(send: Send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class _BodyTooLargeError(Exception):
+    pass
+
+
+class LimitRequestSize:
+    """413 for bodies over the limit (declared or streamed) and for oversized query strings,
+    before any route parses them. Limits come from the installed services' settings."""
+
+    def __init__(self, app: ASGIApp, *, max_body: int = 1 << 20, max_query: int = 4096) -> None:
+        self.app = app
+        self.default_body = max_body
+        self.default_query = max_query
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        from sentinel.api.deps import current_services
+
+        services = current_services(scope)
+        max_body = services.security.max_body_bytes if services else self.default_body
+        max_query = services.security.max_query_bytes if services else self.default_query
+        if len(scope.get("query_string", b"")) > max_query:
+            await _reject(send, 413, f"query string over {max_query} bytes")
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    await _reject(send, 400, "invalid Content-Length")
+                    return
+                if declared > max_body:
+                    await _reject(send, 413, f"request body over {max_body} bytes")
+                    return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > max_body:
+                    raise _BodyTooLargeError
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLargeError:
+            if not started:
+                await _reject(send, 413, f"request body over {max_body} bytes")
+
+
+class AuditMutations:
+    """Appends who did what, from where, with which outcome, for every mutating request.
+
+    Logins audit themselves (with the username tried), so ``/auth/token`` and ``/auth/session``
+    are skipped here to avoid logging them twice.
+    """
+
+    SKIP = ("/api/v1/auth/token", "/api/v1/auth/session", "/api/v1/auth/refresh")
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in MUTATING or scope["path"] in self.SKIP:
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            await self._append(scope, status)
+
+    async def _append(self, scope: Scope, status: int) -> None:
+        from sentinel.api.deps import current_services
+        from sentinel.api.security import client_address_of_scope
+
+        services = current_services(scope)
+        if services is None:
+            return
+        state: Any = scope.get("state") or {}
+        principal = state.get("principal") if isinstance(state, dict) else None
+        actor = getattr(principal, "subject", "anonymous")
+        route = scope.get("route")
+        action = f"{scope['method']} {getattr(route, 'path', scope['path'])}"
+        target = json.dumps(scope.get("path_params") or {}, sort_keys=True)
+        outcome = "success" if status < 400 else f"denied:{status}" if status < 500 else "error"
+        try:
+            await run_in_threadpool(
+                services.security.audit.append,
+                actor=actor,
+                action=action,
+                target=target,
+                client=client_address_of_scope(scope, services.security),
+                outcome=outcome,
+                detail={"status": status, "path": scope["path"]},
+            )
+        except Exception:  # never turn a done request into an error; but say it loudly
+            logger.exception("audit append failed for %s", action)

@@ -1,0 +1,127 @@
+"""Roles, scopes and the authenticated principal.
+
+Authorization checks scopes, never roles: a role is only a named bundle of scopes, so an API
+key can carry a subset of its owner's rights and every route states exactly what it needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from types import MappingProxyType
+
+__all__ = [
+    "ADMIN",
+    "ALL_SCOPES",
+    "ANONYMOUS",
+    "APIKEYS_WRITE",
+    "AUDIT_READ",
+    "CAMERAS_READ",
+    "CAMERAS_WRITE",
+    "EVENTS_READ",
+    "GROUP_PREFIX",
+    "METRICS_READ",
+    "PRINCIPAL_KINDS",
+    "ROLE_SCOPES",
+    "USERS_ADMIN",
+    "Principal",
+    "Role",
+    "scopes_for",
+]
+
+
+class Role(StrEnum):
+    """A user's role."""
+
+    ADMIN = "admin"
+    OPERATOR = "operator"
+    VIEWER = "viewer"
+
+
+EVENTS_READ = "events:read"
+CAMERAS_READ = "cameras:read"
+CAMERAS_WRITE = "cameras:write"
+METRICS_READ = "metrics:read"
+APIKEYS_WRITE = "apikeys:write"
+AUDIT_READ = "audit:read"
+USERS_ADMIN = "users:admin"
+ADMIN = "admin"
+ALL_SCOPES: frozenset[str] = frozenset(
+    {
+        EVENTS_READ,
+        CAMERAS_READ,
+        CAMERAS_WRITE,
+        METRICS_READ,
+        APIKEYS_WRITE,
+        AUDIT_READ,
+        USERS_ADMIN,
+        ADMIN,
+    }
+)
+_VIEWER = frozenset({EVENTS_READ, CAMERAS_READ})
+_OPERATOR = _VIEWER | {METRICS_READ, APIKEYS_WRITE}
+# Read-only at runtime: a route that mutated this table would change every user's rights.
+ROLE_SCOPES: Mapping[Role, frozenset[str]] = MappingProxyType(
+    {Role.VIEWER: _VIEWER, Role.OPERATOR: _OPERATOR, Role.ADMIN: ALL_SCOPES}
+)
+PRINCIPAL_KINDS = frozenset({"user", "apikey", "anonymous"})
+GROUP_PREFIX = "group:"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is making a request, and what they may do.
+
+    Attributes:
+        subject: User id, API key id, or "anonymous".
+        kind: "user", "apikey" or "anonymous".
+        role: The user's role (None for anonymous).
+        scopes: What the principal may do. Checked by exact membership: holding "admin" does
+            not imply other scopes; the admin role simply holds them all.
+        cameras: Camera ids and ``group:<name>`` entries the principal may see, or None for
+            every camera. An empty set means no camera at all.
+    """
+
+    subject: str
+    kind: str
+    role: Role | None
+    scopes: frozenset[str]
+    cameras: frozenset[str] | None
+
+    def __post_init__(self) -> None:
+        if self.kind not in PRINCIPAL_KINDS:
+            raise ValueError(f"kind must be one of {sorted(PRINCIPAL_KINDS)}, got {self.kind!r}")
+
+    def has(self, scope: str) -> bool:
+        """Whether the principal holds ``scope``."""
+        return scope in self.scopes
+
+    def can_see(self, camera_id: str, groups: Collection[str] = ()) -> bool:
+        """Whether the principal may see ``camera_id``, a member of ``groups``.
+
+        Camera restrictions apply whatever the scopes: a restricted admin API key stays
+        restricted. An id that itself looks like a group entry is refused, so a camera named
+        "group:x" can never be confused with the group x.
+        """
+        if not camera_id or camera_id.startswith(GROUP_PREFIX):
+            return False
+        if self.cameras is None:
+            return True
+        if camera_id in self.cameras:
+            return True
+        return any(GROUP_PREFIX + g in self.cameras for g in groups if g)
+
+
+ANONYMOUS = Principal("anonymous", "anonymous", None, frozenset(), frozenset())
+
+
+def scopes_for(role: Role, requested: Collection[str] | None) -> frozenset[str]:
+    """The scopes to grant: what was requested, limited to what ``role`` holds.
+
+    A scope the role lacks (or that does not exist) is dropped, never granted and never an
+    error, so a client asking for too much gets a narrower token rather than a wider one.
+    None requests everything the role holds.
+    """
+    allowed = ROLE_SCOPES[role]
+    return allowed if requested is None else allowed & frozenset(requested)

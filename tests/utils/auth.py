@@ -1,0 +1,55 @@
+"""Users, tokens and security services for tests."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+from sentinel.api.security import SecurityServices
+from sentinel.api.setup import build_security
+from sentinel.config import AuthSettings
+from sentinel.gateway.passwords import Passwords
+from sentinel.gateway.roles import Role, scopes_for
+
+CHEAP_PASSWORDS = Passwords(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+def make_security(engine: Engine, data_dir: Path, **auth: object) -> SecurityServices:
+    """Real gateway services over ``engine``, with a cheap argon2 profile for speed."""
+    return build_security(
+        AuthSettings(**auth),
+        engine,
+        data_dir,
+        passwords=CHEAP_PASSWORDS,
+    )
+
+
+@dataclass(frozen=True)
+class AuthedUser:
+    id: str
+    username: str
+    password: str
+    role: Role
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def add_user(
+    security: SecurityServices,
+    username: str,
+    role: Role,
+    cameras: list[str] | None = None,
+) -> AuthedUser:
+    """A user with a random strong password and a fresh access token."""
+    password = secrets.token_urlsafe(16)
+    record = security.users.create(username, security.passwords.hash(password), role.value, cameras)
+    token = security.issuer.issue_access(
+        record.id, scopes_for(role, None), cameras=cameras, kind="user"
+    )
+    return AuthedUser(record.id, username, password, role, token)
