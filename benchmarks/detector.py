@@ -118,8 +118,8 @@ async def _compare(handle: Any, model: YoloOnnx, frames: list[NDArray[np.uint8]]
     )
     print(
         f"detector: per-round ratios {', '.join(f'{r:.2f}' for r in per_round)}; "
-        f"{len(frames)} frames x {len(per_round)} passes per side, batch {BATCH}, {THREADS} threads, "
-        f"{IN_FLIGHT} requests in flight"
+        f"{len(frames)} frames x {len(per_round)} passes per side, batch {BATCH}, "
+        f"{THREADS} threads, {IN_FLIGHT} requests in flight"
     )
     print(
         f"detector: serve mean batch size {per_batch:.2f} per batch "

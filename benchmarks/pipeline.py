@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -41,7 +42,8 @@ from benchmarks.common import percentile, sample_video, verdict
 from sentinel.actors.runner import CameraRunner, DetectFn, EventSink
 from sentinel.actors.sink import StoreSink
 from sentinel.config import CameraConfig, MotionSettings
-from sentinel.domain.pipeline import FramePipeline
+from sentinel.domain.motion import MotionDecision
+from sentinel.domain.pipeline import FramePipeline, PipelineConfig
 from sentinel.domain.stats import Histogram
 from sentinel.domain.types import Box, Detection, EventChange
 from sentinel.serve.detector import DetectResult
@@ -70,9 +72,22 @@ class _Event:
 
 
 class _ClockPipeline(FramePipeline):
-    """Records the (stream ts, wall) of the first frame, to put event times on stream time."""
+    """Records the (stream ts, wall) of the first frame, to put event times on stream time,
+    and why the motion gate let each frame through (or not)."""
 
     origin: tuple[float, datetime] | None = None
+
+    def __init__(self, camera_id: str, epoch: str, config: PipelineConfig) -> None:
+        super().__init__(camera_id, epoch, config)
+        self.reasons: Counter[str] = Counter()
+        self.forced_by_static_only = 0  # "tracking" with only non-person tracks live
+
+    def wants_detection(self, gray_small: NDArray[np.uint8], ts: float) -> MotionDecision:
+        decision = super().wants_detection(gray_small, ts)
+        self.reasons[decision.reason] += 1
+        if decision.reason == "tracking" and all(t.label != LABEL for t in self.active_tracks()):
+            self.forced_by_static_only += 1
+        return decision
 
     def _note(self, ts: float, wall: datetime) -> None:
         if self.origin is None:
@@ -163,6 +178,7 @@ def _detector(model: YoloOnnx) -> DetectFn:
 @dataclass
 class _RunResult:
     runner: CameraRunner
+    pipeline: _ClockPipeline
     events: list[_Event]
     seconds: float
 
@@ -184,7 +200,7 @@ async def _run_file(model: YoloOnnx, video: Path, *, gate: bool) -> _RunResult:
     seconds = time.perf_counter() - start
     if str(state) != "finished" or pipeline.origin is None:
         raise RuntimeError(f"camera run ended {state}: {runner.stats.last_error}")
-    return _RunResult(runner, sink.events(pipeline.origin), seconds)
+    return _RunResult(runner, pipeline, sink.events(pipeline.origin), seconds)
 
 
 async def _latency(model: YoloOnnx, video: Path, tmp: Path) -> tuple[list[float], CameraRunner]:
@@ -227,6 +243,11 @@ def _report_gate(on: _RunResult, off: _RunResult) -> None:
     )
     for u in missed:
         print(f"pipeline:   unmatched ungated {LABEL} event {u.started:.1f}-{u.last_seen:.1f} s")
+    reasons = ", ".join(f"{k} {v}" for k, v in on.pipeline.reasons.most_common())
+    print(
+        f"pipeline: gate on, why frames went to the detector: {reasons}; of the 'tracking' "
+        f"ones, {on.pipeline.forced_by_static_only} had only non-{LABEL} tracks live"
+    )
 
 
 def run(model_path: Path) -> None:

@@ -136,7 +136,7 @@ def _check_password(password: str, username: str) -> None:
     try:
         validate_password(password, username=username)
     except WeakPassword as exc:
-        raise HTTPException(422, str(exc)) from exc
+        raise HTTPException(400, str(exc)) from exc
 
 
 @router.get("/users", response_model=list[UserPublic], summary="All users")

@@ -32,7 +32,7 @@ async def list_events(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
 ) -> EventPage:
     if since is not None and until is not None and since > until:
-        raise HTTPException(422, "`since` must not be after `until`")
+        raise HTTPException(400, "`since` must not be after `until`")
     allowed = await allowed_cameras(principal, services)
     try:
         page = await run_in_threadpool(

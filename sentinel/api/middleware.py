@@ -29,10 +29,6 @@ async def _reject(send: Send, status: int, detail: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-class _BodyTooLargeError(Exception):
-    pass
-
-
 class LimitRequestSize:
     """413 for bodies over the limit (declared or streamed) and for oversized query strings,
     before any route parses them. Limits come from the installed services' settings."""
@@ -66,27 +62,31 @@ class LimitRequestSize:
                     return
         seen = 0
         started = False
+        refused = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, refused
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > max_body:
-                    raise _BodyTooLargeError
+                if seen > max_body and not refused:
+                    # Answer now and tell the app the client left, so it stops reading; what
+                    # it still tries to send is dropped below.
+                    refused = True
+                    if not started:
+                        await _reject(send, 413, f"request body over {max_body} bytes")
+                    return {"type": "http.disconnect"}
             return message
 
-        async def tracking_send(message: Message) -> None:
+        async def guarded_send(message: Message) -> None:
             nonlocal started
+            if refused:
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _BodyTooLargeError:
-            if not started:
-                await _reject(send, 413, f"request body over {max_body} bytes")
+        await self.app(scope, limited_receive, guarded_send)
 
 
 class AuditMutations:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
-from fastapi.security import SecurityScopes
+from fastapi.security import APIKeyHeader, OAuth2PasswordBearer, SecurityScopes
 from starlette.concurrency import run_in_threadpool
 
 from sentinel.api.deps import Services, ServicesDep
@@ -26,7 +26,7 @@ from sentinel.gateway.clients import client_address
 from sentinel.gateway.keys import KeyRing
 from sentinel.gateway.passwords import Passwords
 from sentinel.gateway.ratelimit import BucketSpec, RateLimiter
-from sentinel.gateway.roles import METRICS_READ, Principal, Role
+from sentinel.gateway.roles import ALL_SCOPES, METRICS_READ, Principal, Role
 from sentinel.gateway.secretbox import SecretBox
 from sentinel.gateway.tokens import InvalidToken, TokenIssuer, hash_opaque
 from sentinel.store.api_key_repo import ApiKeyRepository
@@ -165,8 +165,22 @@ async def rate_limit(request: Request, security: SecurityServices, key: str) -> 
         )
 
 
+# Declared for the OpenAPI document (and /docs' "Authorize" button); the credentials
+# themselves are read in `identify`, which also accepts API keys and session cookies.
+oauth2_scheme = OAuth2PasswordBearer(
+    tokenUrl="/api/v1/auth/token",
+    scopes={scope: scope for scope in sorted(ALL_SCOPES)},
+    auto_error=False,
+)
+api_key_scheme = APIKeyHeader(name=API_KEY_HEADER, auto_error=False)
+
+
 async def authorize(
-    security_scopes: SecurityScopes, request: Request, services: ServicesDep
+    security_scopes: SecurityScopes,
+    request: Request,
+    services: ServicesDep,
+    _bearer: Annotated[str | None, Depends(oauth2_scheme)],
+    _api_key: Annotated[str | None, Depends(api_key_scheme)],
 ) -> Principal:
     """Dependency of every guarded route: authenticates, checks scopes, rate-limits."""
     security = services.security
@@ -218,4 +232,4 @@ async def require_camera(principal: Principal, services: Services, camera_id: st
 async def require_metrics(request: Request, services: ServicesDep) -> None:
     """Guard of /metrics: `metrics:read`, unless the deployment made metrics public."""
     if not services.security.metrics_public:
-        await authorize(SecurityScopes([METRICS_READ]), request, services)
+        await authorize(SecurityScopes([METRICS_READ]), request, services, None, None)

@@ -111,8 +111,13 @@ class KeyRing:
     def __init__(self, entries: list[_Entry], directory: Path | None = None) -> None:
         if not entries:
             raise ValueError("a key ring needs at least one key")
-        self._entries = {e.kid: e for e in entries}
         self._directory = directory
+        self._set({e.kid: e for e in entries})
+
+    def _set(self, entries: dict[str, _Entry]) -> None:
+        self._entries = entries
+        # Derived once per change: every request verifies a token against these.
+        self._public = {kid: e.key.public_key() for kid, e in entries.items()}
 
     @classmethod
     def from_pem(cls, private_pems: list[str]) -> KeyRing:
@@ -161,7 +166,7 @@ class KeyRing:
 
     def public_keys(self) -> dict[str, rsa.RSAPublicKey]:
         """Every key still trusted for verification, by kid."""
-        return {kid: e.key.public_key() for kid, e in self._entries.items()}
+        return dict(self._public)
 
     def jwks(self) -> dict[str, Any]:
         """The public keys as an RFC 7517 JSON Web Key Set."""
@@ -195,7 +200,7 @@ class KeyRing:
                 if e.retired_at is None:
                     entries[kid] = replace(e, retired_at=entry.created_at)
             entries[entry.kid] = entry
-            self._entries = entries
+            self._set(entries)
             self._persist(directory, written={entry.kid})
         return entry.kid
 
@@ -213,7 +218,7 @@ class KeyRing:
                 for kid, e in entries.items()
                 if e.retired_at is not None and e.retired_at < older_than
             ]
-            self._entries = {k: e for k, e in entries.items() if k not in gone}
+            self._set({k: e for k, e in entries.items() if k not in gone})
             # Manifest first: a crash between the two steps leaves an orphan file, never a
             # manifest that points at a deleted key.
             self._persist(directory, written=set())
@@ -262,18 +267,11 @@ class KeyRing:
                 # A file named after another key could make us trust a key nobody rotated in.
                 raise ValueError(f"{path}: the key's kid is {kid}, not {path.stem}")
             meta = manifest.get(kid, {})
-            created = meta.get("created_at")
+            mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat()
+            created = datetime.fromisoformat(meta.get("created_at") or mtime)
             retired = meta.get("retired_at")
-            entries.append(
-                _Entry(
-                    kid,
-                    key,
-                    datetime.fromisoformat(created)
-                    if created
-                    else datetime.fromtimestamp(path.stat().st_mtime, UTC),
-                    datetime.fromisoformat(retired) if retired else None,
-                )
-            )
+            retired_at = datetime.fromisoformat(retired) if retired else None
+            entries.append(_Entry(kid, key, created, retired_at))
         return entries
 
     def _persist(self, directory: Path, *, written: set[str]) -> None:

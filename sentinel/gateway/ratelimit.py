@@ -8,6 +8,7 @@ that backs off for ``retry_after_s`` is served on its next try.
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -46,8 +47,8 @@ class BucketSpec:
     burst: int
 
     def __post_init__(self) -> None:
-        if not self.rate_per_s > 0:
-            raise ValueError(f"rate_per_s must be > 0, got {self.rate_per_s}")
+        if not (self.rate_per_s > 0 and math.isfinite(self.rate_per_s)):
+            raise ValueError(f"rate_per_s must be finite and > 0, got {self.rate_per_s}")
         if self.burst < 1:
             raise ValueError(f"burst must be >= 1, got {self.burst}")
 

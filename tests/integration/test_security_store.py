@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
+from multiprocessing.synchronize import Barrier
 from typing import TypeVar
 
 import pytest
@@ -258,26 +259,35 @@ def test_concurrent_appends_from_threads_form_one_chain(store_engine: Engine) ->
     assert audit.head() == (80, records[-1].hash)
 
 
-def _append_in_process(url: str, worker: int) -> list[int]:
+def _append_in_process(url: str, worker: int, start: Barrier) -> None:
     engine = make_engine(url)
     try:
         audit = AuditRepository(engine)
-        return [append(audit, i, actor=f"p{worker}").seq for i in range(15)]
+        start.wait(timeout=120)  # all processes imported and connected: now contend
+        for i in range(30):
+            append(audit, i, actor=f"p{worker}")
     finally:
         engine.dispose()
 
 
 def test_concurrent_appends_from_processes_form_one_chain(db_url: str) -> None:
     migrate(db_url)
-    with ProcessPoolExecutor(3, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(_append_in_process, db_url, w) for w in range(3)]
-        seqs = sorted(s for f in futures for s in f.result(timeout=120))
-    assert seqs == list(range(1, 46))
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Barrier(3)
+    procs = [ctx.Process(target=_append_in_process, args=(db_url, w, start)) for w in range(3)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(timeout=180)
+    assert [proc.exitcode for proc in procs] == [0, 0, 0]
     engine = make_engine(db_url)
     try:
         audit = AuditRepository(engine)
         records = list(audit.iter_all(batch=7))
-        assert [r.seq for r in records] == seqs
+        assert [r.seq for r in records] == list(range(1, 91))
+        assert sorted(r.actor for r in records) == sorted(
+            f"p{w}" for w in range(3) for _ in range(30)
+        )
         assert verify_chain(records, expected_head=audit.head()[1]).ok
     finally:
         engine.dispose()

@@ -81,7 +81,9 @@ def test_impossible_cost_is_a_programming_error(cost: float) -> None:
         asyncio.run(MemoryRateLimiter().hit("k", SPEC, cost=cost))
 
 
-@pytest.mark.parametrize(("rate", "burst"), [(0, 1), (-1, 1), (1, 0), (float("nan"), 1)])
+@pytest.mark.parametrize(
+    ("rate", "burst"), [(0, 1), (-1, 1), (1, 0), (float("nan"), 1), (float("inf"), 1)]
+)
 def test_bucket_spec_is_validated(rate: float, burst: int) -> None:
     with pytest.raises(ValueError):
         BucketSpec(rate_per_s=rate, burst=burst)

@@ -126,6 +126,7 @@ def test_provisioning_uri(secret: str) -> None:
     assert query["secret"] == [secret] and query["issuer"] == ["Sentinel"]
     assert query["digits"] == ["6"] and query["period"] == ["30"] and query["algorithm"] == ["SHA1"]
     parsed = pyotp.parse_uri(uri)
+    assert isinstance(parsed, pyotp.TOTP)
     assert parsed.at(NOW) == current_code(secret, NOW)
     spaced = provisioning_uri(secret, "bob smith", issuer="Acme Security")
     assert spaced.startswith("otpauth://totp/Acme%20Security:bob%20smith?")
