@@ -12,15 +12,19 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError
 
 from sentinel.actors.camera import CameraActor, camera_actor_name
-from sentinel.config import CameraConfig
+from sentinel.api.setup import secret_box
+from sentinel.config import AuthSettings, CameraConfig
 from sentinel.domain.restarts import RestartPolicy
 from sentinel.domain.stats import CameraState, CameraStats
+from sentinel.gateway.secretbox import SecretError
+from sentinel.store.camera_secrets import public_camera, unseal_camera
 from sentinel.store.db import make_engine
 from sentinel.store.repo import CameraRepository
 
@@ -51,6 +55,7 @@ class Supervisor:
         self.namespace: str = runtime["namespace"]
         self.interval_s: float = runtime.get("reconcile_interval_s", 2.0)
         self.cameras = CameraRepository(make_engine(runtime["db_url"]))
+        self.box = secret_box(AuthSettings(**runtime["auth"]), Path(runtime["data_dir"]))
         self.running: dict[str, _Camera] = {}
         self.lock = threading.RLock()
         self.stopped = threading.Event()
@@ -68,7 +73,11 @@ class Supervisor:
         with self.lock:
             if self.stopped.is_set():
                 return
-            desired = {cid: cfg for cid, cfg in self.cameras.list() if cfg.get("enabled", True)}
+            desired = {
+                cid: self._unseal(cid, cfg)
+                for cid, cfg in self.cameras.list()
+                if cfg.get("enabled", True)
+            }
             for cid in list(self.running):
                 if cid not in desired:
                     self._stop(cid)
@@ -102,6 +111,14 @@ class Supervisor:
                 logger.exception("reconcile failed")
             self.wake.wait(self.interval_s)
             self.wake.clear()
+
+    def _unseal(self, cid: str, cfg: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return unseal_camera(cfg, self.box)
+        except SecretError:
+            # Keep the row (never lose the operator's config) but do not run it.
+            logger.error("camera %s: its credentials do not decrypt with this key", cid)
+            return {**public_camera(cfg), "enabled": False}
 
     def _status_of(self, cid: str, cam: _Camera) -> dict[str, Any]:
         status = dict(cam.status) if cam.status else CameraStats(camera_id=cid).to_dict()

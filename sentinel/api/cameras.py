@@ -12,6 +12,7 @@ from sentinel.api.schemas import CameraPublic
 from sentinel.api.security import allowed_cameras, authorize, require_camera
 from sentinel.config import CAMERA_ID_PATTERN, CameraConfig
 from sentinel.gateway.roles import CAMERAS_READ, CAMERAS_WRITE, Principal
+from sentinel.store.camera_secrets import public_camera, seal_camera
 
 router = APIRouter(prefix="/cameras", tags=["cameras"])
 
@@ -24,7 +25,7 @@ async def _config(services: Services, camera_id: str) -> CameraConfig:
     raw = await run_in_threadpool(services.cameras.get, camera_id)
     if raw is None:
         raise HTTPException(404, "camera not found")
-    return CameraConfig(**raw)
+    return CameraConfig(**public_camera(raw))
 
 
 @router.get("", response_model=list[CameraPublic], summary="All configured cameras")
@@ -33,7 +34,7 @@ async def list_cameras(services: ServicesDep, principal: Reader) -> list[CameraP
     allowed = await allowed_cameras(principal, services)
     statuses = await services.control.statuses()
     return [
-        CameraPublic.of(CameraConfig(**cfg), statuses.get(cid))
+        CameraPublic.of(CameraConfig(**public_camera(cfg)), statuses.get(cid))
         for cid, cfg in rows
         if allowed is None or cid in allowed
     ]
@@ -52,7 +53,8 @@ async def add_camera(
     existing = await run_in_threadpool(services.cameras.get, camera.id)
     if existing is not None:
         raise HTTPException(409, f"camera {camera.id} already exists")
-    await run_in_threadpool(services.cameras.upsert, camera.id, camera.model_dump(mode="json"))
+    stored = seal_camera(camera.model_dump(mode="json"), services.security.secretbox)
+    await run_in_threadpool(services.cameras.upsert, camera.id, stored)
     await services.control.started(camera)
     return CameraPublic.of(camera, await services.control.status(camera.id))
 

@@ -17,6 +17,7 @@ from sentinel.gateway.keys import KeyRing
 from sentinel.serve.detector import build_detector
 from sentinel.serve.ingress import Ingress
 from sentinel.serve.yolo import verify_model
+from sentinel.store.camera_secrets import seal_camera
 from sentinel.store.db import make_engine, migrate
 from sentinel.store.repo import CameraRepository
 
@@ -58,8 +59,9 @@ def prepare_storage(settings: Settings) -> None:
 def seed_cameras(settings: Settings) -> None:
     """Writes the config file's cameras into the database (the supervisor's desired state)."""
     repo = CameraRepository(make_engine(settings.db_url))
+    box = secret_box(settings.auth, settings.data_dir)
     for camera in settings.cameras:
-        repo.upsert(camera.id, camera.model_dump(mode="json"))
+        repo.upsert(camera.id, seal_camera(camera.model_dump(mode="json"), box))
 
 
 def connect_ray(settings: Settings) -> None:

@@ -195,12 +195,13 @@ def test_missing_event_and_snapshot(client: TestClient, services: Services) -> N
     assert r.status_code == 404 and "snapshot" in r.json()["detail"]
 
 
-def test_camera_lifecycle(client: TestClient, control: FakeControl) -> None:
+def test_camera_lifecycle(client: TestClient, control: FakeControl, services: Services) -> None:
     body = {"id": "front", "source": "rtsp://user:secret@127.0.0.1:8554/cam", "detect_fps": 2}
     r = client.post("/api/v1/cameras", json=body)
     assert r.status_code == 201, r.text
     assert control.started_ids == ["front"]
     assert "secret" not in r.text
+    assert "secret" not in repr(services.cameras.get("front"))  # sealed at rest
     assert r.json()["status"]["state"] == "running"
     assert client.post("/api/v1/cameras", json=body).status_code == 409
     got = client.get("/api/v1/cameras/front").json()
