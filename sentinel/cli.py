@@ -246,11 +246,14 @@ URL_OPTION = click.option(
 
 @main.command()
 @URL_OPTION
-@click.option("--username", prompt=True)
-@click.option("--password", prompt=True, hide_input=True)
+@click.option("--username", required=True)
+@click.option("--password", default=None, help="Default: prompted (on stderr).")
 @click.option("--otp", default=None, help="One-time code, if MFA is enrolled.")
-def login(url: str, username: str, password: str, otp: str | None) -> None:
-    """Sign in; prints an `export SENTINEL_TOKEN=...` line for the other commands."""
+def login(url: str, username: str, password: str | None, otp: str | None) -> None:
+    """Sign in; prints `export SENTINEL_TOKEN=...` (use with eval) for the other commands."""
+    if password is None:
+        # Prompt on stderr so `eval "$(sentinel login ...)"` captures only the export line.
+        password = click.prompt("password", hide_input=True, err=True)
     form = {"username": username, "password": password, **({"otp": otp} if otp else {})}
     with _api(url) as client:
         body = _fail_on_error(client.post("/api/v1/auth/token", data=form))
