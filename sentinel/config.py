@@ -72,11 +72,34 @@ class EventSettings(StrictModel):
     )
 
 
+class AlertPolicySettings(StrictModel):
+    """Rule-based first decision for this camera's events (the LLM verdict follows)."""
+
+    enabled: bool = Field(True, description="Make alerts from this camera's events.")
+    labels: list[str] = Field(default_factory=lambda: ["person"], max_length=80)
+    armed_hours: list[tuple[int, int]] | None = Field(
+        None, description="Local [start, end) hours when armed, e.g. [[22, 6]]; null = always."
+    )
+    min_dwell_s: float = Field(0.0, ge=0, le=86400, description="Alert once in view this long.")
+    severity: str = Field("medium", pattern="^(info|low|medium|high|critical)$")
+
+    @field_validator("armed_hours")
+    @classmethod
+    def _hours(cls, value: list[tuple[int, int]] | None) -> list[tuple[int, int]] | None:
+        for start, end in value or []:
+            if not (0 <= start <= 23 and 0 <= end <= 24):
+                raise ValueError(f"armed hours must be within 0..24, but got [{start}, {end}]")
+        return value
+
+
 class CameraConfig(StrictModel):
     """One camera, as written in the YAML file or posted to ``/api/v1/cameras``."""
 
     id: Annotated[str, Field(pattern=CAMERA_ID_PATTERN, description="Unique camera id.")]
     name: str | None = Field(None, max_length=200, description="Display name.")
+    description: str = Field(
+        "", max_length=2000, description="What the camera sees (context for the agent)."
+    )
     source: str = Field(
         ..., min_length=1, max_length=2048, description="File path, rtsp:// or http(s):// URL."
     )
@@ -102,6 +125,7 @@ class CameraConfig(StrictModel):
     motion: MotionSettings = Field(default_factory=MotionSettings)
     tracker: TrackerSettings = Field(default_factory=TrackerSettings)
     events: EventSettings = Field(default_factory=EventSettings)
+    alerts: AlertPolicySettings = Field(default_factory=AlertPolicySettings)
     max_reconnect_attempts: int = Field(
         0, ge=0, le=100000, description="Network sources: give up after this many (0 = never)."
     )
@@ -183,6 +207,40 @@ class AuthSettings(StrictModel):
     max_query_bytes: int = Field(4096, ge=256, le=1 << 16)
 
 
+class BackendSettings(StrictModel):
+    name: str = Field(..., pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    kind: str = Field("openai", pattern="^(openai|embedded)$")
+    base_url: str | None = Field(None, description="OpenAI-compatible base URL (…/v1).")
+    model: str = "default"
+    api_key: str = Field("not-needed", description="Sent as the bearer key to the backend.")
+    priority: int = Field(0, ge=0, le=100, description="Lower is tried first.")
+    weight: float = Field(1.0, gt=0, le=1000)
+    timeout_s: float = Field(60.0, gt=0, le=600)
+    max_tokens: int = Field(256, ge=16, le=4096)
+
+
+class LlmSettings(StrictModel):
+    enabled: bool = Field(True, description="Run the embedded LLM deployment.")
+    model_path: Path | None = Field(None, description="GGUF file; default: the bundled Qwen.")
+    threads: int = Field(2, ge=1, le=64)
+    num_cpus: float = Field(1.0, ge=0, le=64)
+    ctx_size: int = Field(2048, ge=512, le=32768)
+
+
+class AgentSettings(StrictModel):
+    enabled: bool = Field(True, description="Send events to the LLM agent after the rules.")
+    backends: list[BackendSettings] = Field(
+        default_factory=lambda: [BackendSettings(name="embedded", kind="embedded")]
+    )
+    daily_token_budget: int | None = Field(None, ge=1, description="Tokens per UTC day.")
+    max_backlog: int = Field(50, ge=1, le=100000, description="Shed to rules beyond this.")
+    max_age_s: float = Field(300.0, gt=0, description="Events waiting longer are shed.")
+    site_notes: str = Field("", max_length=4000, description="What the agent should know.")
+    timezone: str = Field("UTC", description="Local time zone of the site (IANA name).")
+    poll_interval_s: float = Field(0.5, gt=0, le=60)
+    llm: LlmSettings = Field(default_factory=LlmSettings)
+
+
 class Settings(BaseSettings):
     """Process settings: ``SENTINEL_*`` env vars, then the YAML file, then the defaults."""
 
@@ -199,6 +257,7 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     detector: DetectorSettings = Field(default_factory=DetectorSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    agent: AgentSettings = Field(default_factory=AgentSettings)
     cameras: list[CameraConfig] = Field(default_factory=list)
     reconcile_interval_s: float = Field(2.0, gt=0, le=300)
     max_request_limit: int = 500
@@ -226,6 +285,9 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.data_dir / "models"
+
+    def gguf_model_path(self) -> Path:
+        return self.agent.llm.model_path or self.models_dir / "qwen2.5-coder-0.5b-q4_k_m.gguf"
 
     def onnx_model_path(self) -> Path:
         return self.detector.model_path or self.models_dir / "yolov8n.onnx"

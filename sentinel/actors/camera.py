@@ -14,12 +14,14 @@ import ray
 from numpy.typing import NDArray
 from ray import serve
 
+from sentinel.actors.rule_alerts import RuleAlerts
 from sentinel.actors.runner import CameraRunner
 from sentinel.actors.sink import StoreSink
-from sentinel.config import CameraConfig
+from sentinel.config import AgentSettings, CameraConfig
 from sentinel.domain.stats import CameraState
 from sentinel.domain.types import EventState
 from sentinel.serve.detector import DetectResult
+from sentinel.store.alert_repo import AgentQueue, AlertRepository
 from sentinel.store.db import make_engine
 from sentinel.store.objects import LocalObjectStore
 from sentinel.store.repo import EventRepository
@@ -47,11 +49,20 @@ class CameraActor:
         )
         # A fresh epoch per actor run keeps track ids of different runs apart; events still
         # open from a previous run are adopted instead of duplicated (see FramePipeline.adopt).
+        agent = AgentSettings(**runtime["agent"])
+        rules = RuleAlerts(
+            self.config.id,
+            self.config.alerts,
+            AlertRepository(engine),
+            AgentQueue(engine),
+            agent_enabled=agent.enabled,
+            timezone=agent.timezone,
+        )
         epoch = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
         self.runner = CameraRunner(
             self.config,
             detect=self._detect if self.handle is not None else None,
-            sink=StoreSink(self.config.id, self.events, objects),
+            sink=StoreSink(self.config.id, self.events, objects, on_event=rules),
             epoch=epoch,
             open_events=self._open_events,
         )

@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from sentinel.domain.render import Overlay, encode_jpeg
-from sentinel.domain.types import EventChange, EventChangeKind
+from sentinel.domain.types import EventChange, EventChangeKind, EventState
 from sentinel.store.objects import ObjectStore, snapshot_key
 from sentinel.store.repo import EventRepository
 
@@ -38,8 +38,10 @@ class StoreSink:
         objects: ObjectStore,
         *,
         clock: Callable[[], float] = time.monotonic,
+        on_event: Callable[[EventState], None] | None = None,
     ) -> None:
         self.camera_id = camera_id
+        self.on_event = on_event
         self.events = events
         self.objects = objects
         self.clock = clock
@@ -54,6 +56,8 @@ class StoreSink:
                 self._pending[ev.id] = _PendingSnapshot(rgb, Overlay(ev.box, ev.label, caption))
             key = self._maybe_write_snapshot(change)
             self.events.upsert(ev, key)
+            if self.on_event is not None:
+                self.on_event(ev)  # e.g. the rule-based alert; idempotent, after the event
             if change.kind is EventChangeKind.CLOSED:
                 self._pending.pop(ev.id, None)
                 self._written_at.pop(ev.id, None)

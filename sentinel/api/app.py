@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sentinel import __version__
-from sentinel.api import admin, auth, cameras, events
+from sentinel.api import admin, alerts, auth, cameras, events, prompts
 from sentinel.api.deps import ServicesDep
 from sentinel.api.metrics import render_metrics
 from sentinel.api.middleware import AuditMutations, LimitRequestSize
@@ -81,7 +81,10 @@ def create_app() -> FastAPI:
     api.include_router(cameras.router)
     api.include_router(auth.router)
     api.include_router(admin.router)
+    api.include_router(alerts.router)
+    api.include_router(prompts.router)
     app.include_router(api)
+    app.include_router(prompts.llm_router)
 
     @app.get("/.well-known/jwks.json", tags=["auth"], summary="Public keys of access tokens")
     async def jwks(services: ServicesDep) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy.engine import Engine
 
 from sentinel.config import CameraConfig
+from sentinel.store.alert_repo import AlertRepository, ExperimentRepository, PromptRepository
 from sentinel.store.objects import ObjectStore
 from sentinel.store.repo import CameraRepository, EventRepository
 
@@ -36,6 +37,25 @@ class DetectorProbe(Protocol):
     async def ready(self) -> bool: ...
 
 
+class AgentControl(Protocol):
+    async def backends(self) -> list[dict[str, Any]]: ...
+
+
+class LlmControl(Protocol):
+    async def chat(self, request: dict[str, Any]) -> dict[str, Any]: ...
+
+
+@dataclass
+class AgentServices:
+    """The alert agent's stores, and its deployments when they run."""
+
+    alerts: AlertRepository
+    prompts: PromptRepository
+    experiments: ExperimentRepository
+    control: AgentControl | None = None
+    llm: LlmControl | None = None
+
+
 @dataclass
 class Services:
     """Everything the API needs, injected by the ingress (or by a test)."""
@@ -47,6 +67,7 @@ class Services:
     control: CameraControl
     detector: DetectorProbe
     security: SecurityServices
+    agent: AgentServices
 
 
 _process_services: Services | None = None

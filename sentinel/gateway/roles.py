@@ -13,6 +13,8 @@ from types import MappingProxyType
 
 __all__ = [
     "ADMIN",
+    "ALERTS_READ",
+    "ALERTS_WRITE",
     "ALL_SCOPES",
     "ANONYMOUS",
     "APIKEYS_WRITE",
@@ -21,8 +23,10 @@ __all__ = [
     "CAMERAS_WRITE",
     "EVENTS_READ",
     "GROUP_PREFIX",
+    "LLM_USE",
     "METRICS_READ",
     "PRINCIPAL_KINDS",
+    "PROMPTS_ADMIN",
     "ROLE_SCOPES",
     "USERS_ADMIN",
     "Principal",
@@ -46,6 +50,10 @@ METRICS_READ = "metrics:read"
 APIKEYS_WRITE = "apikeys:write"
 AUDIT_READ = "audit:read"
 USERS_ADMIN = "users:admin"
+ALERTS_READ = "alerts:read"
+ALERTS_WRITE = "alerts:write"
+PROMPTS_ADMIN = "prompts:admin"
+LLM_USE = "llm:use"
 ADMIN = "admin"
 ALL_SCOPES: frozenset[str] = frozenset(
     {
@@ -56,11 +64,15 @@ ALL_SCOPES: frozenset[str] = frozenset(
         APIKEYS_WRITE,
         AUDIT_READ,
         USERS_ADMIN,
+        ALERTS_READ,
+        ALERTS_WRITE,
+        PROMPTS_ADMIN,
+        LLM_USE,
         ADMIN,
     }
 )
-_VIEWER = frozenset({EVENTS_READ, CAMERAS_READ})
-_OPERATOR = _VIEWER | {METRICS_READ, APIKEYS_WRITE}
+_VIEWER = frozenset({EVENTS_READ, CAMERAS_READ, ALERTS_READ})
+_OPERATOR = _VIEWER | {METRICS_READ, APIKEYS_WRITE, ALERTS_WRITE, LLM_USE}
 # Read-only at runtime: a route that mutated this table would change every user's rights.
 ROLE_SCOPES: Mapping[Role, frozenset[str]] = MappingProxyType(
     {Role.VIEWER: _VIEWER, Role.OPERATOR: _OPERATOR, Role.ADMIN: ALL_SCOPES}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -10,18 +11,24 @@ from typing import Any
 import ray
 from ray import serve
 
+from sentinel.actors.agent_worker import AgentWorkerActor
 from sentinel.actors.supervisor import get_or_create_supervisor
 from sentinel.api.setup import secret_box
 from sentinel.config import Settings
 from sentinel.gateway.keys import KeyRing
+from sentinel.serve.agent_deployment import AgentDeployment
 from sentinel.serve.detector import build_detector
 from sentinel.serve.ingress import Ingress
+from sentinel.serve.llm import build_llm
+from sentinel.serve.llm_model import verify_gguf
 from sentinel.serve.yolo import verify_model
 from sentinel.store.camera_secrets import seal_camera
 from sentinel.store.db import make_engine, migrate
 from sentinel.store.repo import CameraRepository
 
 logger = logging.getLogger(__name__)
+
+AGENT_WORKER_NAME = "sentinel-agent-worker"
 
 
 def runtime_of(settings: Settings) -> dict[str, Any]:
@@ -35,14 +42,32 @@ def runtime_of(settings: Settings) -> dict[str, Any]:
         "data_dir": str(settings.data_dir.resolve()),
         "redis_url": settings.redis_url,
         "auth": settings.auth.model_dump(mode="json"),
+        "agent": settings.agent.model_dump(mode="json"),
     }
+
+
+def wants_embedded_llm(settings: Settings) -> bool:
+    agent = settings.agent
+    return agent.enabled and agent.llm.enabled and any(b.kind == "embedded" for b in agent.backends)
 
 
 def build_application(settings: Settings) -> Any:
     model_path = settings.onnx_model_path().resolve()
     verify_model(model_path)
     detector = build_detector(settings.detector, model_path)
-    return Ingress.bind(detector, runtime_of(settings))  # type: ignore[attr-defined]
+    llm = None
+    if wants_embedded_llm(settings):
+        gguf = settings.gguf_model_path().resolve()
+        verify_gguf(gguf)
+        llm = build_llm(
+            gguf, threads=settings.agent.llm.threads, num_cpus=settings.agent.llm.num_cpus
+        )
+    agent = (
+        AgentDeployment.bind(settings.agent.model_dump(mode="json"), llm)  # type: ignore[attr-defined]
+        if settings.agent.enabled
+        else None
+    )
+    return Ingress.bind(detector, runtime_of(settings), agent, llm)  # type: ignore[attr-defined]
 
 
 def prepare_storage(settings: Settings) -> None:
@@ -89,6 +114,14 @@ def start(settings: Settings, *, timeout_s: float = 180.0) -> Any:
     supervisor = get_or_create_supervisor(runtime_of(settings))
     ray.get(supervisor.ping.remote(), timeout=timeout_s)
     ray.get(supervisor.reconcile.remote(), timeout=timeout_s)
+    if settings.agent.enabled:
+        worker = AgentWorkerActor.options(  # type: ignore[attr-defined]
+            name=AGENT_WORKER_NAME,
+            namespace=settings.namespace,
+            lifetime="detached",
+            get_if_exists=True,
+        ).remote(runtime_of(settings))
+        ray.get(worker.start.remote(), timeout=timeout_s)
     return supervisor
 
 
@@ -101,6 +134,8 @@ def stop(settings: Settings, supervisor: Any | None = None) -> None:
             ray.kill(supervisor, no_restart=True)
     except Exception as exc:
         logger.warning("supervisor did not shut down cleanly: %s", exc)
+    with contextlib.suppress(ValueError):  # no agent worker when the agent is disabled
+        ray.kill(ray.get_actor(AGENT_WORKER_NAME, namespace=settings.namespace), no_restart=True)
     try:
         serve.delete(settings.app_name)
     except Exception as exc:

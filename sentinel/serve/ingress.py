@@ -14,9 +14,10 @@ from ray.serve.handle import DeploymentHandle
 from sentinel.actors.camera import camera_actor_name
 from sentinel.actors.supervisor import SUPERVISOR_NAME
 from sentinel.api.app import create_app
-from sentinel.api.deps import Services, install_services
+from sentinel.api.deps import AgentServices, Services, install_services
 from sentinel.api.setup import build_security
 from sentinel.config import AuthSettings, CameraConfig
+from sentinel.store.alert_repo import AlertRepository, ExperimentRepository, PromptRepository
 from sentinel.store.db import make_engine
 from sentinel.store.objects import LocalObjectStore
 from sentinel.store.repo import CameraRepository, EventRepository
@@ -71,6 +72,24 @@ class RayCameraControl:
         return data
 
 
+class AgentHandleControl:
+    def __init__(self, handle: DeploymentHandle[Any]) -> None:
+        self.handle = handle
+
+    async def backends(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = await self.handle.backends.remote()
+        return result
+
+
+class LlmHandleControl:
+    def __init__(self, handle: DeploymentHandle[Any]) -> None:
+        self.handle = handle
+
+    async def chat(self, request: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = await self.handle.chat.remote(request)
+        return result
+
+
 class DetectorHandleProbe:
     def __init__(self, handle: DeploymentHandle[Any]) -> None:
         self.handle = handle
@@ -85,7 +104,13 @@ class DetectorHandleProbe:
 class Ingress:
     """HTTP entry point; the routes live in ``sentinel.api``."""
 
-    def __init__(self, detector: DeploymentHandle[Any], runtime: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        detector: DeploymentHandle[Any],
+        runtime: dict[str, Any],
+        agent: DeploymentHandle[Any] | None = None,
+        llm: DeploymentHandle[Any] | None = None,
+    ) -> None:
         engine = make_engine(runtime["db_url"])
         security = build_security(
             AuthSettings(**runtime["auth"]),
@@ -102,5 +127,12 @@ class Ingress:
                 control=RayCameraControl(runtime["namespace"]),
                 detector=DetectorHandleProbe(detector),
                 security=security,
+                agent=AgentServices(
+                    alerts=AlertRepository(engine),
+                    prompts=PromptRepository(engine),
+                    experiments=ExperimentRepository(engine),
+                    control=AgentHandleControl(agent) if agent is not None else None,
+                    llm=LlmHandleControl(llm) if llm is not None else None,
+                ),
             )
         )

@@ -6,6 +6,8 @@ import pytest
 
 from sentinel.gateway.roles import (
     ADMIN,
+    ALERTS_READ,
+    ALERTS_WRITE,
     ALL_SCOPES,
     ANONYMOUS,
     APIKEYS_WRITE,
@@ -13,7 +15,9 @@ from sentinel.gateway.roles import (
     CAMERAS_READ,
     CAMERAS_WRITE,
     EVENTS_READ,
+    LLM_USE,
     METRICS_READ,
+    PROMPTS_ADMIN,
     ROLE_SCOPES,
     USERS_ADMIN,
     Principal,
@@ -23,8 +27,17 @@ from sentinel.gateway.roles import (
 
 
 def test_role_scopes() -> None:
-    assert ROLE_SCOPES[Role.VIEWER] == {EVENTS_READ, CAMERAS_READ}
-    assert ROLE_SCOPES[Role.OPERATOR] == {EVENTS_READ, CAMERAS_READ, METRICS_READ, APIKEYS_WRITE}
+    assert ROLE_SCOPES[Role.VIEWER] == {EVENTS_READ, CAMERAS_READ, ALERTS_READ}
+    assert ROLE_SCOPES[Role.OPERATOR] == {
+        EVENTS_READ,
+        CAMERAS_READ,
+        ALERTS_READ,
+        METRICS_READ,
+        APIKEYS_WRITE,
+        ALERTS_WRITE,
+        LLM_USE,
+    }
+    assert PROMPTS_ADMIN in ROLE_SCOPES[Role.ADMIN] - ROLE_SCOPES[Role.OPERATOR]
     assert ROLE_SCOPES[Role.ADMIN] == ALL_SCOPES
     assert {CAMERAS_WRITE, AUDIT_READ, USERS_ADMIN, ADMIN} <= ALL_SCOPES
     assert set(ROLE_SCOPES) == set(Role)
@@ -39,7 +52,7 @@ def test_role_table_is_read_only() -> None:
 @pytest.mark.parametrize(
     ("role", "requested", "granted"),
     [
-        (Role.VIEWER, None, {EVENTS_READ, CAMERAS_READ}),
+        (Role.VIEWER, None, {EVENTS_READ, CAMERAS_READ, ALERTS_READ}),
         (Role.VIEWER, [EVENTS_READ], {EVENTS_READ}),
         (Role.VIEWER, [EVENTS_READ, ADMIN, USERS_ADMIN], {EVENTS_READ}),  # dropped, not granted
         (Role.VIEWER, [], set()),

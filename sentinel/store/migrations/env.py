@@ -13,6 +13,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
+import sentinel.store.agent_tables  # registers the alert agent's tables too
 import sentinel.store.security_tables  # registers the security tables too
 import sentinel.store.tables  # noqa: F401 - registers the tables on SQLModel.metadata
 from sentinel.store.db import make_engine

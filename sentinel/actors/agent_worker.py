@@ -1,0 +1,268 @@
+"""The agent worker: drains the durable queue of rule alerts through the LLM agent.
+
+Events reach the agent only through the database queue, never by a call from a camera actor,
+so a slow or dead LLM never holds video back. Under overload the worker sheds the oldest
+items: their rule-based alert stands, marked ``shed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import ray
+
+from sentinel.config import AgentSettings, CameraConfig
+from sentinel.domain.alerts import EventContext
+from sentinel.domain.experiments import Variant, assign
+from sentinel.domain.prompts import DEFAULT_SYSTEM_PROMPT, DEFAULT_USER_TEMPLATE
+from sentinel.domain.stats import LATENCY_BUCKETS_MS, Histogram
+from sentinel.serve.agent import AgentOutcome, PromptSpec
+from sentinel.store.alert_repo import (
+    AgentQueue,
+    AlertRepository,
+    ExperimentRepository,
+    PromptRepository,
+)
+from sentinel.store.camera_secrets import public_camera
+from sentinel.store.repo import CameraRepository, EventRepository, StoredEvent
+
+logger = logging.getLogger(__name__)
+
+ALERT_PROMPT = "alert"
+DecideFn = Callable[[EventContext, PromptSpec], Awaitable[AgentOutcome]]
+_DECISION_BUCKETS_MS = (*LATENCY_BUCKETS_MS, 10_000.0, 30_000.0, 60_000.0)
+
+
+@dataclass
+class WorkerStats:
+    decisions: int = 0
+    failures: int = 0
+    shed: int = 0
+    parse_failures: int = 0
+    backlog: int = 0
+    latency_ms: Histogram = field(default_factory=lambda: Histogram(_DECISION_BUCKETS_MS))
+    started_at: float = field(default_factory=time.time)
+
+
+class AgentWorker:
+    """One pass at a time: shed what is too old or too much, then decide the oldest item."""
+
+    def __init__(
+        self,
+        settings: AgentSettings,
+        *,
+        decide: DecideFn,
+        events: EventRepository,
+        cameras: CameraRepository,
+        alerts: AlertRepository,
+        queue: AgentQueue,
+        prompts: PromptRepository,
+        experiments: ExperimentRepository,
+    ) -> None:
+        self.settings = settings
+        self.decide = decide
+        self.events = events
+        self.cameras = cameras
+        self.alerts = alerts
+        self.queue = queue
+        self.prompts = prompts
+        self.experiments = experiments
+        self.tz = ZoneInfo(settings.timezone)
+        self.stats = WorkerStats()
+
+    def shed(self) -> list[str]:
+        """Marks items beyond the age or backlog limits as shed; their rule alert stands."""
+        shed = self.queue.shed_older_than(self.settings.max_age_s)
+        excess = self.queue.backlog() - self.settings.max_backlog
+        if excess > 0:
+            for event_id in self.queue.lease(excess, lease_s=60.0):
+                self.queue.complete(event_id, "shed", "backlog over max_backlog")
+                shed.append(event_id)
+        for event_id in shed:
+            self.alerts.set_llm_status(event_id, "shed")
+        self.stats.shed += len(shed)
+        self.stats.backlog = self.queue.backlog()
+        return shed
+
+    async def run_once(self) -> bool:
+        """Decides one queued event; False when the queue was empty."""
+        await asyncio.to_thread(self.shed)
+        leased = await asyncio.to_thread(self.queue.lease, 1, 300.0)
+        if not leased:
+            return False
+        event_id = leased[0]
+        try:
+            await self._process(event_id)
+        except Exception as exc:  # one bad item must not stop the worker
+            logger.exception("agent failed on event %s", event_id)
+            await asyncio.to_thread(self.queue.complete, event_id, "failed", repr(exc)[:300])
+            await asyncio.to_thread(self.alerts.set_llm_status, event_id, "failed", repr(exc))
+            self.stats.failures += 1
+        return True
+
+    async def _process(self, event_id: str) -> None:
+        event = await asyncio.to_thread(self.events.get, event_id)
+        if event is None:
+            await asyncio.to_thread(self.queue.complete, event_id, "failed", "event is gone")
+            return
+        ctx = await asyncio.to_thread(self.context_for, event)
+        prompt, experiment_id, variant = await asyncio.to_thread(self.prompt_for, event_id)
+        started = time.perf_counter()
+        outcome = await self.decide(ctx, prompt)
+        self.stats.latency_ms.observe((time.perf_counter() - started) * 1000.0)
+        self.stats.parse_failures += outcome.parse_failures
+        if outcome.decision is None:
+            self.stats.failures += 1
+            await asyncio.to_thread(self.alerts.set_llm_status, event_id, "failed", outcome.error)
+            await asyncio.to_thread(self.queue.complete, event_id, "failed", outcome.error)
+            return
+        decision = outcome.decision
+        await asyncio.to_thread(
+            lambda: self.alerts.amend(
+                event_id,
+                decision,
+                withdrawn=not decision.alert,
+                experiment_id=experiment_id,
+                variant=variant,
+            )
+        )
+        await asyncio.to_thread(self.queue.complete, event_id, "done")
+        self.stats.decisions += 1
+
+    def prompt_for(self, event_id: str) -> tuple[PromptSpec, str | None, str | None]:
+        """The running experiment's variant for this event, else the active prompt."""
+        experiment = self.experiments.running_for(ALERT_PROMPT)
+        if experiment is not None:
+            variants = [Variant(**v) for v in experiment.variants]
+            chosen = assign(experiment.id, event_id, variants)
+            record = self.prompts.get(ALERT_PROMPT, int(chosen.prompt_version))
+            if record is not None:
+                spec = PromptSpec(ALERT_PROMPT, str(record.version), record.system, record.template)
+                return spec, experiment.id, chosen.name
+        active = self.prompts.active(ALERT_PROMPT)
+        if active is not None:
+            return (
+                PromptSpec(ALERT_PROMPT, str(active.version), active.system, active.template),
+                (None),
+                None,
+            )
+        return (
+            PromptSpec(ALERT_PROMPT, "builtin", DEFAULT_SYSTEM_PROMPT, DEFAULT_USER_TEMPLATE),
+            (None),
+            None,
+        )
+
+    def context_for(self, event: StoredEvent) -> EventContext:
+        """The grounded facts the agent may use: camera, time, track, recent events, notes."""
+        raw = self.cameras.get(event.camera_id)
+        camera = CameraConfig(**public_camera(raw)) if raw else None
+        recent = [
+            e
+            for e in self.events.list(
+                camera_id=event.camera_id, until=event.started_at, limit=6
+            ).items
+            if e.id != event.id
+        ][:5]
+        local = event.started_at.astimezone(self.tz)
+        dwell = ((event.ended_at or event.last_seen_at) - event.started_at).total_seconds()
+        return EventContext(
+            event_id=event.id,
+            camera_id=event.camera_id,
+            camera_name=(camera.name if camera and camera.name else event.camera_id),
+            camera_description=camera.description if camera else "",
+            label=event.label,
+            score=event.score,
+            started_at=event.started_at,
+            last_seen_at=event.last_seen_at,
+            ended_at=event.ended_at,
+            local_time=local.strftime("%A %H:%M %Z"),
+            dwell_s=max(0.0, dwell),
+            path_summary=_path_summary(event),
+            recent_events=tuple(
+                f"{e.started_at.astimezone(self.tz):%H:%M:%S} {e.label} "
+                f"({(e.last_seen_at - e.started_at).total_seconds():.0f} s in view)"
+                for e in recent
+            ),
+            site_notes=self.settings.site_notes,
+        )
+
+
+def _path_summary(event: StoredEvent) -> str:
+    path = list(event.path)
+    if len(path) < 2:
+        return "stayed in one place"
+    (x0, y0), (x1, y1) = path[0], path[-1]
+    moved = ((x1 - x0) ** 2 + (y1 - y0) ** 2) ** 0.5
+    box = event.box
+    return (
+        f"first seen around pixel ({x0:.0f}, {y0:.0f}), last seen around ({x1:.0f}, {y1:.0f}), "
+        f"moved {moved:.0f} px; size about {box.width:.0f}x{box.height:.0f} px"
+    )
+
+
+@ray.remote(num_cpus=0, max_restarts=-1)
+class AgentWorkerActor:
+    """Ray adapter: polls the queue and calls the Agent deployment through its handle."""
+
+    def __init__(self, runtime: dict[str, Any]) -> None:
+        from ray import serve
+
+        from sentinel.store.db import make_engine
+
+        settings = AgentSettings(**runtime["agent"])
+        engine = make_engine(runtime["db_url"])
+        handle = serve.get_deployment_handle("Agent", app_name=runtime["app_name"])
+
+        async def decide(ctx: EventContext, prompt: PromptSpec) -> AgentOutcome:
+            result: AgentOutcome = await handle.decide.remote(ctx, prompt)
+            return result
+
+        self.worker = AgentWorker(
+            settings,
+            decide=decide,
+            events=EventRepository(engine),
+            cameras=CameraRepository(engine),
+            alerts=AlertRepository(engine),
+            queue=AgentQueue(engine),
+            prompts=PromptRepository(engine),
+            experiments=ExperimentRepository(engine),
+        )
+        self.interval = settings.poll_interval_s
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self.task is None:
+            self.task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                busy = await self.worker.run_once()
+            except Exception:
+                logger.exception("agent worker pass failed")
+                busy = False
+            if not busy:
+                await asyncio.sleep(self.interval)
+
+    async def stats(self) -> dict[str, Any]:
+        s = self.worker.stats
+        return {
+            "decisions": s.decisions,
+            "failures": s.failures,
+            "shed": s.shed,
+            "parse_failures": s.parse_failures,
+            "backlog": s.backlog,
+            "latency_ms": {
+                "bounds": list(s.latency_ms.bounds),
+                "counts": s.latency_ms.counts,
+                "total": s.latency_ms.total,
+                "count": s.latency_ms.count,
+            },
+            "uptime_s": time.time() - s.started_at,
+        }

@@ -1,0 +1,216 @@
+"""The alert agent: an event in context → a validated decision, through langchain.
+
+Backends are OpenAI-compatible chat models (langchain's ``ChatOpenAI``) or the embedded LLM
+deployment (a langchain chat model over its Serve handle). The ``BackendRouter`` orders them
+by priority and weight, skips those whose circuit breaker is open, and enforces the daily
+token budget; output that does not parse is retried once on the same backend, then the
+rule-based decision stands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import ConfigDict
+
+from sentinel.domain.alerts import AlertDecision, DecidedBy, EventContext, Severity
+from sentinel.domain.breaker import BackendRouter, BackendSpec, CircuitBreaker, TokenBudget
+from sentinel.domain.prompts import render
+from sentinel.domain.verdicts import DecisionParseError, parse_decision
+
+logger = logging.getLogger(__name__)
+
+_ROLE = {"system": "system", "human": "user", "ai": "assistant"}
+
+
+class ServeChatModel(BaseChatModel):
+    """A langchain chat model backed by the embedded LLM deployment's handle."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    handle: Any
+    model_name: str = "embedded"
+    max_tokens: int = 256
+
+    @property
+    def _llm_type(self) -> str:
+        return "sentinel-serve"
+
+    def _request(self, messages: list[BaseMessage]) -> dict[str, Any]:
+        return {
+            "model": self.model_name,
+            "messages": [{"role": _ROLE[m.type], "content": str(m.content)} for m in messages],
+            "max_tokens": self.max_tokens,
+            "temperature": 0.0,
+        }
+
+    @staticmethod
+    def _result(response: Mapping[str, Any]) -> ChatResult:
+        content = response["choices"][0]["message"]["content"]
+        usage = response.get("usage") or {}
+        message = AIMessage(
+            content=content,
+            usage_metadata={
+                "input_tokens": int(usage.get("prompt_tokens", 0)),
+                "output_tokens": int(usage.get("completion_tokens", 0)),
+                "total_tokens": int(usage.get("total_tokens", 0)),
+            },
+            response_metadata={"model_name": response.get("model", "embedded")},
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
+        raise NotImplementedError("the embedded model is async-only: use ainvoke")
+
+    async def _agenerate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
+        response = await self.handle.chat.remote(self._request(messages))
+        return self._result(response)
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    """One chat backend: ``kind`` "openai" (any OpenAI-compatible URL) or "embedded"."""
+
+    name: str
+    kind: str = "openai"
+    base_url: str | None = None
+    model: str = "default"
+    api_key: str = "not-needed"
+    priority: int = 0
+    weight: float = 1.0
+    timeout_s: float = 30.0
+    max_tokens: int = 256
+
+
+@dataclass(frozen=True)
+class PromptSpec:
+    name: str
+    version: str
+    system: str
+    template: str
+
+
+@dataclass(frozen=True)
+class AgentOutcome:
+    """The agent's answer: a decision, or None with why (the rule decision then stands)."""
+
+    decision: AlertDecision | None
+    error: str | None = None
+    parse_failures: int = 0
+    backend: str | None = None
+
+
+def make_chat_model(cfg: BackendConfig, llm_handle: Any | None) -> BaseChatModel:
+    if cfg.kind == "embedded":
+        if llm_handle is None:
+            raise ValueError(f"backend {cfg.name}: no embedded LLM deployment is running")
+        return ServeChatModel(handle=llm_handle, model_name=cfg.model, max_tokens=cfg.max_tokens)
+    if cfg.kind != "openai" or not cfg.base_url:
+        raise ValueError(f"backend {cfg.name}: kind must be openai (with base_url) or embedded")
+    from langchain_openai import ChatOpenAI
+
+    return ChatOpenAI(
+        base_url=cfg.base_url,
+        model=cfg.model,
+        api_key=cfg.api_key,
+        max_retries=0,  # retries and failover are the router's job
+        timeout=cfg.timeout_s,
+        max_completion_tokens=cfg.max_tokens,
+        temperature=0.0,
+    )
+
+
+class AlertAgent:
+    """Decides on events with the configured backends; no Ray here (tests drive it directly)."""
+
+    def __init__(
+        self,
+        backends: Sequence[BackendConfig],
+        *,
+        llm_handle: Any | None = None,
+        daily_token_budget: int | None = None,
+        failure_threshold: int = 3,
+        reset_after_s: float = 30.0,
+    ) -> None:
+        if not backends:
+            raise ValueError("the agent needs at least one backend")
+        self.configs = {b.name: b for b in backends}
+        self.models = {b.name: make_chat_model(b, llm_handle) for b in backends}
+        self.router = BackendRouter(
+            [BackendSpec(b.name, b.priority, b.weight, b.timeout_s) for b in backends],
+            lambda: CircuitBreaker(
+                failure_threshold=failure_threshold, reset_after_s=reset_after_s
+            ),
+            TokenBudget(daily_token_budget) if daily_token_budget else None,
+        )
+
+    async def decide(self, ctx: EventContext, prompt: PromptSpec) -> AgentOutcome:
+        messages: list[BaseMessage] = [
+            SystemMessage(prompt.system),
+            HumanMessage(render(prompt.template, ctx.variables())),
+        ]
+        errors: list[str] = []
+        for name in self.router.order(ctx.event_id):
+            cfg = self.configs[name]
+            parse_failures = 0
+            for _attempt in range(2):  # one retry when the output does not parse
+                started = time.perf_counter()
+                try:
+                    reply = await asyncio.wait_for(
+                        self.models[name].ainvoke(messages), cfg.timeout_s
+                    )
+                except Exception as exc:  # timeouts, HTTP errors, bad JSON bodies
+                    reason = f"{type(exc).__name__}: {exc}"[:300]
+                    self.router.record(name, False)
+                    self.router.record_error(name, reason)
+                    errors.append(f"{name}: {reason}")
+                    break  # next backend
+                latency_ms = (time.perf_counter() - started) * 1000.0
+                usage = getattr(reply, "usage_metadata", None) or {}
+                prompt_tokens = int(usage.get("input_tokens", 0))
+                completion_tokens = int(usage.get("output_tokens", 0))
+                self.router.record(name, True, prompt_tokens + completion_tokens)
+                try:
+                    parsed = parse_decision(str(reply.content))
+                except DecisionParseError as exc:
+                    parse_failures += 1
+                    errors.append(f"{name}: unparseable output ({exc})")
+                    continue
+                return AgentOutcome(
+                    AlertDecision(
+                        alert=parsed.alert,
+                        severity=Severity(parsed.severity),
+                        summary=parsed.summary,
+                        reasons=tuple(parsed.reasons),
+                        recommended_action=parsed.recommended_action,
+                        decided_by=DecidedBy.LLM,
+                        prompt_version=f"{prompt.name}@{prompt.version}",
+                        model=cfg.model,
+                        backend=name,
+                        latency_ms=latency_ms,
+                        prompt_tokens=prompt_tokens,
+                        completion_tokens=completion_tokens,
+                        parse_failures=parse_failures,
+                    ),
+                    parse_failures=parse_failures,
+                    backend=name,
+                )
+            else:
+                # Two unparseable answers: the rule-based decision stands (no failover: the
+                # backend works, the prompt or model is the problem, and it is counted).
+                return AgentOutcome(None, "; ".join(errors)[-500:], parse_failures, name)
+        return AgentOutcome(None, "; ".join(errors)[-500:] or "no backend available")
+
+    def health(self) -> list[dict[str, Any]]:
+        return [asdict(h) for h in self.router.health()]

@@ -1,0 +1,212 @@
+"""The LLM agent's work queue: events to judge, leased by workers (re-exported by alert_repo).
+
+A worker ``lease``s items for ``lease_s`` seconds, judges them, then ``complete``s them. An item
+whose worker died is leased again once its lease expires (``attempts`` counts the leases).
+Leasing is atomic across threads and processes: on PostgreSQL the candidates are selected
+``FOR UPDATE SKIP LOCKED`` (concurrent workers take different items without waiting); on SQLite
+the lease runs in a ``BEGIN IMMEDIATE`` transaction (the database's write lock) behind a
+process-local lock. The claiming ``UPDATE`` repeats the claimability conditions, so an item can
+never be held by two leases at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from sentinel.store.agent_tables import AGENT_QUEUE
+from sentinel.store.audit_repo import _sqlite_lock
+from sentinel.store.repo import _upsert_insert
+from sentinel.store.security_tables import as_utc
+
+__all__ = ["COMPLETE_STATUSES", "QUEUE_STATUSES", "AgentQueue"]
+
+QUEUE_STATUSES = frozenset({"pending", "leased", "done", "shed", "failed"})
+COMPLETE_STATUSES = frozenset({"done", "shed", "failed", "pending"})
+"""Statuses ``complete`` accepts; "pending" hands an item back to be leased again."""
+
+_MAX_LEASE = 1000
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class AgentQueue:
+    """The queue of events waiting for the LLM agent.
+
+    Args:
+        engine: An engine from ``sentinel.store.db.make_engine`` on a migrated database.
+        clock: Returns the current tz-aware time; injectable for tests.
+    """
+
+    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = _utcnow) -> None:
+        self._engine = engine
+        self._clock = clock
+
+    def _now(self) -> datetime:
+        return as_utc(self._clock(), "clock()")
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A connection in a transaction that holds the write lock on SQLite; commits on exit."""
+        sqlite = self._engine.dialect.name == "sqlite"
+        with contextlib.ExitStack() as stack:
+            if sqlite:
+                stack.enter_context(_sqlite_lock(self._engine))
+            conn = stack.enter_context(self._engine.connect())
+            try:
+                if sqlite:
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                yield conn
+                conn.commit()
+            except BaseException:
+                with contextlib.suppress(sa.exc.SQLAlchemyError):
+                    conn.rollback()
+                raise
+
+    def enqueue(self, event_id: str) -> bool:
+        """Add an event as "pending"; returns False (and changes nothing) if it was queued."""
+        stmt = _upsert_insert(self._engine, AGENT_QUEUE).values(
+            event_id=event_id,
+            enqueued_at=self._now(),
+            status="pending",
+            attempts=0,
+            leased_until=None,
+            last_error=None,
+        )
+        stmt = stmt.on_conflict_do_nothing(index_elements=[AGENT_QUEUE.c.event_id])
+        with self._write() as conn:
+            return conn.execute(stmt).rowcount == 1
+
+    def lease(self, limit: int, lease_s: float) -> list[str]:
+        """Claim up to ``limit`` items, oldest first: pending ones and ones whose lease expired.
+
+        Each claimed item becomes "leased" until now + ``lease_s`` and its ``attempts`` grows
+        by one. No item is ever held by two unexpired leases.
+
+        Args:
+            limit: The most items to claim, 1 to 1000.
+            lease_s: How long the claim lasts, in seconds (positive).
+
+        Returns:
+            The claimed event ids, oldest first (possibly none).
+
+        Raises:
+            ValueError: If ``limit`` or ``lease_s`` is out of bounds.
+        """
+        if not 1 <= limit <= _MAX_LEASE:
+            raise ValueError(f"limit must be between 1 and {_MAX_LEASE}, but got {limit}")
+        if not lease_s > 0:
+            raise ValueError(f"lease_s must be positive, but got {lease_s}")
+        now = self._now()
+        c = AGENT_QUEUE.c
+        claimable = sa.or_(
+            c.status == "pending", sa.and_(c.status == "leased", c.leased_until <= now)
+        )
+        query = (
+            sa.select(c.event_id)
+            .where(claimable)
+            .order_by(c.enqueued_at, c.event_id)
+            .limit(limit)
+        )
+        if self._engine.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        with self._write() as conn:
+            ids = list(conn.execute(query).scalars())
+            if not ids:
+                return []
+            claimed = set(
+                conn.execute(
+                    sa.update(AGENT_QUEUE)
+                    .where(c.event_id.in_(ids), claimable)
+                    .values(
+                        status="leased",
+                        leased_until=now + timedelta(seconds=lease_s),
+                        attempts=c.attempts + 1,
+                    )
+                    .returning(c.event_id)
+                ).scalars()
+            )
+        return [event_id for event_id in ids if event_id in claimed]
+
+    def complete(self, event_id: str, status: str, error: str | None = None) -> bool:
+        """Finish an item: "done", "shed" or "failed", or "pending" to hand it back.
+
+        Args:
+            event_id: The item.
+            status: Its new status (see ``COMPLETE_STATUSES``); its lease ends.
+            error: Why it failed, if it did (stored as ``last_error``).
+
+        Returns:
+            Whether the item exists.
+
+        Raises:
+            ValueError: If ``status`` is not one of ``COMPLETE_STATUSES``.
+        """
+        if status not in COMPLETE_STATUSES:
+            raise ValueError(
+                f"status must be one of {sorted(COMPLETE_STATUSES)}, but got {status!r}"
+            )
+        stmt = (
+            sa.update(AGENT_QUEUE)
+            .where(AGENT_QUEUE.c.event_id == event_id)
+            .values(status=status, leased_until=None, last_error=error)
+        )
+        with self._write() as conn:
+            return conn.execute(stmt).rowcount > 0
+
+    def status(self, event_id: str) -> tuple[str, int] | None:
+        """An item's ``(status, attempts)``, or None if it was never queued."""
+        c = AGENT_QUEUE.c
+        query = sa.select(c.status, c.attempts).where(c.event_id == event_id)
+        with self._engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else (str(row.status), int(row.attempts))
+
+    def backlog(self) -> int:
+        """How many items are pending or leased."""
+        query = (
+            sa.select(sa.func.count())
+            .select_from(AGENT_QUEUE)
+            .where(AGENT_QUEUE.c.status.in_(("pending", "leased")))
+        )
+        with self._engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def oldest_pending_age_s(self) -> float | None:
+        """Seconds since the oldest pending item was queued, or None if none is pending."""
+        c = AGENT_QUEUE.c
+        query = (
+            sa.select(c.enqueued_at)
+            .where(c.status == "pending")
+            .order_by(c.enqueued_at)
+            .limit(1)
+        )
+        with self._engine.connect() as conn:
+            oldest: datetime | None = conn.execute(query).scalar_one_or_none()
+        if oldest is None:
+            return None
+        return max(0.0, (self._now() - oldest).total_seconds())
+
+    def shed_older_than(self, age_s: float) -> list[str]:
+        """Mark the pending items queued more than ``age_s`` seconds ago "shed".
+
+        Returns:
+            The shed event ids, oldest first.
+        """
+        cutoff = self._now() - timedelta(seconds=age_s)
+        c = AGENT_QUEUE.c
+        stmt = (
+            sa.update(AGENT_QUEUE)
+            .where(c.status == "pending", c.enqueued_at < cutoff)
+            .values(status="shed", leased_until=None)
+            .returning(c.event_id, c.enqueued_at)
+        )
+        with self._write() as conn:
+            rows = conn.execute(stmt).all()
+        return [row.event_id for row in sorted(rows, key=lambda r: (r.enqueued_at, r.event_id))]

@@ -1,0 +1,444 @@
+"""Repositories of the alert agent: alerts, the agent's queue, prompts and experiments.
+
+An alert is recorded once per event, from the rules' decision (``record_rule_decision`` is an
+``INSERT ... ON CONFLICT DO NOTHING``, so a replayed event never duplicates or changes it), then
+amended by the LLM agent's decision. Operators acknowledge alerts and give verdicts; both are
+single conditional ``UPDATE`` statements. The queue, prompt and experiment repositories live in
+``agent_queue_repo`` and ``prompt_repo`` and are re-exported here.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import uuid
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from sentinel.domain.alerts import AlertDecision, DecidedBy, Severity
+from sentinel.store.agent_queue_repo import QUEUE_STATUSES, AgentQueue
+from sentinel.store.agent_tables import ALERTS
+from sentinel.store.prompt_repo import (
+    ExperimentRecord,
+    ExperimentRepository,
+    PromptRecord,
+    PromptRepository,
+    Variant,
+)
+from sentinel.store.repo import (
+    MAX_PAGE_SIZE,
+    InvalidCursor,
+    _decode_cursor,
+    _encode_cursor,
+    _upsert_insert,
+)
+from sentinel.store.security_tables import as_utc
+
+__all__ = [
+    "ALERT_STATUSES",
+    "LLM_STATUSES",
+    "QUEUE_STATUSES",
+    "VERDICTS",
+    "AgentQueue",
+    "AlertRecord",
+    "AlertRepository",
+    "ExperimentRecord",
+    "ExperimentRepository",
+    "InvalidCursor",
+    "PromptRecord",
+    "PromptRepository",
+    "Variant",
+]
+
+ALERT_STATUSES = frozenset({"open", "acknowledged", "withdrawn"})
+LLM_STATUSES = frozenset({"pending", "done", "shed", "failed", "skipped"})
+VERDICTS = frozenset({"true_positive", "false_positive"})
+
+Clock = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    """A stored alert: the latest decision about one event plus the operator's actions."""
+
+    id: str
+    event_id: str
+    camera_id: str
+    label: str
+    created_at: datetime
+    updated_at: datetime
+    status: str
+    alert: bool
+    severity: Severity
+    summary: str
+    reasons: tuple[str, ...]
+    recommended_action: str
+    decided_by: DecidedBy
+    prompt_version: str | None
+    model: str | None
+    backend: str | None
+    latency_ms: float | None
+    prompt_tokens: int
+    completion_tokens: int
+    parse_failures: int
+    experiment_id: str | None
+    variant: str | None
+    llm_status: str
+    llm_error: str | None
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+    verdict: str | None
+    verdict_note: str | None
+    verdict_by: str | None
+    verdict_at: datetime | None
+
+    def decision(self) -> AlertDecision:
+        """The stored decision, as the decider produced it."""
+        return AlertDecision(
+            alert=self.alert,
+            severity=self.severity,
+            summary=self.summary,
+            reasons=self.reasons,
+            recommended_action=self.recommended_action,
+            decided_by=self.decided_by,
+            prompt_version=self.prompt_version,
+            model=self.model,
+            backend=self.backend,
+            latency_ms=self.latency_ms,
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            parse_failures=self.parse_failures,
+        )
+
+
+def _to_alert(row: Mapping[Any, Any]) -> AlertRecord:
+    latency = row["latency_ms"]
+    return AlertRecord(
+        id=row["id"],
+        event_id=row["event_id"],
+        camera_id=row["camera_id"],
+        label=row["label"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        status=row["status"],
+        alert=bool(row["alert"]),
+        severity=Severity(row["severity"]),
+        summary=row["summary"],
+        reasons=tuple(str(r) for r in json.loads(row["reasons"])),
+        recommended_action=row["recommended_action"],
+        decided_by=DecidedBy(row["decided_by"]),
+        prompt_version=row["prompt_version"],
+        model=row["model"],
+        backend=row["backend"],
+        latency_ms=None if latency is None else float(latency),
+        prompt_tokens=int(row["prompt_tokens"]),
+        completion_tokens=int(row["completion_tokens"]),
+        parse_failures=int(row["parse_failures"]),
+        experiment_id=row["experiment_id"],
+        variant=row["variant"],
+        llm_status=row["llm_status"],
+        llm_error=row["llm_error"],
+        acknowledged_by=row["acknowledged_by"],
+        acknowledged_at=row["acknowledged_at"],
+        verdict=row["verdict"],
+        verdict_note=row["verdict_note"],
+        verdict_by=row["verdict_by"],
+        verdict_at=row["verdict_at"],
+    )
+
+
+def _decision_values(decision: AlertDecision) -> dict[str, Any]:
+    reasons = decision.reasons
+    if isinstance(reasons, str) or not all(isinstance(r, str) for r in reasons):
+        raise TypeError(f"decision.reasons must be a sequence of strings, got {reasons!r}")
+    return {
+        "alert": bool(decision.alert),
+        "severity": Severity(decision.severity).value,
+        "summary": decision.summary,
+        "reasons": json.dumps(list(reasons)),
+        "recommended_action": decision.recommended_action,
+        "decided_by": DecidedBy(decision.decided_by).value,
+        "prompt_version": decision.prompt_version,
+        "model": decision.model,
+        "backend": decision.backend,
+        "latency_ms": None if decision.latency_ms is None else float(decision.latency_ms),
+        "prompt_tokens": int(decision.prompt_tokens),
+        "completion_tokens": int(decision.completion_tokens),
+        "parse_failures": int(decision.parse_failures),
+    }
+
+
+def _check(value: str, allowed: frozenset[str], name: str) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {sorted(allowed)}, but got {value!r}")
+
+
+class AlertRepository:
+    """Records, amends, lists, acknowledges and judges alerts.
+
+    Args:
+        engine: An engine from ``sentinel.store.db.make_engine`` on a migrated database.
+        clock: Returns the current tz-aware time; injectable for tests.
+    """
+
+    def __init__(self, engine: Engine, *, clock: Clock = _utcnow) -> None:
+        self._engine = engine
+        self._clock = clock
+
+    def record_rule_decision(
+        self,
+        event_id: str,
+        camera_id: str,
+        label: str,
+        decision: AlertDecision,
+        *,
+        llm_status: str = "pending",
+    ) -> AlertRecord:
+        """Record the first decision about an event, once: a replay returns the stored alert.
+
+        Args:
+            event_id: The event's id (one alert per event).
+            camera_id: The event's camera.
+            label: The event's object label.
+            decision: The rules' decision.
+            llm_status: The LLM agent's status for this alert ("skipped" if it will not run).
+
+        Returns:
+            The stored alert: the new one, or the existing one unchanged.
+
+        Raises:
+            ValueError: If ``llm_status`` or the decision's severity is unknown.
+        """
+        _check(llm_status, LLM_STATUSES, "llm_status")
+        now = as_utc(self._clock(), "clock()")
+        values: dict[str, Any] = {
+            "id": str(uuid.uuid4()),
+            "event_id": event_id,
+            "camera_id": camera_id,
+            "label": label,
+            "created_at": now,
+            "updated_at": now,
+            "status": "open",
+            **_decision_values(decision),
+            "llm_status": llm_status,
+        }
+        stmt = _upsert_insert(self._engine, ALERTS).values(**values)
+        stmt = stmt.on_conflict_do_nothing(index_elements=[ALERTS.c.event_id])
+        with self._engine.begin() as conn:
+            conn.execute(stmt)
+            row = conn.execute(sa.select(ALERTS).where(ALERTS.c.event_id == event_id)).mappings()
+            return _to_alert(row.one())
+
+    def amend(
+        self,
+        event_id: str,
+        decision: AlertDecision,
+        *,
+        withdrawn: bool = False,
+        experiment_id: str | None = None,
+        variant: str | None = None,
+    ) -> AlertRecord | None:
+        """Replace an alert's decision by the LLM agent's (``llm_status`` becomes "done").
+
+        Args:
+            event_id: The event whose alert to amend.
+            decision: The new decision.
+            withdrawn: Whether the agent withdrew the alert (status "withdrawn"); otherwise
+                the status is kept.
+            experiment_id: The experiment that chose the prompt, if any.
+            variant: The experiment's variant that was used, if any.
+
+        Returns:
+            The amended alert, or None if the event has none.
+        """
+        values: dict[str, Any] = {
+            **_decision_values(decision),
+            "experiment_id": experiment_id,
+            "variant": variant,
+            "llm_status": "done",
+            "llm_error": None,
+            "updated_at": as_utc(self._clock(), "clock()"),
+        }
+        if withdrawn:
+            values["status"] = "withdrawn"
+        return self._update_by_event(event_id, values)
+
+    def set_llm_status(self, event_id: str, status: str, error: str | None = None) -> bool:
+        """Set the LLM agent's status of an event's alert (and its error, or None).
+
+        Returns:
+            Whether the event has an alert.
+
+        Raises:
+            ValueError: If ``status`` is unknown.
+        """
+        _check(status, LLM_STATUSES, "status")
+        values = {"llm_status": status, "llm_error": error, "updated_at": as_utc(self._clock(), "clock()")}
+        return self._update_by_event(event_id, values) is not None
+
+    def _update_by_event(self, event_id: str, values: dict[str, Any]) -> AlertRecord | None:
+        where = ALERTS.c.event_id == event_id
+        with self._engine.begin() as conn:
+            if conn.execute(sa.update(ALERTS).where(where).values(**values)).rowcount == 0:
+                return None
+            return _to_alert(conn.execute(sa.select(ALERTS).where(where)).mappings().one())
+
+    def get(self, alert_id: str) -> AlertRecord | None:
+        """The alert with this id, or None."""
+        return self._one(ALERTS.c.id == alert_id)
+
+    def by_event(self, event_id: str) -> AlertRecord | None:
+        """The alert of this event, or None."""
+        return self._one(ALERTS.c.event_id == event_id)
+
+    def _one(self, where: sa.ColumnElement[bool]) -> AlertRecord | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(ALERTS).where(where)).mappings().first()
+        return None if row is None else _to_alert(row)
+
+    def list(
+        self,
+        *,
+        camera_ids: Collection[str] | None = None,
+        camera_id: str | None = None,
+        status: str | None = None,
+        severity: str | None = None,
+        alert: bool | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> tuple[builtins.list[AlertRecord], str | None]:
+        """One page of alerts, newest first by ``(created_at, id)`` descending.
+
+        Args:
+            camera_ids: Only alerts of these cameras (an access scope); empty matches nothing.
+            camera_id: Only this camera's alerts (combined with ``camera_ids`` both must hold).
+            status: Only alerts with this status.
+            severity: Only alerts with this severity.
+            alert: Only alerts (True) or only non-alerts (False).
+            since: Only alerts created at or after this time (tz-aware).
+            until: Only alerts created at or before this time (tz-aware).
+            cursor: The next cursor of the previous page, to continue after it.
+            limit: Page size, 1 to ``MAX_PAGE_SIZE``.
+
+        Returns:
+            The alerts and the cursor of the next page (None on the last page).
+
+        Raises:
+            InvalidCursor: If ``cursor`` is malformed.
+            ValueError: If ``limit`` is out of bounds or a datetime is naive.
+        """
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            raise ValueError(f"limit must be between 1 and {MAX_PAGE_SIZE}, but got {limit}")
+        c = ALERTS.c
+        query = sa.select(ALERTS)
+        if camera_ids is not None:
+            query = query.where(c.camera_id.in_(sorted(set(camera_ids))))
+        for column, value in (
+            (c.camera_id, camera_id),
+            (c.status, status),
+            (c.severity, severity),
+            (c.alert, alert),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        if since is not None:
+            query = query.where(c.created_at >= as_utc(since, "since"))
+        if until is not None:
+            query = query.where(c.created_at <= as_utc(until, "until"))
+        if cursor is not None:
+            after_at, after_id = _decode_cursor(cursor)
+            query = query.where(
+                sa.or_(c.created_at < after_at, sa.and_(c.created_at == after_at, c.id < after_id))
+            )
+        query = query.order_by(c.created_at.desc(), c.id.desc()).limit(limit + 1)
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        items = [_to_alert(row) for row in rows[:limit]]
+        if len(rows) <= limit:
+            return items, None
+        return items, _encode_cursor(items[-1].created_at, items[-1].id)
+
+    def acknowledge(self, alert_id: str, user_id: str, now: datetime) -> AlertRecord | None:
+        """Acknowledge an open alert; acknowledging it again changes nothing (the first wins).
+
+        Returns:
+            The alert, or None if there is no such alert.
+
+        Raises:
+            ValueError: If the alert was withdrawn, or ``now`` is naive.
+        """
+        when = as_utc(now, "now")
+        c = ALERTS.c
+        stmt = (
+            sa.update(ALERTS)
+            .where(c.id == alert_id, c.status == "open")
+            .values(
+                status="acknowledged",
+                acknowledged_by=user_id,
+                acknowledged_at=when,
+                updated_at=when,
+            )
+        )
+        with self._engine.begin() as conn:
+            conn.execute(stmt)
+            row = conn.execute(sa.select(ALERTS).where(c.id == alert_id)).mappings().first()
+        if row is None:
+            return None
+        record = _to_alert(row)
+        if record.status == "withdrawn":
+            raise ValueError(f"alert {alert_id} was withdrawn and cannot be acknowledged")
+        return record
+
+    def feedback(
+        self, alert_id: str, verdict: str, note: str | None, user_id: str, now: datetime
+    ) -> AlertRecord | None:
+        """Record an operator's verdict on an alert; a later verdict replaces an earlier one.
+
+        Args:
+            alert_id: The alert.
+            verdict: "true_positive" or "false_positive".
+            note: The operator's note, if any.
+            user_id: Who judged.
+            now: When (tz-aware).
+
+        Returns:
+            The alert, or None if there is no such alert.
+
+        Raises:
+            ValueError: If ``verdict`` is unknown or ``now`` is naive.
+        """
+        _check(verdict, VERDICTS, "verdict")
+        when = as_utc(now, "now")
+        values = {
+            "verdict": verdict,
+            "verdict_note": note,
+            "verdict_by": user_id,
+            "verdict_at": when,
+            "updated_at": when,
+        }
+        where = ALERTS.c.id == alert_id
+        with self._engine.begin() as conn:
+            if conn.execute(sa.update(ALERTS).where(where).values(**values)).rowcount == 0:
+                return None
+            return _to_alert(conn.execute(sa.select(ALERTS).where(where)).mappings().one())
+
+    def experiment_rows(self, experiment_id: str) -> builtins.list[AlertRecord]:
+        """The alerts decided within an experiment, oldest first."""
+        query = (
+            sa.select(ALERTS)
+            .where(ALERTS.c.experiment_id == experiment_id)
+            .order_by(ALERTS.c.created_at, ALERTS.c.id)
+        )
+        with self._engine.connect() as conn:
+            return [_to_alert(row) for row in conn.execute(query).mappings()]
