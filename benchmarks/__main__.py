@@ -1,4 +1,4 @@
-"""``python -m benchmarks [detector|ingest|pipeline ...]``: runs the named benchmarks (all by
+"""``python -m benchmarks [detector|ingest|pipeline|llm ...]``: runs the named benchmarks (all by
 default) in that order. Exit status 0 even when a target is missed (the line says MISSED);
 non-zero when a benchmark fails to run."""
 
@@ -10,13 +10,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks import detector, ingest, pipeline
+from benchmarks import detector, ingest, llm, pipeline
 from benchmarks.common import onnx_model
 
 BENCHMARKS: dict[str, Callable[[Path], None]] = {
     "detector": detector.run,
     "ingest": ingest.run,
     "pipeline": pipeline.run,
+    "llm": llm.run,
 }
 NEEDS_MODEL = {"detector", "pipeline"}
 

@@ -155,6 +155,12 @@ def run(model_path: Path | None = None) -> None:
         f"ingest: ratio camera/ffmpeg {ratio:.2f} import-corrected (target <= {TARGET_RATIO}) "
         f"{verdict(ratio <= TARGET_RATIO)}; raw {raw / ff:.2f}, in-run {in_run / ff:.2f}"
     )
+    if ffmpeg_utime:
+        ff_loop = median(ffmpeg_utime) / video_s
+        print(
+            f"ingest: steady state (both without process start-up): runner.run() vs ffmpeg's "
+            f"-benchmark decode loop {in_run / ff_loop:.2f}"
+        )
 
 
 def profile() -> None:

@@ -19,7 +19,7 @@ import ray
 
 from sentinel.config import AgentSettings, CameraConfig
 from sentinel.domain.alerts import EventContext
-from sentinel.domain.experiments import Variant, assign
+from sentinel.domain.experiments import assign
 from sentinel.domain.prompts import DEFAULT_SYSTEM_PROMPT, DEFAULT_USER_TEMPLATE
 from sentinel.domain.stats import LATENCY_BUCKETS_MS, Histogram
 from sentinel.serve.agent import AgentOutcome, PromptSpec
@@ -139,7 +139,7 @@ class AgentWorker:
         """The running experiment's variant for this event, else the active prompt."""
         experiment = self.experiments.running_for(ALERT_PROMPT)
         if experiment is not None:
-            variants = [Variant(**v) for v in experiment.variants]
+            variants = list(experiment.variants)
             chosen = assign(experiment.id, event_id, variants)
             record = self.prompts.get(ALERT_PROMPT, int(chosen.prompt_version))
             if record is not None:

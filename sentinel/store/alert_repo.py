@@ -10,10 +10,10 @@ single conditional ``UPDATE`` statements. The queue, prompt and experiment repos
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import json
 import uuid
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,8 +21,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from sentinel.domain.alerts import AlertDecision, DecidedBy, Severity
-from sentinel.store.agent_queue_repo import QUEUE_STATUSES, AgentQueue
-from sentinel.store.agent_tables import ALERTS
+from sentinel.store.agent_queue_repo import AgentQueue
+from sentinel.store.agent_tables import ALERTS, LLM_STATUSES, VERDICTS
 from sentinel.store.prompt_repo import (
     ExperimentRecord,
     ExperimentRepository,
@@ -40,10 +40,6 @@ from sentinel.store.repo import (
 from sentinel.store.security_tables import as_utc
 
 __all__ = [
-    "ALERT_STATUSES",
-    "LLM_STATUSES",
-    "QUEUE_STATUSES",
-    "VERDICTS",
     "AgentQueue",
     "AlertRecord",
     "AlertRepository",
@@ -55,9 +51,7 @@ __all__ = [
     "Variant",
 ]
 
-ALERT_STATUSES = frozenset({"open", "acknowledged", "withdrawn"})
-LLM_STATUSES = frozenset({"pending", "done", "shed", "failed", "skipped"})
-VERDICTS = frozenset({"true_positive", "false_positive"})
+_COUNTS = ("prompt_tokens", "completion_tokens", "parse_failures")
 
 Clock = Callable[[], datetime]
 
@@ -66,7 +60,7 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class AlertRecord:
     """A stored alert: the latest decision about one event plus the operator's actions."""
 
@@ -121,60 +115,33 @@ class AlertRecord:
 
 
 def _to_alert(row: Mapping[Any, Any]) -> AlertRecord:
-    latency = row["latency_ms"]
-    return AlertRecord(
-        id=row["id"],
-        event_id=row["event_id"],
-        camera_id=row["camera_id"],
-        label=row["label"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        status=row["status"],
-        alert=bool(row["alert"]),
-        severity=Severity(row["severity"]),
-        summary=row["summary"],
-        reasons=tuple(str(r) for r in json.loads(row["reasons"])),
-        recommended_action=row["recommended_action"],
-        decided_by=DecidedBy(row["decided_by"]),
-        prompt_version=row["prompt_version"],
-        model=row["model"],
-        backend=row["backend"],
+    values = dict(row)
+    latency = values["latency_ms"]
+    values.update(
+        alert=bool(values["alert"]),
+        severity=Severity(values["severity"]),
+        reasons=tuple(str(r) for r in json.loads(values["reasons"])),
+        decided_by=DecidedBy(values["decided_by"]),
         latency_ms=None if latency is None else float(latency),
-        prompt_tokens=int(row["prompt_tokens"]),
-        completion_tokens=int(row["completion_tokens"]),
-        parse_failures=int(row["parse_failures"]),
-        experiment_id=row["experiment_id"],
-        variant=row["variant"],
-        llm_status=row["llm_status"],
-        llm_error=row["llm_error"],
-        acknowledged_by=row["acknowledged_by"],
-        acknowledged_at=row["acknowledged_at"],
-        verdict=row["verdict"],
-        verdict_note=row["verdict_note"],
-        verdict_by=row["verdict_by"],
-        verdict_at=row["verdict_at"],
+        **{name: int(values[name]) for name in _COUNTS},
     )
+    return AlertRecord(**values)
 
 
 def _decision_values(decision: AlertDecision) -> dict[str, Any]:
-    reasons = decision.reasons
+    values = dataclasses.asdict(decision)
+    reasons, latency = values["reasons"], values["latency_ms"]
     if isinstance(reasons, str) or not all(isinstance(r, str) for r in reasons):
         raise TypeError(f"decision.reasons must be a sequence of strings, got {reasons!r}")
-    return {
-        "alert": bool(decision.alert),
-        "severity": Severity(decision.severity).value,
-        "summary": decision.summary,
-        "reasons": json.dumps(list(reasons)),
-        "recommended_action": decision.recommended_action,
-        "decided_by": DecidedBy(decision.decided_by).value,
-        "prompt_version": decision.prompt_version,
-        "model": decision.model,
-        "backend": decision.backend,
-        "latency_ms": None if decision.latency_ms is None else float(decision.latency_ms),
-        "prompt_tokens": int(decision.prompt_tokens),
-        "completion_tokens": int(decision.completion_tokens),
-        "parse_failures": int(decision.parse_failures),
-    }
+    values.update(
+        alert=bool(values["alert"]),
+        severity=Severity(values["severity"]).value,
+        reasons=json.dumps(list(reasons)),
+        decided_by=DecidedBy(values["decided_by"]).value,
+        latency_ms=None if latency is None else float(latency),
+        **{name: int(values[name]) for name in _COUNTS},
+    )
+    return values
 
 
 def _check(value: str, allowed: frozenset[str], name: str) -> None:
@@ -270,7 +237,7 @@ class AlertRepository:
         }
         if withdrawn:
             values["status"] = "withdrawn"
-        return self._update_by_event(event_id, values)
+        return self._update(ALERTS.c.event_id == event_id, values)
 
     def set_llm_status(self, event_id: str, status: str, error: str | None = None) -> bool:
         """Set the LLM agent's status of an event's alert (and its error, or None).
@@ -282,11 +249,11 @@ class AlertRepository:
             ValueError: If ``status`` is unknown.
         """
         _check(status, LLM_STATUSES, "status")
-        values = {"llm_status": status, "llm_error": error, "updated_at": as_utc(self._clock(), "clock()")}
-        return self._update_by_event(event_id, values) is not None
+        now = as_utc(self._clock(), "clock()")
+        values = {"llm_status": status, "llm_error": error, "updated_at": now}
+        return self._update(ALERTS.c.event_id == event_id, values) is not None
 
-    def _update_by_event(self, event_id: str, values: dict[str, Any]) -> AlertRecord | None:
-        where = ALERTS.c.event_id == event_id
+    def _update(self, where: sa.ColumnElement[bool], values: dict[str, Any]) -> AlertRecord | None:
         with self._engine.begin() as conn:
             if conn.execute(sa.update(ALERTS).where(where).values(**values)).rowcount == 0:
                 return None
@@ -383,12 +350,8 @@ class AlertRepository:
         stmt = (
             sa.update(ALERTS)
             .where(c.id == alert_id, c.status == "open")
-            .values(
-                status="acknowledged",
-                acknowledged_by=user_id,
-                acknowledged_at=when,
-                updated_at=when,
-            )
+            .values(status="acknowledged", acknowledged_by=user_id, acknowledged_at=when)
+            .values(updated_at=when)
         )
         with self._engine.begin() as conn:
             conn.execute(stmt)
@@ -403,14 +366,9 @@ class AlertRepository:
     def feedback(
         self, alert_id: str, verdict: str, note: str | None, user_id: str, now: datetime
     ) -> AlertRecord | None:
-        """Record an operator's verdict on an alert; a later verdict replaces an earlier one.
+        """Record ``user_id``'s verdict and note; a later verdict replaces an earlier one.
 
-        Args:
-            alert_id: The alert.
-            verdict: "true_positive" or "false_positive".
-            note: The operator's note, if any.
-            user_id: Who judged.
-            now: When (tz-aware).
+        ``verdict`` is "true_positive" or "false_positive"; ``now`` (tz-aware) is when.
 
         Returns:
             The alert, or None if there is no such alert.
@@ -425,20 +383,13 @@ class AlertRepository:
             "verdict_note": note,
             "verdict_by": user_id,
             "verdict_at": when,
-            "updated_at": when,
         }
-        where = ALERTS.c.id == alert_id
-        with self._engine.begin() as conn:
-            if conn.execute(sa.update(ALERTS).where(where).values(**values)).rowcount == 0:
-                return None
-            return _to_alert(conn.execute(sa.select(ALERTS).where(where)).mappings().one())
+        return self._update(ALERTS.c.id == alert_id, {**values, "updated_at": when})
 
     def experiment_rows(self, experiment_id: str) -> builtins.list[AlertRecord]:
         """The alerts decided within an experiment, oldest first."""
-        query = (
-            sa.select(ALERTS)
-            .where(ALERTS.c.experiment_id == experiment_id)
-            .order_by(ALERTS.c.created_at, ALERTS.c.id)
-        )
+        c = ALERTS.c
+        query = sa.select(ALERTS).where(c.experiment_id == experiment_id)
+        query = query.order_by(c.created_at, c.id)
         with self._engine.connect() as conn:
             return [_to_alert(row) for row in conn.execute(query).mappings()]

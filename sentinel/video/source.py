@@ -383,8 +383,13 @@ class VideoSource:
 
 
 def to_rgb(frame: av.VideoFrame) -> NDArray[np.uint8]:
-    """Converts a frame to an (H, W, 3) RGB array; costly, so only for analysed frames."""
-    return np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8)
+    """Converts a frame to an (H, W, 3) RGB array; costly, so only for analysed frames.
+
+    ``threads=1``: PyAV otherwise builds a threaded converter per frame, whose thread start-up
+    costs more CPU than the conversion itself (measured by benchmarks/ingest.py).
+    """
+    rgb = frame.reformat(format="rgb24", threads=1)
+    return np.asarray(rgb.to_ndarray(), dtype=np.uint8)
 
 
 def to_gray_small(frame: av.VideoFrame, width: int = 96) -> NDArray[np.uint8]:
@@ -394,5 +399,7 @@ def to_gray_small(frame: av.VideoFrame, width: int = 96) -> NDArray[np.uint8]:
     if width <= 0:
         raise ValueError(f"width must be > 0, got {width}")
     height = max(1, round(width * frame.height / frame.width))
-    small = frame.reformat(width=width, height=height, format="gray", interpolation="AREA")
+    small = frame.reformat(
+        width=width, height=height, format="gray", interpolation="AREA", threads=1
+    )
     return np.asarray(small.to_ndarray(), dtype=np.uint8)

@@ -19,7 +19,7 @@ from sentinel.domain.types import Box, EventState
 from sentinel.gateway.roles import Role
 from sentinel.store.objects import LocalObjectStore, snapshot_key
 from sentinel.store.repo import CameraRepository, EventRepository
-from tests.utils.auth import AuthedUser, add_user, make_security
+from tests.utils.auth import AuthedUser, add_user, agent_services, make_security
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -76,6 +76,7 @@ def services(store_engine: Engine, tmp_path: Path, control: FakeControl) -> Serv
         control=control,
         detector=ReadyDetector(),
         security=make_security(store_engine, tmp_path, metrics_public=True),
+        agent=agent_services(store_engine),
     )
 
 

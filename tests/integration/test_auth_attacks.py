@@ -24,7 +24,7 @@ from sentinel.gateway.totp import current_code
 from sentinel.store.objects import LocalObjectStore
 from sentinel.store.repo import CameraRepository, EventRepository
 from tests.integration.test_api import FakeControl, ReadyDetector
-from tests.utils.auth import AuthedUser, add_user, make_security
+from tests.utils.auth import AuthedUser, add_user, agent_services, make_security
 
 
 def _b64(data: bytes) -> str:
@@ -41,6 +41,7 @@ def services(store_engine: Engine, tmp_path: Path) -> Services:
         control=FakeControl(),
         detector=ReadyDetector(),
         security=make_security(store_engine, tmp_path, max_body_bytes=4096),
+        agent=agent_services(store_engine),
     )
 
 

@@ -24,7 +24,7 @@ from sentinel.store.db import make_engine, migrate, sqlite_url
 from sentinel.store.objects import LocalObjectStore
 from sentinel.store.repo import CameraRepository, EventRepository
 from tests.integration.test_api import FakeControl, ReadyDetector
-from tests.utils.auth import add_user, make_security
+from tests.utils.auth import add_user, agent_services, make_security
 
 
 @pytest.fixture
@@ -39,6 +39,7 @@ def fuzz_app(tmp_path: Path) -> Iterator[tuple[Any, dict[str, str]]]:
         control=FakeControl(),
         detector=ReadyDetector(),
         security=make_security(engine, tmp_path, rate_per_s=10_000, rate_burst=100_000),
+        agent=agent_services(engine),
     )
     admin = add_user(services.security, "fuzzer", Role.ADMIN)
     app = create_app()

@@ -24,6 +24,8 @@ from fastapi.testclient import TestClient
 from sentinel.api.app import create_app
 from sentinel.api.deps import Services
 from sentinel.api.security import authorize, require_metrics
+from sentinel.domain.alerts import AlertDecision, DecidedBy, Severity
+from sentinel.domain.experiments import Variant
 from sentinel.domain.types import Box, EventState
 from sentinel.gateway.roles import Role
 from sentinel.gateway.tokens import new_opaque_token
@@ -31,7 +33,7 @@ from sentinel.store.db import make_engine, migrate, sqlite_url
 from sentinel.store.objects import LocalObjectStore, snapshot_key
 from sentinel.store.repo import CameraRepository, EventRepository
 from tests.integration.test_api import FakeControl, ReadyDetector
-from tests.utils.auth import AuthedUser, add_user, make_security
+from tests.utils.auth import AuthedUser, add_user, agent_services, make_security
 
 TABLE = Path(__file__).resolve().parents[1] / "route_scopes.json"
 T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
@@ -71,6 +73,13 @@ def route_table(app: FastAPI) -> dict[str, str]:
     return dict(sorted(table.items()))
 
 
+class EchoLlm:
+    """Stands in for the LLM deployment: the walk checks guards, not generation."""
+
+    async def chat(self, request: dict[str, Any]) -> dict[str, Any]:
+        return {"choices": [{"message": {"role": "assistant", "content": "ok"}}], "usage": {}}
+
+
 @dataclass
 class World:
     client: TestClient
@@ -80,6 +89,9 @@ class World:
     event_b: str
     victim_user: str
     admin_key: str
+    alert_a: str
+    alert_b: str
+    experiment: str
 
 
 def _event(camera: str, n: int) -> EventState:
@@ -110,6 +122,7 @@ def world(tmp_path: Path) -> Iterator[World]:
         control=control,
         detector=ReadyDetector(),
         security=make_security(engine, tmp_path),
+        agent=agent_services(engine),
     )
     for cam in ("cam-a", "cam-b"):
         services.cameras.upsert(cam, {"id": cam, "source": f"/videos/{cam}.mp4"})
@@ -133,10 +146,31 @@ def world(tmp_path: Path) -> Iterator[World]:
     admin_key = sec.apikeys.create(
         "k", "sk_xxxxx", digest, "viewer", ["events:read"], None, users["admin"].id
     )
+    agent = services.agent
+    agent.llm = EchoLlm()
+    alert_ids = {}
+    for cam in ("cam-a", "cam-b"):
+        rule = AlertDecision(
+            True, Severity.MEDIUM, f"person at {cam}", ("rule",), "look", DecidedBy.RULES
+        )
+        alert_ids[cam] = agent.alerts.record_rule_decision(ids[cam], cam, "person", rule).id
+    agent.prompts.create_version("alert", "system", "Event {label}", users["admin"].id)
+    exp = agent.experiments.create("ab", "alert", [Variant("a", "1", 1.0), Variant("b", "1", 1.0)])
     app = create_app()
     app.state.services = services
     with TestClient(app, raise_server_exceptions=False) as client:
-        yield World(client, services, users, ids["cam-a"], ids["cam-b"], victim.id, admin_key.id)
+        yield World(
+            client,
+            services,
+            users,
+            ids["cam-a"],
+            ids["cam-b"],
+            victim.id,
+            admin_key.id,
+            alert_ids["cam-a"],
+            alert_ids["cam-b"],
+            exp.id,
+        )
 
 
 def _requests(w: World, method: str, path: str) -> list[dict[str, Any]]:
@@ -150,6 +184,12 @@ def _requests(w: World, method: str, path: str) -> list[dict[str, Any]]:
         subs = [{"user_id": w.victim_user}]
     elif "{key_id}" in path:
         subs = [{"key_id": w.admin_key}]
+    elif "{alert_id}" in path:
+        subs = [{"alert_id": w.alert_a}, {"alert_id": w.alert_b}]
+    elif "{experiment_id}" in path:
+        subs = [{"experiment_id": w.experiment}]
+    elif "{name}" in path:
+        subs = [{"name": "alert", "version": "1"}]
     bodies: dict[str, dict[str, Any]] = {
         "POST /api/v1/cameras": {"json": {"id": "cam-new", "source": "/videos/new.mp4"}},
         "POST /api/v1/users": {
@@ -161,6 +201,21 @@ def _requests(w: World, method: str, path: str) -> list[dict[str, Any]]:
         "POST /api/v1/auth/token": {"data": {"username": "admin", "password": "wrong-password"}},
         "POST /api/v1/auth/session": {"data": {"username": "admin", "password": "wrong-password"}},
         "POST /api/v1/auth/refresh": {"data": {"refresh_token": "srt_not-a-real-token"}},
+        "POST /api/v1/alerts/{alert_id}/feedback": {"json": {"verdict": "false_positive"}},
+        "POST /api/v1/prompts/{name}": {"json": {"system": "s", "template": "A {label}"}},
+        "POST /api/v1/experiments": {
+            "json": {
+                "name": "ab2",
+                "variants": [
+                    {"name": "a", "prompt_version": 1, "weight": 1},
+                    {"name": "b", "prompt_version": 1, "weight": 1},
+                ],
+            }
+        },
+        "POST /api/v1/experiments/{experiment_id}/promote": {"json": {"variant": "a"}},
+        "POST /v1/chat/completions": {
+            "json": {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
+        },
     }
     body = bodies.get(f"{method} {path}", {})
     out = []
@@ -232,6 +287,7 @@ def test_walk_every_route(world: World, who: str) -> None:
             if who == "viewer_a":
                 assert "cam-b" not in r.text, where
                 assert world.event_b not in r.text, where
-                if "cam-b" in req["url"] or world.event_b in req["url"]:
+                assert world.alert_b not in r.text, where
+                if any(x in req["url"] for x in ("cam-b", world.event_b, world.alert_b)):
                     assert r.status_code in (403, 404), where
             assert "argon2" not in r.text, where  # no password hash ever leaves

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
@@ -338,7 +339,9 @@ def test_migration_0002_upgrades_a_populated_0001_database(db_url: str) -> None:
 
         migrate(engine)
         with engine.connect() as conn:
-            assert MigrationContext.configure(conn).get_current_heads() == ("0002",)
+            assert MigrationContext.configure(conn).get_current_heads() == (
+                ScriptDirectory.from_config(alembic_config()).get_current_head(),
+            )
             context = MigrationContext.configure(
                 conn,
                 opts={

@@ -8,11 +8,13 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
+from sentinel.api.deps import AgentServices
 from sentinel.api.security import SecurityServices
 from sentinel.api.setup import build_security
 from sentinel.config import AuthSettings
 from sentinel.gateway.passwords import Passwords
 from sentinel.gateway.roles import Role, scopes_for
+from sentinel.store.alert_repo import AlertRepository, ExperimentRepository, PromptRepository
 
 CHEAP_PASSWORDS = Passwords(time_cost=1, memory_cost=1024, parallelism=1)
 
@@ -53,3 +55,12 @@ def add_user(
         record.id, scopes_for(role, None), cameras=cameras, kind="user"
     )
     return AuthedUser(record.id, username, password, role, token)
+
+
+def agent_services(engine: Engine) -> AgentServices:
+    """The agent's stores over ``engine``, without running deployments."""
+    return AgentServices(
+        alerts=AlertRepository(engine),
+        prompts=PromptRepository(engine),
+        experiments=ExperimentRepository(engine),
+    )

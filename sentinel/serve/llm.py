@@ -1,0 +1,107 @@
+"""The LLM deployment: the embedded GGUF chat model on Ray Serve, called through its handle.
+
+Generation is blocking C++ work; it runs on a dedicated worker thread so the replica's event
+loop keeps answering ``ready``/``info`` and queueing requests while a completion is produced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from ray import serve
+from ray.serve import Application
+
+from sentinel.serve.llm_runner import LlamaRunner
+
+DEFAULT_MODEL_ALIAS = "qwen2.5-0.5b-instruct"
+
+
+@serve.deployment(name="LLM", max_ongoing_requests=16)
+class LLM:
+    """Serves OpenAI-style chat completions from a GGUF model loaded in the replica.
+
+    Args:
+        model_path: The GGUF file (with its ``.sha256`` beside it), as a string.
+        threads: llama.cpp CPU threads.
+        ctx_size: Context window in tokens.
+        model_alias: The ``model`` name reported in responses.
+    """
+
+    def __init__(
+        self,
+        model_path: str,
+        threads: int = 2,
+        ctx_size: int = 2048,
+        model_alias: str = DEFAULT_MODEL_ALIAS,
+    ) -> None:
+        self.runner = LlamaRunner(
+            Path(model_path), threads=threads, ctx_size=ctx_size, model_alias=model_alias
+        )
+        # One worker: the model generates one completion at a time anyway (the runner holds a
+        # lock), and a single thread keeps queued requests from tying up the default pool.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm-generate")
+
+    async def chat(self, request: dict[str, Any]) -> dict[str, Any]:
+        """One chat completion (see ``LlamaRunner.chat``), generated off the event loop.
+
+        Args:
+            request: An OpenAI chat-completions request body.
+
+        Returns:
+            An OpenAI ``chat.completion`` object including ``usage``.
+
+        Raises:
+            ValueError: The request is invalid or exceeds the context window.
+            RuntimeError: llama.cpp failed.
+        """
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.runner.chat, request)
+
+    def ready(self) -> bool:
+        """True once the model is loaded (the constructor raises otherwise)."""
+        return True
+
+    def info(self) -> dict[str, Any]:
+        """What this replica serves: model alias, file, sha256 and runtime settings."""
+        return {
+            "model": self.runner.model_alias,
+            "path": str(self.runner.model_path),
+            "sha256": self.runner.sha256,
+            "threads": self.runner.threads,
+            "ctx_size": self.runner.ctx_size,
+            "load_s": round(self.runner.load_s, 3),
+        }
+
+    def __del__(self) -> None:
+        executor = getattr(self, "_executor", None)
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+
+
+def build_llm(
+    model_path: Path,
+    threads: int,
+    num_cpus: float,
+    *,
+    ctx_size: int = 2048,
+    model_alias: str = DEFAULT_MODEL_ALIAS,
+) -> Application:
+    """The bound LLM deployment, one replica reserving ``num_cpus`` Ray CPUs.
+
+    Args:
+        model_path: The verified GGUF file.
+        threads: llama.cpp CPU threads in the replica.
+        num_cpus: Ray CPUs reserved for the replica.
+        ctx_size: Context window in tokens.
+        model_alias: The ``model`` name reported in responses.
+
+    Returns:
+        The application to pass to ``serve.run`` or to bind into another deployment.
+    """
+    app: Application = LLM.options(  # type: ignore[attr-defined]
+        ray_actor_options={"num_cpus": num_cpus}
+    ).bind(str(model_path), threads, ctx_size, model_alias)
+    return app
