@@ -51,6 +51,15 @@ def _ensure_model(settings: Settings) -> None:
 
         click.echo(f"exporting the bundled YOLOv8n to {path} (once)...")
         export_yolov8n(path)
+    from sentinel.serve.app import wants_embedded_llm
+
+    gguf = settings.gguf_model_path()
+    if wants_embedded_llm(settings) and settings.agent.llm.model_path is None:
+        from sentinel.serve.llm_model import assemble_qwen_gguf
+
+        if not gguf.is_file():
+            click.echo(f"assembling the bundled Qwen2.5 0.5B GGUF at {gguf} (once)...")
+        assemble_qwen_gguf(gguf)
 
 
 def _run_until_signal(settings: Settings) -> None:
@@ -205,15 +214,18 @@ def models() -> None:
 @models.command("init")
 @click.option("--force", is_flag=True, help="Export again even if the file exists.")
 def models_init(force: bool) -> None:
-    """Verify the bundled YOLOv8n (sha256) and export it to ONNX in the data dir."""
+    """Verify the bundled models (sha256): export YOLOv8n to ONNX, assemble the Qwen GGUF."""
+    from sentinel.serve.llm_model import assemble_qwen_gguf
     from sentinel.serve.models import ModelFileError, export_yolov8n
 
     settings = _settings(None)
     try:
         path = export_yolov8n(settings.models_dir / "yolov8n.onnx", force=force)
+        gguf = assemble_qwen_gguf(settings.gguf_model_path(), force=force)
     except ModelFileError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"model ready: {path}")
+    click.echo(f"detector model ready: {path}")
+    click.echo(f"LLM ready: {gguf}")
 
 
 def _api(url: str) -> httpx.Client:

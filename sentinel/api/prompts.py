@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -14,6 +15,7 @@ from sentinel.api.security import authorize
 from sentinel.domain.experiments import Variant, VariantOutcome, report
 from sentinel.domain.prompts import PromptError, validate_template
 from sentinel.gateway.roles import LLM_USE, METRICS_READ, PROMPTS_ADMIN, Principal
+from sentinel.store.alert_repo import AlertRecord
 
 router = APIRouter(tags=["agent"])
 llm_router = APIRouter(tags=["llm"])
@@ -174,9 +176,9 @@ async def delete_prompt(
     return Response(status_code=204)
 
 
-async def _experiment_public(services: Services, exp: Any) -> ExperimentPublic:
-    rows = await run_in_threadpool(services.agent.alerts.experiment_rows, exp.id)
-    outcomes = [
+def variant_outcomes(rows: Iterable[AlertRecord]) -> list[VariantOutcome]:
+    """An experiment's alerts as the outcomes its report counts."""
+    return [
         VariantOutcome(
             variant=r.variant or "",
             decided=r.llm_status == "done",
@@ -188,6 +190,11 @@ async def _experiment_public(services: Services, exp: Any) -> ExperimentPublic:
         )
         for r in rows
     ]
+
+
+async def _experiment_public(services: Services, exp: Any) -> ExperimentPublic:
+    rows = await run_in_threadpool(services.agent.alerts.experiment_rows, exp.id)
+    outcomes = variant_outcomes(rows)
     reports = [
         VariantReportPublic(
             variant=v.variant,

@@ -59,8 +59,9 @@ def build_application(settings: Settings) -> Any:
     if wants_embedded_llm(settings):
         gguf = settings.gguf_model_path().resolve()
         verify_gguf(gguf)
+        llm_cfg = settings.agent.llm
         llm = build_llm(
-            gguf, threads=settings.agent.llm.threads, num_cpus=settings.agent.llm.num_cpus
+            gguf, threads=llm_cfg.threads, num_cpus=llm_cfg.num_cpus, ctx_size=llm_cfg.ctx_size
         )
     agent = (
         AgentDeployment.bind(settings.agent.model_dump(mode="json"), llm)  # type: ignore[attr-defined]

@@ -99,7 +99,7 @@ class DetectorHandleProbe:
         return ok
 
 
-@serve.deployment(name="Ingress", max_ongoing_requests=256)
+@serve.deployment(name="Ingress", max_ongoing_requests=256, ray_actor_options={"num_cpus": 0})
 @serve.ingress(app)
 class Ingress:
     """HTTP entry point; the routes live in ``sentinel.api``."""

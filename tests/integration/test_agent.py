@@ -1,0 +1,351 @@
+"""The alert agent against real OpenAI-compatible HTTP servers the tests make slow, failing or
+malformed; and the worker over the real durable queue (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from sentinel.actors.agent_worker import AgentWorker
+from sentinel.actors.rule_alerts import RuleAlerts
+from sentinel.api.prompts import variant_outcomes
+from sentinel.config import AgentSettings, AlertPolicySettings
+from sentinel.domain.alerts import DecidedBy, EventContext
+from sentinel.domain.experiments import Variant, report
+from sentinel.domain.prompts import DEFAULT_SYSTEM_PROMPT, DEFAULT_USER_TEMPLATE
+from sentinel.domain.types import Box, EventState
+from sentinel.serve.agent import AgentOutcome, AlertAgent, BackendConfig, PromptSpec
+from sentinel.store.alert_repo import (
+    AgentQueue,
+    AlertRepository,
+    ExperimentRepository,
+    PromptRepository,
+)
+from sentinel.store.repo import CameraRepository, EventRepository
+from tests.utils.fake_openai import FakeOpenAI, fake_openai_server
+
+T0 = datetime(2026, 11, 26, 23, 30, tzinfo=UTC)
+PROMPT = PromptSpec("alert", "builtin", DEFAULT_SYSTEM_PROMPT, DEFAULT_USER_TEMPLATE)
+
+
+def _ctx(event_id: str = "ev-1") -> EventContext:
+    return EventContext(
+        event_id=event_id,
+        camera_id="yard",
+        camera_name="Yard",
+        camera_description="back yard",
+        label="person",
+        score=0.9,
+        started_at=T0,
+        last_seen_at=T0 + timedelta(seconds=40),
+        ended_at=None,
+        local_time="Thursday 23:30 UTC",
+        dwell_s=40.0,
+        path_summary="walked from the gate to the shed",
+    )
+
+
+def _backend(fake: FakeOpenAI, name: str, priority: int = 0, **kw: Any) -> BackendConfig:
+    return BackendConfig(name=name, base_url=fake.base_url, model="fake", priority=priority, **kw)
+
+
+@pytest.fixture
+def primary() -> Iterator[FakeOpenAI]:
+    with fake_openai_server() as fake:
+        yield fake
+
+
+@pytest.fixture
+def secondary() -> Iterator[FakeOpenAI]:
+    with fake_openai_server() as fake:
+        yield fake
+
+
+_LOOP: asyncio.AbstractEventLoop | None = None
+
+
+@pytest.fixture(autouse=True)
+def _one_loop_per_test() -> Iterator[None]:
+    """langchain's async HTTP clients bind to the loop they first ran on, as in a replica."""
+    global _LOOP
+    _LOOP = asyncio.new_event_loop()
+    yield
+    _LOOP.close()
+    _LOOP = None
+
+
+def run(coro: Any) -> Any:
+    assert _LOOP is not None
+    return _LOOP.run_until_complete(coro)
+
+
+def _decide(agent: AlertAgent, event_id: str = "ev-1") -> AgentOutcome:
+    result: AgentOutcome = run(agent.decide(_ctx(event_id), PROMPT))
+    return result
+
+
+def test_decision_from_a_working_backend(primary: FakeOpenAI) -> None:
+    out = _decide(AlertAgent([_backend(primary, "a")]))
+    assert out.decision is not None and out.decision.decided_by is DecidedBy.LLM
+    assert out.decision.summary and out.decision.backend == "a"
+    assert out.decision.prompt_tokens > 0 and out.decision.prompt_version == "alert@builtin"
+    sent = primary.requests[0]["messages"]
+    assert "Yard" in sent[1]["content"] and "walked from the gate" in sent[1]["content"]
+
+
+def test_unparseable_output_is_retried_once_then_rules_stand(primary: FakeOpenAI) -> None:
+    primary.set_mode("garbage_json")
+    out = _decide(AlertAgent([_backend(primary, "a")]))
+    assert out.decision is None and out.parse_failures == 2
+    assert primary.request_count == 2
+
+
+def test_retry_succeeds_after_one_bad_answer(primary: FakeOpenAI) -> None:
+    agent = AlertAgent([_backend(primary, "a")])
+    primary.set_mode("garbage_json")
+
+    async def flip_after_first() -> AgentOutcome:
+        task = asyncio.create_task(agent.decide(_ctx(), PROMPT))
+        while primary.request_count < 1:  # noqa: ASYNC110 - the server runs in another thread
+            await asyncio.sleep(0.01)
+        primary.set_mode("ok")
+        return await task
+
+    out = run(flip_after_first())
+    assert out.decision is not None and out.decision.parse_failures in (0, 1)
+
+
+@pytest.mark.parametrize("failure", ["fail", "malformed", "slow"])
+def test_failover_to_next_backend(primary: FakeOpenAI, secondary: FakeOpenAI, failure: str) -> None:
+    primary.set_mode(failure)
+    primary.set_delay(3.0)
+    agent = AlertAgent([_backend(primary, "a", 0, timeout_s=1.0), _backend(secondary, "b", 1)])
+    out = _decide(agent)
+    assert out.decision is not None and out.decision.backend == "b"
+    health = {h["name"]: h for h in agent.health()}
+    assert health["a"]["failures"] == 1 and health["a"]["last_error"]
+
+
+def test_circuit_breaker_opens_then_probes(primary: FakeOpenAI, secondary: FakeOpenAI) -> None:
+    primary.set_mode("fail")
+    agent = AlertAgent(
+        [_backend(primary, "a", 0), _backend(secondary, "b", 1)],
+        failure_threshold=3,
+        reset_after_s=1.0,
+    )
+    for i in range(3):
+        assert _decide(agent, f"e{i}").decision is not None
+    assert primary.request_count == 3
+    assert {h["name"]: h["state"] for h in agent.health()}["a"] == "open"
+    for i in range(3):  # open: a is skipped entirely
+        assert _decide(agent, f"f{i}").decision is not None
+    assert primary.request_count == 3
+    primary.set_mode("ok")
+    time.sleep(1.1)  # reset_after_s: one half-open probe goes to a, succeeds, closes it
+    out = _decide(agent, "g")
+    assert out.decision is not None and out.decision.backend == "a"
+    assert {h["name"]: h["state"] for h in agent.health()}["a"] == "closed"
+
+
+def test_all_backends_down_leaves_rules(primary: FakeOpenAI, secondary: FakeOpenAI) -> None:
+    primary.set_mode("fail")
+    secondary.set_mode("malformed")
+    out = _decide(AlertAgent([_backend(primary, "a", 0), _backend(secondary, "b", 1)]))
+    assert out.decision is None and "a:" in (out.error or "") and "b:" in (out.error or "")
+
+
+def test_daily_token_budget_stops_calls(primary: FakeOpenAI) -> None:
+    agent = AlertAgent([_backend(primary, "a")], daily_token_budget=10)
+    assert _decide(agent, "x1").decision is not None  # spends more than 10 tokens
+    assert _decide(agent, "x2").decision is None
+    assert primary.request_count == 1
+
+
+# -- the worker over the durable queue -----------------------------------------------------
+
+
+def _event(i: int, camera: str = "yard") -> EventState:
+    start = T0 + timedelta(seconds=30 * i)
+    return EventState(
+        id=f"00000000-0000-0000-0001-{i:012d}",
+        camera_id=camera,
+        label="person",
+        track_id=i,
+        started_at=start,
+        last_seen_at=start + timedelta(seconds=20),
+        score=0.8,
+        box=Box(10, 10, 40, 100),
+        best_at=start,
+        path=[(20, 50), (120, 60)],
+    )
+
+
+class Stores:
+    def __init__(self, engine: Engine) -> None:
+        self.events = EventRepository(engine)
+        self.cameras = CameraRepository(engine)
+        self.alerts = AlertRepository(engine)
+        self.queue = AgentQueue(engine)
+        self.prompts = PromptRepository(engine)
+        self.experiments = ExperimentRepository(engine)
+
+    def worker(self, agent: AlertAgent, **settings: Any) -> AgentWorker:
+        return AgentWorker(
+            AgentSettings(**settings),
+            decide=agent.decide,
+            events=self.events,
+            cameras=self.cameras,
+            alerts=self.alerts,
+            queue=self.queue,
+            prompts=self.prompts,
+            experiments=self.experiments,
+        )
+
+
+@pytest.fixture
+def stores(store_engine: Engine) -> Stores:
+    s = Stores(store_engine)
+    s.cameras.upsert("yard", {"id": "yard", "source": "/v.mp4", "name": "Back yard"})
+    return s
+
+
+def _rules(stores: Stores, **policy: Any) -> RuleAlerts:
+    return RuleAlerts(
+        "yard", AlertPolicySettings(**policy), stores.alerts, stores.queue, agent_enabled=True
+    )
+
+
+def test_rule_alert_then_llm_amends(stores: Stores, primary: FakeOpenAI) -> None:
+    ev = _event(1)
+    stores.events.upsert(ev)
+    rules = _rules(stores)
+    rules(ev)
+    rules(ev)  # a replayed change: still one alert, one queue item
+    rule_alert = stores.alerts.by_event(ev.id)
+    assert rule_alert is not None and rule_alert.decided_by == DecidedBy.RULES
+    assert stores.queue.backlog() == 1
+    worker = stores.worker(AlertAgent([_backend(primary, "a")]))
+    assert run(worker.run_once()) is True
+    amended = stores.alerts.by_event(ev.id)
+    assert amended is not None and amended.decided_by == DecidedBy.LLM
+    assert amended.summary and amended.llm_status == "done" and amended.status == "open"
+    assert amended.prompt_version == "alert@builtin" and amended.backend == "a"
+    assert stores.queue.backlog() == 0
+    assert run(worker.run_once()) is False
+
+
+def test_llm_withdraws_a_rule_alert(stores: Stores, primary: FakeOpenAI) -> None:
+    primary.set_content(
+        {
+            "alert": False,
+            "severity": "info",
+            "summary": "A known gardener.",
+            "reasons": ["expected"],
+            "recommended_action": "None.",
+        }
+    )
+    ev = _event(2)
+    stores.events.upsert(ev)
+    _rules(stores)(ev)
+    run(stores.worker(AlertAgent([_backend(primary, "a")])).run_once())
+    alert = stores.alerts.by_event(ev.id)
+    assert alert is not None and alert.status == "withdrawn" and not alert.alert
+
+
+def test_failed_llm_keeps_the_rule_decision(stores: Stores, primary: FakeOpenAI) -> None:
+    primary.set_mode("fail")
+    ev = _event(3)
+    stores.events.upsert(ev)
+    _rules(stores)(ev)
+    run(stores.worker(AlertAgent([_backend(primary, "a")])).run_once())
+    alert = stores.alerts.by_event(ev.id)
+    assert alert is not None and alert.decided_by == DecidedBy.RULES
+    assert alert.alert and alert.llm_status == "failed"
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [
+        ({}, True),
+        ({"labels": ["car"]}, False),
+        ({"armed_hours": [[8, 18]]}, False),  # the event is at 23:30 UTC
+        ({"armed_hours": [[22, 6]]}, True),  # wraps midnight
+        ({"min_dwell_s": 60}, False),  # 20 s in view
+        ({"min_dwell_s": 10}, True),
+        ({"enabled": False}, False),
+    ],
+)
+def test_policy_labels_hours_and_dwell(
+    stores: Stores, policy: dict[str, Any], expected: bool
+) -> None:
+    ev = _event(4)
+    _rules(stores, **policy)(ev)
+    assert (stores.alerts.by_event(ev.id) is not None) is expected
+    assert stores.queue.backlog() == int(expected)
+
+
+def test_overload_sheds_to_rules(stores: Stores, primary: FakeOpenAI) -> None:
+    rules = _rules(stores)
+    for i in range(10, 18):
+        ev = _event(i)
+        stores.events.upsert(ev)
+        rules(ev)
+    worker = stores.worker(AlertAgent([_backend(primary, "a")]), max_backlog=3)
+    shed = worker.shed()
+    assert len(shed) == 5 and stores.queue.backlog() == 3
+    for event_id in shed:
+        alert = stores.alerts.by_event(event_id)
+        assert alert is not None and alert.llm_status == "shed" and alert.alert
+
+
+def test_ab_experiment_report_matches_the_script(stores: Stores, primary: FakeOpenAI) -> None:
+    """Many synthetic events split between two prompt versions; scripted operator verdicts."""
+    v1 = stores.prompts.create_version("alert", DEFAULT_SYSTEM_PROMPT, DEFAULT_USER_TEMPLATE, "admin")
+    v2 = stores.prompts.create_version(
+        "alert", DEFAULT_SYSTEM_PROMPT, "Be brief. " + DEFAULT_USER_TEMPLATE, "admin"
+    )
+    exp = stores.experiments.create(
+        "brevity",
+        "alert",
+        [Variant("long", str(v1.version), 1.0), Variant("short", str(v2.version), 1.0)],
+    )
+    worker = stores.worker(AlertAgent([_backend(primary, "a")]), max_backlog=1000)
+    rules = _rules(stores)
+    n = 40
+    for i in range(100, 100 + n):
+        ev = _event(i)
+        stores.events.upsert(ev)
+        rules(ev)
+    while run(worker.run_once()):
+        pass
+    rows = stores.alerts.experiment_rows(exp.id)
+    assert len(rows) == n
+    # Script: every third alert of each variant is a false alarm.
+    expected: dict[str, dict[str, int]] = {}
+    for k, row in enumerate(sorted(rows, key=lambda r: r.event_id)):
+        verdict = "false_positive" if k % 3 == 0 else "true_positive"
+        stores.alerts.feedback(row.id, verdict, "", "op", T0)
+        counts = expected.setdefault(row.variant or "", {"tp": 0, "fp": 0, "n": 0})
+        counts["n"] += 1
+        counts["tp" if verdict == "true_positive" else "fp"] += 1
+    assert set(expected) == {"long", "short"}  # both variants got events
+    for vr in report(variant_outcomes(stores.alerts.experiment_rows(exp.id))):
+        want = expected[vr.variant]
+        assert vr.decisions == want["n"] and vr.alerts == want["n"]
+        assert vr.true_positives == want["tp"] and vr.false_positives == want["fp"]
+        assert vr.false_alarm_rate == pytest.approx(want["fp"] / want["n"])
+        lo, hi = vr.false_alarm_ci or (0, 0)
+        assert lo < vr.false_alarm_rate < hi  # type: ignore[operator]
+    # the agent saw the variant's prompt: "Be brief." only in the short variant's requests
+    short_ids = {r.event_id for r in rows if r.variant == "short"}
+    for body in primary.requests:
+        text = json.dumps(body)
+        brief = "Be brief." in text
+        assert brief == any(eid in text for eid in short_ids)
