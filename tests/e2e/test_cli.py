@@ -133,6 +133,30 @@ def test_up_finds_people_in_the_sample(running: tuple[str, subprocess.Popen[str]
         assert "sentinel_events_opened_total" in http.get("/metrics").text
 
 
+def test_alerts_carry_llm_summaries(running: tuple[str, subprocess.Popen[str], str]) -> None:
+    """The real embedded model (Qwen2.5 0.5B on xllamacpp) judges a real event of the sample."""
+    url, _, token = running
+    with httpx.Client(base_url=url, timeout=30, headers={"Authorization": f"Bearer {token}"}) as c:
+
+        def llm_alerts() -> list[dict[str, object]]:
+            items = c.get("/api/v1/alerts", params={"limit": 500}).json()["items"]
+            return [a for a in items if a["decided_by"] == "llm"]
+
+        decided = wait_for(llm_alerts, timeout=420, interval=3, what="an LLM-decided alert")
+        alert = decided[0]
+        assert str(alert["summary"]).strip()
+        assert alert["model"] and alert["prompt_version"] == "alert@builtin"
+        assert alert["severity"] in {"info", "low", "medium", "high", "critical"}
+        assert alert["status"] in {"open", "withdrawn"}
+        backends = c.get("/api/v1/agent/backends").json()
+        assert backends[0]["name"] == "embedded" and backends[0]["successes"] >= 1
+        chat = c.post(
+            "/v1/chat/completions",
+            json={"messages": [{"role": "user", "content": "Say OK."}], "max_tokens": 8},
+        )
+        assert chat.status_code == 200 and chat.json()["choices"][0]["message"]["content"]
+
+
 def test_cli_cameras_and_status(running: tuple[str, subprocess.Popen[str], str]) -> None:
     url, _, token = running
     env = {**os.environ, "SENTINEL_URL": url, "SENTINEL_TOKEN": token}

@@ -88,6 +88,9 @@ def sentinel_stack(tmp_path_factory: pytest.TempPathFactory, onnx_model: Path) -
         namespace="sentinel-test",
         reconcile_interval_s=0.5,
         detector={"model_path": onnx_model, "threads": 2, "num_cpus": 0.5},
+        # The agent's own path is covered in test_agent.py (fake servers) and by the e2e
+        # test with the real model; here it would only compete for the 2 cores.
+        agent={"enabled": False},
     )
     ray.init(num_cpus=2, include_dashboard=False, namespace=settings.namespace)
     try:

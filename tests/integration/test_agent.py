@@ -307,7 +307,9 @@ def test_overload_sheds_to_rules(stores: Stores, primary: FakeOpenAI) -> None:
 
 def test_ab_experiment_report_matches_the_script(stores: Stores, primary: FakeOpenAI) -> None:
     """Many synthetic events split between two prompt versions; scripted operator verdicts."""
-    v1 = stores.prompts.create_version("alert", DEFAULT_SYSTEM_PROMPT, DEFAULT_USER_TEMPLATE, "admin")
+    v1 = stores.prompts.create_version(
+        "alert", DEFAULT_SYSTEM_PROMPT, DEFAULT_USER_TEMPLATE, "admin"
+    )
     v2 = stores.prompts.create_version(
         "alert", DEFAULT_SYSTEM_PROMPT, "Be brief. " + DEFAULT_USER_TEMPLATE, "admin"
     )
