@@ -1,6 +1,6 @@
-"""``python -m benchmarks [detector|ingest|pipeline|llm ...]``: runs the named benchmarks (all by
-default) in that order. Exit status 0 even when a target is missed (the line says MISSED);
-non-zero when a benchmark fails to run."""
+"""``python -m benchmarks [detector|ingest|pipeline|llm|gateway|agent ...]``: runs the named
+benchmarks (all by default) in that order. Exit status 0 even when a target is missed (the line
+says MISSED); non-zero when a benchmark fails to run."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks import detector, ingest, llm, pipeline
+from benchmarks import agent, detector, gateway, ingest, llm, pipeline
 from benchmarks.common import onnx_model
 
 BENCHMARKS: dict[str, Callable[[Path], None]] = {
@@ -18,6 +18,8 @@ BENCHMARKS: dict[str, Callable[[Path], None]] = {
     "ingest": ingest.run,
     "pipeline": pipeline.run,
     "llm": llm.run,
+    "gateway": gateway.run,
+    "agent": agent.run,
 }
 NEEDS_MODEL = {"detector", "pipeline"}
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hmac
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -73,6 +74,22 @@ class SecurityServices:
     secure_cookies: bool = False
     max_body_bytes: int = 1 << 20
     max_query_bytes: int = 4096
+    key_reload_interval_s: float = 30.0
+    _keys_checked_at: float = 0.0
+
+    def maybe_reload_keys(self, *, force: bool = False) -> bool:
+        """Picks up keys rotated by another process (`sentinel keys rotate`, another replica).
+
+        Checked every ``key_reload_interval_s`` (so this replica signs with the new active
+        key soon after a rotation), or at once — at most every 2 s — when a token names a key
+        this replica has not seen yet.
+        """
+        now = time.monotonic()
+        wait = 2.0 if force else self.key_reload_interval_s
+        if now - self._keys_checked_at < wait:
+            return False
+        self._keys_checked_at = now
+        return self.keyring.reload()
 
 
 def client_of(request: Request, security: SecurityServices) -> str:
@@ -97,10 +114,16 @@ def _unauthorized(reason: str) -> HTTPException:
 async def _principal_from_jwt(
     token: str, security: SecurityServices, request: Request, *, cookie: bool
 ) -> Principal:
+    security.maybe_reload_keys()
     try:
         claims = security.issuer.decode_access(token)
     except InvalidToken as exc:
-        raise _unauthorized(f"invalid token: {exc.reason}") from exc
+        if exc.reason != "unknown key" or not security.maybe_reload_keys(force=True):
+            raise _unauthorized(f"invalid token: {exc.reason}") from exc
+        try:
+            claims = security.issuer.decode_access(token)
+        except InvalidToken as again:
+            raise _unauthorized(f"invalid token: {again.reason}") from again
     if cookie and request.method not in _SAFE_METHODS:
         sent = request.headers.get(CSRF_HEADER, "")
         if not hmac.compare_digest(sent.encode(), claims.jti.encode()):

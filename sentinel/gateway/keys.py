@@ -137,6 +137,25 @@ class KeyRing:
             raise ValueError("the same signing key appears twice in the settings")
         return cls(entries)
 
+    def reload(self) -> bool:
+        """Re-reads a directory ring, picking up keys another process rotated in.
+
+        Returns True when the set of keys changed. Rings from settings never change.
+        """
+        if self._directory is None:
+            return False
+        with self._locked(self._directory):
+            entries = self._read(self._directory)
+        if not entries:
+            return False
+        fresh = {e.kid: e for e in entries}
+        if set(fresh) == set(self._entries) and all(
+            fresh[k].retired_at == self._entries[k].retired_at for k in fresh
+        ):
+            return False
+        self._set(fresh)
+        return True
+
     @classmethod
     def load_or_create(cls, directory: Path, *, now: datetime | None = None) -> KeyRing:
         """Loads the ring stored in ``directory``, creating the directory and a first key if needed.

@@ -140,6 +140,33 @@ def test_crashed_camera_restarts_and_adopts_its_events(stack: Stack, clip: Path)
         _remove(stack, "crashy")
 
 
+def test_crash_loop_ends_in_failed(stack: Stack, clip: Path) -> None:
+    """At most 5 restarts in 60 s: the 6th crash leaves the camera failed, with the reason."""
+    _add(stack, id="crashloop", source=str(clip), realtime=True, detect_fps=1)
+    try:
+        for crash in range(6):
+            actor = wait_for(
+                lambda: _actor_or_none("crashloop", stack),
+                timeout=60,
+                what=f"camera actor before crash {crash + 1}",
+            )
+            ray.kill(actor, no_restart=True)  # the next live actor is a restart
+        status = stack.wait_state("crashloop", "failed", timeout=60)["status"]
+        assert "crashed 6 times" in status["last_error"] and status["restarts"] == 5
+    finally:
+        _remove(stack, "crashloop")
+
+
+def _actor_or_none(camera_id: str, stack: Stack) -> object | None:
+    """The camera's actor if it is alive and answering."""
+    try:
+        actor = ray.get_actor(f"sentinel-camera-{camera_id}", namespace=stack.settings.namespace)
+        ray.get(actor.status.remote(), timeout=5)
+        return actor
+    except Exception:
+        return None
+
+
 def test_supervisor_outlives_its_driver(stack: Stack, clip: Path) -> None:
     """A second driver adds a camera through the supervisor and dies; the camera runs on."""
     gcs = ray.get_runtime_context().gcs_address
