@@ -145,6 +145,13 @@ def make_app(services: Services, *, bare: bool) -> FastAPI:
 _REPLICA: dict[str, Any] = {}
 
 
+def _configure_replica(workdir: str, bare: bool) -> None:
+    # A module-level function: pickled by reference, so it fills this module's `_REPLICA`
+    # (the deployment class is pickled by value, with its own copy of the globals it uses).
+    _REPLICA["services"] = make_services(Path(workdir))
+    _REPLICA["bare"] = bare
+
+
 def _build_replica_app() -> FastAPI:
     """``serve.ingress`` builder: runs in the replica, after the deployment's constructor."""
     app = make_app(_REPLICA["services"], bare=bool(_REPLICA["bare"]))
@@ -155,8 +162,7 @@ def _build_replica_app() -> FastAPI:
 @serve.ingress(_build_replica_app)
 class GatewayBench:
     def __init__(self, workdir: str, bare: bool) -> None:
-        _REPLICA["services"] = make_services(Path(workdir))
-        _REPLICA["bare"] = bare
+        _configure_replica(workdir, bare)
 
 
 def _seed(workdir: Path) -> dict[str, str]:

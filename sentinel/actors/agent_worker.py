@@ -35,6 +35,7 @@ from sentinel.store.repo import CameraRepository, EventRepository, StoredEvent
 logger = logging.getLogger(__name__)
 
 ALERT_PROMPT = "alert"
+AGENT_WORKER_NAME = "sentinel-agent-worker"
 DecideFn = Callable[[EventContext, PromptSpec], Awaitable[AgentOutcome]]
 _DECISION_BUCKETS_MS = (*LATENCY_BUCKETS_MS, 10_000.0, 30_000.0, 60_000.0)
 

@@ -140,6 +140,8 @@ def create_app() -> FastAPI:
         Needs `metrics:read` unless the deployment made it public (``metrics_public``).
         """
         statuses = await services.control.statuses()
-        return Response(render_metrics(statuses), media_type=CONTENT_TYPE_LATEST)
+        control = services.agent.control
+        agent = await control.worker_stats() if control is not None else None
+        return Response(render_metrics(statuses, agent), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -18,7 +18,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from sentinel.domain.stats import CameraState, CameraStats
+from sentinel.domain.stats import CameraState, CameraStats, Histogram
 
 _COUNTERS = {
     "frames_decoded": "Frames decoded from the source.",
@@ -74,8 +74,38 @@ class _CamerasCollector(Collector):
         yield restarts
 
 
-def render_metrics(statuses: Mapping[str, Mapping[str, Any]]) -> bytes:
-    """Prometheus text format for ``statuses`` (camera id -> CameraStats dict)."""
+class _AgentCollector(Collector):
+    """The agent worker's queue and decisions (see AgentWorkerActor.stats)."""
+
+    def __init__(self, stats: Mapping[str, Any]) -> None:
+        self.stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "sentinel_agent_backlog", "Rule alerts waiting for the LLM.", self.stats["backlog"]
+        )
+        for name, doc in (
+            ("decisions", "LLM verdicts stored."),
+            ("failures", "Events the LLM could not decide (the rule decision stands)."),
+            ("shed", "Events shed to the rule decision under overload."),
+            ("parse_failures", "LLM answers that did not parse."),
+        ):
+            yield CounterMetricFamily(f"sentinel_agent_{name}", doc, self.stats[name])
+        h = Histogram.from_dict(self.stats["latency_ms"])
+        hist = HistogramMetricFamily(
+            "sentinel_agent_decision_latency_ms", "From dequeue to stored verdict (ms)."
+        )
+        hist.add_metric([], h.cumulative(), h.total)
+        yield hist
+
+
+def render_metrics(
+    statuses: Mapping[str, Mapping[str, Any]], agent: Mapping[str, Any] | None = None
+) -> bytes:
+    """Prometheus text format for ``statuses`` (camera id -> CameraStats dict) and, when the
+    agent runs, its worker's stats."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_CamerasCollector(statuses))
+    if agent is not None:
+        registry.register(_AgentCollector(agent))
     return generate_latest(registry)

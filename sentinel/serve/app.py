@@ -11,7 +11,7 @@ from typing import Any
 import ray
 from ray import serve
 
-from sentinel.actors.agent_worker import AgentWorkerActor
+from sentinel.actors.agent_worker import AGENT_WORKER_NAME, AgentWorkerActor
 from sentinel.actors.supervisor import get_or_create_supervisor
 from sentinel.api.setup import secret_box
 from sentinel.config import Settings
@@ -27,8 +27,6 @@ from sentinel.store.db import make_engine, migrate
 from sentinel.store.repo import CameraRepository
 
 logger = logging.getLogger(__name__)
-
-AGENT_WORKER_NAME = "sentinel-agent-worker"
 
 
 def runtime_of(settings: Settings) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from ray import serve
 from ray.exceptions import RayActorError
 from ray.serve.handle import DeploymentHandle
 
+from sentinel.actors.agent_worker import AGENT_WORKER_NAME
 from sentinel.actors.camera import camera_actor_name
 from sentinel.actors.supervisor import SUPERVISOR_NAME
 from sentinel.api.app import create_app
@@ -73,12 +74,21 @@ class RayCameraControl:
 
 
 class AgentHandleControl:
-    def __init__(self, handle: DeploymentHandle[Any]) -> None:
+    def __init__(self, handle: DeploymentHandle[Any], namespace: str) -> None:
         self.handle = handle
+        self.namespace = namespace
 
     async def backends(self) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = await self.handle.backends.remote()
         return result
+
+    async def worker_stats(self) -> dict[str, Any] | None:
+        try:
+            worker = ray.get_actor(AGENT_WORKER_NAME, namespace=self.namespace)
+            stats: dict[str, Any] = await worker.stats.remote()
+        except (ValueError, RayActorError):
+            return None
+        return stats
 
 
 class LlmHandleControl:
@@ -131,7 +141,9 @@ class Ingress:
                     alerts=AlertRepository(engine),
                     prompts=PromptRepository(engine),
                     experiments=ExperimentRepository(engine),
-                    control=AgentHandleControl(agent) if agent is not None else None,
+                    control=AgentHandleControl(agent, runtime["namespace"])
+                    if agent is not None
+                    else None,
                     llm=LlmHandleControl(llm) if llm is not None else None,
                 ),
             )

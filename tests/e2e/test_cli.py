@@ -148,6 +148,9 @@ def test_alerts_carry_llm_summaries(running: tuple[str, subprocess.Popen[str], s
         assert alert["model"] and alert["prompt_version"] == "alert@builtin"
         assert alert["severity"] in {"info", "low", "medium", "high", "critical"}
         assert alert["status"] in {"open", "withdrawn"}
+        metrics = c.get("/metrics").text
+        assert "sentinel_agent_decisions_total" in metrics
+        assert "sentinel_agent_decision_latency_ms_bucket" in metrics
         backends = c.get("/api/v1/agent/backends").json()
         assert backends[0]["name"] == "embedded" and backends[0]["successes"] >= 1
         chat = c.post(
