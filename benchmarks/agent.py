@@ -39,6 +39,7 @@ from sentinel.serve.llm_runner import LlamaRunner
 
 DECISIONS = 8  # per side
 MIN_DECISIONS = 4
+WARMUP_TOKENS = 4
 BUDGET_S = 200.0  # no new event after this (a loaded machine): keeps the run under ~5 min
 PROMPT = PromptSpec("default", "1", DEFAULT_SYSTEM_PROMPT, DEFAULT_USER_TEMPLATE)
 SITE_NOTES = (
@@ -230,9 +231,9 @@ async def _agent_decision(agent: AlertAgent, ctx: EventContext) -> _Decision:
     )
 
 
-def _runner_decision(runner: LlamaRunner, backend: BackendConfig, ctx: EventContext) -> _Decision:
-    """What the agent does for one event, straight on the runner (same request, same retry)."""
-    request: dict[str, Any] = {
+def _request(backend: BackendConfig, ctx: EventContext) -> dict[str, Any]:
+    """The body the agent's embedded backend sends for ``ctx`` (``ServeChatModel``)."""
+    return {
         "model": backend.model,
         "messages": [
             {"role": "system", "content": PROMPT.system},
@@ -241,6 +242,11 @@ def _runner_decision(runner: LlamaRunner, backend: BackendConfig, ctx: EventCont
         "max_tokens": backend.max_tokens,
         "temperature": 0.0,
     }
+
+
+def _runner_decision(runner: LlamaRunner, backend: BackendConfig, ctx: EventContext) -> _Decision:
+    """What the agent does for one event, straight on the runner (same request, same retry)."""
+    request = _request(backend, ctx)
     start = time.perf_counter()
     failures = 0
     for _attempt in range(2):
@@ -256,11 +262,16 @@ def _runner_decision(runner: LlamaRunner, backend: BackendConfig, ctx: EventCont
     return _Decision(time.perf_counter() - start, False, None, None, failures, None)
 
 
-async def _compare(agent: AlertAgent, runner: LlamaRunner, backend: BackendConfig) -> None:
+async def _compare(
+    agent: AlertAgent, handle: Any, runner: LlamaRunner, backend: BackendConfig
+) -> None:
     *events, warmup = contexts()
-    # Warm-up: first calls fill caches and build the router.
-    _runner_decision(runner, backend, warmup)
-    await _agent_decision(agent, warmup)
+    # Warm-up: short completions of a full prompt load the weights, fill llama.cpp's prompt
+    # cache with the shared system prompt on both sides and build the handle's router.
+    request = _request(backend, warmup)
+    request["max_tokens"] = WARMUP_TOKENS
+    runner.chat(dict(request))
+    await handle.chat.remote(dict(request))
 
     served, bare = _Side(), _Side()
     deadline = time.monotonic() + BUDGET_S
@@ -318,7 +329,7 @@ def run(_model_path: Path | None = None) -> None:
                 route_prefix=None,
             )
             agent = AlertAgent([backend], llm_handle=handle)
-            asyncio.run(_compare(agent, runner, backend))
+            asyncio.run(_compare(agent, handle, runner, backend))
         finally:  # the cluster is private to this run: shutting Ray down removes Serve with it
             ray.shutdown()
 

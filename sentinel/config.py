@@ -20,6 +20,7 @@ from sentinel.domain.events import EventConfig
 from sentinel.domain.motion import MotionConfig
 from sentinel.domain.pipeline import PipelineConfig
 from sentinel.domain.tracking import TrackerConfig
+from sentinel.store.s3 import ObjectStoreSettings
 from sentinel.video.source import SourceKind, classify_source
 
 CAMERA_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -263,6 +264,10 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     detector: DetectorSettings = Field(default_factory=DetectorSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    objects: ObjectStoreSettings = Field(
+        default_factory=ObjectStoreSettings,
+        description="Where snapshots (and later recordings) go: the data dir, or S3.",
+    )
     agent: AgentSettings = Field(default_factory=AgentSettings)
     cameras: list[CameraConfig] = Field(default_factory=list)
     reconcile_interval_s: float = Field(2.0, gt=0, le=300)

@@ -9,4 +9,4 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-pytest_plugins = ["tests.utils.db", "tests.utils.model"]
+pytest_plugins = ["tests.utils.db", "tests.utils.model", "tests.utils.s3"]

@@ -23,8 +23,8 @@ from sentinel.domain.types import EventState
 from sentinel.serve.detector import DetectResult
 from sentinel.store.alert_repo import AgentQueue, AlertRepository
 from sentinel.store.db import make_engine
-from sentinel.store.objects import LocalObjectStore
 from sentinel.store.repo import EventRepository
+from sentinel.store.s3 import make_object_store
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class CameraActor:
         self.config = CameraConfig(**camera)
         engine = make_engine(runtime["db_url"])
         self.events = EventRepository(engine)
-        objects = LocalObjectStore(Path(runtime["objects_dir"]))
+        objects = make_object_store(runtime["objects"], Path(runtime["data_dir"]))
         self.handle = (
             serve.get_deployment_handle("Detector", app_name=runtime["app_name"])
             if self.config.detect

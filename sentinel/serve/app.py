@@ -25,6 +25,7 @@ from sentinel.serve.yolo import verify_model
 from sentinel.store.camera_secrets import seal_camera
 from sentinel.store.db import make_engine, migrate
 from sentinel.store.repo import CameraRepository
+from sentinel.store.s3 import S3ObjectStore, make_object_store
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +34,8 @@ def runtime_of(settings: Settings) -> dict[str, Any]:
     """The plain-dict settings actors and deployments receive (no pydantic across Ray)."""
     return {
         "db_url": settings.db_url,
-        "objects_dir": str(settings.objects_dir.resolve()),
+        # The model itself (not a JSON dump): its secret key must travel, not its mask.
+        "objects": settings.objects,
         "app_name": settings.app_name,
         "namespace": settings.namespace,
         "reconcile_interval_s": settings.reconcile_interval_s,
@@ -72,7 +74,11 @@ def build_application(settings: Settings) -> Any:
 def prepare_storage(settings: Settings) -> None:
     """Creates the data dir and brings the database schema to head."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    settings.objects_dir.mkdir(parents=True, exist_ok=True)
+    store = make_object_store(settings.objects, settings.data_dir)
+    if isinstance(store, S3ObjectStore):
+        store.ensure_bucket()  # fail at start, not at the first snapshot
+    else:
+        settings.objects_dir.mkdir(parents=True, exist_ok=True)
     migrate(settings.db_url)
     # Keys are made here, once, so that ingress replicas only ever load them.
     if not settings.auth.jwt_private_keys:

@@ -20,8 +20,8 @@ from sentinel.api.setup import build_security
 from sentinel.config import AuthSettings, CameraConfig
 from sentinel.store.alert_repo import AlertRepository, ExperimentRepository, PromptRepository
 from sentinel.store.db import make_engine
-from sentinel.store.objects import LocalObjectStore
 from sentinel.store.repo import CameraRepository, EventRepository
+from sentinel.store.s3 import make_object_store
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ class Ingress:
                 engine=engine,
                 events=EventRepository(engine),
                 cameras=CameraRepository(engine),
-                objects=LocalObjectStore(Path(runtime["objects_dir"])),
+                objects=make_object_store(runtime["objects"], Path(runtime["data_dir"])),
                 control=RayCameraControl(runtime["namespace"]),
                 detector=DetectorHandleProbe(detector),
                 security=security,

@@ -12,11 +12,14 @@ import os
 import re
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 # One key segment: letters, digits, dot, underscore, dash. "/" separates segments.
 _SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
+# The temporary files of ``LocalObjectStore.put``: ".<name>.<mkstemp random>.<8 hex>.tmp".
+_TEMP_FILE = re.compile(r"\..+\.[0-9a-f]{8}\.tmp")
 MAX_KEY_LENGTH = 1024
 
 
@@ -46,6 +49,10 @@ class ObjectStore(Protocol):
 
     def size(self, key: str) -> int:
         """The object's size in bytes; raise ``ObjectNotFound`` when there is none."""
+        ...
+
+    def iter_keys(self, prefix: str = "") -> Iterator[tuple[str, int]]:
+        """Yield ``(key, size)`` of every object whose key starts with ``prefix``, in key order."""
         ...
 
 
@@ -78,6 +85,30 @@ def validate_key(key: str) -> str:
                 f"object key segments must match [A-Za-z0-9._-]+, but got {segment!r} in {key!r}"
             )
     return key
+
+
+def validate_prefix(prefix: str) -> str:
+    """Check a key prefix for ``iter_keys`` and return it unchanged.
+
+    A prefix is a plain string prefix of keys (``"snapshots/"``, ``"snapshots/front"``, or ``""``
+    for every key), not necessarily whole segments, so only its outline is checked.
+
+    Args:
+        prefix: The prefix.
+
+    Returns:
+        The prefix itself.
+
+    Raises:
+        ValueError: If the prefix is not a string, is too long, or is absolute.
+    """
+    if not isinstance(prefix, str):
+        raise ValueError(f"key prefix must be a string, but got {prefix!r}")
+    if len(prefix) > MAX_KEY_LENGTH:
+        raise ValueError(f"key prefix must be at most {MAX_KEY_LENGTH} characters")
+    if prefix.startswith("/"):
+        raise ValueError(f"key prefix must be relative, but got absolute {prefix!r}")
+    return prefix
 
 
 def snapshot_key(camera_id: str, event_id: str) -> str:
@@ -200,6 +231,52 @@ class LocalObjectStore:
         if not target.is_file():
             raise ObjectNotFound(key)
         return target.stat().st_size
+
+    def iter_keys(self, prefix: str = "") -> Iterator[tuple[str, int]]:
+        """Yield ``(key, size)`` of the objects whose keys start with ``prefix``.
+
+        Keys come in lexicographic order (as S3 lists them). Only the folders that can hold
+        matching keys are walked; temporary files of in-flight ``put`` calls, symlinks and names
+        that are not valid key segments are skipped. Objects written or deleted during the walk
+        may or may not be seen.
+
+        Args:
+            prefix: A plain string prefix of the keys (``""``: every object).
+
+        Returns:
+            An iterator of ``(key, size in bytes)`` pairs.
+
+        Raises:
+            ValueError: If the prefix is invalid (see ``validate_prefix``), at once.
+        """
+        return self._walk(self._root, "", validate_prefix(prefix))
+
+    def _walk(self, folder: Path, rel: str, prefix: str) -> Iterator[tuple[str, int]]:
+        """Yield the matching objects under ``folder``, whose keys start with ``rel``."""
+        try:
+            with os.scandir(folder) as it:
+                entries = [(e, e.is_dir(follow_symlinks=False)) for e in it]
+        except (FileNotFoundError, NotADirectoryError):
+            return  # removed while walking
+        # A folder "d" sorts as "d/": its keys all start with it, so the walk is in key order.
+        entries.sort(key=lambda item: item[0].name + "/" if item[1] else item[0].name)
+        for entry, is_dir in entries:
+            name = entry.name
+            if not _SEGMENT.fullmatch(name):
+                continue
+            key = rel + name
+            if is_dir:
+                sub = key + "/"
+                if sub.startswith(prefix) or prefix.startswith(sub):
+                    yield from self._walk(Path(entry.path), sub, prefix)
+            elif key.startswith(prefix) and not _TEMP_FILE.fullmatch(name):
+                try:
+                    if not entry.is_file(follow_symlinks=False):
+                        continue
+                    size = entry.stat(follow_symlinks=False).st_size
+                except FileNotFoundError:
+                    continue  # deleted while walking
+                yield key, size
 
 
 def _fsync_dir(folder: Path) -> None:

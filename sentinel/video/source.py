@@ -144,7 +144,8 @@ class VideoSource:
     """Decodes every frame of one source (inter-frame codecs need them all).
 
     Counters (across loops and reopens): ``packets_demuxed``, ``frames_decoded`` and
-    ``decode_errors`` (packets that failed to decode and were skipped).
+    ``decode_errors`` (packets that failed to decode and were skipped). ``on_packet`` sees each
+    compressed packet first (the recorder stores them as they are, without re-encoding).
     """
 
     def __init__(
@@ -158,6 +159,7 @@ class VideoSource:
         thread_count: int = 1,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        on_packet: Callable[[av.Packet[VideoStream], VideoStream], None] | None = None,
     ) -> None:
         """Validates the source (`classify_source`, ValueError); nothing is opened yet.
 
@@ -171,6 +173,8 @@ class VideoSource:
             thread_count: Decoder threads: 1 (least CPU per frame) by default, 0 for auto.
             clock: Monotonic clock for pacing and timeouts (injectable for tests).
             sleep: Sleep for pacing (injectable for tests).
+            on_packet: Called with every non-empty demuxed video packet and its stream, before
+                it is decoded; it must not alter the packet. Its exceptions propagate.
         """
         self.kind = classify_source(source)
         if open_timeout_s <= 0 or read_timeout_s <= 0 or thread_count < 0:
@@ -182,6 +186,7 @@ class VideoSource:
         self.loop = (realtime if loop is None else loop) and self.kind is SourceKind.FILE
         self._timeouts = (open_timeout_s, read_timeout_s)
         self._threads, self._clock, self._sleep = thread_count, clock, sleep
+        self._on_packet = on_packet
         self.packets_demuxed = self.frames_decoded = self.decode_errors = 0
         self._container: InputContainer | None = None
         self._stream: VideoStream | None = None
@@ -330,6 +335,8 @@ class VideoSource:
                     return
                 raise self._error(exc, "reading", started) from exc
             self.packets_demuxed += 1 if packet.size else 0
+            if self._on_packet is not None and packet.size:
+                self._on_packet(packet, self._stream)
             try:
                 decoded = packet.decode()
             except av.error.FFmpegError:

@@ -267,3 +267,29 @@ def test_readiness_reports_detector_down(client: TestClient, services: Services)
     assert client.get("/health").status_code == 200
     r = client.get("/health/ready")
     assert r.status_code == 503 and r.json()["detector"] == "not ready"
+
+
+def test_snapshot_from_either_object_store(
+    store_engine: Engine, tmp_path: Path, object_store: Any, control: FakeControl
+) -> None:
+    """Snapshots are read through the ObjectStore protocol: a folder or S3, same code path."""
+    services = Services(
+        engine=store_engine,
+        events=EventRepository(store_engine),
+        cameras=CameraRepository(store_engine),
+        objects=object_store,
+        control=control,
+        detector=ReadyDetector(),
+        security=make_security(store_engine, tmp_path),
+        agent=agent_services(store_engine),
+    )
+    ev = _event(7)
+    key = snapshot_key("a", ev.id)
+    object_store.put(key, b"\xff\xd8from-the-store", "image/jpeg")
+    services.events.upsert(ev, key)
+    admin = add_user(services.security, "root", Role.ADMIN)
+    app = create_app()
+    app.state.services = services
+    with TestClient(app, headers=admin.headers) as c:
+        r = c.get(f"/api/v1/events/{ev.id}/snapshot.jpg")
+    assert r.status_code == 200 and r.content == b"\xff\xd8from-the-store"
