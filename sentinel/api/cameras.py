@@ -83,7 +83,7 @@ async def remove_camera(camera_id: CameraId, services: ServicesDep, principal: W
 @router.get(
     "/{camera_id}/latest.jpg",
     response_class=Response,
-    responses={200: {"content": {"image/jpeg": {}}}, 503: {"description": "No frame yet"}},
+    responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "No frame yet"}},
     summary="The newest analysed frame with tracked boxes drawn",
 )
 async def latest_frame(camera_id: CameraId, services: ServicesDep, principal: Reader) -> Response:
@@ -91,5 +91,5 @@ async def latest_frame(camera_id: CameraId, services: ServicesDep, principal: Re
     await _config(services, camera_id)
     data = await services.control.latest_jpeg(camera_id)
     if data is None:
-        raise HTTPException(503, f"camera {camera_id} has no frame yet")
+        raise HTTPException(404, "the camera has no frame yet")
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})

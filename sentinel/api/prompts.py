@@ -46,7 +46,7 @@ class PromptPublic(BaseModel):
 
 class VariantIn(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
-    prompt_version: int = Field(ge=1)
+    prompt_version: int = Field(ge=1, le=1_000_000)
     weight: float = Field(gt=0, le=1000)
 
 
@@ -149,7 +149,10 @@ async def create_prompt(
     summary="Make a version active",
 )
 async def activate_prompt(
-    name: Name, version: Annotated[int, Path(ge=1)], services: ServicesDep, _: PromptAdmin
+    name: Name,
+    version: Annotated[int, Path(ge=1, le=1_000_000)],
+    services: ServicesDep,
+    _: PromptAdmin,
 ) -> PromptPublic:
     repo = services.agent.prompts
     record = await run_in_threadpool(repo.get, name, version)
@@ -165,7 +168,10 @@ async def activate_prompt(
     summary="Delete a version (not the active one)",
 )
 async def delete_prompt(
-    name: Name, version: Annotated[int, Path(ge=1)], services: ServicesDep, _: PromptAdmin
+    name: Name,
+    version: Annotated[int, Path(ge=1, le=1_000_000)],
+    services: ServicesDep,
+    _: PromptAdmin,
 ) -> Response:
     try:
         deleted = await run_in_threadpool(services.agent.prompts.delete_version, name, version)
@@ -314,7 +320,7 @@ async def chat_completions(
     _: Annotated[Principal, Security(authorize, scopes=[LLM_USE])],
 ) -> dict[str, Any]:
     if services.agent.llm is None:
-        raise HTTPException(503, "no embedded LLM is running")
+        raise HTTPException(404, "this deployment runs no embedded LLM")
     try:
         return await services.agent.llm.chat(body)
     except ValueError as exc:

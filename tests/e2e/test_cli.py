@@ -133,6 +133,7 @@ def test_up_finds_people_in_the_sample(running: tuple[str, subprocess.Popen[str]
         assert "sentinel_events_opened_total" in http.get("/metrics").text
 
 
+@pytest.mark.timeout(900)
 def test_alerts_carry_llm_summaries(running: tuple[str, subprocess.Popen[str], str]) -> None:
     """The real embedded model (Qwen2.5 0.5B on xllamacpp) judges a real event of the sample."""
     url, _, token = running

@@ -108,18 +108,10 @@ def test_unparseable_output_is_retried_once_then_rules_stand(primary: FakeOpenAI
 
 
 def test_retry_succeeds_after_one_bad_answer(primary: FakeOpenAI) -> None:
-    agent = AlertAgent([_backend(primary, "a")])
-    primary.set_mode("garbage_json")
-
-    async def flip_after_first() -> AgentOutcome:
-        task = asyncio.create_task(agent.decide(_ctx(), PROMPT))
-        while primary.request_count < 1:  # noqa: ASYNC110 - the server runs in another thread
-            await asyncio.sleep(0.01)
-        primary.set_mode("ok")
-        return await task
-
-    out = run(flip_after_first())
-    assert out.decision is not None and out.decision.parse_failures in (0, 1)
+    primary.set_script(["garbage_json", "ok"])
+    out = _decide(AlertAgent([_backend(primary, "a")]))
+    assert out.decision is not None and out.decision.parse_failures == 1
+    assert primary.request_count == 2
 
 
 @pytest.mark.parametrize("failure", ["fail", "malformed", "slow"])

@@ -208,7 +208,7 @@ def test_camera_lifecycle(client: TestClient, control: FakeControl, services: Se
     got = client.get("/api/v1/cameras/front").json()
     assert got["detect_fps"] == 2 and got["status"]["counters"]["frames_decoded"] == 42
     assert [c["id"] for c in client.get("/api/v1/cameras").json()] == ["front"]
-    assert client.get("/api/v1/cameras/front/latest.jpg").status_code == 503
+    assert client.get("/api/v1/cameras/front/latest.jpg").status_code == 404
     control.frames["front"] = b"\xff\xd8frame"
     assert client.get("/api/v1/cameras/front/latest.jpg").content == b"\xff\xd8frame"
     assert client.delete("/api/v1/cameras/front").status_code == 204

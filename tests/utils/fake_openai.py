@@ -67,6 +67,7 @@ class FakeOpenAI:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._mode: Mode = "ok"
+        self._script: list[Mode] = []
         self.set_mode(mode)
         self._content = content
         self._delay_s = delay_s
@@ -122,9 +123,19 @@ class FakeOpenAI:
         with self._lock:
             self._fail_status = status
 
-    def record(self, body: dict[str, Any]) -> None:
+    def record(self, body: dict[str, Any]) -> Mode:
+        """Records a request; returns the mode it gets (the next scripted one, if any)."""
         with self._lock:
             self.requests.append(body)
+            return self._script.pop(0) if self._script else self._mode
+
+    def set_script(self, modes: list[str]) -> None:
+        """Modes for the next requests, one each, in order; then back to ``mode``."""
+        for m in modes:
+            if m not in ("ok", "slow", "fail", "malformed", "garbage_json"):
+                raise ValueError(f"unknown mode {m!r}")
+        with self._lock:
+            self._script = [cast(Mode, m) for m in modes]
 
     @property
     def request_count(self) -> int:
@@ -217,11 +228,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(400, _error("messages must be a list", "invalid_request_error", 400))
             return
         fake = self.server.fake
-        fake.record(body)
+        mode = fake.record(body)
         if body.get("stream"):
             self._send(400, _error("the fake does not stream", "invalid_request_error", 400))
             return
-        mode = fake.mode
         if mode == "slow":
             fake.wait(fake.delay_s)
         if mode == "fail":
