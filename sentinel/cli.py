@@ -34,7 +34,13 @@ def find_sample(settings: Settings) -> Path:
 
 
 def demo_camera(sample: Path) -> CameraConfig:
-    return CameraConfig(id="demo", name="Demo (PETS09 pedestrians)", source=str(sample))
+    return CameraConfig(
+        id="demo",
+        name="Demo (PETS09 pedestrians)",
+        description="A university car park and footpath, seen from a first-floor window.",
+        source=str(sample),
+        record={"mode": "events"},  # an event's clip: GET /api/v1/events/{id}/clip.mp4
+    )
 
 
 def _settings(config: Path | None, **overrides: Any) -> Settings:

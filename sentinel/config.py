@@ -93,6 +93,15 @@ class AlertPolicySettings(StrictModel):
         return value
 
 
+class RecordSettings(StrictModel):
+    """Recording: the camera's own packets remuxed into segments (H.264 kept as is)."""
+
+    mode: str = Field("off", pattern="^(off|continuous|events)$")
+    pre_roll_s: float = Field(5.0, ge=0, le=60, description="Seconds before an event.")
+    post_roll_s: float = Field(5.0, ge=0, le=300, description="Seconds after an event.")
+    segment_s: float = Field(10.0, ge=2, le=600, description="Target segment length.")
+
+
 class CameraConfig(StrictModel):
     """One camera, as written in the YAML file or posted to ``/api/v1/cameras``."""
 
@@ -127,6 +136,7 @@ class CameraConfig(StrictModel):
     tracker: TrackerSettings = Field(default_factory=TrackerSettings)
     events: EventSettings = Field(default_factory=EventSettings)
     alerts: AlertPolicySettings = Field(default_factory=AlertPolicySettings)
+    record: RecordSettings = Field(default_factory=RecordSettings)
     max_reconnect_attempts: int = Field(
         0, ge=0, le=100000, description="Network sources: give up after this many (0 = never)."
     )

@@ -14,6 +14,7 @@ import ray
 from numpy.typing import NDArray
 from ray import serve
 
+from sentinel.actors.recording import CameraRecording
 from sentinel.actors.rule_alerts import RuleAlerts
 from sentinel.actors.runner import CameraRunner
 from sentinel.actors.sink import StoreSink
@@ -23,8 +24,12 @@ from sentinel.domain.types import EventState
 from sentinel.serve.detector import DetectResult
 from sentinel.store.alert_repo import AgentQueue, AlertRepository
 from sentinel.store.db import make_engine
+from sentinel.store.objects import ObjectStore
 from sentinel.store.repo import EventRepository
 from sentinel.store.s3 import make_object_store
+from sentinel.store.segment_repo import SegmentRepository
+from sentinel.video.recorder import SegmentInfo, cleanup_orphans
+from sentinel.video.segments import finalize_segment, reconcile
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +63,7 @@ class CameraActor:
             agent_enabled=agent.enabled,
             timezone=agent.timezone,
         )
+        recording = self._recording(engine, objects, runtime)
         epoch = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
         self.runner = CameraRunner(
             self.config,
@@ -65,9 +71,38 @@ class CameraActor:
             sink=StoreSink(self.config.id, self.events, objects, on_event=rules),
             epoch=epoch,
             open_events=self._open_events,
+            recording=recording,
         )
         self.task: asyncio.Task[CameraState] | None = None
         self.crashed = False
+
+    def _recording(
+        self, engine: Any, objects: ObjectStore, runtime: dict[str, Any]
+    ) -> CameraRecording | None:
+        """The camera's recorder, after reconciling what a crash may have left behind."""
+        if self.config.record.mode == "off":
+            return None
+        segments = SegmentRepository(engine)
+        temp = Path(runtime["data_dir"]) / "tmp" / "recordings" / self.config.id
+        temp.mkdir(parents=True, exist_ok=True)
+        removed = cleanup_orphans(temp)  # segments a crash cut off: never indexed, never play
+        report = reconcile(objects, segments, self.config.id)
+        if removed or report.rows_deleted or report.objects_deleted:
+            logger.warning(
+                "camera %s: removed %d partial segment(s), %s", self.config.id, len(removed), report
+            )
+
+        def store_segment(info: SegmentInfo, kind: str) -> None:
+            finalize_segment(
+                info, camera_id=self.config.id, kind=kind, store=objects, repo=segments
+            )
+
+        return CameraRecording(
+            self.config.record,
+            directory=temp,
+            on_segment=store_segment,
+            clock=lambda: self.runner.wall_now or datetime.now(UTC),
+        )
 
     async def _detect(self, rgb: NDArray[np.uint8]) -> DetectResult:
         assert self.handle is not None
@@ -92,7 +127,10 @@ class CameraActor:
             self.crashed = True  # the supervisor restarts a crashed camera like a dead actor
 
     async def status(self) -> dict[str, Any]:
-        return {**self.runner.stats.to_dict(), "crashed": self.crashed}
+        stats = self.runner.stats.to_dict()
+        if self.runner.recording is not None:
+            stats["recording"] = self.runner.recording.status()
+        return {**stats, "crashed": self.crashed}
 
     async def camera_config(self) -> dict[str, Any]:
         return self.config.model_dump(mode="json")

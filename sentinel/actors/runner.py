@@ -21,6 +21,7 @@ import av
 import numpy as np
 from numpy.typing import NDArray
 
+from sentinel.actors.recording import CameraRecording
 from sentinel.config import CameraConfig
 from sentinel.domain.pipeline import FramePipeline
 from sentinel.domain.render import Overlay, encode_jpeg
@@ -90,6 +91,7 @@ class CameraRunner:
         open_events: Callable[[], Sequence[EventState]] | None = None,
         source_factory: Callable[..., VideoSource] = VideoSource,
         backoff: Backoff | None = None,
+        recording: CameraRecording | None = None,
     ) -> None:
         self.camera = camera
         self.detect = detect if camera.detect else None
@@ -104,6 +106,9 @@ class CameraRunner:
         self._pending: list[EventChange] = []
         self._latest: tuple[_Sampled, list[Overlay]] | None = None
         self._reader_stop = False
+        self.recording = recording
+        # Wall time of the newest decoded frame: recordings line up with events by it.
+        self.wall_now: datetime | None = None
 
     # -- control --------------------------------------------------------------------------
 
@@ -166,8 +171,11 @@ class CameraRunner:
     async def _stream_once(self) -> bool:
         """Reads the source until it ends; True when a finite file finished normally."""
         finite = self.kind is SourceKind.FILE and not self.camera.realtime
-        frames: queue.Queue[_Sampled | _EndOfStream] = queue.Queue(maxsize=0 if finite else 2)
-        source = self.source_factory(self.camera.source, realtime=self.camera.realtime)
+        # Small either way: a file blocks the reader (back-pressure), a live source drops frames;
+        # keeping the reader near the analysis also keeps recording in step with events.
+        frames: queue.Queue[_Sampled | _EndOfStream] = queue.Queue(maxsize=4 if finite else 2)
+        extra = {"on_packet": self.recording} if self.recording is not None else {}
+        source = self.source_factory(self.camera.source, realtime=self.camera.realtime, **extra)
         info = await asyncio.to_thread(source.open)
         self.stats.codec, self.stats.width, self.stats.height = info.codec, info.width, info.height
         self.stats.fps = info.fps
@@ -223,14 +231,15 @@ class CameraRunner:
                 if self.stats.state in (CameraState.STARTING, CameraState.RECONNECTING):
                     self.stats.state = CameraState.RUNNING
                     self.backoff.reset()
-                if not sampler.take(decoded.ts):
-                    continue
-                counters.frames_sampled += 1
                 if first_ts is None:
                     first_ts = decoded.ts
                 wall = datetime.fromtimestamp(start_wall, UTC) + timedelta(
                     seconds=decoded.ts - first_ts
                 )
+                self.wall_now = wall
+                if not sampler.take(decoded.ts):
+                    continue
+                counters.frames_sampled += 1
                 item = _Sampled(
                     ts=decoded.ts,
                     wall=wall,
@@ -258,6 +267,8 @@ class CameraRunner:
         except Exception as exc:  # a decoder bug must reach the consumer, not vanish
             logger.exception("camera %s reader crashed", self.camera.id)
             error = SourceError(f"reader crashed: {exc!r}", retryable=True)
+        if self.recording is not None:
+            self.recording.close()  # packets come from this thread: finish the segment here
         if not (self._stop.is_set() or self._reader_stop):
             frames.put(_EndOfStream(error))
 
@@ -283,6 +294,8 @@ class CameraRunner:
                 self.stats.batch_sizes.observe(result.batch_size)
                 changes = self.pipeline.on_detections(result.detections, item.ts, item.wall)
         self._latest = (item, self._overlays())
+        if self.recording is not None and self.recording.settings.mode == "events":
+            self.recording.wanted = bool(self.pipeline.open_events())
         if changes:
             await self._persist(changes, item)
 

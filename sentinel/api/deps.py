@@ -12,6 +12,7 @@ from sentinel.config import CameraConfig
 from sentinel.store.alert_repo import AlertRepository, ExperimentRepository, PromptRepository
 from sentinel.store.objects import ObjectStore
 from sentinel.store.repo import CameraRepository, EventRepository
+from sentinel.store.segment_repo import SegmentRepository
 
 if TYPE_CHECKING:
     from sentinel.api.security import SecurityServices
@@ -70,6 +71,7 @@ class Services:
     detector: DetectorProbe
     security: SecurityServices
     agent: AgentServices
+    segments: SegmentRepository | None = None  # None: recording is not configured
 
 
 _process_services: Services | None = None

@@ -56,6 +56,9 @@ class CameraStatusPublic(BaseModel):
     height: int | None = None
     fps: float | None = None
     counters: dict[str, int] = Field(default_factory=dict)
+    recording: dict[str, Any] | None = Field(
+        None, description="mode, state (recording, storage_full, ...), transcoded, segments"
+    )
 
     @classmethod
     def of(cls, status: dict[str, Any] | None) -> CameraStatusPublic:
@@ -70,6 +73,7 @@ class CameraStatusPublic(BaseModel):
             height=status.get("height"),
             fps=status.get("fps"),
             counters=status.get("counters", {}),
+            recording=status.get("recording"),
         )
 
 

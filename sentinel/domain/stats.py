@@ -94,6 +94,7 @@ class CameraStats:
     detector_latency_ms: Histogram = field(default_factory=lambda: Histogram(LATENCY_BUCKETS_MS))
     batch_sizes: Histogram = field(default_factory=lambda: Histogram(BATCH_BUCKETS))
     frame_to_event_ms: Histogram = field(default_factory=lambda: Histogram(LATENCY_BUCKETS_MS))
+    recording: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -116,4 +117,5 @@ class CameraStats:
             detector_latency_ms=Histogram.from_dict(data["detector_latency_ms"]),
             batch_sizes=Histogram.from_dict(data["batch_sizes"]),
             frame_to_event_ms=Histogram.from_dict(data["frame_to_event_ms"]),
+            recording=data.get("recording"),
         )

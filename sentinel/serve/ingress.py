@@ -22,6 +22,7 @@ from sentinel.store.alert_repo import AlertRepository, ExperimentRepository, Pro
 from sentinel.store.db import make_engine
 from sentinel.store.repo import CameraRepository, EventRepository
 from sentinel.store.s3 import make_object_store
+from sentinel.store.segment_repo import SegmentRepository
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +138,7 @@ class Ingress:
                 control=RayCameraControl(runtime["namespace"]),
                 detector=DetectorHandleProbe(detector),
                 security=security,
+                segments=SegmentRepository(engine),
                 agent=AgentServices(
                     alerts=AlertRepository(engine),
                     prompts=PromptRepository(engine),

@@ -14,6 +14,7 @@ import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
 
+import av
 import pytest
 import ray
 from PIL import Image
@@ -37,8 +38,24 @@ def _remove(stack: Stack, camera_id: str) -> None:
     assert stack.http.delete(f"/api/v1/cameras/{camera_id}").status_code == 204
 
 
-def test_file_camera_finds_people_with_snapshots(stack: Stack, clip: Path) -> None:
-    _add(stack, id="clip", source=str(clip), realtime=False, detect_fps=5)
+def _decoded_frames(data: bytes, tmp: Path) -> int:
+    path = tmp / "clip.mp4"
+    path.write_bytes(data)
+    with av.open(str(path)) as container:
+        frames = list(container.decode(video=0))
+    assert frames and frames[0].key_frame
+    return len(frames)
+
+
+def test_file_camera_finds_people_with_snapshots(stack: Stack, clip: Path, tmp_path: Path) -> None:
+    _add(
+        stack,
+        id="clip",
+        source=str(clip),
+        realtime=False,
+        detect_fps=5,
+        record={"mode": "events", "segment_s": 4},
+    )
     cam = stack.wait_state("clip", "finished", timeout=180)
     counters = cam["status"]["counters"]
     assert counters["frames_decoded"] >= 195  # 20 s at 10 fps
@@ -53,6 +70,14 @@ def test_file_camera_finds_people_with_snapshots(stack: Stack, clip: Path) -> No
     assert image.size == (768, 576)
     latest = stack.http.get("/api/v1/cameras/clip/latest.jpg")
     assert latest.status_code == 200 and latest.content[:2] == b"\xff\xd8"
+    # recorded around the events, playable through the API
+    recordings = stack.http.get(
+        "/api/v1/cameras/clip/recordings", params={"since": best["started_at"]}
+    ).json()
+    assert recordings["segments"], recordings
+    event_clip = stack.http.get(f"/api/v1/events/{best['id']}/clip.mp4")
+    assert event_clip.status_code == 200 and event_clip.headers["content-type"] == "video/mp4"
+    assert _decoded_frames(event_clip.content, tmp_path) > 0
     metrics = stack.http.get("/metrics").text
     assert 'sentinel_detector_calls_total{camera="clip"}' in metrics
     assert 'sentinel_camera_status{camera="clip",state="finished"} 1.0' in metrics
@@ -104,9 +129,18 @@ def test_rtsp_camera(stack: Stack, clip: Path) -> None:
             _remove(stack, "rtsp")
 
 
-def test_crashed_camera_restarts_and_adopts_its_events(stack: Stack, clip: Path) -> None:
+def test_crashed_camera_restarts_and_adopts_its_events(
+    stack: Stack, clip: Path, tmp_path: Path
+) -> None:
     """Killing the actor: the supervisor restarts it and open events continue, not duplicate."""
-    _add(stack, id="crashy", source=str(clip), realtime=True, detect_fps=2)
+    _add(
+        stack,
+        id="crashy",
+        source=str(clip),
+        realtime=True,
+        detect_fps=2,
+        record={"mode": "continuous", "segment_s": 3},
+    )
     try:
         wait_for(
             lambda: [e for e in stack.events(camera_id="crashy") if e["ended_at"] is None],
@@ -136,13 +170,34 @@ def test_crashed_camera_restarts_and_adopts_its_events(stack: Stack, clip: Path)
 
         # An object still in view after the restart continues the event opened before it.
         assert wait_for(adopted, timeout=60, what="an event continued after the restart")
+        # The segment the kill cut off was removed at restart; every indexed one plays.
+        temp = stack.settings.data_dir / "tmp" / "recordings" / "crashy"
+        assert len(list(temp.glob(".tmp-*"))) <= 1  # only the one being written now
+        segments = wait_for(
+            lambda: stack.http.get("/api/v1/cameras/crashy/recordings").json()["segments"],
+            timeout=60,
+            what="a segment recorded after the restart",
+        )
+        for seg in segments:
+            r = stack.http.get(
+                "/api/v1/cameras/crashy/clip.mp4",
+                params={"start": seg["start_at"], "end": seg["end_at"]},
+            )
+            assert r.status_code == 200 and _decoded_frames(r.content, tmp_path) > 0
     finally:
         _remove(stack, "crashy")
 
 
-def test_crash_loop_ends_in_failed(stack: Stack, clip: Path) -> None:
+def test_crash_loop_ends_in_failed(stack: Stack, clip: Path, tmp_path: Path) -> None:
     """At most 5 restarts in 60 s: the 6th crash leaves the camera failed, with the reason."""
-    _add(stack, id="crashloop", source=str(clip), realtime=True, detect_fps=1)
+    _add(
+        stack,
+        id="crashloop",
+        source=str(clip),
+        realtime=True,
+        detect_fps=1,
+        record={"mode": "continuous", "segment_s": 2},
+    )
     try:
         for crash in range(6):
             actor = wait_for(
@@ -153,6 +208,13 @@ def test_crash_loop_ends_in_failed(stack: Stack, clip: Path) -> None:
             ray.kill(actor, no_restart=True)  # the next live actor is a restart
         status = stack.wait_state("crashloop", "failed", timeout=60)["status"]
         assert "crashed 6 times" in status["last_error"] and status["restarts"] == 5
+        # killed mid-segment again and again: whatever got indexed plays
+        for seg in stack.http.get("/api/v1/cameras/crashloop/recordings").json()["segments"]:
+            r = stack.http.get(
+                "/api/v1/cameras/crashloop/clip.mp4",
+                params={"start": seg["start_at"], "end": seg["end_at"]},
+            )
+            assert r.status_code == 200 and _decoded_frames(r.content, tmp_path) > 0
     finally:
         _remove(stack, "crashloop")
 

@@ -32,6 +32,7 @@ from sentinel.gateway.tokens import new_opaque_token
 from sentinel.store.db import make_engine, migrate, sqlite_url
 from sentinel.store.objects import LocalObjectStore, snapshot_key
 from sentinel.store.repo import CameraRepository, EventRepository
+from sentinel.store.segment_repo import SegmentRepository
 from tests.integration.test_api import FakeControl, ReadyDetector
 from tests.utils.auth import AuthedUser, add_user, agent_services, make_security
 
@@ -123,6 +124,7 @@ def world(tmp_path: Path) -> Iterator[World]:
         detector=ReadyDetector(),
         security=make_security(engine, tmp_path),
         agent=agent_services(engine),
+        segments=SegmentRepository(engine),
     )
     for cam in ("cam-a", "cam-b"):
         services.cameras.upsert(cam, {"id": cam, "source": f"/videos/{cam}.mp4"})
@@ -213,6 +215,12 @@ def _requests(w: World, method: str, path: str) -> list[dict[str, Any]]:
             }
         },
         "POST /api/v1/experiments/{experiment_id}/promote": {"json": {"variant": "a"}},
+        "GET /api/v1/cameras/{camera_id}/recordings": {
+            "params": {"since": T0.isoformat(), "until": (T0 + timedelta(hours=1)).isoformat()}
+        },
+        "GET /api/v1/cameras/{camera_id}/clip.mp4": {
+            "params": {"start": T0.isoformat(), "end": (T0 + timedelta(seconds=10)).isoformat()}
+        },
         "POST /v1/chat/completions": {
             "json": {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
         },

@@ -1,0 +1,266 @@
+"""Playback routes: a camera's recording timeline, and MP4 clips of a time range or an event.
+
+Clips are assembled on request (``sentinel.video.clips.assemble_clip``: stream copy, no
+re-encoding) into a temp file, served with HTTP Range support (starlette's ``FileResponse``:
+206 with ``Content-Range``, 416 for unsatisfiable ranges) and deleted after the response.
+Recordings are camera data: ``events:read`` plus the principal's camera scope; a hidden camera
+or event answers 404, as does every route while recording is not configured.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Security
+from fastapi import Path as PathParam
+from pydantic import BaseModel
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import FileResponse
+from starlette.types import Receive, Scope, Send
+
+from sentinel.api.deps import Services, ServicesDep
+from sentinel.api.security import allowed_cameras, authorize, require_camera
+from sentinel.config import CAMERA_ID_PATTERN
+from sentinel.gateway.roles import EVENTS_READ, Principal
+from sentinel.store.objects import ObjectNotFound
+from sentinel.store.repo import StoredEvent
+from sentinel.store.segment_repo import SegmentRecord, SegmentRepository
+from sentinel.video.clips import ClipInfo, NoFootage, SegmentSource, assemble_clip
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(tags=["recordings"])
+
+CameraId = Annotated[str, PathParam(pattern=CAMERA_ID_PATTERN)]
+EventId = Annotated[str, PathParam(max_length=64)]
+Reader = Annotated[Principal, Security(authorize, scopes=[EVENTS_READ])]
+
+MAX_TIMELINE = timedelta(days=7)
+DEFAULT_TIMELINE = timedelta(hours=24)
+MAX_CLIP = timedelta(hours=1)
+MAX_PAD_S = 60.0
+_MP4 = "video/mp4"
+_CLIP_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {"content": {_MP4: {}}, "description": "The clip (206 for a Range request)"},
+    206: {"description": "Part of the clip (`Range: bytes=...`)"},
+    400: {"description": "Bad range"},
+    404: {"description": "No footage, not visible, or recording is not enabled"},
+    416: {"description": "The asked byte range is outside the clip"},
+}
+
+
+class SegmentPublic(BaseModel):
+    id: str
+    start_at: datetime
+    end_at: datetime
+    duration_s: float
+    size: int
+    codec: str
+    kind: str
+
+    @classmethod
+    def of(cls, seg: SegmentRecord) -> SegmentPublic:
+        return cls(
+            id=seg.id,
+            start_at=seg.start_at,
+            end_at=seg.end_at,
+            duration_s=seg.duration_s,
+            size=seg.size,
+            codec=seg.codec,
+            kind=seg.kind,
+        )
+
+
+class Gap(BaseModel):
+    start: datetime
+    end: datetime
+
+
+class RecordingTimeline(BaseModel):
+    """The segments overlapping ``[since, until]`` and the uncovered time between them."""
+
+    since: datetime
+    until: datetime
+    segments: list[SegmentPublic]
+    gaps: list[Gap]
+    covered_s: float
+
+
+def _utc(value: datetime) -> datetime:
+    """Naive query times are taken as UTC."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _segments(services: Services) -> SegmentRepository:
+    if services.segments is None:
+        raise HTTPException(404, "recording is not enabled")
+    return services.segments
+
+
+async def _visible_event(event_id: str, services: Services, principal: Principal) -> StoredEvent:
+    ev = await run_in_threadpool(services.events.get, event_id)
+    allowed = await allowed_cameras(principal, services)
+    if ev is None or (allowed is not None and ev.camera_id not in allowed):
+        raise HTTPException(404, "event not found")
+    return ev
+
+
+@router.get(
+    "/cameras/{camera_id}/recordings",
+    response_model=RecordingTimeline,
+    summary="A camera's recorded segments and gaps in a time range (default: the last 24 h)",
+    responses={400: {"description": "Bad range"}, 404: {"description": "Not visible"}},
+)
+async def recordings_timeline(
+    camera_id: CameraId,
+    services: ServicesDep,
+    principal: Reader,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> RecordingTimeline:
+    repo = _segments(services)
+    await require_camera(principal, services, camera_id)
+    end = _utc(until) if until is not None else datetime.now(UTC)
+    start = _utc(since) if since is not None else end - DEFAULT_TIMELINE
+    if start >= end:
+        raise HTTPException(400, "`since` must be before `until`")
+    if end - start > MAX_TIMELINE:
+        raise HTTPException(400, f"the range may span at most {MAX_TIMELINE.days} days")
+    timeline = await run_in_threadpool(repo.timeline, camera_id, start, end)
+    return RecordingTimeline(
+        since=timeline.start,
+        until=timeline.end,
+        segments=[SegmentPublic.of(s) for s in timeline.segments],
+        gaps=[Gap(start=a, end=b) for a, b in timeline.gaps],
+        covered_s=timeline.covered_s,
+    )
+
+
+class _TempFileResponse(FileResponse):
+    """A ``FileResponse`` whose file is deleted once the response is over.
+
+    The deletion is its ``BackgroundTask``; starlette skips the background when it answers
+    a Range request itself (416, malformed range) or the transfer fails, so ``__call__``
+    deletes the file in those cases too.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await run_in_threadpool(_unlink, Path(self.path))
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
+
+
+def _build_clip(services: Services, camera_id: str, start: datetime, end: datetime) -> ClipInfo:
+    """Loads the segments overlapping ``[start, end]`` and writes the clip to a temp file.
+
+    Raises:
+        NoFootage: If no stored segment holds a frame of the range (the file is removed).
+    """
+    repo = _segments(services)
+    sources: list[SegmentSource] = []
+    for record in repo.range(camera_id, start, end):
+        try:
+            sources.append(SegmentSource.load(services.objects, record))
+        except ObjectNotFound:  # reconcile removes the row at the next start
+            log.warning("segment %s has no object %s: skipped", record.id, record.object_key)
+    fd, name = tempfile.mkstemp(prefix="sentinel-clip-", suffix=".mp4")
+    os.close(fd)
+    dest = Path(name)
+    try:
+        return assemble_clip(sources, start, end, dest, max_clip_s=MAX_CLIP.total_seconds())
+    except BaseException:
+        _unlink(dest)
+        raise
+
+
+async def _serve_clip(
+    services: Services, camera_id: str, start: datetime, end: datetime
+) -> FileResponse:
+    try:
+        clip = await run_in_threadpool(_build_clip, services, camera_id, start, end)
+    except NoFootage as exc:
+        raise HTTPException(404, "no footage") from exc
+    stamp = f"{clip.actual_start:%Y%m%dT%H%M%SZ}"
+    return _TempFileResponse(
+        clip.path,
+        media_type=_MP4,
+        filename=f"{camera_id}-{stamp}.mp4",
+        content_disposition_type="inline",
+        background=BackgroundTask(_unlink, clip.path),
+        headers={
+            "Cache-Control": "private, no-cache",
+            "X-Clip-Start": clip.actual_start.isoformat(),
+            "X-Clip-End": clip.actual_end.isoformat(),
+            "X-Clip-Splices": str(clip.splices),
+        },
+    )
+
+
+def _check_clip_range(start: datetime, end: datetime, *, instant_ok: bool = False) -> None:
+    if end < start or (end == start and not instant_ok):
+        raise HTTPException(400, "`end` must be after `start`")
+    if end - start > MAX_CLIP:
+        raise HTTPException(400, f"a clip may last at most {MAX_CLIP.total_seconds():g} s")
+
+
+@router.get(
+    "/cameras/{camera_id}/clip.mp4",
+    response_class=FileResponse,
+    responses=_CLIP_RESPONSES,
+    summary="An MP4 of a camera's recording from `start` to `end` (at most 1 h)",
+)
+async def camera_clip(
+    camera_id: CameraId,
+    services: ServicesDep,
+    principal: Reader,
+    start: datetime,
+    end: datetime,
+) -> FileResponse:
+    """Starts at the last keyframe at or before `start`; holes in the recording are closed up.
+
+    `X-Clip-Start` / `X-Clip-End` give the wall-clock span actually served. Supports
+    `Range` requests.
+    """
+    _segments(services)
+    await require_camera(principal, services, camera_id)
+    start, end = _utc(start), _utc(end)
+    _check_clip_range(start, end)
+    return await _serve_clip(services, camera_id, start, end)
+
+
+@router.get(
+    "/events/{event_id}/clip.mp4",
+    response_class=FileResponse,
+    responses=_CLIP_RESPONSES,
+    summary="An MP4 of an event, from `pre_s` before it started to `post_s` after it ended",
+)
+async def event_clip(
+    event_id: EventId,
+    services: ServicesDep,
+    principal: Reader,
+    pre_s: Annotated[float, Query(ge=0, le=MAX_PAD_S)] = 5.0,
+    post_s: Annotated[float, Query(ge=0, le=MAX_PAD_S)] = 5.0,
+) -> FileResponse:
+    """An ongoing event's clip ends `post_s` after it was last seen. Supports `Range`."""
+    _segments(services)
+    ev = await _visible_event(event_id, services, principal)
+    last = ev.ended_at if ev.ended_at is not None else ev.last_seen_at
+    start = _utc(ev.started_at) - timedelta(seconds=pre_s)
+    end = _utc(last) + timedelta(seconds=post_s)
+    _check_clip_range(start, end, instant_ok=True)  # an instant event with no padding
+    return await _serve_clip(services, ev.camera_id, start, end)
