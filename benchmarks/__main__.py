@@ -1,5 +1,5 @@
-"""``python -m benchmarks [detector|ingest|pipeline|llm|gateway|agent ...]``: runs the named
-benchmarks (all by default) in that order. Exit status 0 even when a target is missed (the line
+"""``python -m benchmarks [detector|ingest|pipeline|llm|gateway|agent|recording ...]``: runs
+the named benchmarks (all by default) in that order. Exit status 0 even when a target is missed (the line
 says MISSED); non-zero when a benchmark fails to run."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks import agent, detector, gateway, ingest, llm, pipeline
+from benchmarks import agent, detector, gateway, ingest, llm, pipeline, recording
 from benchmarks.common import onnx_model
 
 BENCHMARKS: dict[str, Callable[[Path], None]] = {
@@ -20,6 +20,7 @@ BENCHMARKS: dict[str, Callable[[Path], None]] = {
     "llm": llm.run,
     "gateway": gateway.run,
     "agent": agent.run,
+    "recording": recording.run,
 }
 NEEDS_MODEL = {"detector", "pipeline"}
 

@@ -100,6 +100,12 @@ class RecordSettings(StrictModel):
     pre_roll_s: float = Field(5.0, ge=0, le=60, description="Seconds before an event.")
     post_roll_s: float = Field(5.0, ge=0, le=300, description="Seconds after an event.")
     segment_s: float = Field(10.0, ge=2, le=600, description="Target segment length.")
+    retention_days: float | None = Field(
+        None, gt=0, le=36500, description="Delete continuous footage older than this; null: keep."
+    )
+    event_retention_days: float | None = Field(
+        None, gt=0, le=36500, description="Delete event footage older than this; null: keep."
+    )
 
 
 class CameraConfig(StrictModel):
@@ -233,7 +239,10 @@ class BackendSettings(StrictModel):
     priority: int = Field(0, ge=0, le=100, description="Lower is tried first.")
     weight: float = Field(1.0, gt=0, le=1000)
     timeout_s: float = Field(60.0, gt=0, le=600)
-    max_tokens: int = Field(256, ge=16, le=4096)
+    max_tokens: int = Field(320, ge=16, le=4096)
+    structured: bool = Field(
+        True, description="Ask for the decision's JSON schema (constrained decoding)."
+    )
 
 
 class LlmSettings(StrictModel):
@@ -258,6 +267,18 @@ class AgentSettings(StrictModel):
     llm: LlmSettings = Field(default_factory=LlmSettings)
 
 
+class StorageSettings(StrictModel):
+    """The recordings' storage: a size budget and the free space to keep on the store's disk."""
+
+    budget_bytes: int | None = Field(
+        None, ge=1, description="Delete the oldest footage beyond this many bytes; null: none."
+    )
+    min_free_bytes: int = Field(
+        512 << 20, ge=0, description="Delete the oldest footage while the disk has less free."
+    )
+    sweep_interval_s: float = Field(60.0, gt=0, le=86400, description="Time between sweeps.")
+
+
 class Settings(BaseSettings):
     """Process settings: ``SENTINEL_*`` env vars, then the YAML file, then the defaults."""
 
@@ -279,6 +300,7 @@ class Settings(BaseSettings):
         description="Where snapshots (and later recordings) go: the data dir, or S3.",
     )
     agent: AgentSettings = Field(default_factory=AgentSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
     cameras: list[CameraConfig] = Field(default_factory=list)
     reconcile_interval_s: float = Field(2.0, gt=0, le=300)
     max_request_limit: int = 500

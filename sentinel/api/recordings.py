@@ -1,4 +1,5 @@
-"""Playback routes: a camera's recording timeline, and MP4 clips of a time range or an event.
+"""Playback routes: a camera's recording timeline, MP4 clips of a time range or an event, and
+HLS (a VOD playlist of a time range, each stored segment remuxed to MPEG-TS on request).
 
 Clips are assembled on request (``sentinel.video.clips.assemble_clip``: stream copy, no
 re-encoding) into a temp file, served with HTTP Range support (starlette's ``FileResponse``:
@@ -22,7 +23,7 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import FileResponse
+from starlette.responses import FileResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from sentinel.api.deps import Services, ServicesDep
@@ -33,6 +34,7 @@ from sentinel.store.objects import ObjectNotFound
 from sentinel.store.repo import StoredEvent
 from sentinel.store.segment_repo import SegmentRecord, SegmentRepository
 from sentinel.video.clips import ClipInfo, NoFootage, SegmentSource, assemble_clip
+from sentinel.video.hls import build_playlist, remux_to_ts
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +42,17 @@ router = APIRouter(tags=["recordings"])
 
 CameraId = Annotated[str, PathParam(pattern=CAMERA_ID_PATTERN)]
 EventId = Annotated[str, PathParam(max_length=64)]
+SegmentId = Annotated[str, PathParam(max_length=64)]
 Reader = Annotated[Principal, Security(authorize, scopes=[EVENTS_READ])]
 
 MAX_TIMELINE = timedelta(days=7)
 DEFAULT_TIMELINE = timedelta(hours=24)
 MAX_CLIP = timedelta(hours=1)
 MAX_PAD_S = 60.0
+MAX_PLAYLIST = timedelta(hours=24)
 _MP4 = "video/mp4"
+_M3U8 = "application/vnd.apple.mpegurl"
+_TS = "video/mp2t"
 _CLIP_RESPONSES: dict[int | str, dict[str, object]] = {
     200: {"content": {_MP4: {}}, "description": "The clip (206 for a Range request)"},
     206: {"description": "Part of the clip (`Range: bytes=...`)"},
@@ -264,3 +270,98 @@ async def event_clip(
     end = _utc(last) + timedelta(seconds=post_s)
     _check_clip_range(start, end, instant_ok=True)  # an instant event with no padding
     return await _serve_clip(services, ev.camera_id, start, end)
+
+
+@router.get(
+    "/cameras/{camera_id}/hls.m3u8",
+    response_class=Response,
+    responses={
+        200: {"content": {_M3U8: {}}, "description": "The HLS VOD playlist"},
+        400: {"description": "Bad range"},
+        404: {"description": "No footage, not visible, or recording is not enabled"},
+    },
+    summary="An HLS VOD playlist of a camera's recording from `start` to `end` (at most 24 h)",
+)
+async def camera_hls_playlist(
+    camera_id: CameraId,
+    services: ServicesDep,
+    principal: Reader,
+    start: datetime,
+    end: datetime,
+) -> Response:
+    """Lists every stored segment overlapping the range, whole, as `segments/<id>.ts`.
+
+    `#EXT-X-DISCONTINUITY` marks a hole of more than 1 s in the recording.
+    """
+    repo = _segments(services)
+    await require_camera(principal, services, camera_id)
+    start, end = _utc(start), _utc(end)
+    if start >= end:
+        raise HTTPException(400, "`end` must be after `start`")
+    if end - start > MAX_PLAYLIST:
+        raise HTTPException(
+            400, f"the range may span at most {MAX_PLAYLIST.total_seconds() / 3600:g} h"
+        )
+    records = await run_in_threadpool(repo.range, camera_id, start, end)
+    if not records:
+        raise HTTPException(404, "no footage")
+    playlist = build_playlist(records, lambda seg: f"segments/{seg.id}.ts")
+    return Response(playlist, media_type=_M3U8, headers={"Cache-Control": "private, no-cache"})
+
+
+def _build_ts(services: Services, record: SegmentRecord) -> Path:
+    """Remuxes a stored segment to a temp MPEG-TS file.
+
+    Raises:
+        ObjectNotFound: If the segment's object is missing.
+        ValueError: If the segment holds no video (the file is removed).
+    """
+    data = services.objects.get(record.object_key)
+    fd, name = tempfile.mkstemp(prefix="sentinel-hls-", suffix=".ts")
+    os.close(fd)
+    dest = Path(name)
+    try:
+        remux_to_ts(data, record.start_at, dest)
+    except BaseException:
+        _unlink(dest)
+        raise
+    return dest
+
+
+@router.get(
+    "/cameras/{camera_id}/segments/{segment_id}.ts",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {_TS: {}}, "description": "The segment (206 for a Range request)"},
+        206: {"description": "Part of the segment (`Range: bytes=...`)"},
+        404: {"description": "No such segment, not visible, or recording is not enabled"},
+        416: {"description": "The asked byte range is outside the segment"},
+    },
+    summary="One recorded segment as MPEG-TS (for HLS playback)",
+)
+async def camera_hls_segment(
+    camera_id: CameraId,
+    segment_id: SegmentId,
+    services: ServicesDep,
+    principal: Reader,
+) -> FileResponse:
+    """Stream copy of the stored segment, stamped with its wall-clock time. Supports `Range`."""
+    repo = _segments(services)
+    await require_camera(principal, services, camera_id)
+    record = await run_in_threadpool(repo.get, segment_id)
+    if record is None or record.camera_id != camera_id:
+        raise HTTPException(404, "segment not found")
+    try:
+        path = await run_in_threadpool(_build_ts, services, record)
+    except ObjectNotFound as exc:
+        log.warning("segment %s has no object %s", record.id, record.object_key)
+        raise HTTPException(404, "segment not found") from exc
+    except ValueError as exc:
+        log.warning("segment %s cannot be remuxed: %s", record.id, exc)
+        raise HTTPException(404, "segment not found") from exc
+    return _TempFileResponse(
+        path,
+        media_type=_TS,
+        background=BackgroundTask(_unlink, path),
+        headers={"Cache-Control": "private, max-age=3600"},
+    )

@@ -134,3 +134,30 @@ def parse_decision(text: str) -> ParsedDecision:
         reasons=_reasons(obj),
         recommended_action=_text(obj, "recommended_action", MAX_ACTION_CHARS, non_empty=False),
     )
+
+
+# The decision's JSON schema, sent as ``response_format`` so a backend that supports
+# constrained decoding (llama.cpp, vLLM, OpenAI) can only produce a parseable answer. The
+# length limits keep a small model from looping inside a string until it runs out of tokens
+# (measured: without them Qwen2.5-0.5B repeated itself in "reasons" on 3 of 5 events).
+DECISION_JSON_SCHEMA: dict[str, object] = {
+    "type": "object",
+    "properties": {
+        "alert": {"type": "boolean"},
+        "severity": {"type": "string", "enum": ["info", "low", "medium", "high", "critical"]},
+        "summary": {"type": "string", "minLength": 10, "maxLength": 500},
+        "reasons": {
+            "type": "array",
+            "items": {"type": "string", "minLength": 3, "maxLength": 150},
+            "minItems": 1,
+            "maxItems": 3,
+        },
+        "recommended_action": {"type": "string", "maxLength": 200},
+    },
+    "required": ["alert", "severity", "summary", "reasons", "recommended_action"],
+    "additionalProperties": False,
+}
+RESPONSE_FORMAT: dict[str, object] = {
+    "type": "json_schema",
+    "json_schema": {"name": "alert_decision", "schema": DECISION_JSON_SCHEMA},
+}

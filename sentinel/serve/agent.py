@@ -24,7 +24,7 @@ from pydantic import ConfigDict
 from sentinel.domain.alerts import AlertDecision, DecidedBy, EventContext, Severity
 from sentinel.domain.breaker import BackendRouter, BackendSpec, CircuitBreaker, TokenBudget
 from sentinel.domain.prompts import render
-from sentinel.domain.verdicts import DecisionParseError, parse_decision
+from sentinel.domain.verdicts import RESPONSE_FORMAT, DecisionParseError, parse_decision
 
 logger = logging.getLogger(__name__)
 
@@ -38,18 +38,22 @@ class ServeChatModel(BaseChatModel):
     handle: Any
     model_name: str = "embedded"
     max_tokens: int = 256
+    structured: bool = True
 
     @property
     def _llm_type(self) -> str:
         return "sentinel-serve"
 
     def _request(self, messages: list[BaseMessage]) -> dict[str, Any]:
-        return {
+        request: dict[str, Any] = {
             "model": self.model_name,
             "messages": [{"role": _ROLE[m.type], "content": str(m.content)} for m in messages],
             "max_tokens": self.max_tokens,
             "temperature": 0.0,
         }
+        if self.structured:
+            request["response_format"] = RESPONSE_FORMAT
+        return request
 
     @staticmethod
     def _result(response: Mapping[str, Any]) -> ChatResult:
@@ -91,6 +95,7 @@ class BackendConfig:
     weight: float = 1.0
     timeout_s: float = 30.0
     max_tokens: int = 256
+    structured: bool = True
 
 
 @dataclass(frozen=True)
@@ -115,7 +120,12 @@ def make_chat_model(cfg: BackendConfig, llm_handle: Any | None) -> BaseChatModel
     if cfg.kind == "embedded":
         if llm_handle is None:
             raise ValueError(f"backend {cfg.name}: no embedded LLM deployment is running")
-        return ServeChatModel(handle=llm_handle, model_name=cfg.model, max_tokens=cfg.max_tokens)
+        return ServeChatModel(
+            handle=llm_handle,
+            model_name=cfg.model,
+            max_tokens=cfg.max_tokens,
+            structured=cfg.structured,
+        )
     if cfg.kind != "openai" or not cfg.base_url:
         raise ValueError(f"backend {cfg.name}: kind must be openai (with base_url) or embedded")
     from langchain_openai import ChatOpenAI
@@ -128,6 +138,8 @@ def make_chat_model(cfg: BackendConfig, llm_handle: Any | None) -> BaseChatModel
         timeout=cfg.timeout_s,
         max_completion_tokens=cfg.max_tokens,
         temperature=0.0,
+        # Constrained decoding where the server supports it (vLLM, OpenAI, llama.cpp).
+        model_kwargs={"response_format": RESPONSE_FORMAT} if cfg.structured else {},
     )
 
 

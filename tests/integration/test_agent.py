@@ -96,6 +96,7 @@ def test_decision_from_a_working_backend(primary: FakeOpenAI) -> None:
     assert out.decision is not None and out.decision.decided_by is DecidedBy.LLM
     assert out.decision.summary and out.decision.backend == "a"
     assert out.decision.prompt_tokens > 0 and out.decision.prompt_version == "alert@builtin"
+    assert primary.requests[0]["response_format"]["type"] == "json_schema"
     sent = primary.requests[0]["messages"]
     assert "Yard" in sent[1]["content"] and "walked from the gate" in sent[1]["content"]
 

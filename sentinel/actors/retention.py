@@ -1,0 +1,289 @@
+"""The storage sweeper: deletes expired footage, and the oldest when storage runs short.
+
+``RetentionSweeper`` does one sweep (no Ray): it reads the segment index, asks
+``sentinel.domain.retention.plan_sweep`` what to delete, deletes each object then its row, and
+writes an audit entry (actor ``retention``) per deletion. ``RetentionActor`` is the detached
+Ray actor that runs a sweep every ``storage.sweep_interval_s`` in a thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import ray
+from sqlalchemy.engine import Engine
+
+from sentinel.config import RecordSettings, StorageSettings
+from sentinel.domain.retention import Deletion, Policies, SegmentView, plan_sweep
+from sentinel.store.audit_repo import AuditRepository
+from sentinel.store.db import make_engine
+from sentinel.store.objects import LocalObjectStore, ObjectStore
+from sentinel.store.repo import CameraRepository
+from sentinel.store.s3 import make_object_store
+from sentinel.store.segment_repo import SEGMENT_KINDS, SegmentRecord, SegmentRepository
+
+logger = logging.getLogger(__name__)
+
+RETENTION_NAME = "sentinel-retention"
+AUDIT_ACTOR = "retention"
+AUDIT_ACTION = "recording.delete"
+_BATCH = 1000  # oldest segments read per camera and kind per round
+_MAX_ROUNDS = 100
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def free_bytes_of(store: ObjectStore) -> int | None:
+    """Free bytes on the disk of a local store; None for a remote one (S3)."""
+    if isinstance(store, LocalObjectStore):
+        return shutil.disk_usage(store.root).free
+    return None
+
+
+def camera_policies(cameras: CameraRepository) -> Policies:
+    """Retention days per camera, from the cameras' configs in the database."""
+    policies: dict[str, tuple[float | None, float | None]] = {}
+    for cid, cfg in cameras.list():
+        try:
+            record = RecordSettings(**(cfg.get("record") or {}))
+        except ValueError:
+            logger.warning("camera %s: invalid record settings, its footage is not expired", cid)
+            continue
+        policies[cid] = (record.retention_days, record.event_retention_days)
+    return policies
+
+
+@dataclass(frozen=True, slots=True)
+class SweepReport:
+    """What one sweep did, and the storage afterwards."""
+
+    at: datetime
+    deleted: list[Deletion] = field(default_factory=list)
+    failed: int = 0
+    bytes_freed: int = 0
+    used_bytes: int = 0
+    free_bytes: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["at"] = self.at.isoformat()
+        return out
+
+
+def _view(seg: SegmentRecord) -> SegmentView:
+    return SegmentView(
+        id=seg.id,
+        camera_id=seg.camera_id,
+        kind=seg.kind,
+        start_at=seg.start_at,
+        end_at=seg.end_at,
+        size=seg.size,
+        exported=seg.exported,
+    )
+
+
+class RetentionSweeper:
+    """Deletes footage past retention, then the oldest while over budget or low on space.
+
+    Args:
+        engine: An engine on a migrated database (segments, cameras, audit log).
+        store: The object store holding the segments.
+        settings: The budget and the free space to keep.
+        policies: Returns the retention days per camera; default: the cameras' configs.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        store: ObjectStore,
+        settings: StorageSettings,
+        *,
+        policies: Callable[[], Policies] | None = None,
+    ) -> None:
+        self.segments = SegmentRepository(engine)
+        self.audit = AuditRepository(engine)
+        self.store = store
+        self.settings = settings
+        cameras = CameraRepository(engine)
+        self.policies = policies or (lambda: camera_policies(cameras))
+
+    def used_bytes(self) -> int:
+        return sum(u.bytes for u in self.segments.usage())
+
+    def sweep(self, now: datetime | None = None) -> SweepReport:
+        """One sweep; deletions that fail are logged, counted and retried next sweep."""
+        now = now or _utcnow()
+        policies = self.policies()
+        deleted: list[Deletion] = []
+        failed = 0
+        for _ in range(_MAX_ROUNDS):
+            batch, complete = self._candidates()
+            plan = plan_sweep(
+                [_view(s) for s in batch.values()],
+                now=now,
+                policies=policies,
+                used_bytes=self.used_bytes(),
+                budget_bytes=self.settings.budget_bytes,
+                free_bytes=free_bytes_of(self.store),
+                min_free_bytes=self.settings.min_free_bytes,
+            )
+            done = [d for d in plan if self._delete(batch[d.segment_id], d, now)]
+            deleted.extend(done)
+            failed += len(plan) - len(done)
+            if not done or complete:
+                break
+        report = SweepReport(
+            at=now,
+            deleted=deleted,
+            failed=failed,
+            bytes_freed=sum(d.size for d in deleted),
+            used_bytes=self.used_bytes(),
+            free_bytes=free_bytes_of(self.store),
+        )
+        if deleted or failed:
+            logger.info(
+                "retention sweep: deleted %d segments (%d bytes), %d failed",
+                len(deleted),
+                report.bytes_freed,
+                failed,
+            )
+        return report
+
+    def _candidates(self) -> tuple[dict[str, SegmentRecord], bool]:
+        """The oldest unexported segments of each camera and kind; True if that is all."""
+        found: dict[str, SegmentRecord] = {}
+        complete = True
+        for usage in self.segments.usage():
+            for kind in sorted(SEGMENT_KINDS):
+                rows = self.segments.oldest(usage.camera_id, kinds=[kind], limit=_BATCH)
+                complete = complete and len(rows) < _BATCH
+                found.update((row.id, row) for row in rows)
+        return found, complete
+
+    def _delete(self, seg: SegmentRecord, deletion: Deletion, now: datetime) -> bool:
+        """Deletes the object, then the row (a crash in between leaves an orphan row, which
+        the startup reconciliation removes), then audits it."""
+        try:
+            self.store.delete(seg.object_key)
+            self.segments.delete(seg.id)
+        except Exception:
+            logger.exception("could not delete segment %s (%s)", seg.id, seg.object_key)
+            return False
+        try:
+            self.audit.append(
+                actor=AUDIT_ACTOR,
+                action=AUDIT_ACTION,
+                target=seg.object_key,
+                client="internal",
+                outcome="success",
+                detail={
+                    "camera": seg.camera_id,
+                    "segment": seg.id,
+                    "reason": deletion.reason,
+                    "bytes": seg.size,
+                },
+                at=now,
+            )
+        except Exception:  # the deletion happened; never undo it for the log
+            logger.exception("audit append failed for segment %s", seg.id)
+        return True
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_concurrency=4)  # type: ignore[call-overload]
+class RetentionActor:
+    """Runs ``RetentionSweeper.sweep`` every ``storage.sweep_interval_s`` in a thread."""
+
+    def __init__(self, runtime: dict[str, Any]) -> None:
+        self.settings = StorageSettings(**runtime.get("storage", {}))
+        store = make_object_store(runtime["objects"], Path(runtime["data_dir"]))
+        self.sweeper = RetentionSweeper(make_engine(runtime["db_url"]), store, self.settings)
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        self.wake = threading.Event()
+        self.last: SweepReport | None = None
+        self.last_error = ""
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> bool:
+        """Starts the sweep loop (idempotent)."""
+        with self.lock:
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._loop, name="retention", daemon=True)
+                self.thread.start()
+        return True
+
+    def sweep_now(self) -> dict[str, Any]:
+        """Sweeps now (serialised with the loop's sweeps); returns the report."""
+        return self._sweep().to_dict()
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "budget_bytes": self.settings.budget_bytes,
+            "min_free_bytes": self.settings.min_free_bytes,
+            "sweep_interval_s": self.settings.sweep_interval_s,
+            "last_sweep": None if self.last is None else self.last.to_dict(),
+            "last_error": self.last_error,
+        }
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.wake.set()
+
+    def _sweep(self) -> SweepReport:
+        with self.lock:
+            report = self.sweeper.sweep()
+            self.last, self.last_error = report, ""
+            return report
+
+    def _loop(self) -> None:
+        while not self.stopped.is_set():
+            started = time.monotonic()
+            try:
+                self._sweep()
+            except Exception as exc:
+                self.last_error = repr(exc)[:500]
+                logger.exception("retention sweep failed")
+            wait = self.settings.sweep_interval_s - (time.monotonic() - started)
+            self.wake.wait(max(wait, 0.0))
+            self.wake.clear()
+
+
+class RetentionProbe:
+    """The API's view of the retention actor (``Services.storage``): its settings and last
+    sweep, or None while it is not running."""
+
+    def __init__(self, namespace: str, timeout_s: float = 3.0) -> None:
+        self.namespace = namespace
+        self.timeout_s = timeout_s
+
+    async def status(self) -> dict[str, Any] | None:
+        try:
+            actor = ray.get_actor(RETENTION_NAME, namespace=self.namespace)
+        except ValueError:
+            return None
+        with contextlib.suppress(Exception):
+            result: dict[str, Any] = await _with_timeout(actor.status.remote(), self.timeout_s)
+            return result
+        return None
+
+
+async def _with_timeout(ref: Any, timeout_s: float) -> Any:
+    import asyncio
+
+    return await asyncio.wait_for(ref, timeout_s)
+
+
+def retention_settings(runtime: Mapping[str, Any]) -> StorageSettings:
+    """The storage settings carried in a runtime dict (``serve.app.runtime_of``)."""
+    return StorageSettings(**runtime.get("storage", {}))

@@ -1,0 +1,126 @@
+"""Which recorded segments a storage sweep deletes: pure, no I/O.
+
+``plan_sweep`` first deletes what is past its camera's retention (continuous and event footage
+each have their own), then, while the archive is over its byte budget or the disk has less free
+space than asked, the oldest footage: continuous before event. Segments kept for an exported
+clip are never deleted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+__all__ = ["Deletion", "Policies", "Reason", "SegmentView", "plan_sweep"]
+
+Reason = Literal["retention", "budget", "low_space"]
+Policies = Mapping[str, tuple[float | None, float | None]]
+"""camera id -> (continuous footage days, event footage days); None: kept forever."""
+
+_CONTINUOUS = "continuous"
+_SECONDS_PER_DAY = 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentView:
+    """What the planner needs of a stored segment."""
+
+    id: str
+    camera_id: str
+    kind: str  # "continuous" or "event"
+    start_at: datetime
+    end_at: datetime
+    size: int
+    exported: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Deletion:
+    """One segment to delete, and why."""
+
+    segment_id: str
+    camera_id: str
+    reason: Reason
+    size: int
+
+
+def _expired(seg: SegmentView, now: datetime, policies: Policies) -> bool:
+    continuous_days, event_days = policies.get(seg.camera_id, (None, None))
+    days = continuous_days if seg.kind == _CONTINUOUS else event_days
+    if days is None:
+        return False
+    # All of the segment's footage must be older than the retention, not just its start.
+    return seg.end_at <= now - timedelta(seconds=days * _SECONDS_PER_DAY)
+
+
+def plan_sweep(
+    segments: Sequence[SegmentView],
+    *,
+    now: datetime,
+    policies: Policies,
+    used_bytes: int,
+    budget_bytes: int | None,
+    free_bytes: int | None,
+    min_free_bytes: int,
+) -> list[Deletion]:
+    """The deletions of one sweep, in the order to run them.
+
+    Args:
+        segments: The candidate segments (any order; exported ones are skipped).
+        now: The current time (tz-aware, like the segments' times).
+        policies: Retention days per camera and kind; a camera not in it keeps its footage
+            (only the budget and free space limit it).
+        used_bytes: Bytes the whole archive uses now (exported segments included).
+        budget_bytes: The archive's byte budget; None: no budget.
+        free_bytes: Free bytes on the store's disk now; None: unknown (S3), not checked.
+        min_free_bytes: Keep at least this much free on the disk.
+
+    Returns:
+        Retention deletions first (oldest first), then the budget or low-space ones (oldest
+        continuous footage, then oldest event footage) until both limits are met or nothing
+        deletable is left.
+
+    Raises:
+        ValueError: If a byte count is negative.
+    """
+    for name, value in (("used_bytes", used_bytes), ("min_free_bytes", min_free_bytes)):
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0, but got {value}")
+    if budget_bytes is not None and budget_bytes < 0:
+        raise ValueError(f"budget_bytes must be >= 0, but got {budget_bytes}")
+    candidates = sorted(
+        (s for s in segments if not s.exported), key=lambda s: (s.start_at, s.camera_id, s.id)
+    )
+    plan: list[Deletion] = []
+    planned: set[str] = set()
+    freed = 0
+
+    def take(seg: SegmentView, reason: Reason) -> None:
+        nonlocal freed
+        plan.append(Deletion(seg.id, seg.camera_id, reason, seg.size))
+        planned.add(seg.id)
+        freed += seg.size
+
+    for seg in candidates:
+        if seg.id not in planned and _expired(seg, now, policies):
+            take(seg, "retention")
+
+    def pressure() -> Reason | None:
+        if budget_bytes is not None and used_bytes - freed > budget_bytes:
+            return "budget"
+        if free_bytes is not None and free_bytes + freed < min_free_bytes:
+            return "low_space"
+        return None
+
+    by_age = sorted(
+        (s for s in candidates if s.id not in planned),
+        key=lambda s: (s.kind != _CONTINUOUS, s.start_at, s.camera_id, s.id),
+    )
+    for seg in by_age:
+        reason = pressure()
+        if reason is None:
+            break
+        take(seg, reason)
+    return plan
