@@ -1,6 +1,6 @@
 """``python -m benchmarks [detector|ingest|pipeline|llm|gateway|agent|recording ...]``: runs
-the named benchmarks (all by default) in that order. Exit status 0 even when a target is missed (the line
-says MISSED); non-zero when a benchmark fails to run."""
+the named benchmarks (all by default) in that order. Exit status 0 even when a target is missed
+(the line says MISSED); non-zero when a benchmark fails to run."""
 
 from __future__ import annotations
 

@@ -8,12 +8,13 @@ Ray actor that runs a sweep every ``storage.sweep_interval_s`` in a thread.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import shutil
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -273,17 +274,6 @@ class RetentionProbe:
         except ValueError:
             return None
         with contextlib.suppress(Exception):
-            result: dict[str, Any] = await _with_timeout(actor.status.remote(), self.timeout_s)
+            result: dict[str, Any] = await asyncio.wait_for(actor.status.remote(), self.timeout_s)
             return result
         return None
-
-
-async def _with_timeout(ref: Any, timeout_s: float) -> Any:
-    import asyncio
-
-    return await asyncio.wait_for(ref, timeout_s)
-
-
-def retention_settings(runtime: Mapping[str, Any]) -> StorageSettings:
-    """The storage settings carried in a runtime dict (``serve.app.runtime_of``)."""
-    return StorageSettings(**runtime.get("storage", {}))

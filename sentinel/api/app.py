@@ -14,7 +14,17 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sentinel import __version__
-from sentinel.api import admin, alerts, auth, cameras, events, prompts, recordings
+from sentinel.api import (
+    admin,
+    alerts,
+    auth,
+    cameras,
+    events,
+    exports,
+    prompts,
+    recordings,
+    storage,
+)
 from sentinel.api.deps import ServicesDep
 from sentinel.api.metrics import render_metrics
 from sentinel.api.middleware import AuditMutations, LimitRequestSize
@@ -84,6 +94,8 @@ def create_app() -> FastAPI:
     api.include_router(alerts.router)
     api.include_router(prompts.router)
     api.include_router(recordings.router)
+    api.include_router(storage.router)
+    api.include_router(exports.router)
     app.include_router(api)
     app.include_router(prompts.llm_router)
 

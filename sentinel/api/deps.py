@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 
 from sentinel.config import CameraConfig
 from sentinel.store.alert_repo import AlertRepository, ExperimentRepository, PromptRepository
+from sentinel.store.export_repo import ExportRepository
 from sentinel.store.objects import ObjectStore
 from sentinel.store.repo import CameraRepository, EventRepository
 from sentinel.store.segment_repo import SegmentRepository
@@ -44,6 +45,12 @@ class AgentControl(Protocol):
     async def worker_stats(self) -> dict[str, Any] | None: ...
 
 
+class StorageProbe(Protocol):
+    """The retention sweeper's settings and last sweep (``GET /api/v1/storage``)."""
+
+    async def status(self) -> dict[str, Any] | None: ...
+
+
 class LlmControl(Protocol):
     async def chat(self, request: dict[str, Any]) -> dict[str, Any]: ...
 
@@ -72,6 +79,8 @@ class Services:
     security: SecurityServices
     agent: AgentServices
     segments: SegmentRepository | None = None  # None: recording is not configured
+    storage: StorageProbe | None = None  # None: no retention sweeper to ask
+    exports: ExportRepository | None = None  # None: exports are not configured
 
 
 _process_services: Services | None = None

@@ -12,6 +12,7 @@ import ray
 from ray import serve
 
 from sentinel.actors.agent_worker import AGENT_WORKER_NAME, AgentWorkerActor
+from sentinel.actors.retention import RETENTION_NAME, RetentionActor
 from sentinel.actors.supervisor import get_or_create_supervisor
 from sentinel.api.setup import secret_box
 from sentinel.config import Settings
@@ -43,6 +44,7 @@ def runtime_of(settings: Settings) -> dict[str, Any]:
         "redis_url": settings.redis_url,
         "auth": settings.auth.model_dump(mode="json"),
         "agent": settings.agent.model_dump(mode="json"),
+        "storage": settings.storage.model_dump(mode="json"),
     }
 
 
@@ -127,6 +129,13 @@ def start(settings: Settings, *, timeout_s: float = 180.0) -> Any:
             get_if_exists=True,
         ).remote(runtime_of(settings))
         ray.get(worker.start.remote(), timeout=timeout_s)
+    retention = RetentionActor.options(  # type: ignore[attr-defined]
+        name=RETENTION_NAME,
+        namespace=settings.namespace,
+        lifetime="detached",
+        get_if_exists=True,
+    ).remote(runtime_of(settings))
+    ray.get(retention.start.remote(), timeout=timeout_s)
     return supervisor
 
 
@@ -141,6 +150,8 @@ def stop(settings: Settings, supervisor: Any | None = None) -> None:
         logger.warning("supervisor did not shut down cleanly: %s", exc)
     with contextlib.suppress(ValueError):  # no agent worker when the agent is disabled
         ray.kill(ray.get_actor(AGENT_WORKER_NAME, namespace=settings.namespace), no_restart=True)
+    with contextlib.suppress(ValueError):  # not started (start() failed before it)
+        ray.kill(ray.get_actor(RETENTION_NAME, namespace=settings.namespace), no_restart=True)
     try:
         serve.delete(settings.app_name)
     except Exception as exc:

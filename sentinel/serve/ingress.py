@@ -13,6 +13,7 @@ from ray.serve.handle import DeploymentHandle
 
 from sentinel.actors.agent_worker import AGENT_WORKER_NAME
 from sentinel.actors.camera import camera_actor_name
+from sentinel.actors.retention import RetentionProbe
 from sentinel.actors.supervisor import SUPERVISOR_NAME
 from sentinel.api.app import create_app
 from sentinel.api.deps import AgentServices, Services, install_services
@@ -20,6 +21,7 @@ from sentinel.api.setup import build_security
 from sentinel.config import AuthSettings, CameraConfig
 from sentinel.store.alert_repo import AlertRepository, ExperimentRepository, PromptRepository
 from sentinel.store.db import make_engine
+from sentinel.store.export_repo import ExportRepository
 from sentinel.store.repo import CameraRepository, EventRepository
 from sentinel.store.s3 import make_object_store
 from sentinel.store.segment_repo import SegmentRepository
@@ -139,6 +141,8 @@ class Ingress:
                 detector=DetectorHandleProbe(detector),
                 security=security,
                 segments=SegmentRepository(engine),
+                storage=RetentionProbe(runtime["namespace"]),
+                exports=ExportRepository(engine),
                 agent=AgentServices(
                     alerts=AlertRepository(engine),
                     prompts=PromptRepository(engine),

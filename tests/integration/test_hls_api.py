@@ -7,6 +7,7 @@ segments of ``front_door`` covering BASE to BASE + 20 s, on SQLite and PostgreSQ
 from __future__ import annotations
 
 import io
+import itertools
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urljoin
@@ -126,9 +127,7 @@ def test_segments_decode_and_continue_each_other(
         starts.append(frames[0][1])
     # Wall-clock timestamps: each segment starts where the previous one ended.
     assert starts[0] == pytest.approx(wall_ticks(at(0)) / PTS_HZ, abs=0.01)
-    assert [b - a for a, b in zip(starts, starts[1:], strict=False)] == pytest.approx(
-        [4.0] * 4, abs=0.01
-    )
+    assert [b - a for a, b in itertools.pairwise(starts)] == pytest.approx([4.0] * 4, abs=0.01)
 
 
 def test_segment_serves_byte_ranges(client: TestClient, records: list[SegmentRecord]) -> None:

@@ -30,6 +30,7 @@ from sentinel.domain.types import Box, EventState
 from sentinel.gateway.roles import Role
 from sentinel.gateway.tokens import new_opaque_token
 from sentinel.store.db import make_engine, migrate, sqlite_url
+from sentinel.store.export_repo import ExportRepository
 from sentinel.store.objects import LocalObjectStore, snapshot_key
 from sentinel.store.repo import CameraRepository, EventRepository
 from sentinel.store.segment_repo import SegmentRepository
@@ -125,6 +126,7 @@ def world(tmp_path: Path) -> Iterator[World]:
         security=make_security(engine, tmp_path),
         agent=agent_services(engine),
         segments=SegmentRepository(engine),
+        exports=ExportRepository(engine),
     )
     for cam in ("cam-a", "cam-b"):
         services.cameras.upsert(cam, {"id": cam, "source": f"/videos/{cam}.mp4"})
@@ -220,6 +222,17 @@ def _requests(w: World, method: str, path: str) -> list[dict[str, Any]]:
         },
         "GET /api/v1/cameras/{camera_id}/clip.mp4": {
             "params": {"start": T0.isoformat(), "end": (T0 + timedelta(seconds=10)).isoformat()}
+        },
+        "GET /api/v1/cameras/{camera_id}/hls.m3u8": {
+            "params": {"start": T0.isoformat(), "end": (T0 + timedelta(hours=1)).isoformat()}
+        },
+        "POST /api/v1/exports": {
+            "json": {
+                "camera_id": "cam-a",
+                "start": T0.isoformat(),
+                "end": (T0 + timedelta(seconds=10)).isoformat(),
+                "name": "walk",
+            }
         },
         "POST /v1/chat/completions": {
             "json": {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
