@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Response, Security, status
+from fastapi import APIRouter, HTTPException, Path, Request, Response, Security, status
 from starlette.concurrency import run_in_threadpool
 
 from sentinel.api.deps import Services, ServicesDep
+from sentinel.api.media import ranged_response
 from sentinel.api.schemas import CameraPublic
 from sentinel.api.security import allowed_cameras, authorize, require_camera
 from sentinel.config import CAMERA_ID_PATTERN, CameraConfig
@@ -86,10 +87,12 @@ async def remove_camera(camera_id: CameraId, services: ServicesDep, principal: W
     responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "No frame yet"}},
     summary="The newest analysed frame with tracked boxes drawn",
 )
-async def latest_frame(camera_id: CameraId, services: ServicesDep, principal: Reader) -> Response:
+async def latest_frame(
+    request: Request, camera_id: CameraId, services: ServicesDep, principal: Reader
+) -> Response:
     await require_camera(principal, services, camera_id)
     await _config(services, camera_id)
     data = await services.control.latest_jpeg(camera_id)
     if data is None:
         raise HTTPException(404, "the camera has no frame yet")
-    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+    return ranged_response(data, "image/jpeg", request, {"Cache-Control": "no-store"})

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, Response, Security
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, Security
 from starlette.concurrency import run_in_threadpool
 
 from sentinel.api.deps import Services, ServicesDep
+from sentinel.api.media import ranged_response
 from sentinel.api.schemas import EventPage, EventPublic
 from sentinel.api.security import allowed_cameras, authorize
 from sentinel.gateway.roles import EVENTS_READ, Principal
@@ -74,6 +75,7 @@ async def _visible_event(event_id: str, services: Services, principal: Principal
     summary="The event's best frame with its box drawn",
 )
 async def get_snapshot(
+    request: Request,
     event_id: Annotated[str, Path(max_length=64)],
     services: ServicesDep,
     principal: Annotated[Principal, Security(authorize, scopes=[EVENTS_READ])],
@@ -85,4 +87,4 @@ async def get_snapshot(
         data = await run_in_threadpool(services.objects.get, ev.snapshot_key)
     except ObjectNotFound as exc:
         raise HTTPException(404, f"snapshot of event {event_id} is missing") from exc
-    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-cache"})
+    return ranged_response(data, "image/jpeg", request, {"Cache-Control": "no-cache"})

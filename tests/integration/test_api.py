@@ -186,6 +186,14 @@ def test_event_fields_and_snapshot(client: TestClient, services: Services) -> No
     snap = client.get(body["snapshot_url"])
     assert snap.status_code == 200 and snap.headers["content-type"] == "image/jpeg"
     assert snap.content == b"\xff\xd8jpeg"
+    assert snap.headers["accept-ranges"] == "bytes"
+    part = client.get(body["snapshot_url"], headers={"Range": "bytes=1-3"})
+    assert part.status_code == 206 and part.content == b"\xd8jp"
+    assert part.headers["content-range"] == "bytes 1-3/6"
+    tail = client.get(body["snapshot_url"], headers={"Range": "bytes=-2"})
+    assert tail.status_code == 206 and tail.content == b"eg"
+    beyond = client.get(body["snapshot_url"], headers={"Range": "bytes=99-"})
+    assert beyond.status_code == 416 and beyond.headers["content-range"] == "bytes */6"
 
 
 def test_missing_event_and_snapshot(client: TestClient, services: Services) -> None:

@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import av
@@ -114,17 +114,51 @@ def test_bad_sources_fail_alone(stack: Stack, clip: Path, tmp_path: Path) -> Non
             _remove(stack, cid)
 
 
-def test_rtsp_camera(stack: Stack, clip: Path) -> None:
+def test_rtsp_camera_records_and_plays_back(stack: Stack, clip: Path, tmp_path: Path) -> None:
+    """A real RTSP camera, recorded by stream copy; a time-range clip and an event clip."""
     with rtsp_server(clip) as url:
-        _add(stack, id="rtsp", source=url, detect_fps=2)
+        _add(
+            stack,
+            id="rtsp",
+            source=url,
+            detect_fps=2,
+            record={"mode": "continuous", "segment_s": 4},
+        )
         try:
             cam = stack.wait_state("rtsp", "running", timeout=60)
             assert cam["status"]["codec"] == "h264"
-            wait_for(
+            people = wait_for(
                 lambda: stack.events(camera_id="rtsp", label="person"),
                 timeout=120,
                 what="person events over RTSP",
             )
+
+            def three_segments() -> list[dict[str, str]] | None:
+                found = stack.http.get("/api/v1/cameras/rtsp/recordings").json()["segments"]
+                return found if len(found) >= 3 else None
+
+            segments = wait_for(three_segments, timeout=90, what="three recorded segments")
+            assert all(s["codec"] == "h264" for s in segments)
+            recording = stack.camera("rtsp")["status"]["recording"]
+            assert recording["transcoded"] is False  # remuxed, not re-encoded
+            start = datetime.fromisoformat(segments[0]["start_at"]) + timedelta(seconds=1)
+            end = start + timedelta(seconds=6)
+            r = stack.http.get(
+                "/api/v1/cameras/rtsp/clip.mp4",
+                params={"start": start.isoformat(), "end": end.isoformat()},
+            )
+            assert r.status_code == 200
+            frames = _decoded_frames(r.content, tmp_path)
+            # keyframe-exact start: at most one segment (4 s) earlier than asked
+            assert 6 * 8 <= frames <= (6 + 4 + 1) * 10
+            ev = stack.http.get(f"/api/v1/events/{people[-1]['id']}/clip.mp4")
+            assert ev.status_code == 200 and _decoded_frames(ev.content, tmp_path) > 0
+            ranged = stack.http.get(
+                "/api/v1/cameras/rtsp/clip.mp4",
+                params={"start": start.isoformat(), "end": end.isoformat()},
+                headers={"Range": "bytes=0-1023"},
+            )
+            assert ranged.status_code == 206 and len(ranged.content) == 1024
         finally:
             _remove(stack, "rtsp")
 
