@@ -8,13 +8,13 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, Security
 from starlette.concurrency import run_in_threadpool
 
-from sentinel.api.deps import Services, ServicesDep
+from sentinel.api.deps import ServicesDep
 from sentinel.api.media import ranged_response
 from sentinel.api.schemas import EventPage, EventPublic
-from sentinel.api.security import allowed_cameras, authorize
+from sentinel.api.security import allowed_cameras, authorize, require_event
 from sentinel.gateway.roles import EVENTS_READ, Principal
 from sentinel.store.objects import ObjectNotFound
-from sentinel.store.repo import InvalidCursor, StoredEvent
+from sentinel.store.repo import InvalidCursor
 
 router = APIRouter(prefix="/events", tags=["events"])
 
@@ -57,15 +57,7 @@ async def get_event(
     services: ServicesDep,
     principal: Annotated[Principal, Security(authorize, scopes=[EVENTS_READ])],
 ) -> EventPublic:
-    return EventPublic.of(await _visible_event(event_id, services, principal))
-
-
-async def _visible_event(event_id: str, services: Services, principal: Principal) -> StoredEvent:
-    ev = await run_in_threadpool(services.events.get, event_id)
-    allowed = await allowed_cameras(principal, services)
-    if ev is None or (allowed is not None and ev.camera_id not in allowed):
-        raise HTTPException(404, "event not found")
-    return ev
+    return EventPublic.of(await require_event(event_id, services, principal))
 
 
 @router.get(
@@ -80,7 +72,7 @@ async def get_snapshot(
     services: ServicesDep,
     principal: Annotated[Principal, Security(authorize, scopes=[EVENTS_READ])],
 ) -> Response:
-    ev = await _visible_event(event_id, services, principal)
+    ev = await require_event(event_id, services, principal)
     if ev.snapshot_key is None:
         raise HTTPException(404, f"event {event_id} has no snapshot yet")
     try:

@@ -27,11 +27,10 @@ from starlette.responses import FileResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from sentinel.api.deps import Services, ServicesDep
-from sentinel.api.security import allowed_cameras, authorize, require_camera
+from sentinel.api.security import authorize, require_camera, require_event
 from sentinel.config import CAMERA_ID_PATTERN
 from sentinel.gateway.roles import EVENTS_READ, Principal
 from sentinel.store.objects import ObjectNotFound
-from sentinel.store.repo import StoredEvent
 from sentinel.store.segment_repo import SegmentRecord, SegmentRepository
 from sentinel.video.clips import ClipInfo, NoFootage, SegmentSource, assemble_clip
 from sentinel.video.hls import build_playlist, remux_to_ts
@@ -110,14 +109,6 @@ def _segments(services: Services) -> SegmentRepository:
     if services.segments is None:
         raise HTTPException(404, "recording is not enabled")
     return services.segments
-
-
-async def _visible_event(event_id: str, services: Services, principal: Principal) -> StoredEvent:
-    ev = await run_in_threadpool(services.events.get, event_id)
-    allowed = await allowed_cameras(principal, services)
-    if ev is None or (allowed is not None and ev.camera_id not in allowed):
-        raise HTTPException(404, "event not found")
-    return ev
 
 
 @router.get(
@@ -264,7 +255,7 @@ async def event_clip(
 ) -> FileResponse:
     """An ongoing event's clip ends `post_s` after it was last seen. Supports `Range`."""
     _segments(services)
-    ev = await _visible_event(event_id, services, principal)
+    ev = await require_event(event_id, services, principal)
     last = ev.ended_at if ev.ended_at is not None else ev.last_seen_at
     start = _utc(ev.started_at) - timedelta(seconds=pre_s)
     end = _utc(last) + timedelta(seconds=post_s)

@@ -32,6 +32,7 @@ from sentinel.gateway.secretbox import SecretBox
 from sentinel.gateway.tokens import InvalidToken, TokenIssuer, hash_opaque
 from sentinel.store.api_key_repo import ApiKeyRepository
 from sentinel.store.audit_repo import AuditRepository
+from sentinel.store.repo import StoredEvent
 from sentinel.store.security_repo import RefreshTokenRepository, UserRepository
 
 SESSION_COOKIE = "sentinel_session"
@@ -243,6 +244,15 @@ async def allowed_cameras(principal: Principal, services: Services) -> set[str] 
     allowed = {c for c in principal.cameras if not c.startswith("group:")}
     allowed |= {cid for cid, cfg in rows if principal.can_see(cid, cfg.get("groups") or ())}
     return allowed
+
+
+async def require_event(event_id: str, services: Services, principal: Principal) -> StoredEvent:
+    """The event, if ``principal`` may see its camera; 404 otherwise (hidden or missing)."""
+    ev = await run_in_threadpool(services.events.get, event_id)
+    allowed = await allowed_cameras(principal, services)
+    if ev is None or (allowed is not None and ev.camera_id not in allowed):
+        raise HTTPException(404, "event not found")
+    return ev
 
 
 async def require_camera(principal: Principal, services: Services, camera_id: str) -> None:
