@@ -14,24 +14,13 @@ from sentinel.api.app import create_app
 from sentinel.api.deps import Services
 from sentinel.domain.alerts import AlertDecision, DecidedBy, Severity
 from sentinel.gateway.roles import Role
-from sentinel.store.objects import LocalObjectStore
-from sentinel.store.repo import CameraRepository, EventRepository
-from tests.integration.test_api import FakeControl, ReadyDetector
-from tests.utils.auth import AuthedUser, add_user, agent_services, make_security
+from tests.utils.auth import AuthedUser, add_user
+from tests.utils.services import make_services
 
 
 @pytest.fixture
 def services(store_engine: Engine, tmp_path: Path) -> Services:
-    return Services(
-        engine=store_engine,
-        events=EventRepository(store_engine),
-        cameras=CameraRepository(store_engine),
-        objects=LocalObjectStore(tmp_path / "o"),
-        control=FakeControl(),
-        detector=ReadyDetector(),
-        security=make_security(store_engine, tmp_path),
-        agent=agent_services(store_engine),
-    )
+    return make_services(store_engine, tmp_path)
 
 
 @pytest.fixture

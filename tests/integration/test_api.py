@@ -13,52 +13,13 @@ from sqlalchemy.engine import Engine
 
 from sentinel.api.app import create_app
 from sentinel.api.deps import Services
-from sentinel.config import CameraConfig
-from sentinel.domain.stats import CameraState, CameraStats
 from sentinel.domain.types import Box, EventState
 from sentinel.gateway.roles import Role
-from sentinel.store.objects import LocalObjectStore, snapshot_key
-from sentinel.store.repo import CameraRepository, EventRepository
-from tests.utils.auth import AuthedUser, add_user, agent_services, make_security
+from sentinel.store.objects import snapshot_key
+from tests.utils.auth import AuthedUser, add_user
+from tests.utils.services import FakeControl, ReadyDetector, make_services
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
-
-
-class FakeControl:
-    """Records what the API asked for; reports a running status for started cameras."""
-
-    def __init__(self) -> None:
-        self.started_ids: list[str] = []
-        self.removed_ids: list[str] = []
-        self.frames: dict[str, bytes] = {}
-
-    async def started(self, camera: CameraConfig) -> None:
-        self.started_ids.append(camera.id)
-
-    async def removed(self, camera_id: str) -> None:
-        self.removed_ids.append(camera_id)
-
-    async def status(self, camera_id: str) -> dict[str, Any] | None:
-        if camera_id not in self.started_ids:
-            return None
-        st = CameraStats(camera_id=camera_id, state=CameraState.RUNNING)
-        st.counters.frames_decoded = 42
-        st.detector_latency_ms.observe(60.0)
-        return st.to_dict()
-
-    async def statuses(self) -> dict[str, dict[str, Any]]:
-        return {cid: s for cid in self.started_ids if (s := await self.status(cid)) is not None}
-
-    async def latest_jpeg(self, camera_id: str) -> bytes | None:
-        return self.frames.get(camera_id)
-
-
-class ReadyDetector:
-    def __init__(self, ready: bool = True) -> None:
-        self.is_ready = ready
-
-    async def ready(self) -> bool:
-        return self.is_ready
 
 
 @pytest.fixture
@@ -68,16 +29,7 @@ def control() -> FakeControl:
 
 @pytest.fixture
 def services(store_engine: Engine, tmp_path: Path, control: FakeControl) -> Services:
-    return Services(
-        engine=store_engine,
-        events=EventRepository(store_engine),
-        cameras=CameraRepository(store_engine),
-        objects=LocalObjectStore(tmp_path / "objects"),
-        control=control,
-        detector=ReadyDetector(),
-        security=make_security(store_engine, tmp_path, metrics_public=True),
-        agent=agent_services(store_engine),
-    )
+    return make_services(store_engine, tmp_path, control=control, auth={"metrics_public": True})
 
 
 @pytest.fixture
@@ -281,16 +233,7 @@ def test_snapshot_from_either_object_store(
     store_engine: Engine, tmp_path: Path, object_store: Any, control: FakeControl
 ) -> None:
     """Snapshots are read through the ObjectStore protocol: a folder or S3, same code path."""
-    services = Services(
-        engine=store_engine,
-        events=EventRepository(store_engine),
-        cameras=CameraRepository(store_engine),
-        objects=object_store,
-        control=control,
-        detector=ReadyDetector(),
-        security=make_security(store_engine, tmp_path),
-        agent=agent_services(store_engine),
-    )
+    services = make_services(store_engine, tmp_path, objects=object_store, control=control)
     ev = _event(7)
     key = snapshot_key("a", ev.id)
     object_store.put(key, b"\xff\xd8from-the-store", "image/jpeg")

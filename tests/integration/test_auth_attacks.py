@@ -21,10 +21,8 @@ from sentinel.api.deps import Services
 from sentinel.gateway.roles import Role, scopes_for
 from sentinel.gateway.tokens import TokenIssuer
 from sentinel.gateway.totp import current_code
-from sentinel.store.objects import LocalObjectStore
-from sentinel.store.repo import CameraRepository, EventRepository
-from tests.integration.test_api import FakeControl, ReadyDetector
-from tests.utils.auth import AuthedUser, add_user, agent_services, make_security
+from tests.utils.auth import AuthedUser, add_user, make_security
+from tests.utils.services import make_services
 
 
 def _b64(data: bytes) -> str:
@@ -33,16 +31,7 @@ def _b64(data: bytes) -> str:
 
 @pytest.fixture
 def services(store_engine: Engine, tmp_path: Path) -> Services:
-    return Services(
-        engine=store_engine,
-        events=EventRepository(store_engine),
-        cameras=CameraRepository(store_engine),
-        objects=LocalObjectStore(tmp_path / "objects"),
-        control=FakeControl(),
-        detector=ReadyDetector(),
-        security=make_security(store_engine, tmp_path, max_body_bytes=4096),
-        agent=agent_services(store_engine),
-    )
+    return make_services(store_engine, tmp_path, auth={"max_body_bytes": 4096})
 
 
 @pytest.fixture

@@ -11,17 +11,14 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from sentinel.api.app import create_app
-from sentinel.api.deps import Services
 from sentinel.cli import main
 from sentinel.gateway.keys import KeyRing
 from sentinel.gateway.roles import Role
 from sentinel.gateway.tokens import TokenIssuer
 from sentinel.store.audit_repo import AuditRepository
 from sentinel.store.db import make_engine, migrate, sqlite_url
-from sentinel.store.objects import LocalObjectStore
-from sentinel.store.repo import CameraRepository, EventRepository
-from tests.integration.test_api import FakeControl, ReadyDetector
-from tests.utils.auth import add_user, agent_services, make_security
+from tests.utils.auth import add_user, make_security
+from tests.utils.services import make_services
 
 
 @pytest.fixture
@@ -99,16 +96,7 @@ def test_rotation_keeps_old_tokens_and_reaches_other_replicas(
     migrate(engine)
     security = make_security(engine, data_dir)  # "replica 1": keys in data_dir/keys/jwt
     security.key_reload_interval_s = 3600  # only the unknown-kid path may reload here
-    services = Services(
-        engine=engine,
-        events=EventRepository(engine),
-        cameras=CameraRepository(engine),
-        objects=LocalObjectStore(tmp_path / "o"),
-        control=FakeControl(),
-        detector=ReadyDetector(),
-        security=security,
-        agent=agent_services(engine),
-    )
+    services = make_services(engine, tmp_path, security=security)
     user = add_user(security, "viewer", Role.VIEWER)
     old_token = user.token
     app = create_app()

@@ -23,13 +23,11 @@ from sentinel.api.deps import Services
 from sentinel.gateway.roles import Role
 from sentinel.store.db import alembic_config, make_engine, migrate
 from sentinel.store.export_repo import ExportRepository, export_key
-from sentinel.store.objects import LocalObjectStore
-from sentinel.store.repo import CameraRepository, EventRepository
 from sentinel.store.segment_repo import SegmentRecord, SegmentRepository
 from tests.integration import test_recordings_api as rec
 from tests.integration import test_segments as seg
-from tests.integration.test_api import FakeControl, ReadyDetector
-from tests.utils.auth import add_user, agent_services, make_security
+from tests.utils.auth import add_user
+from tests.utils.services import make_services
 
 CAM = seg.CAM
 at = seg.at
@@ -45,15 +43,9 @@ EXPORTS = "/api/v1/exports"
 
 @pytest.fixture
 def services(store_engine: Engine, tmp_path: Path) -> Services:
-    return Services(
-        engine=store_engine,
-        events=EventRepository(store_engine),
-        cameras=CameraRepository(store_engine),
-        objects=LocalObjectStore(tmp_path / "objects"),
-        control=FakeControl(),
-        detector=ReadyDetector(),
-        security=make_security(store_engine, tmp_path),
-        agent=agent_services(store_engine),
+    return make_services(
+        store_engine,
+        tmp_path,
         segments=SegmentRepository(store_engine),
         exports=ExportRepository(store_engine),
     )

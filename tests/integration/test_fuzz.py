@@ -18,29 +18,17 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from sentinel.api.app import create_app
-from sentinel.api.deps import Services
 from sentinel.gateway.roles import Role
 from sentinel.store.db import make_engine, migrate, sqlite_url
-from sentinel.store.objects import LocalObjectStore
-from sentinel.store.repo import CameraRepository, EventRepository
-from tests.integration.test_api import FakeControl, ReadyDetector
-from tests.utils.auth import add_user, agent_services, make_security
+from tests.utils.auth import add_user
+from tests.utils.services import make_services
 
 
 @pytest.fixture
 def fuzz_app(tmp_path: Path) -> Iterator[tuple[Any, dict[str, str]]]:
     engine = make_engine(sqlite_url(tmp_path / "fuzz.sqlite"))
     migrate(engine)
-    services = Services(
-        engine=engine,
-        events=EventRepository(engine),
-        cameras=CameraRepository(engine),
-        objects=LocalObjectStore(tmp_path / "objects"),
-        control=FakeControl(),
-        detector=ReadyDetector(),
-        security=make_security(engine, tmp_path, rate_per_s=10_000, rate_burst=100_000),
-        agent=agent_services(engine),
-    )
+    services = make_services(engine, tmp_path, auth={"rate_per_s": 10_000, "rate_burst": 100_000})
     admin = add_user(services.security, "fuzzer", Role.ADMIN)
     app = create_app()
     app.state.services = services

@@ -22,14 +22,12 @@ from sentinel.api.app import create_app
 from sentinel.api.deps import Services
 from sentinel.domain.types import Box, EventState
 from sentinel.gateway.roles import Role
-from sentinel.store.objects import LocalObjectStore
-from sentinel.store.repo import CameraRepository, EventRepository
 from sentinel.store.segment_repo import SegmentRecord, SegmentRepository
 from sentinel.video.recorder import SegmentInfo
 from sentinel.video.segments import finalize_segment
 from tests.integration import test_segments as seg
-from tests.integration.test_api import FakeControl, ReadyDetector
-from tests.utils.auth import AuthedUser, add_user, agent_services, make_security
+from tests.utils.auth import AuthedUser, add_user
+from tests.utils.services import make_services
 
 CAM = seg.CAM
 at = seg.at
@@ -49,17 +47,7 @@ def _parse(value: str) -> datetime:
 
 @pytest.fixture
 def services(store_engine: Engine, tmp_path: Path) -> Services:
-    return Services(
-        engine=store_engine,
-        events=EventRepository(store_engine),
-        cameras=CameraRepository(store_engine),
-        objects=LocalObjectStore(tmp_path / "objects"),
-        control=FakeControl(),
-        detector=ReadyDetector(),
-        security=make_security(store_engine, tmp_path),
-        agent=agent_services(store_engine),
-        segments=SegmentRepository(store_engine),
-    )
+    return make_services(store_engine, tmp_path, segments=SegmentRepository(store_engine))
 
 
 @pytest.fixture

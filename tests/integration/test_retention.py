@@ -22,18 +22,16 @@ from sqlalchemy.engine import Engine
 
 from sentinel.actors.retention import AUDIT_ACTOR, RetentionSweeper
 from sentinel.api.app import create_app
-from sentinel.api.deps import Services
 from sentinel.config import StorageSettings
 from sentinel.gateway.roles import Role
 from sentinel.store.audit_repo import AuditRepository
 from sentinel.store.objects import LocalObjectStore
-from sentinel.store.repo import CameraRepository, EventRepository
 from sentinel.store.segment_repo import SegmentRecord, SegmentRepository
 from sentinel.video.recorder import RecorderState, SegmentInfo, SegmentRecorder
 from sentinel.video.segments import finalize_segment
-from tests.integration.test_api import FakeControl, ReadyDetector
 from tests.utils import media
-from tests.utils.auth import add_user, agent_services, make_security
+from tests.utils.auth import add_user
+from tests.utils.services import make_services
 
 CAM = "yard"
 BASE = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
@@ -243,17 +241,8 @@ def test_storage_route(clip20: Path, disk: Path, store_engine: Engine, tmp_path:
         async def status(self) -> dict[str, object] | None:
             return {"budget_bytes": 123456, "min_free_bytes": 1000, "last_sweep": None}
 
-    services = Services(
-        engine=store_engine,
-        events=EventRepository(store_engine),
-        cameras=CameraRepository(store_engine),
-        objects=camera.store,
-        control=FakeControl(),
-        detector=ReadyDetector(),
-        security=make_security(store_engine, tmp_path),
-        agent=agent_services(store_engine),
-        segments=repo,
-        storage=Probe(),
+    services = make_services(
+        store_engine, tmp_path, objects=camera.store, segments=repo, storage=Probe()
     )
     for cam in (CAM, "porch"):
         services.cameras.upsert(cam, {"id": cam, "source": f"/videos/{cam}.mp4"})

@@ -31,11 +31,10 @@ from sentinel.gateway.roles import Role
 from sentinel.gateway.tokens import new_opaque_token
 from sentinel.store.db import make_engine, migrate, sqlite_url
 from sentinel.store.export_repo import ExportRepository
-from sentinel.store.objects import LocalObjectStore, snapshot_key
-from sentinel.store.repo import CameraRepository, EventRepository
+from sentinel.store.objects import snapshot_key
 from sentinel.store.segment_repo import SegmentRepository
-from tests.integration.test_api import FakeControl, ReadyDetector
-from tests.utils.auth import AuthedUser, add_user, agent_services, make_security
+from tests.utils.auth import AuthedUser, add_user
+from tests.utils.services import FakeControl, make_services
 
 TABLE = Path(__file__).resolve().parents[1] / "route_scopes.json"
 T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
@@ -116,15 +115,10 @@ def world(tmp_path: Path) -> Iterator[World]:
     engine = make_engine(sqlite_url(tmp_path / "db.sqlite"))
     migrate(engine)
     control = FakeControl()
-    services = Services(
-        engine=engine,
-        events=EventRepository(engine),
-        cameras=CameraRepository(engine),
-        objects=LocalObjectStore(tmp_path / "objects"),
+    services = make_services(
+        engine,
+        tmp_path,
         control=control,
-        detector=ReadyDetector(),
-        security=make_security(engine, tmp_path),
-        agent=agent_services(engine),
         segments=SegmentRepository(engine),
         exports=ExportRepository(engine),
     )
