@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from sentinel.store.agent_tables import AGENT_QUEUE, QUEUE_STATUSES
 from sentinel.store.audit_repo import _sqlite_lock
+from sentinel.store.clock import utcnow as _utcnow
 from sentinel.store.repo import _upsert_insert
 from sentinel.store.security_tables import as_utc
 
@@ -29,10 +30,6 @@ COMPLETE_STATUSES = frozenset({"done", "shed", "failed", "pending"})
 """Statuses ``complete`` accepts; "pending" hands an item back to be leased again."""
 
 _MAX_LEASE = 1000
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class AgentQueue:

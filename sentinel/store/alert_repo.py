@@ -13,8 +13,8 @@ import builtins
 import dataclasses
 import json
 import uuid
-from collections.abc import Callable, Collection, Mapping
-from datetime import UTC, datetime
+from collections.abc import Collection, Mapping
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,6 +23,8 @@ from sqlalchemy.engine import Engine
 from sentinel.domain.alerts import AlertDecision, DecidedBy, Severity
 from sentinel.store.agent_queue_repo import AgentQueue
 from sentinel.store.agent_tables import ALERTS, LLM_STATUSES, VERDICTS
+from sentinel.store.clock import Clock
+from sentinel.store.clock import utcnow as _utcnow
 from sentinel.store.prompt_repo import (
     ExperimentRecord,
     ExperimentRepository,
@@ -52,12 +54,6 @@ __all__ = [
 ]
 
 _COUNTS = ("prompt_tokens", "completion_tokens", "parse_failures")
-
-Clock = Callable[[], datetime]
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -7,21 +7,18 @@ import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from sentinel.store.clock import utcnow as _utcnow
 from sentinel.store.security_tables import API_KEYS, as_utc, decode_str_list, encode_str_list
 
 __all__ = ["ApiKeyRecord", "ApiKeyRepository"]
 
 _log = logging.getLogger(__name__)
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,13 +17,14 @@ import json
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from sentinel.gateway.audit import AuditRecord, chain_hash
+from sentinel.store.clock import utcnow as _utcnow
 from sentinel.store.repo import MAX_PAGE_SIZE
 from sentinel.store.security_tables import AUDIT_HEAD, AUDIT_LOG, as_utc
 
@@ -44,10 +45,6 @@ def _sqlite_lock(engine: Engine) -> threading.Lock:
         if lock is None:
             lock = _sqlite_locks[engine] = threading.Lock()
         return lock
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _load_detail(raw: str) -> dict[str, Any]:

@@ -12,11 +12,12 @@ import re
 import uuid
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from sentinel.store.clock import utcnow as _utcnow
 from sentinel.store.export_tables import EXPORT_STATUSES, EXPORTS
 from sentinel.store.security_tables import as_utc
 
@@ -26,10 +27,6 @@ _MAX_LIMIT = 1000
 _MAX_NAME = 200
 _MAX_ERROR = 2000
 _SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def new_export_id() -> str:

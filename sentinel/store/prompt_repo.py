@@ -13,9 +13,9 @@ import builtins
 import json
 import math
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,6 +23,8 @@ from sqlalchemy.engine import Engine
 
 from sentinel.domain.experiments import Variant
 from sentinel.store.agent_tables import EXPERIMENTS, PROMPT_ACTIVE, PROMPTS
+from sentinel.store.clock import Clock
+from sentinel.store.clock import utcnow as _utcnow
 from sentinel.store.repo import _upsert_insert
 from sentinel.store.security_tables import as_utc
 
@@ -35,12 +37,6 @@ __all__ = [
 ]
 
 _CREATE_ATTEMPTS = 20
-
-Clock = Callable[[], datetime]
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ import base64
 import binascii
 import builtins
 import json
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +22,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from sentinel.domain.types import Box, EventState
+from sentinel.store.clock import Clock
+from sentinel.store.clock import utcnow as _utcnow
 from sentinel.store.tables import CAMERAS, EVENTS
 
 __all__ = [
@@ -34,12 +36,6 @@ __all__ = [
 ]
 
 MAX_PAGE_SIZE = 1000
-
-Clock = Callable[[], datetime]
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class InvalidCursor(ValueError):  # noqa: N818 - a ValueError subclass named for what it rejects

@@ -12,9 +12,9 @@ from __future__ import annotations
 import builtins
 import enum
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
 import sqlalchemy as sa
@@ -22,6 +22,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from sentinel.store.api_key_repo import ApiKeyRecord, ApiKeyRepository
 from sentinel.store.audit_repo import AuditRepository
+from sentinel.store.clock import Clock
+from sentinel.store.clock import utcnow as _utcnow
 from sentinel.store.security_tables import (
     REFRESH_TOKENS,
     USERS,
@@ -46,8 +48,6 @@ __all__ = [
 
 ADMIN_ROLE = "admin"
 
-Clock = Callable[[], datetime]
-
 
 class _Unset(enum.Enum):
     UNSET = "UNSET"
@@ -59,10 +59,6 @@ UNSET: Final = _Unset.UNSET
 
 class UserExists(ValueError):  # noqa: N818 - a ValueError subclass named for what it rejects
     """Raised when a username is taken (usernames are compared case-insensitively)."""
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _new_id() -> str:

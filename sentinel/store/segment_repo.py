@@ -11,12 +11,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from sentinel.store.clock import utcnow as _utcnow
 from sentinel.store.recording_tables import SEGMENT_KINDS, SEGMENTS
 from sentinel.store.repo import _upsert_insert
 from sentinel.store.security_tables import as_utc
@@ -34,10 +35,6 @@ __all__ = [
 
 _MAX_LIMIT = 10_000
 _BATCH = 1000
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
