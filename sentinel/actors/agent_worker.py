@@ -148,16 +148,10 @@ class AgentWorker:
                 return spec, experiment.id, chosen.name
         active = self.prompts.active(ALERT_PROMPT)
         if active is not None:
-            return (
-                PromptSpec(ALERT_PROMPT, str(active.version), active.system, active.template),
-                (None),
-                None,
-            )
-        return (
-            PromptSpec(ALERT_PROMPT, "builtin", DEFAULT_SYSTEM_PROMPT, DEFAULT_USER_TEMPLATE),
-            (None),
-            None,
-        )
+            spec = PromptSpec(ALERT_PROMPT, str(active.version), active.system, active.template)
+        else:
+            spec = PromptSpec(ALERT_PROMPT, "builtin", DEFAULT_SYSTEM_PROMPT, DEFAULT_USER_TEMPLATE)
+        return spec, None, None
 
     def context_for(self, event: StoredEvent) -> EventContext:
         """The grounded facts the agent may use: camera, time, track, recent events, notes."""

@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from ray import serve
-from ray.serve.handle import DeploymentHandle
 
 from sentinel.config import DetectorSettings
 from sentinel.domain.types import Detection
@@ -75,8 +74,3 @@ def build_detector(settings: DetectorSettings, model_path: Path) -> Any:
         num_replicas=settings.replicas,
         ray_actor_options={"num_cpus": settings.num_cpus, "num_gpus": settings.num_gpus},
     ).bind(settings.model_dump(mode="json"), str(model_path))
-
-
-async def detect_via(handle: DeploymentHandle[Any], frame: NDArray[np.uint8]) -> DetectResult:
-    result: DetectResult = await handle.detect.remote(frame)
-    return result

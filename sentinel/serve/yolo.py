@@ -17,29 +17,25 @@ from numpy.typing import NDArray
 
 from sentinel.domain.boxes import COCO_LABELS, Letterbox, decode_yolo, letterbox
 from sentinel.domain.types import Detection
-from sentinel.serve.models import sha256_file
+from sentinel.serve.models import ModelFileError, sha256_file
 
 logger = logging.getLogger(__name__)
-
-
-class ModelError(RuntimeError):
-    """The model file is missing, tampered with or not a YOLO-format ONNX model."""
 
 
 def verify_model(path: Path) -> None:
     """Check ``path`` against the sha256 recorded next to it (``<file>.sha256``) at export time."""
     if not path.is_file():
-        raise ModelError(
+        raise ModelFileError(
             f"detector model {path} does not exist; run `sentinel models init` to export the "
             "bundled YOLOv8n, or set detector.model_path to a YOLO-format ONNX file"
         )
     digest_file = path.with_name(path.name + ".sha256")
     if not digest_file.is_file():
-        raise ModelError(f"{digest_file} is missing: refusing to load an unverified model")
+        raise ModelFileError(f"{digest_file} is missing: refusing to load an unverified model")
     expected = digest_file.read_text().split()[0].strip().lower()
     actual = sha256_file(path)
     if actual != expected:
-        raise ModelError(f"sha256 of {path} is {actual}, but {digest_file} says {expected}")
+        raise ModelFileError(f"sha256 of {path} is {actual}, but {digest_file} says {expected}")
 
 
 class YoloOnnx:
@@ -77,7 +73,7 @@ class YoloOnnx:
         out_shape = self.session.get_outputs()[0].shape
         rows = out_shape[1] if len(out_shape) == 3 else None
         if isinstance(rows, int) and rows != 4 + len(self.labels):
-            raise ModelError(
+            raise ModelFileError(
                 f"model output has {rows} rows per box, but 4 + {len(self.labels)} labels "
                 "were expected; set detector.labels to the model's class names"
             )
