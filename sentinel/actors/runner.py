@@ -295,7 +295,7 @@ class CameraRunner:
                 changes = self.pipeline.on_detections(result.detections, item.ts, item.wall)
         self._latest = (item, self._overlays())
         if self.recording is not None and self.recording.settings.mode == "events":
-            self.recording.wanted = bool(self.pipeline.open_events())
+            self.recording.wanted = self.pipeline.has_open_events
         if changes:
             await self._persist(changes, item)
 

@@ -117,6 +117,11 @@ class EventBuilder:
         self._closed: list[_Event] = []
 
     @property
+    def has_open_events(self) -> bool:
+        """Whether any event is open (tracked, or adopted and not yet resolved); no copies."""
+        return bool(self._open or self._dormant)
+
+    @property
     def open_events(self) -> list[EventState]:
         """Copies of the events currently open (tracked or adopted and not yet resolved)."""
         return [_copy(ev.state) for ev in [*self._open.values(), *self._dormant]]

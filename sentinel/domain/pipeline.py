@@ -78,6 +78,11 @@ class FramePipeline:
         """The live tracks, by id."""
         return self._tracker.active
 
+    @property
+    def has_open_events(self) -> bool:
+        """Whether any event is open: cheap enough for every frame."""
+        return self._events.has_open_events
+
     def open_events(self) -> list[EventState]:
         """Copies of the events currently open."""
         return self._events.open_events

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -9,7 +9,7 @@ from sentinel.domain.events import EventConfig
 from sentinel.domain.motion import MotionConfig
 from sentinel.domain.pipeline import FramePipeline, PipelineConfig
 from sentinel.domain.tracking import TrackerConfig
-from sentinel.domain.types import Detection, EventChange, EventChangeKind, event_id
+from sentinel.domain.types import Box, Detection, EventChange, EventChangeKind, event_id
 from tests.utils.factories import det, gray, gray_with_square, wall
 
 CAM = "cam-1"
@@ -144,3 +144,15 @@ def test_naive_wall_time_is_rejected(method: str) -> None:
 def test_config_validation() -> None:
     with pytest.raises(ValueError, match="min_score must be in"):
         PipelineConfig(min_score=1.5)
+
+
+def test_has_open_events_matches_open_events() -> None:
+    pipe = FramePipeline("cam", "e")
+    t0 = datetime(2026, 11, 26, tzinfo=UTC)
+    assert not pipe.has_open_events and pipe.open_events() == []
+    person = Detection(Box(10, 10, 50, 120), "person", 0.9)
+    for i in range(5):
+        pipe.on_detections([person], float(i), t0 + timedelta(seconds=i))
+    assert pipe.has_open_events and len(pipe.open_events()) == 1
+    pipe.close_all(t0 + timedelta(seconds=10))
+    assert not pipe.has_open_events
