@@ -1,6 +1,7 @@
-"""``python -m benchmarks [detector|ingest|pipeline|llm|gateway|agent|recording ...]``: runs
-the named benchmarks (all by default) in that order. Exit status 0 even when a target is missed
-(the line says MISSED); non-zero when a benchmark fails to run."""
+"""``python -m benchmarks [NAME ...]``: runs the named benchmarks (all by default: detector,
+ingest, pipeline, tracking, llm, gateway, agent, agent_quality, demo, recording) in that order.
+Exit status 0 even when a target is missed (the line says MISSED); non-zero when a benchmark
+fails to run."""
 
 from __future__ import annotations
 
@@ -10,19 +11,33 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks import agent, detector, gateway, ingest, llm, pipeline, recording
+from benchmarks import (
+    agent,
+    agent_quality,
+    demo,
+    detector,
+    gateway,
+    ingest,
+    llm,
+    pipeline,
+    recording,
+    tracking,
+)
 from benchmarks.common import onnx_model
 
 BENCHMARKS: dict[str, Callable[[Path], None]] = {
     "detector": detector.run,
     "ingest": ingest.run,
     "pipeline": pipeline.run,
+    "tracking": tracking.run,
     "llm": llm.run,
     "gateway": gateway.run,
     "agent": agent.run,
+    "agent_quality": agent_quality.run,
+    "demo": demo.run,
     "recording": recording.run,
 }
-NEEDS_MODEL = {"detector", "pipeline"}
+NEEDS_MODEL = {"detector", "pipeline", "tracking"}
 
 
 def main(argv: list[str]) -> int:

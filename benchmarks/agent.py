@@ -6,9 +6,13 @@ deployment's handle, deciding realistic synthetic :class:`EventContext` s with t
 (``DEFAULT_SYSTEM_PROMPT`` / ``DEFAULT_USER_TEMPLATE``): langchain messages, the handle call,
 the backend router, ``parse_decision`` and its one retry when the output does not parse.
 
-The baseline sends the same requests (same rendered messages, ``max_tokens``, temperature)
-straight to a :class:`LlamaRunner` in this process (same GGUF, threads and context size), and
-parses with the same rule (one retry). Each event is decided on both sides back to back, in
+The baseline sends the same requests straight to a :class:`LlamaRunner` in this process (same
+GGUF, threads and context size) and parses with the same rule (one retry): the body is built by
+the agent's own chat model (``ServeChatModel.request_body`` over ``prompt_messages``), so both
+sides send the same messages, ``max_tokens``, temperature and ``response_format`` (the decision
+JSON schema, which constrains decoding). Every request the agent sends through the handle is
+recorded and checked equal to the baseline's, so the ratio measures Serve + langchain overhead
+and nothing else. Each event is decided on both sides back to back, in
 ABBA order across events, in one process and one Ray cluster, so load from anything else on
 the machine hits both alike. Latency is the wall time of a whole decision (retries included).
 
@@ -29,13 +33,18 @@ from typing import Any
 
 from benchmarks.common import init_ray, median, percentile
 from benchmarks.llm import gguf_model
+from sentinel.agent.alert_agent import (
+    AlertAgent,
+    BackendConfig,
+    ServeChatModel,
+    prompt_messages,
+)
 from sentinel.config import BackendSettings, LlmSettings
-from sentinel.domain.alerts import EventContext
-from sentinel.domain.prompts import DEFAULT_SYSTEM_PROMPT, DEFAULT_USER_TEMPLATE, render
+from sentinel.domain.alerts import EventContext, PromptSpec
+from sentinel.domain.prompts import DEFAULT_SYSTEM_PROMPT, DEFAULT_USER_TEMPLATE
 from sentinel.domain.verdicts import DecisionParseError, parse_decision
-from sentinel.serve.agent import AlertAgent, BackendConfig, PromptSpec
+from sentinel.models.llm_runner import LlamaRunner
 from sentinel.serve.llm import build_llm
-from sentinel.serve.llm_runner import LlamaRunner
 
 DECISIONS = 8  # per side
 MIN_DECISIONS = 4
@@ -231,22 +240,29 @@ async def _agent_decision(agent: AlertAgent, ctx: EventContext) -> _Decision:
     )
 
 
-def _request(backend: BackendConfig, ctx: EventContext) -> dict[str, Any]:
-    """The body the agent's embedded backend sends for ``ctx`` (``ServeChatModel``)."""
-    return {
-        "model": backend.model,
-        "messages": [
-            {"role": "system", "content": PROMPT.system},
-            {"role": "user", "content": render(PROMPT.template, ctx.variables())},
-        ],
-        "max_tokens": backend.max_tokens,
-        "temperature": 0.0,
-    }
+class RecordingHandle:
+    """The LLM deployment's handle, recording each request body the agent sends through it."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+        self.requests: list[dict[str, Any]] = []
+        self.chat = self  # the agent calls ``handle.chat.remote(body)``
+
+    def remote(self, request: dict[str, Any]) -> Any:
+        self.requests.append(dict(request))
+        return self.handle.chat.remote(request)
 
 
-def _runner_decision(runner: LlamaRunner, backend: BackendConfig, ctx: EventContext) -> _Decision:
+def _request(agent: AlertAgent, backend: BackendConfig, ctx: EventContext) -> dict[str, Any]:
+    """The body the agent's embedded backend sends for ``ctx``, built by that backend."""
+    model = agent.models[backend.name]
+    if not isinstance(model, ServeChatModel):
+        raise TypeError(f"backend {backend.name} is not the embedded model: {type(model)}")
+    return model.request_body(prompt_messages(ctx, PROMPT))
+
+
+def _runner_decision(runner: LlamaRunner, request: dict[str, Any]) -> _Decision:
     """What the agent does for one event, straight on the runner (same request, same retry)."""
-    request = _request(backend, ctx)
     start = time.perf_counter()
     failures = 0
     for _attempt in range(2):
@@ -263,12 +279,16 @@ def _runner_decision(runner: LlamaRunner, backend: BackendConfig, ctx: EventCont
 
 
 async def _compare(
-    agent: AlertAgent, handle: Any, runner: LlamaRunner, backend: BackendConfig
+    agent: AlertAgent,
+    handle: Any,
+    recorded: RecordingHandle,
+    runner: LlamaRunner,
+    backend: BackendConfig,
 ) -> None:
     *events, warmup = contexts()
     # Warm-up: short completions of a full prompt load the weights, fill llama.cpp's prompt
     # cache with the shared system prompt on both sides and build the handle's router.
-    request = _request(backend, warmup)
+    request = _request(agent, backend, warmup)
     request["max_tokens"] = WARMUP_TOKENS
     runner.chat(dict(request))
     await handle.chat.remote(dict(request))
@@ -280,11 +300,17 @@ async def _compare(
             print(f"agent: time budget spent, stopping after {i} events", flush=True)
             break
         order = ("bare", "agent") if i % 2 == 0 else ("agent", "bare")
+        request = _request(agent, backend, ctx)
+        recorded.requests.clear()
         for side in order:
             if side == "bare":
-                bare.decisions.append(_runner_decision(runner, backend, ctx))
+                bare.decisions.append(_runner_decision(runner, request))
             else:
                 served.decisions.append(await _agent_decision(agent, ctx))
+        if not recorded.requests or any(r != request for r in recorded.requests):
+            raise AssertionError(
+                f"the agent sent {recorded.requests!r}, the baseline {request!r}: unlike work"
+            )
         a, b = served.decisions[-1], bare.decisions[-1]
         print(
             f"agent: event {i + 1} ({ctx.label} on {ctx.camera_name}): agent {a.seconds:.2f} s "
@@ -306,9 +332,15 @@ async def _compare(
         f"agent: decisions/min agent via Serve {served.per_minute:.1f}, bare runner "
         f"{bare.per_minute:.1f}, ratio {served.per_minute / bare.per_minute:.2f} "
         f"(median paired ratio {paired:.2f}); same alert+severity on both sides "
-        f"{same}/{len(served.decisions)}; max_tokens {backend.max_tokens}, load average "
+        f"{same}/{len(served.decisions)}; max_tokens {backend.max_tokens}, response_format "
+        f"{request_format(agent, backend)} on both sides, load average "
         f"{os.getloadavg()[0]:.1f}"
     )
+
+
+def request_format(agent: AlertAgent, backend: BackendConfig) -> str:
+    fmt = _request(agent, backend, contexts()[0]).get("response_format")
+    return str(fmt["type"]) if isinstance(fmt, dict) else "none"
 
 
 def run(_model_path: Path | None = None) -> None:
@@ -317,7 +349,7 @@ def run(_model_path: Path | None = None) -> None:
     from ray import serve
 
     llm = LlmSettings()
-    backend = BackendConfig(**BackendSettings(name="embedded", kind="embedded").model_dump())
+    backend = BackendConfig.from_settings(BackendSettings(name="embedded", kind="embedded"))
     with gguf_model() as path:
         runner = LlamaRunner(path, threads=llm.threads, ctx_size=llm.ctx_size)
         init_ray(f"sentinel-bench-{uuid.uuid4().hex[:8]}")
@@ -328,8 +360,9 @@ def run(_model_path: Path | None = None) -> None:
                 name="agent-bench-llm",
                 route_prefix=None,
             )
-            agent = AlertAgent([backend], llm_handle=handle)
-            asyncio.run(_compare(agent, handle, runner, backend))
+            recorded = RecordingHandle(handle)
+            agent = AlertAgent([backend], llm_handle=recorded)
+            asyncio.run(_compare(agent, handle, recorded, runner, backend))
         finally:  # the cluster is private to this run: shutting Ray down removes Serve with it
             ray.shutdown()
 

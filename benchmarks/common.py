@@ -54,7 +54,7 @@ def onnx_model() -> Iterator[Path]:
         print(f"model: reusing {existing}", flush=True)
         yield existing
         return
-    from sentinel.serve.models import export_yolov8n
+    from sentinel.models.files import export_yolov8n
 
     with tempfile.TemporaryDirectory(prefix="sentinel-bench-model-") as tmp:
         # Ultralytics prints its export log on stdout: keep stdout for the figures.

@@ -27,8 +27,9 @@ from numpy.typing import NDArray
 
 from benchmarks.common import init_ray, median, rgb_frames, sample_video, verdict
 from sentinel.config import DetectorSettings
-from sentinel.serve.detector import DetectResult, build_detector
-from sentinel.serve.yolo import YoloOnnx
+from sentinel.domain.types import DetectResult
+from sentinel.models.yolo import YoloOnnx
+from sentinel.serve.detector import build_detector
 
 TARGET_RATIO = 0.9
 THREADS = 2

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import init_ray, median
+from sentinel.models.gguf import QWEN_FILENAME, assemble_qwen_gguf
+from sentinel.models.llm_runner import LlamaRunner
 from sentinel.serve.llm import build_llm
-from sentinel.serve.llm_model import QWEN_FILENAME, assemble_qwen_gguf
-from sentinel.serve.llm_runner import LlamaRunner
 
 THREADS = 2
 CTX_SIZE = 2048

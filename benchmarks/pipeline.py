@@ -45,9 +45,8 @@ from sentinel.config import CameraConfig, MotionSettings
 from sentinel.domain.motion import MotionDecision
 from sentinel.domain.pipeline import FramePipeline, PipelineConfig
 from sentinel.domain.stats import Histogram
-from sentinel.domain.types import Box, Detection, EventChange, EventChangeKind
-from sentinel.serve.detector import DetectResult
-from sentinel.serve.yolo import YoloOnnx
+from sentinel.domain.types import Box, Detection, DetectResult, EventChange, EventChangeKind
+from sentinel.models.yolo import YoloOnnx
 from sentinel.store.db import make_engine, migrate
 from sentinel.store.objects import LocalObjectStore
 from sentinel.store.repo import EventRepository
@@ -94,10 +93,14 @@ class _ClockPipeline(FramePipeline):
             self.origin = (ts, wall)
 
     def on_detections(
-        self, detections: Sequence[Detection], ts: float, wall: datetime
+        self,
+        detections: Sequence[Detection],
+        ts: float,
+        wall: datetime,
+        frame: NDArray[np.uint8] | None = None,
     ) -> list[EventChange]:
         self._note(ts, wall)
-        return super().on_detections(detections, ts, wall)
+        return super().on_detections(detections, ts, wall, frame)
 
     def on_skipped(self, ts: float, wall: datetime) -> list[EventChange]:
         self._note(ts, wall)

@@ -36,9 +36,9 @@ from av.video.stream import VideoStream
 from benchmarks.common import BenchmarkError, median, sample_video
 from sentinel.store.db import make_engine, migrate, sqlite_url
 from sentinel.store.objects import LocalObjectStore
-from sentinel.store.segment_repo import SegmentRepository
+from sentinel.store.segment_repo import SegmentInfo, SegmentRepository
 from sentinel.video.clips import SegmentSource, assemble_clip
-from sentinel.video.recorder import SegmentInfo, SegmentRecorder
+from sentinel.video.recorder import SegmentRecorder
 from sentinel.video.segments import finalize_segment
 
 ROUNDS = 5

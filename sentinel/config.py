@@ -10,18 +10,20 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sentinel.domain.events import EventConfig
+from sentinel.domain.incidents import IncidentConfig
 from sentinel.domain.motion import MotionConfig
 from sentinel.domain.pipeline import PipelineConfig
+from sentinel.domain.sources import SourceKind, classify_source
+from sentinel.domain.strict import StrictModel
 from sentinel.domain.tracking import TrackerConfig
 from sentinel.store.s3 import ObjectStoreSettings
-from sentinel.video.source import SourceKind, classify_source
 
 CAMERA_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 
@@ -29,12 +31,6 @@ CAMERA_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "sentinel"
-
-
-class StrictModel(BaseModel):
-    """Operator-facing config: unknown keys are errors, not silently ignored."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class MotionSettings(StrictModel):
@@ -71,6 +67,34 @@ class EventSettings(StrictModel):
     stationary_rejoin_s: float = Field(
         600.0, ge=0, le=86400, description="Rejoin window for stationary objects (parked cars)."
     )
+
+
+class IncidentSettings(StrictModel):
+    """How this camera's overlapping events are grouped into incidents (alerts are per incident)."""
+
+    quiet_gap_s: float = Field(
+        30.0, ge=0, le=3600, description="An incident closes after this long with no activity."
+    )
+    max_length_s: float = Field(
+        600.0, gt=0, le=86400, description="Longer incidents continue in a linked new one."
+    )
+    dwell_thresholds_s: list[float] = Field(
+        default_factory=lambda: [30.0, 120.0],
+        max_length=10,
+        description="A member in view past one of these is a material change (agent re-judges).",
+    )
+    labels: list[str] | None = Field(
+        None, max_length=80, description="Labels that may open an incident; null: every label."
+    )
+
+    def incident_config(self) -> IncidentConfig:
+        """The pure grouping's view of these settings (validated again there)."""
+        return IncidentConfig(
+            quiet_gap_s=self.quiet_gap_s,
+            max_length_s=self.max_length_s,
+            dwell_thresholds_s=tuple(self.dwell_thresholds_s),
+            labels=frozenset(self.labels) if self.labels is not None else None,
+        )
 
 
 class AlertPolicySettings(StrictModel):
@@ -142,6 +166,7 @@ class CameraConfig(StrictModel):
     tracker: TrackerSettings = Field(default_factory=TrackerSettings)
     events: EventSettings = Field(default_factory=EventSettings)
     alerts: AlertPolicySettings = Field(default_factory=AlertPolicySettings)
+    incidents: IncidentSettings = Field(default_factory=IncidentSettings)
     record: RecordSettings = Field(default_factory=RecordSettings)
     max_reconnect_attempts: int = Field(
         0, ge=0, le=100000, description="Network sources: give up after this many (0 = never)."
@@ -220,7 +245,13 @@ class AuthSettings(StrictModel):
     trusted_proxies: list[str] = Field(
         default_factory=list, description="CIDRs whose X-Forwarded-For is believed."
     )
-    metrics_public: bool = Field(False, description="Serve /metrics without authentication.")
+    metrics_public: bool = Field(
+        False,
+        description="Serve /metrics without authentication, for a Prometheus scraper: every "
+        "camera's series (ids included) to anyone who reaches it, with or without credentials. "
+        "Off, /metrics needs `metrics:read` and a camera-limited caller sees only its cameras; "
+        "give the scraper an API key with no camera limit.",
+    )
     secure_cookies: bool = Field(False, description="Mark session cookies Secure (HTTPS).")
     rate_per_s: float = Field(20.0, gt=0, le=10000, description="Requests/s per user & route.")
     rate_burst: int = Field(60, ge=1, le=100000)
@@ -243,6 +274,20 @@ class BackendSettings(StrictModel):
     structured: bool = Field(
         True, description="Ask for the decision's JSON schema (constrained decoding)."
     )
+    authority: Literal["decide", "summarise"] | None = Field(
+        None,
+        description="decide: the backend's verdict may withdraw or re-grade the rule alert; "
+        "summarise: the rule decision stands and the backend only writes its summary. "
+        "Default: summarise for the embedded model (its alert decisions measured at the rules' "
+        "F1 or below on benchmarks/agent_quality.py), decide for other backends.",
+    )
+
+    @property
+    def decides(self) -> bool:
+        """Whether this backend's verdict may change the rule decision."""
+        if self.authority is None:
+            return self.kind != "embedded"
+        return self.authority == "decide"
 
 
 class LlmSettings(StrictModel):
@@ -261,9 +306,21 @@ class AgentSettings(StrictModel):
     daily_token_budget: int | None = Field(None, ge=1, description="Tokens per UTC day.")
     max_backlog: int = Field(50, ge=1, le=100000, description="Shed to rules beyond this.")
     max_age_s: float = Field(300.0, gt=0, description="Events waiting longer are shed.")
+    max_attempts: int = Field(
+        3, ge=1, le=20, description="Tries of an item whose backends all failed (timeouts)."
+    )
+    retry_delay_s: float = Field(
+        20.0, ge=0, le=3600, description="Wait before a retry, times the attempts so far."
+    )
     site_notes: str = Field("", max_length=4000, description="What the agent should know.")
     timezone: str = Field("UTC", description="Local time zone of the site (IANA name).")
     poll_interval_s: float = Field(0.5, gt=0, le=60)
+    rejudge_interval_s: float = Field(
+        60.0,
+        ge=0,
+        le=86400,
+        description="Re-judge an incident on a material change at most this often.",
+    )
     llm: LlmSettings = Field(default_factory=LlmSettings)
 
 
@@ -304,6 +361,15 @@ class Settings(BaseSettings):
     cameras: list[CameraConfig] = Field(default_factory=list)
     reconcile_interval_s: float = Field(2.0, gt=0, le=300)
     max_request_limit: int = 500
+    event_journal_mb: float = Field(
+        64.0,
+        gt=0,
+        le=1_000_000,
+        description=(
+            "Disk budget per camera (MiB) for event changes kept in <data dir>/journal/ while "
+            "the database is down; past it changes are dropped and counted (events_dropped)."
+        ),
+    )
 
     @field_validator("cameras")
     @classmethod

@@ -18,11 +18,13 @@ from zoneinfo import ZoneInfo
 import ray
 
 from sentinel.config import AgentSettings, CameraConfig
-from sentinel.domain.alerts import EventContext
+from sentinel.domain.alerts import AgentOutcome, EventContext, PromptSpec, advisory_decision
 from sentinel.domain.experiments import assign
+from sentinel.domain.incident_context import incident_context
+from sentinel.domain.incidents import Incident
 from sentinel.domain.prompts import DEFAULT_SYSTEM_PROMPT, DEFAULT_USER_TEMPLATE
 from sentinel.domain.stats import LATENCY_BUCKETS_MS, Histogram
-from sentinel.serve.agent import AgentOutcome, PromptSpec
+from sentinel.store.agent_queue_repo import LeasedItem
 from sentinel.store.alert_repo import (
     AgentQueue,
     AlertRepository,
@@ -30,6 +32,7 @@ from sentinel.store.alert_repo import (
     PromptRepository,
 )
 from sentinel.store.camera_secrets import public_camera
+from sentinel.store.incident_repo import IncidentRepository
 from sentinel.store.repo import CameraRepository, EventRepository, StoredEvent
 
 logger = logging.getLogger(__name__)
@@ -46,6 +49,10 @@ class WorkerStats:
     failures: int = 0
     shed: int = 0
     parse_failures: int = 0
+    # Completions refused because the item was leased again meanwhile (this worker stalled
+    # past its lease); the other worker's result stands.
+    stale_completions: int = 0
+    retries: int = 0
     backlog: int = 0
     latency_ms: Histogram = field(default_factory=lambda: Histogram(_DECISION_BUCKETS_MS))
     started_at: float = field(default_factory=time.time)
@@ -65,8 +72,10 @@ class AgentWorker:
         queue: AgentQueue,
         prompts: PromptRepository,
         experiments: ExperimentRepository,
+        incidents: IncidentRepository | None = None,
     ) -> None:
         self.settings = settings
+        self.incidents = incidents
         self.decide = decide
         self.events = events
         self.cameras = cameras
@@ -82,9 +91,9 @@ class AgentWorker:
         shed = self.queue.shed_older_than(self.settings.max_age_s)
         excess = self.queue.backlog() - self.settings.max_backlog
         if excess > 0:
-            for event_id in self.queue.lease(excess, lease_s=60.0):
-                self.queue.complete(event_id, "shed", "backlog over max_backlog")
-                shed.append(event_id)
+            for item in self.queue.lease(excess, lease_s=60.0):
+                if self.queue.complete(item, "shed", "backlog over max_backlog", token=item.token):
+                    shed.append(str(item))
         for event_id in shed:
             self.alerts.set_llm_status(event_id, "shed")
         self.stats.shed += len(shed)
@@ -97,33 +106,80 @@ class AgentWorker:
         leased = await asyncio.to_thread(self.queue.lease, 1, 300.0)
         if not leased:
             return False
-        event_id = leased[0]
+        item = leased[0]
         try:
-            await self._process(event_id)
+            await self._process(item)
         except Exception as exc:  # one bad item must not stop the worker
-            logger.exception("agent failed on event %s", event_id)
-            await asyncio.to_thread(self.queue.complete, event_id, "failed", repr(exc)[:300])
-            await asyncio.to_thread(self.alerts.set_llm_status, event_id, "failed", repr(exc))
+            logger.exception("agent failed on event %s", item)
+            if await self._complete(item, "failed", repr(exc)[:300]):
+                await asyncio.to_thread(self.alerts.set_llm_status, item, "failed", repr(exc))
             self.stats.failures += 1
         return True
 
-    async def _process(self, event_id: str) -> None:
+    async def _complete(self, item: LeasedItem, status: str, error: str | None = None) -> bool:
+        """Finishes the item under its lease; False (and counted) if it was leased again."""
+        done = await asyncio.to_thread(
+            lambda: self.queue.complete(item, status, error, token=item.token)
+        )
+        if not done:
+            self.stats.stale_completions += 1
+            logger.warning(
+                "agent: event %s was leased again while this worker held it; its %r is dropped",
+                item,
+                status,
+            )
+        return done
+
+    async def _retry_later(self, item: LeasedItem, error: str | None) -> bool:
+        """Holds a transiently failed item back for a while (``retry_delay_s`` times its
+        attempts), up to ``max_attempts`` tries; items older than ``max_age_s`` are shed
+        meanwhile, so the rule decision stands in time. False when out of attempts."""
+        state = await asyncio.to_thread(self.queue.status, str(item))
+        attempts = state[1] if state is not None else self.settings.max_attempts
+        if attempts >= self.settings.max_attempts:
+            return False
+        delay = self.settings.retry_delay_s * attempts
+        held = await asyncio.to_thread(
+            lambda: self.queue.retry_later(
+                str(item), delay, (error or "no backend answered")[:500], token=item.token
+            )
+        )
+        if held:
+            self.stats.retries += 1
+        else:
+            self.stats.stale_completions += 1
+        return True
+
+    async def _process(self, item: LeasedItem) -> None:
+        event_id = str(item)
         event = await asyncio.to_thread(self.events.get, event_id)
         if event is None:
-            await asyncio.to_thread(self.queue.complete, event_id, "failed", "event is gone")
+            await self._complete(item, "failed", "event is gone")
             return
-        ctx = await asyncio.to_thread(self.context_for, event)
+        ctx = await asyncio.to_thread(self.context_of_alert, event)
         prompt, experiment_id, variant = await asyncio.to_thread(self.prompt_for, event_id)
         started = time.perf_counter()
         outcome = await self.decide(ctx, prompt)
         self.stats.latency_ms.observe((time.perf_counter() - started) * 1000.0)
         self.stats.parse_failures += outcome.parse_failures
         if outcome.decision is None:
+            if outcome.transient and await self._retry_later(item, outcome.error):
+                return  # no backend answered (timeouts, outages): tried again later
             self.stats.failures += 1
-            await asyncio.to_thread(self.alerts.set_llm_status, event_id, "failed", outcome.error)
-            await asyncio.to_thread(self.queue.complete, event_id, "failed", outcome.error)
+            # Complete first: a worker that lost its lease must not mark the alert failed
+            # over the decision of the worker that took the item over.
+            if await self._complete(item, "failed", outcome.error):
+                await asyncio.to_thread(
+                    self.alerts.set_llm_status, event_id, "failed", outcome.error
+                )
             return
         decision = outcome.decision
+        if outcome.advisory:
+            current = await asyncio.to_thread(self.alerts.by_event, event_id)
+            if current is None:
+                await self._complete(item, "failed", "alert is gone")
+                return
+            decision = advisory_decision(decision, current.severity)
         await asyncio.to_thread(
             lambda: self.alerts.amend(
                 event_id,
@@ -133,8 +189,8 @@ class AgentWorker:
                 variant=variant,
             )
         )
-        await asyncio.to_thread(self.queue.complete, event_id, "done")
-        self.stats.decisions += 1
+        if await self._complete(item, "done"):
+            self.stats.decisions += 1
 
     def prompt_for(self, event_id: str) -> tuple[PromptSpec, str | None, str | None]:
         """The running experiment's variant for this event, else the active prompt."""
@@ -152,6 +208,39 @@ class AgentWorker:
         else:
             spec = PromptSpec(ALERT_PROMPT, "builtin", DEFAULT_SYSTEM_PROMPT, DEFAULT_USER_TEMPLATE)
         return spec, None, None
+
+    def context_of_alert(self, event: StoredEvent) -> EventContext:
+        """The incident's context when the event's alert is an incident's, else the event's."""
+        if self.incidents is not None:
+            alert = self.alerts.by_event(event.id)
+            if alert is not None and alert.incident_id is not None:
+                incident = self.incidents.get(alert.incident_id)
+                if incident is not None:
+                    return self.incident_context_for(incident, event.id)
+        return self.context_for(event)
+
+    def incident_context_for(self, incident: Incident, event_id: str) -> EventContext:
+        """The grounded facts about an incident: members with paths and dwell, labels, time,
+        camera, site notes and the camera's recent incidents."""
+        assert self.incidents is not None
+        raw = self.cameras.get(incident.camera_id)
+        camera = CameraConfig(**public_camera(raw)) if raw else None
+        members = [
+            stored.to_state()
+            for stored in (self.events.get(member) for member in incident.members)
+            if stored is not None
+        ]
+        recent = self.incidents.recent(incident.camera_id, incident.started_at, limit=5)
+        return incident_context(
+            incident,
+            members,
+            event_id=event_id,
+            camera_name=(camera.name if camera and camera.name else incident.camera_id),
+            camera_description=camera.description if camera else "",
+            tz=self.tz,
+            site_notes=self.settings.site_notes,
+            recent=recent,
+        )
 
     def context_for(self, event: StoredEvent) -> EventContext:
         """The grounded facts the agent may use: camera, time, track, recent events, notes."""
@@ -227,6 +316,7 @@ class AgentWorkerActor:
             queue=AgentQueue(engine),
             prompts=PromptRepository(engine),
             experiments=ExperimentRepository(engine),
+            incidents=IncidentRepository(engine),
         )
         self.interval = settings.poll_interval_s
         self.task: asyncio.Task[None] | None = None
@@ -252,6 +342,8 @@ class AgentWorkerActor:
             "failures": s.failures,
             "shed": s.shed,
             "parse_failures": s.parse_failures,
+            "stale_completions": s.stale_completions,
+            "retries": s.retries,
             "backlog": s.backlog,
             "latency_ms": {
                 "bounds": list(s.latency_ms.bounds),

@@ -13,22 +13,25 @@ import numpy as np
 import ray
 from numpy.typing import NDArray
 from ray import serve
+from sqlalchemy.engine import Engine
 
+from sentinel.actors.incidents import IncidentKeeper
 from sentinel.actors.recording import CameraRecording
 from sentinel.actors.rule_alerts import RuleAlerts
 from sentinel.actors.runner import CameraRunner
 from sentinel.actors.sink import StoreSink
 from sentinel.config import AgentSettings, CameraConfig
 from sentinel.domain.stats import CameraState
-from sentinel.domain.types import EventState
-from sentinel.serve.detector import DetectResult
+from sentinel.domain.types import DetectResult, EventState
 from sentinel.store.alert_repo import AgentQueue, AlertRepository
 from sentinel.store.db import make_engine
+from sentinel.store.incident_repo import IncidentRepository
+from sentinel.store.journal import EventJournal
 from sentinel.store.objects import ObjectStore
 from sentinel.store.repo import EventRepository
 from sentinel.store.s3 import make_object_store
-from sentinel.store.segment_repo import SegmentRepository
-from sentinel.video.recorder import SegmentInfo, cleanup_orphans
+from sentinel.store.segment_repo import SegmentInfo, SegmentRepository
+from sentinel.video.recorder import cleanup_orphans
 from sentinel.video.segments import finalize_segment, reconcile
 
 logger = logging.getLogger(__name__)
@@ -36,6 +39,41 @@ logger = logging.getLogger(__name__)
 
 def camera_actor_name(camera_id: str) -> str:
     return f"sentinel-camera-{camera_id}"
+
+
+def journal_path(data_dir: Path, camera_id: str) -> Path:
+    """Where a camera's event journal lives (camera ids are safe file names)."""
+    return data_dir / "journal" / f"{camera_id}.jsonl"
+
+
+def camera_sink(
+    config: CameraConfig, epoch: str, engine: Engine, objects: ObjectStore, agent: AgentSettings
+) -> tuple[StoreSink, IncidentKeeper]:
+    """A camera's sink: events, then incidents, whose changes raise the rule alerts.
+
+    Alerts are raised per incident (a camera's overlapping events), not per event; an incident
+    still open from a previous run is adopted like its events.
+    """
+    events = EventRepository(engine)
+    rules = RuleAlerts(
+        config.id,
+        config.alerts,
+        AlertRepository(engine),
+        AgentQueue(engine),
+        agent_enabled=agent.enabled,
+        timezone=agent.timezone,
+        rejudge_interval_s=agent.rejudge_interval_s,
+        camera_name=config.name,
+    )
+    incidents = IncidentKeeper(
+        config.id,
+        epoch,
+        config.incidents.incident_config(),
+        IncidentRepository(engine),
+        events,
+        on_incident=rules.on_incident,
+    )
+    return StoreSink(config.id, events, objects, incidents=incidents), incidents
 
 
 @ray.remote(num_cpus=0, max_restarts=0)
@@ -55,23 +93,23 @@ class CameraActor:
         # A fresh epoch per actor run keeps track ids of different runs apart; events still
         # open from a previous run are adopted instead of duplicated (see FramePipeline.adopt).
         agent = AgentSettings(**runtime["agent"])
-        rules = RuleAlerts(
-            self.config.id,
-            self.config.alerts,
-            AlertRepository(engine),
-            AgentQueue(engine),
-            agent_enabled=agent.enabled,
-            timezone=agent.timezone,
-        )
         recording = self._recording(engine, objects, runtime)
         epoch = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+        sink, incidents = camera_sink(self.config, epoch, engine, objects, agent)
         self.runner = CameraRunner(
             self.config,
             detect=self._detect if self.handle is not None else None,
-            sink=StoreSink(self.config.id, self.events, objects, on_event=rules),
+            sink=sink,
             epoch=epoch,
             open_events=self._open_events,
             recording=recording,
+            # Changes the database refuses wait here; the runner replays them on recovery,
+            # and a restarted actor replays what a crashed one left.
+            journal=EventJournal(
+                journal_path(Path(runtime["data_dir"]), self.config.id),
+                max_bytes=int(runtime["event_journal_bytes"]),
+            ),
+            incidents=incidents,
         )
         self.task: asyncio.Task[CameraState] | None = None
         self.crashed = False
@@ -106,7 +144,7 @@ class CameraActor:
 
     async def _detect(self, rgb: NDArray[np.uint8]) -> DetectResult:
         assert self.handle is not None
-        result: DetectResult = await self.handle.detect.remote(rgb)
+        result: DetectResult = await self.handle.detect.remote(rgb, self.config.id)
         return result
 
     def _open_events(self) -> list[EventState]:

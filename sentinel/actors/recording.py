@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import av
 from av.video.stream import VideoStream
 
 from sentinel.config import RecordSettings
-from sentinel.video.recorder import PacketBuffer, SegmentInfo, SegmentRecorder, packet_time
+from sentinel.store.clock import Clock, utcnow
+from sentinel.store.segment_repo import SegmentInfo
+from sentinel.video.recorder import PacketBuffer, SegmentRecorder, packet_time
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ class CameraRecording:
         *,
         directory: Path,
         on_segment: SegmentSink,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock = utcnow,
     ) -> None:
         self.settings = settings
         self.directory = directory

@@ -25,16 +25,15 @@ from sentinel.actors.recording import CameraRecording
 from sentinel.config import CameraConfig
 from sentinel.domain.pipeline import FramePipeline
 from sentinel.domain.render import Overlay, encode_jpeg
+from sentinel.domain.sources import SourceKind, redact_source
 from sentinel.domain.stats import CameraState, CameraStats
-from sentinel.domain.types import EventChange, EventChangeKind, EventState
-from sentinel.serve.detector import DetectResult
+from sentinel.domain.types import DetectResult, EventChange, EventChangeKind, EventState
+from sentinel.store.journal import EventJournal
 from sentinel.video.sampling import FrameSampler
 from sentinel.video.source import (
     Backoff,
     SourceError,
-    SourceKind,
     VideoSource,
-    redact_source,
     to_gray_small,
     to_rgb,
 )
@@ -43,13 +42,25 @@ logger = logging.getLogger(__name__)
 
 DetectFn = Callable[[NDArray[np.uint8]], Awaitable[DetectResult]]
 _QUEUE_POLL_S = 0.25
-_MAX_PENDING_CHANGES = 10_000
+_MAX_PENDING_CHANGES = 10_000  # in memory, only when the runner has no journal
+_REPLAY_BATCH = 500  # journalled changes per sink call on recovery
+STORE_RETRY_S = 1.0
 
 
 class EventSink(Protocol):
     """Persists event changes (and their snapshots); must be idempotent."""
 
     def apply(self, changes: Sequence[EventChange], rgb: NDArray[np.uint8] | None) -> None: ...
+
+
+class IncidentClock(Protocol):
+    """Lets time close or split incidents between event changes (an ``IncidentKeeper``)."""
+
+    def due(self, wall: datetime) -> bool: ...
+
+    def tick(self, wall: datetime) -> None: ...
+
+    def close_all(self, wall: datetime) -> None: ...
 
 
 @dataclass(slots=True)
@@ -71,6 +82,19 @@ class _Sampled:
         return self._rgb
 
 
+@dataclass(slots=True)
+class _InFlight:
+    """A sampled frame on its way through the detector (``detection`` None: not sent)."""
+
+    item: _Sampled
+    detection: asyncio.Future[DetectResult] | None
+    sent_at: float
+
+    def cancel(self) -> None:
+        if self.detection is not None:
+            self.detection.cancel()
+
+
 class _EndOfStream:
     """Put on the queue by the reader when the source ends (or fails: ``error``)."""
 
@@ -79,7 +103,16 @@ class _EndOfStream:
 
 
 class CameraRunner:
-    """Runs one camera until it finishes, fails for good, or is stopped."""
+    """Runs one camera until it finishes, fails for good, or is stopped.
+
+    Event changes the store refuses are kept, not lost: with a ``journal`` each one is
+    appended to it at once (so a crash of the actor loses none either) and the journal is
+    replayed, in order, before anything newer once the store answers again, and when a runner
+    starts over a journal a crashed one left. Without a journal they wait in memory, up to
+    ``max_pending_changes``. Past the journal's disk budget (or the memory cap) changes are
+    dropped, and every one is counted in ``events_dropped``. While the store is down it is
+    tried again at most every ``store_retry_s`` seconds, not on every frame.
+    """
 
     def __init__(
         self,
@@ -92,8 +125,13 @@ class CameraRunner:
         source_factory: Callable[..., VideoSource] = VideoSource,
         backoff: Backoff | None = None,
         recording: CameraRecording | None = None,
+        journal: EventJournal | None = None,
+        store_retry_s: float = STORE_RETRY_S,
+        max_pending_changes: int = _MAX_PENDING_CHANGES,
+        incidents: IncidentClock | None = None,
     ) -> None:
         self.camera = camera
+        self.incidents = incidents
         self.detect = detect if camera.detect else None
         self.sink = sink
         self.pipeline = FramePipeline(camera.id, epoch, camera.pipeline_config())
@@ -103,7 +141,11 @@ class CameraRunner:
         self.stats = CameraStats(camera_id=camera.id, source=redact_source(camera.source))
         self.kind = camera.kind
         self._stop = threading.Event()
-        self._pending: list[EventChange] = []
+        self._pending: list[EventChange] = []  # refused changes, when there is no journal
+        self.journal = journal
+        self.store_retry_s = store_retry_s
+        self.max_pending_changes = max_pending_changes
+        self._retry_at = 0.0  # monotonic time before which the store is not tried again
         self._latest: tuple[_Sampled, list[Overlay]] | None = None
         self._reader_stop = False
         self.recording = recording
@@ -130,6 +172,8 @@ class CameraRunner:
 
     async def run(self) -> CameraState:
         """Runs until done; returns the final state (finished, failed or stopped)."""
+        if self.has_backlog:  # a journal a crashed runner left: store it before anything new
+            await self._persist([], None, force=True)
         if self.open_events is not None:
             adopted = await asyncio.to_thread(self.open_events)
             self.pipeline.adopt(adopted, datetime.now(UTC))
@@ -187,23 +231,45 @@ class CameraRunner:
             daemon=True,
         )
         reader.start()
+        # One frame ahead: the next frame's detection is in flight while this one is tracked
+        # and persisted, so the detector always has this camera's next frame queued and
+        # batches fill across cameras (one request at a time per camera lets two cameras
+        # alternate batch for batch once tracking takes longer than the batch wait).
+        ahead: _InFlight | None = None
         try:
             while True:
                 try:
                     item = await asyncio.to_thread(frames.get, True, _QUEUE_POLL_S)
                 except queue.Empty:
+                    if ahead is not None:  # nothing newer: finish it rather than hold it
+                        current, ahead = ahead, None
+                        await self._finish(current)
                     if self.stopping:
                         return False
                     continue
                 if isinstance(item, _EndOfStream):
+                    if ahead is not None:
+                        current, ahead = ahead, None
+                        await self._finish(current)
                     if item.error is not None:
                         raise item.error
                     if finite:
                         return True
                     # A live stream (or a looping file) must not end: reconnect.
                     raise SourceError(f"stream {self.stats.source} ended", retryable=True)
-                await self._analyse(item)
+                started = self._begin(item)
+                await asyncio.sleep(0)  # let the detection go out before this frame's tracking
+                if ahead is not None:
+                    current, ahead = ahead, None
+                    try:
+                        await self._finish(current)
+                    except BaseException:
+                        started.cancel()
+                        raise
+                ahead = started
         finally:
+            if ahead is not None:
+                ahead.cancel()
             self._stop_reader(reader, source)
 
     def _stop_reader(self, reader: threading.Thread, source: VideoSource) -> None:
@@ -273,31 +339,56 @@ class CameraRunner:
             frames.put(_EndOfStream(error))
 
     async def _analyse(self, item: _Sampled) -> None:
-        counters = self.stats.counters
+        """Analyses one frame start to finish (no frame ahead)."""
+        await self._finish(self._begin(item))
+
+    def _begin(self, item: _Sampled) -> _InFlight:
+        """Feeds the motion gate and, when it says so, sends the frame to the detector."""
         decision = self.pipeline.wants_detection(item.gray, item.ts)
-        changes: list[EventChange]
         if self.detect is None or not decision.detect:
             if self.detect is not None:
-                counters.frames_skipped_motion += 1
+                self.stats.counters.frames_skipped_motion += 1
+            return _InFlight(item, None, 0.0)
+        return _InFlight(item, asyncio.ensure_future(self.detect(item.rgb)), time.perf_counter())
+
+    async def _finish(self, inflight: _InFlight) -> None:
+        """Tracks a frame's detections (in frame order) and persists what changed."""
+        counters = self.stats.counters
+        item = inflight.item
+        changes: list[EventChange]
+        if inflight.detection is None:
             changes = self.pipeline.on_skipped(item.ts, item.wall)
         else:
-            t0 = time.perf_counter()
             try:
-                result = await self.detect(item.rgb)
+                result = await inflight.detection
             except Exception as exc:  # the detector being down must not stop the camera
                 counters.detector_errors += 1
                 self.stats.last_error = f"detector: {exc}"[:500]
                 changes = self.pipeline.on_skipped(item.ts, item.wall)
             else:
                 counters.detector_calls += 1
-                self.stats.detector_latency_ms.observe((time.perf_counter() - t0) * 1000.0)
+                if result.batch_cameras > 1:
+                    counters.detector_calls_shared += 1
+                latency_ms = (time.perf_counter() - inflight.sent_at) * 1000.0
+                self.stats.detector_latency_ms.observe(latency_ms)
                 self.stats.batch_sizes.observe(result.batch_size)
-                changes = self.pipeline.on_detections(result.detections, item.ts, item.wall)
+                changes = self.pipeline.on_detections(
+                    result.detections, item.ts, item.wall, item.rgb
+                )
         self._latest = (item, self._overlays())
         if self.recording is not None and self.recording.settings.mode == "events":
             self.recording.wanted = self.pipeline.has_open_events
-        if changes:
+        if changes or (self.has_backlog and time.monotonic() >= self._retry_at):
             await self._persist(changes, item)
+        if self.incidents is not None and self.incidents.due(item.wall):
+            await self._incidents_at(item.wall, self.incidents.tick)
+
+    async def _incidents_at(self, wall: datetime, step: Callable[[datetime], None]) -> None:
+        try:
+            await asyncio.to_thread(step, wall)
+        except Exception as exc:  # the keeper keeps its changes and retries at the next frame
+            self.stats.last_error = f"store: {exc}"[:500]
+            logger.warning("camera %s: incident write failed, will retry: %s", self.camera.id, exc)
 
     def _overlays(self) -> list[Overlay]:
         return [
@@ -306,19 +397,96 @@ class CameraRunner:
             if t.confirmed and not t.lost
         ]
 
-    async def _persist(self, changes: Sequence[EventChange], item: _Sampled | None) -> None:
-        counters = self.stats.counters
-        batch = [*self._pending, *changes]
+    @property
+    def has_backlog(self) -> bool:
+        """Whether changes the store refused still wait (in the journal or in memory)."""
+        return bool(self._pending) or (self.journal is not None and self.journal.pending)
+
+    async def _persist(
+        self, changes: Sequence[EventChange], item: _Sampled | None, *, force: bool = False
+    ) -> None:
+        """Stores the backlog, oldest first, then ``changes``; keeps what the store refuses."""
+        if self.has_backlog and not force and time.monotonic() < self._retry_at:
+            await self._hold(changes)  # the store failed a moment ago: do not stall each frame
+            return
+        if not await self._drain():
+            await self._hold(changes)
+            return
+        if not changes:
+            return
         try:
             needs_frame = item is not None and any(c.new_best for c in changes)
             rgb = item.rgb if item is not None and needs_frame else None
-            await asyncio.to_thread(self.sink.apply, batch, rgb)
+            await asyncio.to_thread(self.sink.apply, changes, rgb)
         except Exception as exc:  # keep the changes and retry: events are never lost
-            self.stats.last_error = f"store: {exc}"[:500]
-            logger.warning("camera %s: event write failed, will retry: %s", self.camera.id, exc)
-            self._pending = batch[-_MAX_PENDING_CHANGES:]
+            self._store_failed(exc)
+            await self._hold(changes)
             return
-        self._pending = []
+        self._count_stored(changes, item)
+
+    async def _drain(self) -> bool:
+        """Stores the journal, then the in-memory backlog, in order; False if the store fails.
+
+        Stored journal runs are committed one by one, so a failure midway resumes where it
+        stopped (and a crash midway replays a little twice: idempotent, stale writes ignored).
+        """
+        counters = self.stats.counters
+        journal = self.journal
+        while journal is not None and journal.pending:
+            run = await asyncio.to_thread(journal.read, _REPLAY_BATCH)
+            try:
+                if run.changes:
+                    await asyncio.to_thread(self.sink.apply, run.changes, None)
+            except Exception as exc:
+                self._store_failed(exc)
+                return False
+            await asyncio.to_thread(journal.commit, run.end)
+            counters.events_dropped += run.corrupt
+            self._count_stored(run.changes, None)
+        if self._pending:
+            pending = self._pending
+            try:
+                await asyncio.to_thread(self.sink.apply, pending, None)
+            except Exception as exc:
+                self._store_failed(exc)
+                return False
+            self._pending = []
+            self._count_stored(pending, None)
+        return True
+
+    async def _hold(self, changes: Sequence[EventChange]) -> None:
+        """Keeps refused changes for later: in the journal, else in memory; counts drops."""
+        if not changes:
+            return
+        counters = self.stats.counters
+        if self.journal is not None:
+            try:
+                dropped = await asyncio.to_thread(self.journal.append, changes)
+            except OSError as exc:
+                dropped = len(changes)
+                logger.error("camera %s: journal write failed: %s", self.camera.id, exc)
+                self.stats.last_error = f"journal: {exc}"[:500]
+            counters.events_journaled += len(changes) - dropped
+        else:
+            self._pending.extend(changes)
+            dropped = max(0, len(self._pending) - self.max_pending_changes)
+            del self._pending[:dropped]  # the oldest go first: a newer state supersedes them
+        if dropped:
+            counters.events_dropped += dropped
+            logger.error(
+                "camera %s: dropped %d event change(s): the store is down and the %s is full",
+                self.camera.id,
+                dropped,
+                "journal" if self.journal is not None else "in-memory backlog",
+            )
+
+    def _store_failed(self, exc: Exception) -> None:
+        self.stats.last_error = f"store: {exc}"[:500]
+        logger.warning("camera %s: event write failed, will retry: %s", self.camera.id, exc)
+        self._retry_at = time.monotonic() + self.store_retry_s
+
+    def _count_stored(self, changes: Sequence[EventChange], item: _Sampled | None) -> None:
+        counters = self.stats.counters
         now = time.time()
         for change in changes:
             if change.kind is EventChangeKind.OPENED:
@@ -329,6 +497,9 @@ class CameraRunner:
                 counters.events_closed += 1
 
     async def _close_events(self) -> None:
-        changes = self.pipeline.close_all(datetime.now(UTC))
-        if changes or self._pending:
-            await self._persist(changes, None)
+        now = datetime.now(UTC)
+        changes = self.pipeline.close_all(now)
+        if changes or self.has_backlog:
+            await self._persist(changes, None, force=True)
+        if self.incidents is not None:
+            await self._incidents_at(max(now, self.wall_now or now), self.incidents.close_all)

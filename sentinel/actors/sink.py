@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from sentinel.actors.incidents import IncidentKeeper
 from sentinel.domain.render import Overlay, encode_jpeg
 from sentinel.domain.types import EventChange, EventChangeKind, EventState
 from sentinel.store.objects import ObjectStore, snapshot_key
@@ -29,6 +30,7 @@ class StoreSink:
     A better frame arrives many times while a person walks in; encoding each one would cost a
     JPEG per frame, so a new best frame is kept in memory and written at most every
     ``SNAPSHOT_MIN_INTERVAL_S`` seconds, and always when the event opens or closes.
+    With ``incidents``, the written changes then update the camera's incidents.
     """
 
     def __init__(
@@ -39,9 +41,11 @@ class StoreSink:
         *,
         clock: Callable[[], float] = time.monotonic,
         on_event: Callable[[EventState], None] | None = None,
+        incidents: IncidentKeeper | None = None,
     ) -> None:
         self.camera_id = camera_id
         self.on_event = on_event
+        self.incidents = incidents
         self.events = events
         self.objects = objects
         self.clock = clock
@@ -61,6 +65,8 @@ class StoreSink:
             if change.kind is EventChangeKind.CLOSED:
                 self._pending.pop(ev.id, None)
                 self._written_at.pop(ev.id, None)
+        if self.incidents is not None:
+            self.incidents.on_changes(changes)  # after the events: members exist when read
 
     def _maybe_write_snapshot(self, change: EventChange) -> str | None:
         ev = change.event

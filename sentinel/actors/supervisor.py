@@ -19,11 +19,10 @@ import ray
 from ray.exceptions import GetTimeoutError, RayActorError
 
 from sentinel.actors.camera import CameraActor, camera_actor_name
-from sentinel.api.setup import secret_box
 from sentinel.config import AuthSettings, CameraConfig
 from sentinel.domain.restarts import RestartPolicy
 from sentinel.domain.stats import CameraState, CameraStats
-from sentinel.gateway.secretbox import SecretError
+from sentinel.gateway.secretbox import SecretError, open_secret_box
 from sentinel.store.camera_secrets import public_camera, unseal_camera
 from sentinel.store.db import make_engine
 from sentinel.store.repo import CameraRepository
@@ -55,7 +54,9 @@ class Supervisor:
         self.namespace: str = runtime["namespace"]
         self.interval_s: float = runtime.get("reconcile_interval_s", 2.0)
         self.cameras = CameraRepository(make_engine(runtime["db_url"]))
-        self.box = secret_box(AuthSettings(**runtime["auth"]), Path(runtime["data_dir"]))
+        self.box = open_secret_box(
+            AuthSettings(**runtime["auth"]).secret_key, Path(runtime["data_dir"])
+        )
         self.running: dict[str, _Camera] = {}
         self.lock = threading.RLock()
         self.stopped = threading.Event()

@@ -1,4 +1,9 @@
-"""Admin routes: users, API keys and the audit log."""
+"""Admin routes: users, API keys and the audit log.
+
+Users and the audit log cover every camera, so camera-limited principals are refused there
+(``authorize_every_camera``); API keys are camera-limited like their creators, and a limited
+principal lists and revokes only its own.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,11 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, Security
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from sentinel.api.deps import ServicesDep
+from sentinel.domain.strict import StrictModel
 from sentinel.gateway.passwords import WeakPassword, validate_password
 from sentinel.gateway.roles import (
     ADMIN,
@@ -38,18 +44,26 @@ def _guard(*scopes: str) -> Any:
     return Security(authorize, scopes=list(scopes))
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def _every_camera(*scopes: str) -> Any:
+    """The guard of a route over every camera: ``scopes``, and no camera limit."""
+    from sentinel.api.security import authorize_every_camera
+
+    return Security(authorize_every_camera, scopes=list(scopes))
 
 
-class UserCreate(Strict):
+def _key_owner(principal: Principal) -> str | None:
+    """Whose keys ``principal`` manages: everyone's (None) only for an unlimited admin."""
+    return None if principal.has(ADMIN) and principal.cameras is None else principal.subject
+
+
+class UserCreate(StrictModel):
     username: str = Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9._@-]+$")
     password: str = Field(min_length=1, max_length=1024)
     role: Role = Role.VIEWER
     cameras: CameraScope = None
 
 
-class UserUpdate(Strict):
+class UserUpdate(StrictModel):
     password: str | None = Field(None, min_length=1, max_length=1024)
     role: Role | None = None
     cameras: CameraScope = None
@@ -79,7 +93,7 @@ class UserPublic(BaseModel):
         )
 
 
-class ApiKeyCreate(Strict):
+class ApiKeyCreate(StrictModel):
     name: str = Field(min_length=1, max_length=100)
     role: Role = Role.VIEWER
     scopes: list[str] | None = Field(None, max_length=32, description="Subset of the role's.")
@@ -140,13 +154,15 @@ def _check_password(password: str, username: str) -> None:
 
 
 @router.get("/users", response_model=list[UserPublic], summary="All users")
-async def list_users(services: ServicesDep, _: Annotated[Principal, _guard(USERS_ADMIN)]) -> Any:
+async def list_users(
+    services: ServicesDep, _: Annotated[Principal, _every_camera(USERS_ADMIN)]
+) -> Any:
     return [UserPublic.of(u) for u in await run_in_threadpool(services.security.users.list)]
 
 
 @router.post("/users", response_model=UserPublic, status_code=201, summary="Create a user")
 async def create_user(
-    body: UserCreate, services: ServicesDep, _: Annotated[Principal, _guard(USERS_ADMIN)]
+    body: UserCreate, services: ServicesDep, _: Annotated[Principal, _every_camera(USERS_ADMIN)]
 ) -> UserPublic:
     sec = services.security
     _check_password(body.password, body.username)
@@ -165,7 +181,7 @@ async def update_user(
     user_id: Annotated[str, Path(max_length=64)],
     body: UserUpdate,
     services: ServicesDep,
-    principal: Annotated[Principal, _guard(USERS_ADMIN)],
+    principal: Annotated[Principal, _every_camera(USERS_ADMIN)],
 ) -> UserPublic:
     sec = services.security
     user = await run_in_threadpool(sec.users.get, user_id)
@@ -197,7 +213,7 @@ async def update_user(
 async def delete_user(
     user_id: Annotated[str, Path(max_length=64)],
     services: ServicesDep,
-    principal: Annotated[Principal, _guard(USERS_ADMIN)],
+    principal: Annotated[Principal, _every_camera(USERS_ADMIN)],
 ) -> Response:
     if user_id == principal.subject:
         raise HTTPException(409, "you cannot delete yourself")
@@ -210,7 +226,7 @@ async def delete_user(
 async def list_keys(
     services: ServicesDep, principal: Annotated[Principal, _guard(APIKEYS_WRITE)]
 ) -> Any:
-    owner = None if principal.has(ADMIN) else principal.subject
+    owner = _key_owner(principal)
     keys = await run_in_threadpool(services.security.apikeys.list, owner)
     return [ApiKeyPublic.of(k) for k in keys]
 
@@ -222,7 +238,8 @@ async def create_key(
     principal: Annotated[Principal, _guard(APIKEYS_WRITE)],
 ) -> ApiKeyCreated:
     """A key never grants more than its creator holds: role, scopes and cameras are capped."""
-    if principal.role is None:
+    # A key minting keys would outlive its own revocation (and has no user row to own them).
+    if principal.kind != "user" or principal.role is None:
         raise HTTPException(403, "only users create API keys")
     if _rank(body.role) > _rank(principal.role):
         raise HTTPException(403, f"cannot create a key with role {body.role.value}")
@@ -258,17 +275,17 @@ async def revoke_key(
     principal: Annotated[Principal, _guard(APIKEYS_WRITE)],
 ) -> Response:
     keys = services.security.apikeys
-    owner = None if principal.has(ADMIN) else principal.subject
+    owner = _key_owner(principal)
     mine = {k.id for k in await run_in_threadpool(keys.list, owner)}
     if key_id not in mine or not await run_in_threadpool(keys.revoke, key_id, datetime.now(UTC)):
-        raise HTTPException(404, f"API key {key_id} not found")
+        raise HTTPException(404, "API key not found")  # the id may be a hidden camera's key
     return Response(status_code=204)
 
 
 @router.get("/audit", response_model=AuditPage, summary="The audit log, newest first")
 async def audit_log(
     services: ServicesDep,
-    _: Annotated[Principal, _guard(AUDIT_READ)],
+    _: Annotated[Principal, _every_camera(AUDIT_READ)],
     actor: Annotated[str | None, Query(max_length=128)] = None,
     action: Annotated[str | None, Query(max_length=128)] = None,
     outcome: Annotated[str | None, Query(max_length=32)] = None,

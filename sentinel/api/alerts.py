@@ -6,11 +6,13 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Security
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from sentinel.api.deps import Services, ServicesDep
+from sentinel.api.records import RecordView
 from sentinel.api.security import allowed_cameras, authorize
+from sentinel.domain.strict import StrictModel
 from sentinel.gateway.roles import ALERTS_READ, ALERTS_WRITE, Principal
 from sentinel.store.alert_repo import AlertRecord
 
@@ -21,9 +23,23 @@ Writer = Annotated[Principal, Security(authorize, scopes=[ALERTS_WRITE])]
 AlertId = Annotated[str, Path(max_length=64)]
 
 
-class AlertPublic(BaseModel):
+class AlertPublic(RecordView):
+    record = AlertRecord
+    # Not in the response (they never were): token counts, the LLM's error, who judged when.
+    hidden = frozenset(
+        {
+            "prompt_tokens",
+            "completion_tokens",
+            "parse_failures",
+            "llm_error",
+            "verdict_by",
+            "verdict_at",
+        }
+    )
+
     id: str
     event_id: str
+    incident_id: str | None = Field(description="The incident the alert is about, if any")
     camera_id: str
     label: str
     created_at: datetime
@@ -47,43 +63,13 @@ class AlertPublic(BaseModel):
     verdict: str | None
     verdict_note: str | None
 
-    @classmethod
-    def of(cls, a: AlertRecord) -> AlertPublic:
-        return cls(
-            id=a.id,
-            event_id=a.event_id,
-            camera_id=a.camera_id,
-            label=a.label,
-            created_at=a.created_at,
-            updated_at=a.updated_at,
-            status=a.status,
-            alert=a.alert,
-            severity=a.severity,
-            summary=a.summary,
-            reasons=list(a.reasons),
-            recommended_action=a.recommended_action,
-            decided_by=a.decided_by,
-            llm_status=a.llm_status,
-            prompt_version=a.prompt_version,
-            model=a.model,
-            backend=a.backend,
-            latency_ms=a.latency_ms,
-            experiment_id=a.experiment_id,
-            variant=a.variant,
-            acknowledged_by=a.acknowledged_by,
-            acknowledged_at=a.acknowledged_at,
-            verdict=a.verdict,
-            verdict_note=a.verdict_note,
-        )
-
 
 class AlertPage(BaseModel):
     items: list[AlertPublic]
     next_cursor: str | None
 
 
-class Feedback(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Feedback(StrictModel):
     verdict: Literal["true_positive", "false_positive"]
     note: str = Field("", max_length=2000)
 
@@ -130,12 +116,12 @@ async def list_alerts(
         )
     except ValueError as exc:
         raise HTTPException(400, f"invalid query: {exc}") from exc
-    return AlertPage(items=[AlertPublic.of(r) for r in records], next_cursor=next_cursor)
+    return AlertPage(items=[AlertPublic.of_record(r) for r in records], next_cursor=next_cursor)
 
 
 @router.get("/{alert_id}", response_model=AlertPublic, summary="One alert")
 async def get_alert(alert_id: AlertId, services: ServicesDep, principal: Reader) -> AlertPublic:
-    return AlertPublic.of(await _visible(services, principal, alert_id))
+    return AlertPublic.of_record(await _visible(services, principal, alert_id))
 
 
 @router.post("/{alert_id}/ack", response_model=AlertPublic, summary="Acknowledge an alert")
@@ -149,7 +135,7 @@ async def acknowledge(alert_id: AlertId, services: ServicesDep, principal: Write
         raise HTTPException(409, str(exc)) from exc
     if record is None:
         raise HTTPException(404, "alert not found")
-    return AlertPublic.of(record)
+    return AlertPublic.of_record(record)
 
 
 @router.post("/{alert_id}/feedback", response_model=AlertPublic, summary="Operator's verdict")
@@ -168,4 +154,4 @@ async def feedback(
     )
     if record is None:
         raise HTTPException(404, "alert not found")
-    return AlertPublic.of(record)
+    return AlertPublic.of_record(record)

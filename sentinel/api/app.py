@@ -21,6 +21,8 @@ from sentinel.api import (
     cameras,
     events,
     exports,
+    incidents,
+    llm,
     prompts,
     recordings,
     storage,
@@ -30,7 +32,7 @@ from sentinel.api.metrics import render_metrics
 from sentinel.api.middleware import AuditMutations, LimitRequestSize
 from sentinel.api.schemas import HealthReport
 from sentinel.api.security import OptionalPrincipal, allowed_cameras, require_metrics
-from sentinel.gateway.roles import CAMERAS_READ
+from sentinel.gateway.roles import CAMERAS_READ, Principal
 from sentinel.store.db import ping
 
 logger = logging.getLogger(__name__)
@@ -88,6 +90,7 @@ def create_app() -> FastAPI:
 
     api = APIRouter(prefix="/api/v1")
     api.include_router(events.router)
+    api.include_router(incidents.router)
     api.include_router(cameras.router)
     api.include_router(auth.router)
     api.include_router(admin.router)
@@ -97,7 +100,7 @@ def create_app() -> FastAPI:
     api.include_router(storage.router)
     api.include_router(exports.router)
     app.include_router(api)
-    app.include_router(prompts.llm_router)
+    app.include_router(llm.router)
 
     @app.get("/.well-known/jwks.json", tags=["auth"], summary="Public keys of access tokens")
     async def jwks(services: ServicesDep) -> dict[str, Any]:
@@ -146,15 +149,25 @@ def create_app() -> FastAPI:
         responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
     )
     async def metrics(
-        services: ServicesDep, _guard: Annotated[None, Depends(require_metrics)]
+        services: ServicesDep, principal: Annotated[Principal | None, Depends(require_metrics)]
     ) -> Response:
         """Prometheus text: frames, drops, detector calls, batch sizes, latency, events.
 
-        Needs `metrics:read` unless the deployment made it public (``metrics_public``).
+        Needs `metrics:read` unless the deployment made it public (``metrics_public``: then
+        every camera's series, to anyone). A caller limited to some cameras gets only their
+        series (and the series of no camera).
         """
         statuses = await services.control.statuses()
         control = services.agent.control
         agent = await control.worker_stats() if control is not None else None
-        return Response(render_metrics(statuses, agent), media_type=CONTENT_TYPE_LATEST)
+        cameras = None if principal is None else await allowed_cameras(principal, services)
+        limiter = services.security.route_limiter
+        body = render_metrics(
+            statuses,
+            agent,
+            cameras=cameras,
+            ratelimit=(limiter.failovers, limiter.fallback_hits),
+        )
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -12,19 +13,17 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from sentinel.api.deps import ServicesDep
-from sentinel.api.security import (
-    CSRF_COOKIE,
-    SESSION_COOKIE,
-    SecurityServices,
-    authorize,
-    client_of,
-)
+from sentinel.api.gateway import CSRF_COOKIE, SESSION_COOKIE, SecurityServices, client_of
+from sentinel.api.security import authorize
+from sentinel.gateway.ratelimit import LimiterUnavailableError
 from sentinel.gateway.roles import Principal, Role, scopes_for
 from sentinel.gateway.tokens import hash_opaque, new_opaque_token
 from sentinel.gateway.totp import new_totp_secret, provisioning_uri, verify_totp
 from sentinel.store.security_repo import RefreshStatus, UserRecord
 
+logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/auth", tags=["auth"])
+LOGIN_RETRY_AFTER_S = 5  # about the route limiter's cooldown before it asks Redis again
 
 _BAD_LOGIN = "incorrect username, password or one-time code"
 
@@ -84,7 +83,19 @@ async def _throttle_login(security: SecurityServices, request: Request, username
         (f"login:acct:{username}", security.limits.login_account),
         (f"login:client:{client}", security.limits.login_client),
     ):
-        decision = await security.limiter.hit(key, spec)
+        try:
+            decision = await security.limiter.hit(key, spec)
+        except LimiterUnavailableError as exc:
+            # Fail closed: these buckets are the brute-force defence, and in-process ones would
+            # start empty (forgetting the attacker's attempts) on every replica. Tokens already
+            # issued, refresh and API keys keep working meanwhile.
+            logger.warning("login refused: %s", exc)
+            await _audit(security, request, username, "login", "unavailable")
+            raise HTTPException(
+                503,
+                "sign-in is unavailable: its rate limiter cannot be reached; retry shortly",
+                headers={"Retry-After": str(LOGIN_RETRY_AFTER_S)},
+            ) from exc
         if not decision.allowed:
             await _audit(security, request, username, "login", "throttled")
             raise HTTPException(

@@ -51,7 +51,13 @@ async def list_cameras(services: ServicesDep, principal: Reader) -> list[CameraP
 async def add_camera(
     camera: CameraConfig, services: ServicesDep, principal: Writer
 ) -> CameraPublic:
+    """A camera-limited caller may add only a camera its limits hold (by id or group): 403
+    otherwise, also when the id is taken by a camera hidden from it, and without naming it."""
     existing = await run_in_threadpool(services.cameras.get, camera.id)
+    if principal.cameras is not None:
+        groups = camera.groups if existing is None else existing.get("groups") or ()
+        if not principal.can_see(camera.id, groups):
+            raise HTTPException(403, "the camera would be outside your camera limits")
     if existing is not None:
         raise HTTPException(409, f"camera {camera.id} already exists")
     stored = seal_camera(camera.model_dump(mode="json"), services.security.secretbox)
@@ -74,6 +80,7 @@ async def get_camera(camera_id: CameraId, services: ServicesDep, principal: Read
     summary="Stop and remove a camera (its events are kept)",
 )
 async def remove_camera(camera_id: CameraId, services: ServicesDep, principal: Writer) -> Response:
+    await require_camera(principal, services, camera_id)
     deleted = await run_in_threadpool(services.cameras.delete, camera_id)
     if not deleted:
         raise HTTPException(404, "camera not found")

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Protocol
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request
 from sqlalchemy.engine import Engine
 
+from sentinel.api.gateway import SecurityServices
 from sentinel.config import CameraConfig
 from sentinel.store.alert_repo import AlertRepository, ExperimentRepository, PromptRepository
 from sentinel.store.export_repo import ExportRepository
 from sentinel.store.objects import ObjectStore
 from sentinel.store.repo import CameraRepository, EventRepository
 from sentinel.store.segment_repo import SegmentRepository
-
-if TYPE_CHECKING:
-    from sentinel.api.security import SecurityServices
 
 
 class CameraControl(Protocol):
@@ -52,7 +51,17 @@ class StorageProbe(Protocol):
 
 
 class LlmControl(Protocol):
-    async def chat(self, request: dict[str, Any]) -> dict[str, Any]: ...
+    """The embedded LLM behind the OpenAI-compatible routes."""
+
+    async def chat(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A ``chat.completion``; ValueError for a bad request."""
+
+    def chat_stream(self, request: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
+        """The ``chat.completion.chunk`` objects of a ``stream: true`` request, as generated;
+        ValueError (raised by the first iteration) for a bad request."""
+
+    async def models(self) -> list[dict[str, Any]]:
+        """The served models as OpenAI ``model`` objects (``id``, ``created``, ``owned_by``)."""
 
 
 @dataclass

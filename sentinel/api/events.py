@@ -14,7 +14,7 @@ from sentinel.api.schemas import EventPage, EventPublic
 from sentinel.api.security import allowed_cameras, authorize, require_event
 from sentinel.gateway.roles import EVENTS_READ, Principal
 from sentinel.store.objects import ObjectNotFound
-from sentinel.store.repo import InvalidCursor
+from sentinel.store.sql import InvalidCursor
 
 router = APIRouter(prefix="/events", tags=["events"])
 

@@ -26,14 +26,15 @@ from starlette.responses import FileResponse
 
 from sentinel.api.deps import Services, ServicesDep
 from sentinel.api.recordings import (
-    _CLIP_RESPONSES,
+    CLIP_RESPONSES,
     _build_clip,
     _check_clip_range,
-    _segments,
     _TempFileResponse,
     _unlink,
-    _utc,
+    query_utc,
+    require_recordings,
 )
+from sentinel.api.records import RecordView
 from sentinel.api.security import allowed_cameras, authorize, require_camera
 from sentinel.config import CAMERA_ID_PATTERN
 from sentinel.gateway.roles import ALERTS_WRITE, EVENTS_READ, Principal
@@ -62,8 +63,11 @@ class ExportCreate(BaseModel):
     name: str | None = Field(default=None, max_length=200, description="Default: camera + time")
 
 
-class ExportPublic(BaseModel):
+class ExportPublic(RecordView):
     """An export; ``start_at``/``end_at`` are the span the clip actually holds."""
+
+    record = ExportRecord
+    hidden = frozenset({"object_key"})
 
     id: str
     camera_id: str
@@ -75,21 +79,6 @@ class ExportPublic(BaseModel):
     created_at: datetime
     status: str
     error: str | None
-
-    @classmethod
-    def of(cls, rec: ExportRecord) -> ExportPublic:
-        return cls(
-            id=rec.id,
-            camera_id=rec.camera_id,
-            name=rec.name,
-            start_at=rec.start_at,
-            end_at=rec.end_at,
-            size=rec.size,
-            created_by=rec.created_by,
-            created_at=rec.created_at,
-            status=rec.status,
-            error=rec.error,
-        )
 
 
 def _exports(services: Services) -> ExportRepository:
@@ -182,9 +171,9 @@ async def create_export(
     until deleted, whatever happens to the recording it was made from.
     """
     repo = _exports(services)
-    _segments(services)
+    require_recordings(services)
     await require_camera(principal, services, body.camera_id)
-    start, end = _utc(body.start), _utc(body.end)
+    start, end = query_utc(body.start), query_utc(body.end)
     _check_clip_range(start, end)
     try:
         rec = await run_in_threadpool(
@@ -194,7 +183,7 @@ async def create_export(
         raise HTTPException(404, "no footage") from exc
     if rec.status != "ready":
         raise HTTPException(500, f"export {rec.id} failed")
-    return ExportPublic.of(rec)
+    return ExportPublic.of_record(rec)
 
 
 @router.get("", response_model=list[ExportPublic], summary="Exports, newest first")
@@ -213,14 +202,14 @@ async def list_exports(
     rows = await run_in_threadpool(
         lambda: repo.list(cameras=allowed, camera_id=camera_id, limit=limit, offset=offset)
     )
-    return [ExportPublic.of(r) for r in rows]
+    return [ExportPublic.of_record(r) for r in rows]
 
 
 # Before "/{export_id}", which would match "<id>.mp4" too.
 @router.get(
     "/{export_id}.mp4",
     response_class=FileResponse,
-    responses={**_CLIP_RESPONSES, 409: {"description": "The export failed: no clip"}},
+    responses={**CLIP_RESPONSES, 409: {"description": "The export failed: no clip"}},
     summary="An export's MP4 (supports `Range`)",
 )
 async def export_video(
@@ -269,7 +258,7 @@ def _to_temp_file(services: Services, key: str) -> Path:
     responses={404: {"description": "Not found or not visible"}},
 )
 async def get_export(export_id: ExportId, services: ServicesDep, principal: Reader) -> ExportPublic:
-    return ExportPublic.of(await _visible_export(export_id, services, principal))
+    return ExportPublic.of_record(await _visible_export(export_id, services, principal))
 
 
 @router.delete(

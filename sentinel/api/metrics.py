@@ -2,11 +2,16 @@
 
 Each camera actor keeps its own counters (its process is its own); the ingress gathers their
 statuses through the supervisor and renders them here, so one scrape sees the whole cluster.
+
+A caller limited to some cameras gets only those cameras' series: every sample carrying a
+``camera`` label (:data:`CAMERA_LABEL`) is dropped unless its camera is allowed, whatever the
+family, so a family added later is scoped without being listed anywhere. A per-camera series
+must therefore use that label for the camera id; series without it (the agent's) are kept.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Set
 from typing import Any
 
 from prometheus_client.core import (
@@ -20,6 +25,8 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from sentinel.domain.stats import CameraState, CameraStats, Histogram
 
+CAMERA_LABEL = "camera"
+
 _COUNTERS = {
     "frames_decoded": "Frames decoded from the source.",
     "frames_sampled": "Frames sampled for analysis at detect_fps.",
@@ -27,9 +34,12 @@ _COUNTERS = {
     "frames_skipped_motion": "Sampled frames the motion gate kept from the detector.",
     "decode_errors": "Packets that failed to decode.",
     "detector_calls": "Detector calls.",
+    "detector_calls_shared": "Detector calls batched with frames of other cameras.",
     "detector_errors": "Detector calls that failed.",
     "events_opened": "Events opened.",
     "events_closed": "Events closed.",
+    "events_journaled": "Event changes the store refused, kept in the camera's journal.",
+    "events_dropped": "Event changes lost because the store was down and the journal full.",
     "reconnects": "Source reconnect attempts.",
 }
 _HISTOGRAMS = {
@@ -89,6 +99,11 @@ class _AgentCollector(Collector):
             ("failures", "Events the LLM could not decide (the rule decision stands)."),
             ("shed", "Events shed to the rule decision under overload."),
             ("parse_failures", "LLM answers that did not parse."),
+            (
+                "stale_completions",
+                "Late completions refused because the item was leased again meanwhile.",
+            ),
+            ("retries", "Items held back for a retry because no backend answered."),
         ):
             yield CounterMetricFamily(f"sentinel_agent_{name}", doc, self.stats[name])
         h = Histogram.from_dict(self.stats["latency_ms"])
@@ -99,13 +114,67 @@ class _AgentCollector(Collector):
         yield hist
 
 
+class _CameraScoped(Collector):
+    """Another collector's families without the samples of cameras outside ``cameras``."""
+
+    def __init__(self, inner: Collector, cameras: Set[str]) -> None:
+        self.inner = inner
+        self.cameras = cameras
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self.inner.collect():
+            kept = Metric(family.name, family.documentation, family.type, family.unit)
+            kept.samples = [
+                s
+                for s in family.samples
+                if CAMERA_LABEL not in s.labels or s.labels[CAMERA_LABEL] in self.cameras
+            ]
+            yield kept
+
+
+class _GatewayCollector(Collector):
+    """This replica's rate limiter: how often, and how much, it metered without Redis."""
+
+    def __init__(self, failovers: int, fallback_hits: int) -> None:
+        self.failovers = failovers
+        self.fallback_hits = fallback_hits
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "sentinel_ratelimit_failovers",
+            "Times the shared rate limiter (Redis) became unavailable to this replica.",
+            self.failovers,
+        )
+        yield CounterMetricFamily(
+            "sentinel_ratelimit_fallback_hits",
+            "Requests this replica metered in-process because the shared limiter was down.",
+            self.fallback_hits,
+        )
+
+
 def render_metrics(
-    statuses: Mapping[str, Mapping[str, Any]], agent: Mapping[str, Any] | None = None
+    statuses: Mapping[str, Mapping[str, Any]],
+    agent: Mapping[str, Any] | None = None,
+    *,
+    cameras: Set[str] | None = None,
+    ratelimit: tuple[int, int] | None = None,
 ) -> bytes:
     """Prometheus text format for ``statuses`` (camera id -> CameraStats dict) and, when the
-    agent runs, its worker's stats."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_CamerasCollector(statuses))
+    agent runs, its worker's stats.
+
+    Args:
+        statuses: Camera id -> ``CameraStats.to_dict()``.
+        agent: The agent worker's stats, or None when it does not run.
+        cameras: The camera ids the caller may see; None means every camera. Samples labelled
+            with another camera are left out of every family.
+        ratelimit: This replica's rate-limiter failovers and in-process hits, when known.
+    """
+    collectors: list[Collector] = [_CamerasCollector(statuses)]
     if agent is not None:
-        registry.register(_AgentCollector(agent))
+        collectors.append(_AgentCollector(agent))
+    if ratelimit is not None:
+        collectors.append(_GatewayCollector(*ratelimit))
+    registry = CollectorRegistry(auto_describe=False)
+    for collector in collectors:
+        registry.register(collector if cameras is None else _CameraScoped(collector, cameras))
     return generate_latest(registry)

@@ -120,7 +120,7 @@ class AuditMutations:
 
     async def _append(self, scope: Scope, status: int) -> None:
         from sentinel.api.deps import current_services
-        from sentinel.api.security import client_address_of_scope
+        from sentinel.api.gateway import client_address_of_scope
 
         services = current_services(scope)
         if services is None:

@@ -1,40 +1,46 @@
-"""Prompt versions, A/B experiments, agent backends, and the OpenAI-compatible LLM route."""
+"""Prompt versions, A/B experiments and agent backends.
+
+Prompts and experiments judge every camera's alerts (and an experiment's report counts them
+all), so they are refused to camera-limited principals; backends' health names no camera.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Response, Security
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from sentinel.api.deps import Services, ServicesDep
-from sentinel.api.security import authorize
-from sentinel.domain.experiments import Variant, VariantOutcome, report
+from sentinel.api.records import RecordView
+from sentinel.api.security import authorize, authorize_every_camera
+from sentinel.domain.experiments import Variant, VariantOutcome, VariantReport, report
 from sentinel.domain.prompts import PromptError, validate_template
-from sentinel.gateway.roles import LLM_USE, METRICS_READ, PROMPTS_ADMIN, Principal
+from sentinel.domain.strict import StrictModel
+from sentinel.gateway.roles import METRICS_READ, PROMPTS_ADMIN, Principal
 from sentinel.store.alert_repo import AlertRecord
+from sentinel.store.prompt_repo import ExperimentRecord, PromptRecord
 
 router = APIRouter(tags=["agent"])
-llm_router = APIRouter(tags=["llm"])
 
-PromptAdmin = Annotated[Principal, Security(authorize, scopes=[PROMPTS_ADMIN])]
+PromptAdmin = Annotated[Principal, Security(authorize_every_camera, scopes=[PROMPTS_ADMIN])]
 Name = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class PromptCreate(Strict):
+class PromptCreate(StrictModel):
     system: str = Field(min_length=1, max_length=20000)
     template: str = Field(min_length=1, max_length=20000)
     activate: bool = Field(False, description="Make this version the active one now.")
 
 
-class PromptPublic(BaseModel):
+class PromptPublic(RecordView):
+    record = PromptRecord
+    derived = frozenset({"active"})
+
     name: str
     version: int
     system: str
@@ -44,23 +50,25 @@ class PromptPublic(BaseModel):
     active: bool
 
 
-class VariantIn(Strict):
+class VariantIn(StrictModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
     prompt_version: int = Field(ge=1, le=1_000_000)
     weight: float = Field(gt=0, le=1000)
 
 
-class ExperimentCreate(Strict):
+class ExperimentCreate(StrictModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
     prompt_name: str = Field("alert", pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
     variants: list[VariantIn] = Field(min_length=2, max_length=8)
 
 
-class Promote(Strict):
+class Promote(StrictModel):
     variant: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
 
 
-class VariantReportPublic(BaseModel):
+class VariantReportPublic(RecordView):
+    record = VariantReport
+
     variant: str
     events: int
     decisions: int
@@ -75,7 +83,10 @@ class VariantReportPublic(BaseModel):
     false_alarm_ci95: tuple[float, float] | None
 
 
-class ExperimentPublic(BaseModel):
+class ExperimentPublic(RecordView):
+    record = ExperimentRecord
+    derived = frozenset({"report"})
+
     id: str
     name: str
     prompt_name: str
@@ -86,16 +97,8 @@ class ExperimentPublic(BaseModel):
     report: list[VariantReportPublic]
 
 
-def _prompt_public(record: Any, active_version: int | None) -> PromptPublic:
-    return PromptPublic(
-        name=record.name,
-        version=record.version,
-        system=record.system,
-        template=record.template,
-        created_at=record.created_at,
-        created_by=record.created_by,
-        active=record.version == active_version,
-    )
+def _prompt_public(record: PromptRecord, active_version: int | None) -> PromptPublic:
+    return PromptPublic.of_record(record, active=record.version == active_version)
 
 
 @router.get("/prompts", response_model=list[PromptPublic], summary="Active prompt of each name")
@@ -198,37 +201,12 @@ def variant_outcomes(rows: Iterable[AlertRecord]) -> list[VariantOutcome]:
     ]
 
 
-async def _experiment_public(services: Services, exp: Any) -> ExperimentPublic:
+async def _experiment_public(services: Services, exp: ExperimentRecord) -> ExperimentPublic:
     rows = await run_in_threadpool(services.agent.alerts.experiment_rows, exp.id)
-    outcomes = variant_outcomes(rows)
-    reports = [
-        VariantReportPublic(
-            variant=v.variant,
-            events=v.events,
-            decisions=v.decisions,
-            alerts=v.alerts,
-            parse_failures=v.parse_failures,
-            latency_p50_ms=v.latency_p50_ms,
-            latency_p95_ms=v.latency_p95_ms,
-            mean_tokens=v.mean_tokens,
-            true_positives=v.true_positives,
-            false_positives=v.false_positives,
-            false_alarm_rate=v.false_alarm_rate,
-            false_alarm_ci95=v.false_alarm_ci,
-        )
-        for v in report(outcomes)
-    ]
-    return ExperimentPublic(
-        id=exp.id,
-        name=exp.name,
-        prompt_name=exp.prompt_name,
-        status=exp.status,
-        winner=exp.winner,
-        variants=[
-            {"name": v.name, "prompt_version": v.prompt_version, "weight": v.weight}
-            for v in exp.variants
-        ],
-        created_at=exp.created_at,
+    reports = [VariantReportPublic.of_record(v) for v in report(variant_outcomes(rows))]
+    return ExperimentPublic.of_record(
+        exp,
+        variants=[dataclasses.asdict(v) for v in exp.variants],
         report=reports,
     )
 
@@ -311,17 +289,3 @@ async def backends(
     if services.agent.control is None:
         return []
     return await services.agent.control.backends()
-
-
-@llm_router.post("/v1/chat/completions", summary="OpenAI-compatible chat with the embedded LLM")
-async def chat_completions(
-    body: dict[str, Any],
-    services: ServicesDep,
-    _: Annotated[Principal, Security(authorize, scopes=[LLM_USE])],
-) -> dict[str, Any]:
-    if services.agent.llm is None:
-        raise HTTPException(404, "this deployment runs no embedded LLM")
-    try:
-        return await services.agent.llm.chat(body)
-    except ValueError as exc:
-        raise HTTPException(400, str(exc)) from exc

@@ -52,7 +52,7 @@ MAX_PLAYLIST = timedelta(hours=24)
 _MP4 = "video/mp4"
 _M3U8 = "application/vnd.apple.mpegurl"
 _TS = "video/mp2t"
-_CLIP_RESPONSES: dict[int | str, dict[str, object]] = {
+CLIP_RESPONSES: dict[int | str, dict[str, object]] = {
     200: {"content": {_MP4: {}}, "description": "The clip (206 for a Range request)"},
     206: {"description": "Part of the clip (`Range: bytes=...`)"},
     400: {"description": "Bad range"},
@@ -98,14 +98,14 @@ class RecordingTimeline(BaseModel):
     covered_s: float
 
 
-def _utc(value: datetime) -> datetime:
+def query_utc(value: datetime) -> datetime:
     """Naive query times are taken as UTC."""
     if value.tzinfo is None or value.utcoffset() is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
 
 
-def _segments(services: Services) -> SegmentRepository:
+def require_recordings(services: Services) -> SegmentRepository:
     if services.segments is None:
         raise HTTPException(404, "recording is not enabled")
     return services.segments
@@ -124,10 +124,10 @@ async def recordings_timeline(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> RecordingTimeline:
-    repo = _segments(services)
+    repo = require_recordings(services)
     await require_camera(principal, services, camera_id)
-    end = _utc(until) if until is not None else datetime.now(UTC)
-    start = _utc(since) if since is not None else end - DEFAULT_TIMELINE
+    end = query_utc(until) if until is not None else datetime.now(UTC)
+    start = query_utc(since) if since is not None else end - DEFAULT_TIMELINE
     if start >= end:
         raise HTTPException(400, "`since` must be before `until`")
     if end - start > MAX_TIMELINE:
@@ -168,7 +168,7 @@ def _build_clip(services: Services, camera_id: str, start: datetime, end: dateti
     Raises:
         NoFootage: If no stored segment holds a frame of the range (the file is removed).
     """
-    repo = _segments(services)
+    repo = require_recordings(services)
     sources: list[SegmentSource] = []
     for record in repo.range(camera_id, start, end):
         try:
@@ -218,7 +218,7 @@ def _check_clip_range(start: datetime, end: datetime, *, instant_ok: bool = Fals
 @router.get(
     "/cameras/{camera_id}/clip.mp4",
     response_class=FileResponse,
-    responses=_CLIP_RESPONSES,
+    responses=CLIP_RESPONSES,
     summary="An MP4 of a camera's recording from `start` to `end` (at most 1 h)",
 )
 async def camera_clip(
@@ -233,9 +233,9 @@ async def camera_clip(
     `X-Clip-Start` / `X-Clip-End` give the wall-clock span actually served. Supports
     `Range` requests.
     """
-    _segments(services)
+    require_recordings(services)
     await require_camera(principal, services, camera_id)
-    start, end = _utc(start), _utc(end)
+    start, end = query_utc(start), query_utc(end)
     _check_clip_range(start, end)
     return await _serve_clip(services, camera_id, start, end)
 
@@ -243,7 +243,7 @@ async def camera_clip(
 @router.get(
     "/events/{event_id}/clip.mp4",
     response_class=FileResponse,
-    responses=_CLIP_RESPONSES,
+    responses=CLIP_RESPONSES,
     summary="An MP4 of an event, from `pre_s` before it started to `post_s` after it ended",
 )
 async def event_clip(
@@ -254,13 +254,27 @@ async def event_clip(
     post_s: Annotated[float, Query(ge=0, le=MAX_PAD_S)] = 5.0,
 ) -> FileResponse:
     """An ongoing event's clip ends `post_s` after it was last seen. Supports `Range`."""
-    _segments(services)
+    require_recordings(services)
     ev = await require_event(event_id, services, principal)
-    last = ev.ended_at if ev.ended_at is not None else ev.last_seen_at
-    start = _utc(ev.started_at) - timedelta(seconds=pre_s)
-    end = _utc(last) + timedelta(seconds=post_s)
+    return await clip_around(
+        services, ev.camera_id, ev.started_at, ev.ended_at or ev.last_seen_at, pre_s, post_s
+    )
+
+
+async def clip_around(
+    services: Services,
+    camera_id: str,
+    started_at: datetime,
+    last_at: datetime,
+    pre_s: float,
+    post_s: float,
+) -> FileResponse:
+    """The clip of something that happened on a camera (an event, an incident): from `pre_s`
+    before it started to `post_s` after it was last seen."""
+    start = query_utc(started_at) - timedelta(seconds=pre_s)
+    end = query_utc(last_at) + timedelta(seconds=post_s)
     _check_clip_range(start, end, instant_ok=True)  # an instant event with no padding
-    return await _serve_clip(services, ev.camera_id, start, end)
+    return await _serve_clip(services, camera_id, start, end)
 
 
 @router.get(
@@ -284,9 +298,9 @@ async def camera_hls_playlist(
 
     `#EXT-X-DISCONTINUITY` marks a hole of more than 1 s in the recording.
     """
-    repo = _segments(services)
+    repo = require_recordings(services)
     await require_camera(principal, services, camera_id)
-    start, end = _utc(start), _utc(end)
+    start, end = query_utc(start), query_utc(end)
     if start >= end:
         raise HTTPException(400, "`end` must be after `start`")
     if end - start > MAX_PLAYLIST:
@@ -337,7 +351,7 @@ async def camera_hls_segment(
     principal: Reader,
 ) -> FileResponse:
     """Stream copy of the stored segment, stamped with its wall-clock time. Supports `Range`."""
-    repo = _segments(services)
+    repo = require_recordings(services)
     await require_camera(principal, services, camera_id)
     record = await run_in_threadpool(repo.get, segment_id)
     if record is None or record.camera_id != camera_id:

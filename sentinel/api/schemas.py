@@ -7,12 +7,17 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from sentinel.api.records import RecordView
 from sentinel.config import CameraConfig
+from sentinel.domain.sources import redact_source
 from sentinel.store.repo import StoredEvent
-from sentinel.video.source import redact_source
 
 
-class EventPublic(BaseModel):
+class EventPublic(RecordView):
+    record = StoredEvent
+    hidden = frozenset({"hits", "path", "snapshot_key", "updated_at"})
+    derived = frozenset({"snapshot_url"})
+
     id: str
     camera_id: str
     label: str
@@ -27,17 +32,10 @@ class EventPublic(BaseModel):
 
     @classmethod
     def of(cls, ev: StoredEvent) -> EventPublic:
-        return cls(
-            id=ev.id,
-            camera_id=ev.camera_id,
-            label=ev.label,
+        return cls.of_record(
+            ev,
             score=round(ev.score, 4),
-            track_id=ev.track_id,
-            started_at=ev.started_at,
-            ended_at=ev.ended_at,
-            last_seen_at=ev.last_seen_at,
             box=[round(v, 1) for v in ev.box.as_list()],
-            best_at=ev.best_at,
             snapshot_url=f"/api/v1/events/{ev.id}/snapshot.jpg" if ev.snapshot_key else None,
         )
 

@@ -14,98 +14,24 @@ from __future__ import annotations
 
 import hmac
 import math
-import time
-from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer, SecurityScopes
 from starlette.concurrency import run_in_threadpool
 
 from sentinel.api.deps import Services, ServicesDep
-from sentinel.gateway.clients import client_address
-from sentinel.gateway.keys import KeyRing
-from sentinel.gateway.passwords import Passwords
-from sentinel.gateway.ratelimit import BucketSpec, RateLimiter
-from sentinel.gateway.roles import ALL_SCOPES, METRICS_READ, Principal, Role
-from sentinel.gateway.secretbox import SecretBox
-from sentinel.gateway.tokens import InvalidToken, TokenIssuer, hash_opaque
-from sentinel.store.api_key_repo import ApiKeyRepository
-from sentinel.store.audit_repo import AuditRepository
-from sentinel.store.repo import StoredEvent
-from sentinel.store.security_repo import RefreshTokenRepository, UserRepository
-
-SESSION_COOKIE = "sentinel_session"
-CSRF_COOKIE = "sentinel_csrf"
-CSRF_HEADER = "X-CSRF-Token"
-API_KEY_HEADER = "X-API-Key"
-_SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
-ANONYMOUS = Principal(
-    subject="anonymous", kind="anonymous", role=None, scopes=frozenset(), cameras=frozenset()
+from sentinel.api.gateway import (
+    ANONYMOUS,
+    API_KEY_HEADER,
+    CSRF_HEADER,
+    SAFE_METHODS,
+    SESSION_COOKIE,
+    SecurityServices,
 )
-
-
-@dataclass
-class RateLimits:
-    """Token buckets: per principal and route family, and for logins."""
-
-    per_route: BucketSpec = field(default_factory=lambda: BucketSpec(rate_per_s=20.0, burst=60))
-    login_account: BucketSpec = field(default_factory=lambda: BucketSpec(5 / 300.0, 5))
-    login_client: BucketSpec = field(default_factory=lambda: BucketSpec(20 / 300.0, 20))
-
-
-@dataclass
-class SecurityServices:
-    """The gateway's parts, injected through ``Services.security``."""
-
-    keyring: KeyRing
-    issuer: TokenIssuer
-    passwords: Passwords
-    users: UserRepository
-    refresh: RefreshTokenRepository
-    apikeys: ApiKeyRepository
-    audit: AuditRepository
-    limiter: RateLimiter
-    secretbox: SecretBox
-    trusted_proxies: list[str] = field(default_factory=list)
-    access_ttl_s: int = 900
-    refresh_ttl_s: int = 14 * 24 * 3600
-    limits: RateLimits = field(default_factory=RateLimits)
-    metrics_public: bool = False
-    secure_cookies: bool = False
-    max_body_bytes: int = 1 << 20
-    max_query_bytes: int = 4096
-    key_reload_interval_s: float = 30.0
-    _keys_checked_at: float = 0.0
-
-    def maybe_reload_keys(self, *, force: bool = False) -> bool:
-        """Picks up keys rotated by another process (`sentinel keys rotate`, another replica).
-
-        Checked every ``key_reload_interval_s`` (so this replica signs with the new active
-        key soon after a rotation), or at once — at most every 2 s — when a token names a key
-        this replica has not seen yet.
-        """
-        now = time.monotonic()
-        wait = 2.0 if force else self.key_reload_interval_s
-        if now - self._keys_checked_at < wait:
-            return False
-        self._keys_checked_at = now
-        return self.keyring.reload()
-
-
-def client_of(request: Request, security: SecurityServices) -> str:
-    peer = request.client.host if request.client else None
-    return client_address(peer, request.headers.get("x-forwarded-for"), security.trusted_proxies)
-
-
-def client_address_of_scope(scope: Any, security: SecurityServices) -> str:
-    client = scope.get("client")
-    peer = client[0] if client else None
-    forwarded = None
-    for name, value in scope.get("headers", []):
-        if name == b"x-forwarded-for":
-            forwarded = value.decode("latin-1")
-    return client_address(peer, forwarded, security.trusted_proxies)
+from sentinel.gateway.roles import ALL_SCOPES, METRICS_READ, Principal, Role
+from sentinel.gateway.tokens import InvalidToken, hash_opaque
+from sentinel.store.repo import StoredEvent
 
 
 def _unauthorized(reason: str) -> HTTPException:
@@ -125,7 +51,7 @@ async def _principal_from_jwt(
             claims = security.issuer.decode_access(token)
         except InvalidToken as again:
             raise _unauthorized(f"invalid token: {again.reason}") from again
-    if cookie and request.method not in _SAFE_METHODS:
+    if cookie and request.method not in SAFE_METHODS:
         sent = request.headers.get(CSRF_HEADER, "")
         if not hmac.compare_digest(sent.encode(), claims.jti.encode()):
             raise HTTPException(403, "missing or wrong CSRF token")
@@ -180,7 +106,10 @@ def route_family(request: Request) -> str:
 
 
 async def rate_limit(request: Request, security: SecurityServices, key: str) -> None:
-    decision = await security.limiter.hit(key, security.limits.per_route)
+    # Fails open to per-replica buckets when Redis is down (never a 500): the caller is
+    # authenticated, these buckets guard capacity, and an outage of a cache should not take
+    # the whole API down with it. Logins fail closed instead (auth._throttle_login).
+    decision = await security.route_limiter.hit(key, security.limits.per_route)
     if not decision.allowed:
         raise HTTPException(
             429,
@@ -216,6 +145,21 @@ async def authorize(
     if missing:
         raise HTTPException(403, f"missing scope: {' '.join(missing)}")
     await rate_limit(request, security, f"{principal.subject}:{route_family(request)}")
+    return principal
+
+
+async def authorize_every_camera(
+    principal: Annotated[Principal, Security(authorize)],
+) -> Principal:
+    """Guard of routes over every camera at once: ``Security(authorize_every_camera, scopes=…)``.
+
+    Users and their camera lists, the audit log, the prompts and experiments that judge every
+    camera's alerts: none of these can be cut down to some cameras, and managing users would let
+    a limited admin lift its own limit. So a camera-limited principal gets 403 here whatever its
+    scopes (the scopes given to this guard are checked first, by ``authorize``).
+    """
+    if principal.cameras is not None:
+        raise HTTPException(403, "this route covers every camera; your access is camera-limited")
     return principal
 
 
@@ -262,7 +206,13 @@ async def require_camera(principal: Principal, services: Services, camera_id: st
         raise HTTPException(404, "camera not found")
 
 
-async def require_metrics(request: Request, services: ServicesDep) -> None:
-    """Guard of /metrics: `metrics:read`, unless the deployment made metrics public."""
-    if not services.security.metrics_public:
-        await authorize(SecurityScopes([METRICS_READ]), request, services, None, None)
+async def require_metrics(request: Request, services: ServicesDep) -> Principal | None:
+    """Guard of /metrics: `metrics:read`, unless the deployment made metrics public.
+
+    Returns the caller, whose camera limits scope the series; None in ``metrics_public`` mode,
+    where every series is shown to everyone: credentials there would scope nothing, since any
+    caller can leave them off (see ``AuthSettings.metrics_public``).
+    """
+    if services.security.metrics_public:
+        return None
+    return await authorize(SecurityScopes([METRICS_READ]), request, services, None, None)

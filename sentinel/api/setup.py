@@ -6,12 +6,12 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from sentinel.api.security import RateLimits, SecurityServices
+from sentinel.api.gateway import RateLimits, SecurityServices
 from sentinel.config import AuthSettings
 from sentinel.gateway.keys import KeyRing
 from sentinel.gateway.passwords import Passwords
 from sentinel.gateway.ratelimit import BucketSpec, MemoryRateLimiter, RateLimiter, RedisRateLimiter
-from sentinel.gateway.secretbox import SecretBox, key_from_setting, load_or_create_key
+from sentinel.gateway.secretbox import open_secret_box
 from sentinel.gateway.tokens import TokenIssuer
 from sentinel.store.api_key_repo import ApiKeyRepository
 from sentinel.store.audit_repo import AuditRepository
@@ -20,21 +20,15 @@ from sentinel.store.security_repo import RefreshTokenRepository, UserRepository
 LOGIN_WINDOW_S = 300.0
 
 
-def secret_box(auth: AuthSettings, data_dir: Path) -> SecretBox:
-    key = (
-        key_from_setting(auth.secret_key)
-        if auth.secret_key
-        else load_or_create_key(data_dir / "keys" / "secrets.key")
-    )
-    return SecretBox(key)
-
-
 def build_limiter(redis_url: str | None) -> RateLimiter:
     """Redis buckets when configured (shared by every ingress replica), else in-process."""
     if redis_url:
         import redis.asyncio as aioredis
 
-        return RedisRateLimiter(aioredis.Redis.from_url(redis_url))
+        # Short timeouts: a request waits on the limiter, so an unreachable Redis must fail
+        # fast (LimiterUnavailableError) rather than hang every request for the OS's TCP timeout.
+        client = aioredis.Redis.from_url(redis_url, socket_connect_timeout=1.0, socket_timeout=1.0)
+        return RedisRateLimiter(client)
     return MemoryRateLimiter()
 
 
@@ -62,7 +56,7 @@ def build_security(
         apikeys=ApiKeyRepository(engine),
         audit=AuditRepository(engine),
         limiter=build_limiter(redis_url),
-        secretbox=secret_box(auth, data_dir),
+        secretbox=open_secret_box(auth.secret_key, data_dir),
         trusted_proxies=list(auth.trusted_proxies),
         access_ttl_s=auth.access_ttl_s,
         refresh_ttl_s=auth.refresh_ttl_s,

@@ -1,7 +1,8 @@
 """Storage route: what the recordings use, per camera and in all, against the budget and disk.
 
 Needs ``metrics:read``; a principal limited to some cameras sees only those cameras (and totals
-over them). The budget and the last sweep come from the retention actor when it runs.
+over them), and of the last sweep only its cameras' deletions. The budget and the last sweep come
+from the retention actor when it runs.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sentinel.api.security import allowed_cameras, authorize
 from sentinel.gateway.roles import METRICS_READ, Principal
 from sentinel.store.objects import LocalObjectStore, ObjectStore
 from sentinel.store.recording_tables import SEGMENTS
-from sentinel.store.security_tables import as_utc
+from sentinel.store.sql import as_utc
 
 router = APIRouter(tags=["storage"])
 
@@ -84,6 +85,22 @@ def _per_camera(engine: Engine) -> list[CameraStorage]:
     ]
 
 
+def _sweep_for(sweep: dict[str, Any] | None, allowed: set[str] | None) -> dict[str, Any] | None:
+    """The last sweep as a caller allowed ``allowed`` cameras (None: all) may see it.
+
+    A sweep spans every camera: its deletions name other cameras' segments, and its byte counts
+    add theirs up. A limited caller gets its cameras' deletions and what they freed; the
+    store-wide ``used_bytes`` is left out (the report's own totals cover its cameras).
+    """
+    if sweep is None or allowed is None:
+        return sweep
+    deleted = [d for d in sweep.get("deleted") or () if d.get("camera_id") in allowed]
+    scoped = {k: v for k, v in sweep.items() if k != "used_bytes"}
+    scoped["deleted"] = deleted
+    scoped["bytes_freed"] = sum(int(d.get("size") or 0) for d in deleted)
+    return scoped
+
+
 def _disk(store: ObjectStore) -> Disk | None:
     if not isinstance(store, LocalObjectStore):
         return None
@@ -111,5 +128,5 @@ async def storage_report(services: ServicesDep, principal: Reader) -> StorageRep
         budget_bytes=status.get("budget_bytes"),
         min_free_bytes=status.get("min_free_bytes"),
         disk=disk,
-        last_sweep=status.get("last_sweep"),
+        last_sweep=_sweep_for(status.get("last_sweep"), allowed),
     )

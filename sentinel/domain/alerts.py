@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
@@ -58,6 +58,8 @@ class EventContext:
     recent_events: tuple[str, ...] = ()
     site_notes: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    # The incident judged, when the context describes one (its members in ``path_summary``).
+    incident_id: str | None = None
 
     def variables(self) -> dict[str, str]:
         """The template variables a prompt may use (all strings)."""
@@ -98,3 +100,41 @@ PROMPT_VARIABLES: frozenset[str] = frozenset(
         "site_notes",
     }
 )
+
+
+@dataclass(frozen=True)
+class PromptSpec:
+    name: str
+    version: str
+    system: str
+    template: str
+
+
+@dataclass(frozen=True)
+class AgentOutcome:
+    """The agent's answer: a decision, or None with why (the rule decision then stands)."""
+
+    decision: AlertDecision | None
+    error: str | None = None
+    parse_failures: int = 0
+    backend: str | None = None
+    transient: bool = False  # no backend answered (timeouts, outages): worth a later retry
+    # The backend only summarises: its alert and severity are advice, the rule decision stands.
+    advisory: bool = False
+
+
+def advisory_decision(decision: AlertDecision, severity: Severity) -> AlertDecision:
+    """A summarising backend's answer applied to a rule alert: the rule decision (an alert at
+    ``severity``) stands, described in the backend's words; its own verdict is kept as the
+    first reason, for the record."""
+    said = f"alert={str(decision.alert).lower()}, {decision.severity.value}"
+    note = (
+        f"rule decision stands; {decision.backend or 'the model'} only summarises (it said {said})"
+    )
+    return replace(
+        decision,
+        alert=True,
+        severity=severity,
+        decided_by=DecidedBy.RULES,
+        reasons=(note, *decision.reasons),
+    )

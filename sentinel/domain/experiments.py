@@ -108,7 +108,7 @@ class VariantReport:
     true_positives: int
     false_positives: int
     false_alarm_rate: float | None
-    false_alarm_ci: tuple[float, float] | None
+    false_alarm_ci95: tuple[float, float] | None
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -163,7 +163,7 @@ def _report(name: str, outcomes: list[VariantOutcome]) -> VariantReport:
         true_positives=tp,
         false_positives=fp,
         false_alarm_rate=fp / (tp + fp) if tp + fp else None,
-        false_alarm_ci=wilson_interval(fp, tp + fp) if tp + fp else None,
+        false_alarm_ci95=wilson_interval(fp, tp + fp) if tp + fp else None,
     )
 
 

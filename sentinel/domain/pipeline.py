@@ -15,6 +15,7 @@ from datetime import datetime
 import numpy as np
 from numpy.typing import NDArray
 
+from sentinel.domain.appearance import appearance
 from sentinel.domain.events import EventBuilder, EventConfig
 from sentinel.domain.motion import MotionConfig, MotionDecision, MotionGate
 from sentinel.domain.tracking import Track, Tracker, TrackerConfig, TrackerUpdate
@@ -100,7 +101,11 @@ class FramePipeline:
         return self._gate.check(gray_small, ts, tracking=self.tracking)
 
     def on_detections(
-        self, detections: Sequence[Detection], ts: float, wall: datetime
+        self,
+        detections: Sequence[Detection],
+        ts: float,
+        wall: datetime,
+        frame: NDArray[np.uint8] | None = None,
     ) -> list[EventChange]:
         """Track one frame's detections and return the event changes they cause.
 
@@ -108,6 +113,9 @@ class FramePipeline:
             detections: The detector's output for the frame, in frame pixels.
             ts: Stream time of the frame in seconds.
             wall: Wall-clock time of the frame (timezone-aware).
+            frame: The ``(H, W, 3)`` RGB frame the detections come from; when given, each kept
+                detection gets an appearance descriptor, with which the tracker re-associates
+                lost tracks (a few hundred pixels read per box).
 
         Returns:
             Event changes to persist; empty for a replayed frame.
@@ -118,6 +126,8 @@ class FramePipeline:
         if not self._accept(ts, wall):
             return []
         kept = [d for d in detections if self._keep(d)]
+        if frame is not None:
+            kept = [replace(d, appearance=appearance(frame, d.box)) for d in kept]
         update = self._tracker.update(kept, ts)
         return self._events.on_update(update, ts, wall)
 

@@ -130,22 +130,24 @@ what was seen, where, when and for how long
 """
 
 DEFAULT_USER_TEMPLATE = """\
-Facts about the event:
-- Event id: {event_id}
+Facts:
+- Reference: {event_id}
 - Camera: {camera_name} (id {camera_id})
 - What the camera shows: {camera_description}
-- Detected: {label} (detector confidence {score})
+- Kinds of object detected: {label} (highest detector confidence {score})
 - First seen: {started_at}
 - Last seen: {last_seen_at}
 - Ended: {ended_at}
 - Local time at the site: {local_time}
 - Time in view: {dwell_s} seconds
-- Movement: {path_summary}
+- The objects and how they moved:
+{path_summary}
 - Site notes: {site_notes}
-- Recent events on this camera:
+- Earlier activity on this camera:
 {recent_events}
 
-Reply with only the JSON object, for example:
-{{"alert": true, "severity": "medium", "summary": "...", "reasons": ["..."], \
-"recommended_action": "..."}}
+Decide whether an operator must look at this now; routine activity that the site notes \
+expect at this local time is no reason to alert.
+Reply with only the JSON object. The summary is one or two sentences in your own words: what \
+was seen, where and when, using only the facts above.
 """

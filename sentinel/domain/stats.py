@@ -71,9 +71,15 @@ class CameraCounters:
     frames_skipped_motion: int = 0
     decode_errors: int = 0
     detector_calls: int = 0
+    detector_calls_shared: int = 0
     detector_errors: int = 0
     events_opened: int = 0
     events_closed: int = 0
+    # Event changes the store refused, written to the camera's journal for replay.
+    events_journaled: int = 0
+    # Event changes lost: past the journal's disk budget (or the in-memory cap without a
+    # journal), a failed journal write, or a damaged journal line.
+    events_dropped: int = 0
     reconnects: int = 0
 
 

@@ -1,10 +1,19 @@
-"""A ByteTrack-style multi-object tracker (IoU association, constant-velocity prediction).
+"""A ByteTrack-style multi-object tracker (IoU association, Kalman prediction, re-association
+of lost tracks by appearance).
 
-Association runs per label in two stages, as in ByteTrack: high-score detections are matched
+Association runs per label in three stages. As in ByteTrack, high-score detections are matched
 against every live track, then low-score detections against the confirmed tracks still
 unmatched, so an object whose score dips (occlusion, blur) keeps its track instead of spawning a
-new one. There is no Kalman filter: a track predicts its box from an exponential moving average
-of its centre velocity, with the prediction horizon capped so a lost track cannot fly off.
+new one. Third, high-score detections still unmatched are offered to the confirmed tracks still
+unmatched by appearance (a colour descriptor, when the detections carry one): a walker hidden
+for a second or two reappears too far from its prediction for IoU to link them, and would
+otherwise start a new track (and a new event).
+
+Each track runs a constant-velocity Kalman filter on its box centre, on stream time (so it
+works at any analysed frame rate: ``dt`` is the time between analysed frames, 0.2 s at the
+default 5 fps). Its noises are in box heights, so they fit near and far objects alike: the
+detector's centre jitter (``MEASURE_STD``) and how fast a walker changes velocity
+(``ACCEL_STD``). The prediction horizon and shift stay capped, so a lost track cannot fly off.
 """
 
 from __future__ import annotations
@@ -13,13 +22,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import NDArray
 
+from sentinel.domain.appearance import similarity
 from sentinel.domain.boxes import box_iou
 from sentinel.domain.types import Box, Detection
 
-# Weight of the newest displacement in the velocity EMA: smooths detector jitter while still
-# following a person who changes direction within a second or two.
-VELOCITY_ALPHA = 0.4
+# Kalman noises, in box heights: the detector's centre jitter (one standard deviation) and the
+# white-noise acceleration of the object per second (a walker turning or stopping).
+MEASURE_STD = 0.05
+ACCEL_STD = 1.0
+# Weight of the newest descriptor in a track's appearance (a moving average over ~3 frames).
+APPEARANCE_ALPHA = 0.3
+# A detection overlapping another one by more than this IoU is partly someone else: its
+# descriptor is not folded into its track's appearance.
+CROWDED_IOU = 0.2
 # Longest horizon a prediction extrapolates; beyond it a lost track waits where it was headed.
 MAX_PREDICT_S = 1.0
 # Largest predicted shift, in box sizes per axis: a walker hidden for most of a second still
@@ -37,6 +54,11 @@ class TrackerConfig:
         match_iou: Minimum IoU between a predicted track box and a detection to match.
         min_hits: Consecutive matches a tentative track needs to be confirmed.
         max_lost_s: Stream seconds a lost confirmed track stays matchable before removal.
+        reid_similarity: Minimum appearance similarity (0..1) for a high-score detection to
+            re-associate an unmatched confirmed track in the third stage; 1 disables it.
+        reid_speed: Largest speed, in box heights per second, at which a lost object is
+            searched for: a detection re-associates a track only if its centre lies within
+            ``1 + reid_speed * seconds lost`` box heights of the track's prediction.
     """
 
     high_score: float = 0.5
@@ -44,6 +66,8 @@ class TrackerConfig:
     match_iou: float = 0.3
     min_hits: int = 3
     max_lost_s: float = 3.0
+    reid_similarity: float = 0.85
+    reid_speed: float = 1.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.low_score <= self.high_score <= 1.0:
@@ -57,6 +81,10 @@ class TrackerConfig:
             raise ValueError(f"min_hits must be >= 1, but got {self.min_hits}")
         if self.max_lost_s < 0.0:
             raise ValueError(f"max_lost_s must be >= 0, but got {self.max_lost_s}")
+        if not 0.0 <= self.reid_similarity <= 1.0:
+            raise ValueError(f"reid_similarity must be in [0, 1], but got {self.reid_similarity}")
+        if self.reid_speed < 0.0:
+            raise ValueError(f"reid_speed must be >= 0, but got {self.reid_speed}")
 
 
 @dataclass
@@ -73,8 +101,13 @@ class Track:
         first_t: Stream time of the first match, in seconds.
         last_t: Stream time of the last match, in seconds.
         confirmed: Whether the track reached ``min_hits``.
-        velocity: Centre velocity ``(vx, vy)`` in pixels per second (moving average).
+        velocity: Centre velocity ``(vx, vy)`` in pixels per second (Kalman estimate).
         lost: Whether the last update missed this (confirmed) track.
+        center: Kalman estimate of the centre at ``last_t``; ``None`` means the box centre.
+        covariance: Kalman covariance of (position, velocity), the same for both axes (their
+            noises are equal); ``None`` until the second match initialises the filter.
+        appearance: Moving average of the matched detections' descriptors, if they have one.
+        reassociations: Times the track was re-associated by appearance.
     """
 
     id: int
@@ -88,12 +121,17 @@ class Track:
     confirmed: bool = False
     velocity: tuple[float, float] = (0.0, 0.0)
     lost: bool = False
+    center: tuple[float, float] | None = None
+    covariance: NDArray[np.float64] | None = field(default=None, repr=False)
+    appearance: NDArray[np.float32] | None = field(default=None, repr=False)
+    reassociations: int = 0
 
     def predicted(self, t: float) -> Box:
         """The box expected at stream time ``t`` under constant velocity.
 
-        The horizon is capped at one second and the shift at three box sizes per axis, so a
-        lost or jittery track never predicts a box far from where it was last seen.
+        The box has the size of the last match, centred on the Kalman estimate moved on by
+        the velocity. The horizon is capped at one second and the shift at three box sizes per
+        axis, so a lost or jittery track never predicts a box far from where it was last seen.
 
         Args:
             t: Stream time in seconds.
@@ -102,33 +140,64 @@ class Track:
             The predicted box.
         """
         dt = min(max(t - self.last_t, 0.0), MAX_PREDICT_S)
-        if dt == 0.0:
-            return self.box
+        bx, by = self.box.center
+        cx, cy = self.center if self.center is not None else (bx, by)
         vx, vy = self.velocity
         max_dx, max_dy = MAX_SHIFT_BOXES * self.box.width, MAX_SHIFT_BOXES * self.box.height
-        dx = float(np.clip(vx * dt, -max_dx, max_dx))
-        dy = float(np.clip(vy * dt, -max_dy, max_dy))
+        dx = float(np.clip(cx - bx + vx * dt, -max_dx, max_dx))
+        dy = float(np.clip(cy - by + vy * dt, -max_dy, max_dy))
+        if dx == 0.0 and dy == 0.0:
+            return self.box
         return self.box.shifted(dx, dy)
 
-    def _observe(self, detection: Detection, t: float) -> None:
+    def _observe(self, detection: Detection, t: float, *, clean: bool = True) -> None:
+        """Fold a matched detection in; ``clean`` says its descriptor is not crowded."""
         dt = t - self.last_t
         if dt > 0.0:
-            (ox, oy), (nx, ny) = self.box.center, detection.box.center
-            inst = ((nx - ox) / dt, (ny - oy) / dt)
-            if self.hits == 1:
-                self.velocity = inst
-            else:
-                vx, vy = self.velocity
-                self.velocity = (
-                    vx + VELOCITY_ALPHA * (inst[0] - vx),
-                    vy + VELOCITY_ALPHA * (inst[1] - vy),
-                )
+            self._filter(detection.box, dt)
         self.box = detection.box
         self.score = detection.score
         self.best_score = max(self.best_score, detection.score)
         self.hits += 1
         self.last_t = t
         self.lost = False
+        if clean and detection.appearance is not None:
+            if self.appearance is None:
+                self.appearance = detection.appearance
+            else:
+                mixed = self.appearance + APPEARANCE_ALPHA * (
+                    detection.appearance - self.appearance
+                )
+                self.appearance = mixed.astype(np.float32)
+
+    def _filter(self, box: Box, dt: float) -> None:
+        """Kalman predict (by ``dt`` seconds) and update with the centre of ``box``."""
+        (nx, ny), height = box.center, max(box.height, self.box.height, 1.0)
+        measure_var = (MEASURE_STD * height) ** 2
+        if self.covariance is None:
+            # Two-point initialisation: position from this match, velocity from the last two.
+            ox, oy = self.center if self.center is not None else self.box.center
+            self.velocity = ((nx - ox) / dt, (ny - oy) / dt)
+            self.center = (nx, ny)
+            self.covariance = np.array(
+                [
+                    [measure_var, measure_var / dt],
+                    [measure_var / dt, 2.0 * measure_var / dt**2],
+                ]
+            )
+            return
+        cx, cy = self.center if self.center is not None else self.box.center
+        vx, vy = self.velocity
+        transition = np.array([[1.0, dt], [0.0, 1.0]])
+        accel_var = (ACCEL_STD * height) ** 2
+        noise = accel_var * np.array([[dt**3 / 3.0, dt**2 / 2.0], [dt**2 / 2.0, dt]])
+        cov = transition @ self.covariance @ transition.T + noise
+        gain = cov[:, 0] / (cov[0, 0] + measure_var)
+        px, py = cx + vx * dt, cy + vy * dt
+        rx, ry = nx - px, ny - py
+        self.center = (px + gain[0] * rx, py + gain[0] * ry)
+        self.velocity = (vx + gain[1] * rx, vy + gain[1] * ry)
+        self.covariance = cov - np.outer(gain, cov[0, :])
 
 
 @dataclass
@@ -191,15 +260,19 @@ class Tracker:
 
             pairs, free_tracks, free_high = self._associate(tracks, high, t)
             second = [tr for tr in free_tracks if tr.confirmed]
-            pairs2, _, _ = self._associate(second, low, t)
+            pairs2, free_confirmed, _ = self._associate(second, low, t)
+            pairs3, free_high = self._reassociate(free_confirmed, free_high, t)
+            crowded = _crowded(dets)
             matched_ids: set[int] = set()
-            for track, det in pairs + pairs2:
-                track._observe(det, t)
+            for track, det in pairs + pairs2 + pairs3:
+                track._observe(det, t, clean=id(det) not in crowded)
                 matched_ids.add(track.id)
                 if not track.confirmed and track.hits >= cfg.min_hits:
                     track.confirmed = True
                     result.confirmed_now.append(track)
                 result.matched.append(track)
+            for track, _ in pairs3:
+                track.reassociations += 1
 
             for track in tracks:
                 if track.id in matched_ids:
@@ -219,6 +292,7 @@ class Tracker:
                     hits=1,
                     first_t=t,
                     last_t=t,
+                    appearance=det.appearance if id(det) not in crowded else None,
                 )
                 self._next_id += 1
                 if cfg.min_hits <= 1:
@@ -282,3 +356,54 @@ class Tracker:
         free_tracks = [tr for i, tr in enumerate(tracks) if i not in used_tracks]
         free_dets = [d for i, d in enumerate(detections) if i not in used_dets]
         return pairs, free_tracks, free_dets
+
+    def _reassociate(
+        self, tracks: list[Track], detections: list[Detection], t: float
+    ) -> tuple[list[tuple[Track, Detection]], list[Detection]]:
+        """Greedy matching of unmatched confirmed tracks by appearance similarity.
+
+        A pair qualifies when both have a descriptor, their similarity is at least
+        ``reid_similarity`` and the detection's centre lies within ``1 + reid_speed * lost``
+        box heights of the track's prediction (``lost``: seconds since its last match).
+
+        Returns:
+            The pairs and the detections left unmatched.
+        """
+        cfg = self.config
+        if cfg.reid_similarity >= 1.0:
+            return [], list(detections)
+        candidates: list[tuple[float, int, int]] = []
+        for ti, track in enumerate(tracks):
+            if track.appearance is None:
+                continue
+            (px, py), height = track.predicted(t).center, track.box.height
+            reach = (1.0 + cfg.reid_speed * max(t - track.last_t, 0.0)) * height
+            for di, det in enumerate(detections):
+                if det.appearance is None:
+                    continue
+                dx, dy = det.box.center
+                if np.hypot(dx - px, dy - py) > reach:
+                    continue
+                sim = similarity(track.appearance, det.appearance)
+                if sim >= cfg.reid_similarity:
+                    candidates.append((sim, ti, di))
+        used_tracks: set[int] = set()
+        used_dets: set[int] = set()
+        pairs: list[tuple[Track, Detection]] = []
+        for _, ti, di in sorted(candidates, key=lambda c: (-c[0], c[1], c[2])):
+            if ti in used_tracks or di in used_dets:
+                continue
+            used_tracks.add(ti)
+            used_dets.add(di)
+            pairs.append((tracks[ti], detections[di]))
+        return pairs, [d for i, d in enumerate(detections) if i not in used_dets]
+
+
+def _crowded(detections: list[Detection]) -> set[int]:
+    """``id()`` of the detections overlapping another one by more than ``CROWDED_IOU``."""
+    if len(detections) < 2:
+        return set()
+    boxes = np.array([d.box.as_list() for d in detections], dtype=np.float64)
+    iou = box_iou(boxes, boxes)
+    np.fill_diagonal(iou, 0.0)
+    return {id(d) for d, row in zip(detections, iou, strict=True) if row.max() > CROWDED_IOU}

@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+import numpy as np
+from numpy.typing import NDArray
+
 # Namespace of the deterministic event ids (uuid5): the same camera, epoch and track always give
 # the same id, which is what makes event writes idempotent.
 EVENT_NAMESPACE = uuid.UUID("7b1f0c1e-5d0a-4b8e-9a57-2f3c6f0e9d41")
@@ -61,12 +64,18 @@ class Box:
 
 @dataclass(frozen=True, slots=True)
 class Detection:
-    """One object found by the detector in one frame."""
+    """One object found by the detector in one frame.
+
+    ``appearance`` is an optional descriptor of the box's pixels (see
+    :mod:`sentinel.domain.appearance`), set by the pipeline when it has the frame; the tracker
+    uses it to re-associate lost tracks. It takes no part in equality.
+    """
 
     box: Box
     label: str
     score: float
     class_id: int = -1
+    appearance: NDArray[np.float32] | None = field(default=None, compare=False, repr=False)
 
 
 class EventChangeKind(StrEnum):
@@ -109,3 +118,14 @@ class EventChange:
 def event_id(camera_id: str, epoch: str, track_id: int) -> str:
     """The deterministic id of the event of ``track_id`` in ``camera_id``'s stream ``epoch``."""
     return str(uuid.uuid5(EVENT_NAMESPACE, f"{camera_id}/{epoch}/{track_id}"))
+
+
+@dataclass(frozen=True, slots=True)
+class DetectResult:
+    """Detections for one frame, with the facts a caller needs for its metrics."""
+
+    detections: list[Detection]
+    batch_size: int
+    infer_ms: float
+    # Distinct cameras whose frames were in this frame's batch (1: none but the caller's).
+    batch_cameras: int = 1

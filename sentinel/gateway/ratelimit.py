@@ -8,6 +8,7 @@ that backs off for ``retry_after_s`` is served on its next try.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import threading
 import time
@@ -17,9 +18,23 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, RedisError
 
-__all__ = ["BucketSpec", "Decision", "MemoryRateLimiter", "RateLimiter", "RedisRateLimiter"]
+__all__ = [
+    "BucketSpec",
+    "Decision",
+    "FailoverRateLimiter",
+    "LimiterUnavailableError",
+    "MemoryRateLimiter",
+    "RateLimiter",
+    "RedisRateLimiter",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class LimiterUnavailableError(Exception):
+    """The limiter's shared store could not be asked (down, unreachable, timed out)."""
 
 
 @dataclass(frozen=True)
@@ -194,8 +209,9 @@ class RedisRateLimiter:
     bucket names often contain client addresses or usernames, which have no business sitting
     in plain text in a cache, and hashing bounds their length.
 
-    Redis errors propagate. Whether to fail open or closed is the caller's decision: closed for
-    login and token endpoints, where a limiter outage must not become a brute-force window.
+    Redis errors (and socket errors) are raised as :class:`LimiterUnavailableError`. Whether to fail
+    open or closed is the caller's decision: closed for login and token endpoints, where a
+    limiter outage must not become a brute-force window; :class:`FailoverRateLimiter` for the rest.
 
     Args:
         client: An asyncio Redis client (``decode_responses`` either way).
@@ -216,10 +232,80 @@ class RedisRateLimiter:
         _check_cost(spec, cost)
         args = (self.key_for(key), repr(float(spec.rate_per_s)), spec.burst, repr(float(cost)))
         try:
-            reply = await self._client.evalsha(self._sha, 1, *args)
-        except NoScriptError:
-            # First use on this server, or its script cache was flushed: EVAL sends the source
-            # once, and Redis caches it for the EVALSHA calls that follow.
-            reply = await self._client.eval(_LUA, 1, *args)
+            try:
+                reply = await self._client.evalsha(self._sha, 1, *args)
+            except NoScriptError:
+                # First use on this server, or its script cache was flushed: EVAL sends the
+                # source once, and Redis caches it for the EVALSHA calls that follow.
+                reply = await self._client.eval(_LUA, 1, *args)
+        except (RedisError, OSError) as exc:
+            raise LimiterUnavailableError(f"rate-limit store: {exc}") from exc
         allowed, tokens, retry = reply
         return Decision(bool(int(allowed)), float(tokens), float(retry))
+
+
+class FailoverRateLimiter:
+    """A shared limiter, with in-process buckets standing in while it is unavailable.
+
+    Fails open to a weaker limit, never to none: while the shared store (Redis) cannot be asked,
+    each process meters with its own buckets, so the limit still holds per replica (N replicas
+    allow N times the rate) and the API stays up. Meant for the per-route buckets of
+    authenticated callers, which protect capacity rather than secrets; login throttles must not
+    use it (fresh in-process buckets would forget an attacker's attempts and multiply them by
+    the replicas), they fail closed on :class:`LimiterUnavailableError`.
+
+    After a failure the shared store is left alone for ``cooldown_s``, so an outage costs one
+    failed connection per cooldown rather than one per request; the switch is logged once per
+    outage, and counted (``failovers``, ``fallback_hits``) for ``/metrics``.
+
+    Args:
+        shared: The limiter to use while it answers.
+        fallback: The in-process limiter; a fresh :class:`MemoryRateLimiter` by default.
+        cooldown_s: Seconds to meter in-process after a failure before asking ``shared`` again.
+        clock: Monotonic seconds; injectable for tests.
+    """
+
+    def __init__(
+        self,
+        shared: RateLimiter,
+        fallback: RateLimiter | None = None,
+        *,
+        cooldown_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not (cooldown_s >= 0 and math.isfinite(cooldown_s)):
+            raise ValueError(f"cooldown_s must be finite and >= 0, got {cooldown_s}")
+        self.shared = shared
+        self.fallback = fallback if fallback is not None else MemoryRateLimiter(clock=clock)
+        self._cooldown = cooldown_s
+        self._clock = clock
+        self._retry_at: float | None = None  # None: the shared store is in use
+        self.failovers = 0
+        self.fallback_hits = 0
+
+    @property
+    def degraded(self) -> bool:
+        """Whether the last hit was metered in-process."""
+        return self._retry_at is not None
+
+    async def hit(self, key: str, spec: BucketSpec, cost: float = 1.0) -> Decision:
+        """Takes ``cost`` tokens from ``key``'s bucket, in the shared store if it answers."""
+        if self._retry_at is None or self._clock() >= self._retry_at:
+            try:
+                decision = await self.shared.hit(key, spec, cost)
+            except LimiterUnavailableError as exc:
+                if self._retry_at is None:
+                    self.failovers += 1
+                    logger.warning(
+                        "rate limiter unavailable (%s): metering in-process per replica until "
+                        "it answers again",
+                        exc,
+                    )
+                self._retry_at = self._clock() + self._cooldown
+            else:
+                if self._retry_at is not None:
+                    logger.warning("rate limiter available again: metering in it")
+                    self._retry_at = None
+                return decision
+        self.fallback_hits += 1
+        return await self.fallback.hit(key, spec, cost)

@@ -2,6 +2,26 @@
 
 Authorization checks scopes, never roles: a role is only a named bundle of scopes, so an API
 key can carry a subset of its owner's rights and every route states exactly what it needs.
+
+Camera limits hold whatever the scopes, for users and API keys alike: a camera-limited admin
+(a user created with role admin and a camera list, or an admin key limited to cameras) is an
+admin of its cameras only. The rule, route by route:
+
+- Routes on one camera or its objects (events, alerts, incidents, recordings, exports, frames,
+  ``DELETE /cameras/{id}``) answer 404 for a hidden camera, as for a missing one.
+- ``POST /cameras`` answers 403 when the new camera would be outside the caller's limits (its
+  id, or one of its groups, must be in them); an id taken by a hidden camera is also 403,
+  never 409, so the answer does not name it.
+- Lists and reports spanning cameras (cameras, events, alerts, incidents, exports, storage and
+  its last sweep, /metrics, /health) are filtered to the caller's cameras.
+- API keys: a key never sees more cameras than its creator; a limited principal lists and
+  revokes only its own keys (only an unlimited admin manages everyone's).
+- Routes over every camera at once are refused with 403 to any camera-limited principal
+  (``authorize_every_camera`` in the API): users (their camera lists name every camera, and
+  whoever manages users can lift their own limit), the audit log (its targets name every
+  camera's objects), prompts and experiments (they judge every camera's alerts, and an
+  experiment's report counts them all). Refusing is safer than filtering there: an audit entry
+  or a user's rights cannot be cut down to some cameras without losing what they mean.
 """
 
 from __future__ import annotations

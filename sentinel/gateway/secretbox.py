@@ -133,3 +133,14 @@ def key_from_setting(value: str) -> bytes:
     if len(key) != KEY_BYTES:
         raise ValueError(f"secret key must be base64 of {KEY_BYTES} bytes, got {len(key)} bytes")
     return key
+
+
+def open_secret_box(secret_key: str | None, data_dir: Path) -> SecretBox:
+    """The box for secrets at rest: the configured key, else ``keys/secrets.key`` in the data dir
+    (created 0600 at first use)."""
+    key = (
+        key_from_setting(secret_key)
+        if secret_key
+        else load_or_create_key(data_dir / "keys" / "secrets.key")
+    )
+    return SecretBox(key)

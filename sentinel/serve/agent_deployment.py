@@ -7,9 +7,9 @@ from typing import Any
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
+from sentinel.agent.alert_agent import AlertAgent, BackendConfig
 from sentinel.config import AgentSettings
-from sentinel.domain.alerts import EventContext
-from sentinel.serve.agent import AgentOutcome, AlertAgent, BackendConfig, PromptSpec
+from sentinel.domain.alerts import AgentOutcome, EventContext, PromptSpec
 
 
 @serve.deployment(name="Agent", max_ongoing_requests=32, ray_actor_options={"num_cpus": 0})
@@ -19,7 +19,7 @@ class AgentDeployment:
     def __init__(self, agent: dict[str, Any], llm: DeploymentHandle[Any] | None) -> None:
         settings = AgentSettings(**agent)
         self.agent = AlertAgent(
-            [BackendConfig(**b.model_dump()) for b in settings.backends],
+            [BackendConfig.from_settings(b) for b in settings.backends],
             llm_handle=llm,
             daily_token_budget=settings.daily_token_budget,
         )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,17 +12,8 @@ from numpy.typing import NDArray
 from ray import serve
 
 from sentinel.config import DetectorSettings
-from sentinel.domain.types import Detection
-from sentinel.serve.yolo import YoloOnnx
-
-
-@dataclass(frozen=True, slots=True)
-class DetectResult:
-    """Detections for one frame, with the facts a caller needs for its metrics."""
-
-    detections: list[Detection]
-    batch_size: int
-    infer_ms: float
+from sentinel.domain.types import DetectResult
+from sentinel.models.yolo import YoloOnnx
 
 
 @serve.deployment(name="Detector", max_ongoing_requests=64)
@@ -45,20 +35,29 @@ class Detector:
         self.detect_batch.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)  # type: ignore[attr-defined]
 
     @serve.batch(max_batch_size=4, batch_wait_timeout_s=0.01)
-    async def detect_batch(self, frames: list[NDArray[np.uint8]]) -> list[DetectResult]:
+    async def detect_batch(
+        self, requests: list[tuple[NDArray[np.uint8], str]]
+    ) -> list[DetectResult]:
         start = time.perf_counter()
+        frames = [frame for frame, _ in requests]
         # Inference runs off the event loop so the next batch can gather meanwhile.
         results = await asyncio.to_thread(self.model.detect, frames)
         infer_ms = (time.perf_counter() - start) * 1000.0
-        return [DetectResult(dets, len(frames), infer_ms) for dets in results]
+        cameras = len({source for _, source in requests})
+        return [DetectResult(dets, len(frames), infer_ms, cameras) for dets in results]
 
-    async def detect(self, frame: NDArray[np.uint8]) -> DetectResult:
-        """Detections for one RGB frame (H, W, 3) uint8."""
+    async def detect(self, frame: NDArray[np.uint8], source: str = "") -> DetectResult:
+        """Detections for one RGB frame (H, W, 3) uint8.
+
+        Args:
+            frame: The frame.
+            source: Who sent it (a camera id); only counted, for ``DetectResult.batch_cameras``.
+        """
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise ValueError(
                 f"frame must be an (H, W, 3) uint8 array, but got {frame.shape} {frame.dtype}"
             )
-        result: DetectResult = await self.detect_batch(frame)
+        result: DetectResult = await self.detect_batch((frame, source))
         return result
 
     def labels(self) -> list[str]:

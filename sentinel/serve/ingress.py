@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncGenerator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import ray
 from ray import serve
 from ray.exceptions import RayActorError
-from ray.serve.handle import DeploymentHandle
+from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
 
 from sentinel.actors.agent_worker import AGENT_WORKER_NAME
 from sentinel.actors.camera import camera_actor_name
@@ -95,11 +96,30 @@ class AgentHandleControl:
 
 
 class LlmHandleControl:
+    """The LLM deployment through its handle; streams through a streaming handle."""
+
     def __init__(self, handle: DeploymentHandle[Any]) -> None:
         self.handle = handle
+        self.streaming = handle.options(stream=True)
 
     async def chat(self, request: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = await self.handle.chat.remote(request)
+        return result
+
+    async def chat_stream(self, request: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
+        # A generator method through a stream=True handle answers a DeploymentResponseGenerator.
+        chunks = cast(DeploymentResponseGenerator[Any], self.streaming.chat_stream.remote(request))
+        finished = False
+        try:
+            async for chunk in chunks:
+                yield chunk
+            finished = True
+        finally:
+            if not finished:  # the reader left early: stop the replica generating for nobody
+                chunks.cancel()  # type: ignore[no-untyped-call]
+
+    async def models(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = await self.handle.models.remote()
         return result
 
 

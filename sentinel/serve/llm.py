@@ -2,11 +2,13 @@
 
 Generation is blocking C++ work; it runs on a dedicated worker thread so the replica's event
 loop keeps answering ``ready``/``info`` and queueing requests while a completion is produced.
+Streamed completions are generator calls: callers use ``handle.options(stream=True)``.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ from typing import Any
 from ray import serve
 from ray.serve import Application
 
-from sentinel.serve.llm_runner import LlamaRunner
+from sentinel.models.llm_runner import LlamaRunner, iterate_async
 
 DEFAULT_MODEL_ALIAS = "qwen2.5-0.5b-instruct"
 
@@ -59,6 +61,30 @@ class LLM:
         """
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self.runner.chat, request)
+
+    async def chat_stream(self, request: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
+        """One streamed chat completion: its ``chat.completion.chunk`` objects, token by token.
+
+        Call it through ``handle.options(stream=True).chat_stream.remote(request)``. Cancelling
+        the call (a client that went away) stops generation after the current token.
+
+        Args:
+            request: An OpenAI chat-completions request body with ``stream: true``.
+
+        Yields:
+            The chunks (see ``LlamaRunner.chat_stream``).
+
+        Raises:
+            ValueError: The request is invalid or exceeds the context window (before any
+                chunk).
+            RuntimeError: llama.cpp failed.
+        """
+        async for chunk in iterate_async(self.runner.chat_stream(request)):
+            yield chunk
+
+    def models(self) -> list[dict[str, Any]]:
+        """The served model(s) as OpenAI ``model`` objects."""
+        return [self.runner.model_card()]
 
     def ready(self) -> bool:
         """True once the model is loaded (the constructor raises otherwise)."""

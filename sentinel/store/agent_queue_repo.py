@@ -7,29 +7,53 @@ Leasing is atomic across threads and processes: on PostgreSQL the candidates are
 the lease runs in a ``BEGIN IMMEDIATE`` transaction (the database's write lock) behind a
 process-local lock. The claiming ``UPDATE`` repeats the claimability conditions, so an item can
 never be held by two leases at once.
+
+Completions are fenced: every lease writes a fresh token on the items it claims and returns it
+with each item (``LeasedItem.token``). A worker that stalls past its lease and finishes late
+brings the old token; by then another worker may hold the item under a new token, so the late
+``complete`` matches no row and changes nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from sentinel.store.agent_tables import AGENT_QUEUE, QUEUE_STATUSES
-from sentinel.store.audit_repo import _sqlite_lock
+from sentinel.store.clock import Clock
 from sentinel.store.clock import utcnow as _utcnow
-from sentinel.store.repo import _upsert_insert
-from sentinel.store.security_tables import as_utc
+from sentinel.store.sql import as_utc, sqlite_lock, upsert_insert
 
-__all__ = ["COMPLETE_STATUSES", "QUEUE_STATUSES", "AgentQueue"]
+__all__ = ["COMPLETE_STATUSES", "QUEUE_STATUSES", "AgentQueue", "LeasedItem"]
 
 COMPLETE_STATUSES = frozenset({"done", "shed", "failed", "pending"})
 """Statuses ``complete`` accepts; "pending" hands an item back to be leased again."""
 
 _MAX_LEASE = 1000
+
+
+class LeasedItem(str):
+    """A leased item: its event id (it *is* the id string) with the token of its lease.
+
+    Being a ``str``, it reads and compares as the event id; pass ``token`` to
+    ``AgentQueue.complete`` so that the completion only lands while this lease is the item's
+    latest.
+    """
+
+    token: str
+
+    def __new__(cls, event_id: str, token: str) -> LeasedItem:
+        item = super().__new__(cls, event_id)
+        item.token = token
+        return item
+
+    def __reduce__(self) -> tuple[type[LeasedItem], tuple[str, str]]:
+        return (LeasedItem, (str(self), self.token))
 
 
 class AgentQueue:
@@ -40,7 +64,7 @@ class AgentQueue:
         clock: Returns the current tz-aware time; injectable for tests.
     """
 
-    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = _utcnow) -> None:
+    def __init__(self, engine: Engine, *, clock: Clock = _utcnow) -> None:
         self._engine = engine
         self._clock = clock
 
@@ -53,7 +77,7 @@ class AgentQueue:
         sqlite = self._engine.dialect.name == "sqlite"
         with contextlib.ExitStack() as stack:
             if sqlite:
-                stack.enter_context(_sqlite_lock(self._engine))
+                stack.enter_context(sqlite_lock(self._engine))
             conn = stack.enter_context(self._engine.connect())
             try:
                 if sqlite:
@@ -67,7 +91,7 @@ class AgentQueue:
 
     def enqueue(self, event_id: str) -> bool:
         """Add an event as "pending"; returns False (and changes nothing) if it was queued."""
-        stmt = _upsert_insert(self._engine, AGENT_QUEUE).values(
+        stmt = upsert_insert(self._engine, AGENT_QUEUE).values(
             event_id=event_id,
             enqueued_at=self._now(),
             status="pending",
@@ -79,18 +103,37 @@ class AgentQueue:
         with self._write() as conn:
             return conn.execute(stmt.returning(AGENT_QUEUE.c.event_id)).first() is not None
 
-    def lease(self, limit: int, lease_s: float) -> list[str]:
+    def requeue(self, event_id: str) -> bool:
+        """Queue a finished item ("done", "shed" or "failed") again, to be judged anew.
+
+        An item still pending or leased is left alone (its judgement is still to come), and
+        an event never queued is not added.
+
+        Returns:
+            Whether the item went back to "pending".
+        """
+        c = AGENT_QUEUE.c
+        stmt = (
+            sa.update(AGENT_QUEUE)
+            .where(c.event_id == event_id, c.status.in_(("done", "shed", "failed")))
+            .values(status="pending", enqueued_at=self._now(), leased_until=None, last_error=None)
+        )
+        with self._write() as conn:
+            return conn.execute(stmt).rowcount > 0
+
+    def lease(self, limit: int, lease_s: float) -> list[LeasedItem]:
         """Claim up to ``limit`` items, oldest first: pending ones and ones whose lease expired.
 
-        Each claimed item becomes "leased" until now + ``lease_s`` and its ``attempts`` grows
-        by one. No item is ever held by two unexpired leases.
+        Each claimed item becomes "leased" until now + ``lease_s``, its ``attempts`` grows by
+        one and it gets this lease's fresh token. No item is ever held by two unexpired leases.
 
         Args:
             limit: The most items to claim, 1 to 1000.
             lease_s: How long the claim lasts, in seconds (positive).
 
         Returns:
-            The claimed event ids, oldest first (possibly none).
+            The claimed items (event ids carrying their lease token), oldest first (possibly
+            none).
 
         Raises:
             ValueError: If ``limit`` or ``lease_s`` is out of bounds.
@@ -109,6 +152,8 @@ class AgentQueue:
         )
         if self._engine.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
+        # One token per call is enough to fence: any later lease of an item writes another.
+        token = uuid.uuid4().hex
         with self._write() as conn:
             ids = list(conn.execute(query).scalars())
             if not ids:
@@ -121,22 +166,30 @@ class AgentQueue:
                         status="leased",
                         leased_until=now + timedelta(seconds=lease_s),
                         attempts=c.attempts + 1,
+                        lease_token=token,
                     )
                     .returning(c.event_id)
                 ).scalars()
             )
-        return [event_id for event_id in ids if event_id in claimed]
+        return [LeasedItem(event_id, token) for event_id in ids if event_id in claimed]
 
-    def complete(self, event_id: str, status: str, error: str | None = None) -> bool:
+    def complete(
+        self, event_id: str, status: str, error: str | None = None, *, token: str | None = None
+    ) -> bool:
         """Finish an item: "done", "shed" or "failed", or "pending" to hand it back.
 
         Args:
             event_id: The item.
             status: Its new status (see ``COMPLETE_STATUSES``); its lease ends.
             error: Why it failed, if it did (stored as ``last_error``).
+            token: The token of the lease being finished (``LeasedItem.token``). With it, the
+                item changes only while it is still "leased" under that token: after another
+                lease (or a completion) of the item, nothing changes. Workers always pass it;
+                None finishes the item whatever its lease (for operators and maintenance).
 
         Returns:
-            Whether the item exists.
+            Whether the item changed: False if it does not exist or, with ``token``, if its
+            lease is no longer this one.
 
         Raises:
             ValueError: If ``status`` is not one of ``COMPLETE_STATUSES``.
@@ -145,10 +198,39 @@ class AgentQueue:
             raise ValueError(
                 f"status must be one of {sorted(COMPLETE_STATUSES)}, but got {status!r}"
             )
+        c = AGENT_QUEUE.c
         stmt = (
             sa.update(AGENT_QUEUE)
-            .where(AGENT_QUEUE.c.event_id == event_id)
+            .where(c.event_id == event_id)
             .values(status=status, leased_until=None, last_error=error)
+        )
+        if token is not None:
+            stmt = stmt.where(c.status == "leased", c.lease_token == token)
+        with self._write() as conn:
+            return conn.execute(stmt).rowcount > 0
+
+    def retry_later(self, event_id: str, delay_s: float, error: str, *, token: str) -> bool:
+        """Hold a leased item back for ``delay_s`` seconds, then let it be leased again.
+
+        For a transient failure (every backend timed out or was down): the item stays "leased"
+        with no holder until the delay ends, which is exactly when a lease would expire, so no
+        other state is needed; ``attempts`` counts the tries. Fenced by ``token`` like
+        ``complete``.
+
+        Returns:
+            Whether the item changed (False if its lease is no longer this one).
+        """
+        if not delay_s >= 0:
+            raise ValueError(f"delay_s must be >= 0, but got {delay_s}")
+        c = AGENT_QUEUE.c
+        stmt = (
+            sa.update(AGENT_QUEUE)
+            .where(c.event_id == event_id, c.status == "leased", c.lease_token == token)
+            .values(
+                leased_until=self._now() + timedelta(seconds=delay_s),
+                lease_token=None,
+                last_error=error,
+            )
         )
         with self._write() as conn:
             return conn.execute(stmt).rowcount > 0

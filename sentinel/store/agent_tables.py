@@ -5,10 +5,12 @@ Like ``sentinel.store.tables`` these are storage rows, created by the Alembic mi
 experiment's variants) are stored as JSON text. Enumerated values are plain strings validated
 by the repositories (``sentinel.store.alert_repo``), so adding a value needs no migration.
 
-- ``alerts``: one row per event (``event_id`` is unique): the rules' decision, later amended
-  by the LLM agent's, plus the operator's acknowledgement and verdict.
+- ``alerts``: one row per event (``event_id`` is unique) and at most one per incident
+  (``incident_id``, added by ``0007_incidents``): the rules' decision, later amended by the LLM
+  agent's, plus the operator's acknowledgement and verdict.
 - ``agent_queue``: the events waiting for the LLM agent; workers lease items for a while, so
-  an item whose worker died is leased again once its lease expires.
+  an item whose worker died is leased again once its lease expires (``lease_token``, added
+  by ``0006_agent_lease_token``, fences completions against a later lease).
 - ``prompts`` / ``prompt_active``: versioned prompt templates and the version in use per name
   (a foreign key keeps an active version from being deleted).
 - ``experiments``: A/B tests of prompt versions of one prompt name.
@@ -57,6 +59,7 @@ class AlertRow(SQLModel, table=True):
         sa.Index("ix_alerts_camera_id_created_at", "camera_id", "created_at"),
         sa.Index("ix_alerts_created_at", "created_at"),
         sa.Index("ix_alerts_experiment_id", "experiment_id"),
+        sa.Index("ix_alerts_incident_id", "incident_id", unique=True),
     )
 
     id: str = Field(sa_column=sa.Column(sa.String(36), primary_key=True))
@@ -90,6 +93,8 @@ class AlertRow(SQLModel, table=True):
     verdict_note: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
     verdict_by: str | None = Field(default=None, sa_column=sa.Column(sa.String(255)))
     verdict_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+    # The incident this alert is about (one alert per incident); None for per-event alerts.
+    incident_id: str | None = Field(default=None, sa_column=sa.Column(sa.String(36)))
 
 
 class AgentQueueRow(SQLModel, table=True):
@@ -104,6 +109,9 @@ class AgentQueueRow(SQLModel, table=True):
     attempts: int = Field(sa_column=sa.Column(sa.Integer(), nullable=False))
     leased_until: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
     last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
+    # A fresh value per lease (migration 0006): a completion must bring the token of the
+    # lease it finishes, so a worker whose lease expired cannot undo the next worker's result.
+    lease_token: str | None = Field(default=None, sa_column=sa.Column(sa.String(32)))
 
 
 class PromptRow(SQLModel, table=True):

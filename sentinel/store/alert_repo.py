@@ -32,14 +32,15 @@ from sentinel.store.prompt_repo import (
     PromptRepository,
     Variant,
 )
-from sentinel.store.repo import (
-    MAX_PAGE_SIZE,
+from sentinel.store.sql import (
     InvalidCursor,
-    _decode_cursor,
-    _encode_cursor,
-    _upsert_insert,
+    as_utc,
+    check_choice,
+    check_page_size,
+    decode_cursor,
+    encode_cursor,
+    upsert_insert,
 )
-from sentinel.store.security_tables import as_utc
 
 __all__ = [
     "AgentQueue",
@@ -90,6 +91,7 @@ class AlertRecord:
     verdict_note: str | None
     verdict_by: str | None
     verdict_at: datetime | None
+    incident_id: str | None = None
 
     def decision(self) -> AlertDecision:
         """The stored decision, as the decider produced it."""
@@ -140,11 +142,6 @@ def _decision_values(decision: AlertDecision) -> dict[str, Any]:
     return values
 
 
-def _check(value: str, allowed: frozenset[str], name: str) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {sorted(allowed)}, but got {value!r}")
-
-
 class AlertRepository:
     """Records, amends, lists, acknowledges and judges alerts.
 
@@ -165,8 +162,12 @@ class AlertRepository:
         decision: AlertDecision,
         *,
         llm_status: str = "pending",
+        incident_id: str | None = None,
     ) -> AlertRecord:
         """Record the first decision about an event, once: a replay returns the stored alert.
+
+        With ``incident_id`` the alert is the incident's (at most one per incident): a second
+        decision about the same incident, for whichever member, returns the stored alert.
 
         Args:
             event_id: The event's id (one alert per event).
@@ -174,6 +175,7 @@ class AlertRepository:
             label: The event's object label.
             decision: The rules' decision.
             llm_status: The LLM agent's status for this alert ("skipped" if it will not run).
+            incident_id: The incident the alert is about, if any.
 
         Returns:
             The stored alert: the new one, or the existing one unchanged.
@@ -181,7 +183,7 @@ class AlertRepository:
         Raises:
             ValueError: If ``llm_status`` or the decision's severity is unknown.
         """
-        _check(llm_status, LLM_STATUSES, "llm_status")
+        check_choice(llm_status, LLM_STATUSES, "llm_status")
         now = as_utc(self._clock(), "clock()")
         values: dict[str, Any] = {
             "id": str(uuid.uuid4()),
@@ -193,13 +195,21 @@ class AlertRepository:
             "status": "open",
             **_decision_values(decision),
             "llm_status": llm_status,
+            "incident_id": incident_id,
         }
-        stmt = _upsert_insert(self._engine, ALERTS).values(**values)
-        stmt = stmt.on_conflict_do_nothing(index_elements=[ALERTS.c.event_id])
+        stmt = upsert_insert(self._engine, ALERTS).values(**values)
+        if incident_id is None:
+            stmt = stmt.on_conflict_do_nothing(index_elements=[ALERTS.c.event_id])
+            where = ALERTS.c.event_id == event_id
+        else:  # a conflict on either unique key (event or incident) keeps the stored alert
+            stmt = stmt.on_conflict_do_nothing()
+            where = ALERTS.c.incident_id == incident_id
         with self._engine.begin() as conn:
             conn.execute(stmt)
-            row = conn.execute(sa.select(ALERTS).where(ALERTS.c.event_id == event_id)).mappings()
-            return _to_alert(row.one())
+            row = conn.execute(sa.select(ALERTS).where(where)).mappings().first()
+        if row is None:  # the event already has an alert of another incident (or none)
+            raise ValueError(f"event {event_id} already has an alert that is not {incident_id}'s")
+        return _to_alert(row)
 
     def amend(
         self,
@@ -216,7 +226,8 @@ class AlertRepository:
             event_id: The event whose alert to amend.
             decision: The new decision.
             withdrawn: Whether the agent withdrew the alert (status "withdrawn"); otherwise
-                the status is kept.
+                a withdrawn alert is open again (a later judgement, on a material change,
+                found it alert-worthy after all) and any other status is kept.
             experiment_id: The experiment that chose the prompt, if any.
             variant: The experiment's variant that was used, if any.
 
@@ -233,6 +244,9 @@ class AlertRepository:
         }
         if withdrawn:
             values["status"] = "withdrawn"
+        else:
+            status = ALERTS.c.status
+            values["status"] = sa.case((status == "withdrawn", "open"), else_=status)
         return self._update(ALERTS.c.event_id == event_id, values)
 
     def set_llm_status(self, event_id: str, status: str, error: str | None = None) -> bool:
@@ -244,7 +258,7 @@ class AlertRepository:
         Raises:
             ValueError: If ``status`` is unknown.
         """
-        _check(status, LLM_STATUSES, "status")
+        check_choice(status, LLM_STATUSES, "status")
         now = as_utc(self._clock(), "clock()")
         values = {"llm_status": status, "llm_error": error, "updated_at": now}
         return self._update(ALERTS.c.event_id == event_id, values) is not None
@@ -262,6 +276,10 @@ class AlertRepository:
     def by_event(self, event_id: str) -> AlertRecord | None:
         """The alert of this event, or None."""
         return self._one(ALERTS.c.event_id == event_id)
+
+    def by_incident(self, incident_id: str) -> AlertRecord | None:
+        """The alert of this incident, or None."""
+        return self._one(ALERTS.c.incident_id == incident_id)
 
     def _one(self, where: sa.ColumnElement[bool]) -> AlertRecord | None:
         with self._engine.connect() as conn:
@@ -301,8 +319,7 @@ class AlertRepository:
             InvalidCursor: If ``cursor`` is malformed.
             ValueError: If ``limit`` is out of bounds or a datetime is naive.
         """
-        if not 1 <= limit <= MAX_PAGE_SIZE:
-            raise ValueError(f"limit must be between 1 and {MAX_PAGE_SIZE}, but got {limit}")
+        check_page_size(limit)
         c = ALERTS.c
         query = sa.select(ALERTS)
         if camera_ids is not None:
@@ -320,7 +337,7 @@ class AlertRepository:
         if until is not None:
             query = query.where(c.created_at <= as_utc(until, "until"))
         if cursor is not None:
-            after_at, after_id = _decode_cursor(cursor)
+            after_at, after_id = decode_cursor(cursor)
             query = query.where(
                 sa.or_(c.created_at < after_at, sa.and_(c.created_at == after_at, c.id < after_id))
             )
@@ -330,7 +347,7 @@ class AlertRepository:
         items = [_to_alert(row) for row in rows[:limit]]
         if len(rows) <= limit:
             return items, None
-        return items, _encode_cursor(items[-1].created_at, items[-1].id)
+        return items, encode_cursor(items[-1].created_at, items[-1].id)
 
     def acknowledge(self, alert_id: str, user_id: str, now: datetime) -> AlertRecord | None:
         """Acknowledge an open alert; acknowledging it again changes nothing (the first wins).
@@ -372,7 +389,7 @@ class AlertRepository:
         Raises:
             ValueError: If ``verdict`` is unknown or ``now`` is naive.
         """
-        _check(verdict, VERDICTS, "verdict")
+        check_choice(verdict, VERDICTS, "verdict")
         when = as_utc(now, "now")
         values = {
             "verdict": verdict,

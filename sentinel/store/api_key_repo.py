@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import logging
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,8 +13,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from sentinel.store.clock import Clock
 from sentinel.store.clock import utcnow as _utcnow
-from sentinel.store.security_tables import API_KEYS, as_utc, decode_str_list, encode_str_list
+from sentinel.store.security_tables import API_KEYS, decode_str_list, encode_str_list
+from sentinel.store.sql import as_utc
 
 __all__ = ["ApiKeyRecord", "ApiKeyRepository"]
 
@@ -68,7 +70,7 @@ class ApiKeyRepository:
         self,
         engine: Engine,
         *,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Clock = _utcnow,
         touch_interval: timedelta = timedelta(seconds=60),
     ) -> None:
         self._engine = engine

@@ -14,9 +14,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import json
-import threading
-import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -24,27 +22,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from sentinel.gateway.audit import AuditRecord, chain_hash
+from sentinel.store.clock import Clock
 from sentinel.store.clock import utcnow as _utcnow
-from sentinel.store.repo import MAX_PAGE_SIZE
-from sentinel.store.security_tables import AUDIT_HEAD, AUDIT_LOG, as_utc
+from sentinel.store.security_tables import AUDIT_HEAD, AUDIT_LOG
+from sentinel.store.sql import as_utc, check_page_size, sqlite_lock
 
 __all__ = ["AuditRepository"]
 
 _HEAD_ID = 1
-
-# SQLite serialises writers anyway; a process-local lock per engine makes threads queue here
-# instead of spinning in SQLite's busy handler (and keeps an in-memory database, whose threads
-# share one connection, from nesting BEGINs).
-_sqlite_locks: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
-_sqlite_locks_guard = threading.Lock()
-
-
-def _sqlite_lock(engine: Engine) -> threading.Lock:
-    with _sqlite_locks_guard:
-        lock = _sqlite_locks.get(engine)
-        if lock is None:
-            lock = _sqlite_locks[engine] = threading.Lock()
-        return lock
 
 
 def _load_detail(raw: str) -> dict[str, Any]:
@@ -80,7 +65,7 @@ class AuditRepository:
         clock: Returns the current tz-aware time (the default ``at``); injectable for tests.
     """
 
-    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = _utcnow) -> None:
+    def __init__(self, engine: Engine, *, clock: Clock = _utcnow) -> None:
         self._engine = engine
         self._clock = clock
 
@@ -138,7 +123,7 @@ class AuditRepository:
         }
         stored_detail = json.loads(detail_json)
         if self._engine.dialect.name == "sqlite":
-            with _sqlite_lock(self._engine):
+            with sqlite_lock(self._engine):
                 return self._append(entry, detail_json, stored_detail)
         return self._append(entry, detail_json, stored_detail)
 
@@ -217,8 +202,7 @@ class AuditRepository:
         Raises:
             ValueError: If ``limit`` is out of bounds or a datetime is naive.
         """
-        if not 1 <= limit <= MAX_PAGE_SIZE:
-            raise ValueError(f"limit must be between 1 and {MAX_PAGE_SIZE}, but got {limit}")
+        check_page_size(limit)
         c = AUDIT_LOG.c
         query = sa.select(AUDIT_LOG)
         for column, value in ((c.actor, actor), (c.action, action), (c.outcome, outcome)):

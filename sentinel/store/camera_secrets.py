@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sentinel.domain.sources import redact_source
 from sentinel.gateway.secretbox import SecretBox
-from sentinel.video.source import redact_source
 
 SEALED_KEY = "source_sealed"
 

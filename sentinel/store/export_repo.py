@@ -10,16 +10,17 @@ from __future__ import annotations
 import builtins
 import re
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from sentinel.store.clock import Clock
 from sentinel.store.clock import utcnow as _utcnow
 from sentinel.store.export_tables import EXPORT_STATUSES, EXPORTS
-from sentinel.store.security_tables import as_utc
+from sentinel.store.sql import as_utc, check_choice, utc_range
 
 __all__ = ["EXPORT_STATUSES", "ExportRecord", "ExportRepository", "export_key", "new_export_id"]
 
@@ -87,7 +88,7 @@ class ExportRepository:
         clock: Returns the current tz-aware time (for ``created_at``); injectable for tests.
     """
 
-    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = _utcnow) -> None:
+    def __init__(self, engine: Engine, *, clock: Clock = _utcnow) -> None:
         self._engine = engine
         self._clock = clock
 
@@ -124,13 +125,10 @@ class ExportRepository:
             ValueError: If the status is unknown, a time is naive, ``end`` is before ``start``,
                 the name is too long or an id is not a valid key segment.
         """
-        if status not in EXPORT_STATUSES:
-            raise ValueError(f"status must be one of {sorted(EXPORT_STATUSES)}, got {status!r}")
+        check_choice(status, EXPORT_STATUSES, "status")
         if len(name) > _MAX_NAME:
             raise ValueError(f"name must be at most {_MAX_NAME} characters")
-        start, end = as_utc(start, "start"), as_utc(end, "end")
-        if end < start:
-            raise ValueError(f"end {end.isoformat()} is before start {start.isoformat()}")
+        start, end = utc_range(start, end)
         if size < 0:
             raise ValueError(f"size must be >= 0, but got {size}")
         key = export_key(camera_id, export_id)

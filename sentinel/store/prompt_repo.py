@@ -25,8 +25,7 @@ from sentinel.domain.experiments import Variant
 from sentinel.store.agent_tables import EXPERIMENTS, PROMPT_ACTIVE, PROMPTS
 from sentinel.store.clock import Clock
 from sentinel.store.clock import utcnow as _utcnow
-from sentinel.store.repo import _upsert_insert
-from sentinel.store.security_tables import as_utc
+from sentinel.store.sql import as_utc, upsert_insert
 
 __all__ = [
     "ExperimentRecord",
@@ -141,7 +140,7 @@ class PromptRepository:
         Returns:
             Whether it was activated (False if there is no such version).
         """
-        stmt = _upsert_insert(self._engine, PROMPT_ACTIVE).values(name=name, version=version)
+        stmt = upsert_insert(self._engine, PROMPT_ACTIVE).values(name=name, version=version)
         stmt = stmt.on_conflict_do_update(
             index_elements=[PROMPT_ACTIVE.c.name], set_={"version": stmt.excluded.version}
         )

@@ -8,22 +8,28 @@ stale state never overwrites a newer one, in a single statement (no read-modify-
 
 from __future__ import annotations
 
-import base64
-import binascii
 import builtins
 import json
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from sentinel.domain.types import Box, EventState
 from sentinel.store.clock import Clock
 from sentinel.store.clock import utcnow as _utcnow
+from sentinel.store.sql import (
+    MAX_PAGE_SIZE,
+    InvalidCursor,
+    check_page_size,
+    decode_cursor,
+    encode_cursor,
+    require_aware,
+    upsert_insert,
+)
 from sentinel.store.tables import CAMERAS, EVENTS
 
 __all__ = [
@@ -34,12 +40,6 @@ __all__ = [
     "InvalidCursor",
     "StoredEvent",
 ]
-
-MAX_PAGE_SIZE = 1000
-
-
-class InvalidCursor(ValueError):  # noqa: N818 - a ValueError subclass named for what it rejects
-    """Raised when a pagination cursor was not produced by ``EventRepository.list``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,37 +85,6 @@ class EventPage:
 
     items: list[StoredEvent]
     next_cursor: str | None
-
-
-def _require_aware(value: datetime | None, name: str) -> None:
-    if value is not None and (value.tzinfo is None or value.utcoffset() is None):
-        raise ValueError(f"{name} must be a timezone-aware datetime, but got {value.isoformat()}")
-
-
-def _encode_cursor(started_at: datetime, event_id: str) -> str:
-    raw = f"{started_at.astimezone(UTC).isoformat()}|{event_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8")
-        stamp, sep, event_id = raw.partition("|")
-        started_at = datetime.fromisoformat(stamp)
-    except (binascii.Error, UnicodeError, ValueError) as exc:
-        raise InvalidCursor(f"malformed cursor {cursor!r}") from exc
-    if not sep or not event_id or started_at.tzinfo is None:
-        raise InvalidCursor(f"malformed cursor {cursor!r}")
-    return started_at, event_id
-
-
-def _upsert_insert(engine: Engine, table: sa.Table) -> Any:
-    """The dialect's INSERT construct that supports ``on_conflict_do_update``."""
-    if engine.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    if engine.dialect.name == "sqlite":
-        return sqlite.insert(table)
-    raise ValueError(f"unsupported database dialect {engine.dialect.name!r}")
 
 
 def _to_event(row: sa.RowMapping) -> StoredEvent:
@@ -169,7 +138,7 @@ class EventRepository:
             ValueError: If a datetime of ``state`` is naive.
         """
         for name in ("started_at", "last_seen_at", "best_at", "ended_at"):
-            _require_aware(getattr(state, name), f"state.{name}")
+            require_aware(getattr(state, name), f"state.{name}")
         values: dict[str, Any] = {
             "id": state.id,
             "camera_id": state.camera_id,
@@ -186,7 +155,7 @@ class EventRepository:
             "snapshot_key": snapshot_key,
             "updated_at": self._clock(),
         }
-        stmt = _upsert_insert(self._engine, EVENTS).values(**values)
+        stmt = upsert_insert(self._engine, EVENTS).values(**values)
         new = stmt.excluded
         updates: dict[str, Any] = {name: new[name] for name in values if name != "id"}
         updates["snapshot_key"] = sa.func.coalesce(new.snapshot_key, EVENTS.c.snapshot_key)
@@ -243,10 +212,9 @@ class EventRepository:
             InvalidCursor: If ``cursor`` is malformed.
             ValueError: If ``limit`` is out of bounds or a datetime is naive.
         """
-        if not 1 <= limit <= MAX_PAGE_SIZE:
-            raise ValueError(f"limit must be between 1 and {MAX_PAGE_SIZE}, but got {limit}")
-        _require_aware(since, "since")
-        _require_aware(until, "until")
+        check_page_size(limit)
+        require_aware(since, "since")
+        require_aware(until, "until")
         query = sa.select(EVENTS)
         if camera_id is not None:
             query = query.where(EVENTS.c.camera_id == camera_id)
@@ -259,7 +227,7 @@ class EventRepository:
         if until is not None:
             query = query.where(EVENTS.c.started_at <= until)
         if cursor is not None:
-            after_started, after_id = _decode_cursor(cursor)
+            after_started, after_id = decode_cursor(cursor)
             query = query.where(
                 sa.or_(
                     EVENTS.c.started_at < after_started,
@@ -273,7 +241,7 @@ class EventRepository:
         next_cursor = None
         if len(rows) > limit:
             last = items[-1]
-            next_cursor = _encode_cursor(last.started_at, last.id)
+            next_cursor = encode_cursor(last.started_at, last.id)
         return EventPage(items=items, next_cursor=next_cursor)
 
     def open_events(self, camera_id: str) -> builtins.list[StoredEvent]:
@@ -322,7 +290,7 @@ class CameraRepository:
             raise TypeError(f"config must be a dict, but got {type(config).__name__}")
         encoded = json.dumps(config, sort_keys=True)
         now = self._clock()
-        stmt = _upsert_insert(self._engine, CAMERAS).values(
+        stmt = upsert_insert(self._engine, CAMERAS).values(
             id=camera_id,
             config=encoded,
             created_at=now,

@@ -15,8 +15,9 @@ from typing import Any, Literal, NoReturn
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 
+from sentinel.domain.strict import StrictModel
 from sentinel.store.objects import (
     MAX_KEY_LENGTH,
     LocalObjectStore,
@@ -36,7 +37,7 @@ class ObjectStoreError(RuntimeError):
     """An object store failed for a reason other than a missing object."""
 
 
-class ObjectStoreSettings(BaseModel):
+class ObjectStoreSettings(StrictModel):
     """Where objects (snapshots, recordings, datasets) are stored.
 
     Attributes:
@@ -48,8 +49,6 @@ class ObjectStoreSettings(BaseModel):
         access_key: The access key id; ``None`` for boto3's default credential chain.
         secret_key: The secret access key; ``None`` for boto3's default credential chain.
     """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: Literal["local", "s3"] = "local"
     bucket: str | None = Field(None, min_length=3, max_length=63)

@@ -27,10 +27,10 @@ from sentinel.store.clock import utcnow as _utcnow
 from sentinel.store.security_tables import (
     REFRESH_TOKENS,
     USERS,
-    as_utc,
     decode_str_list,
     encode_str_list,
 )
+from sentinel.store.sql import as_utc
 
 __all__ = [
     "ADMIN_ROLE",

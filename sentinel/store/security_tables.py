@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -33,7 +33,6 @@ __all__ = [
     "AuditLogRow",
     "RefreshTokenRow",
     "UserRow",
-    "as_utc",
     "decode_str_list",
     "encode_str_list",
 ]
@@ -175,14 +174,3 @@ def encode_str_list(values: Sequence[str] | None, name: str) -> str | None:
 def decode_str_list(raw: str | None) -> tuple[str, ...] | None:
     """The strings of a column value written by ``encode_str_list`` (None stays None)."""
     return None if raw is None else tuple(str(v) for v in json.loads(raw))
-
-
-def as_utc(value: datetime, name: str) -> datetime:
-    """``value`` converted to UTC.
-
-    Raises:
-        ValueError: If ``value`` is naive (``name`` is in the message).
-    """
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{name} must be a timezone-aware datetime, but got {value.isoformat()}")
-    return value.astimezone(UTC)

@@ -9,24 +9,23 @@ against the object store's listing for the startup reconciliation (``orphans``, 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, NamedTuple
+from pathlib import Path
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from sentinel.store.clock import Clock
 from sentinel.store.clock import utcnow as _utcnow
 from sentinel.store.recording_tables import SEGMENT_KINDS, SEGMENTS
-from sentinel.store.repo import _upsert_insert
-from sentinel.store.security_tables import as_utc
-
-if TYPE_CHECKING:  # the store does not import PyAV at run time
-    from sentinel.video.recorder import SegmentInfo
+from sentinel.store.sql import as_utc, check_choice, upsert_insert, utc_range
 
 __all__ = [
     "SEGMENT_KINDS",
+    "SegmentInfo",
     "SegmentRecord",
     "SegmentRepository",
     "SegmentUsage",
@@ -35,6 +34,22 @@ __all__ = [
 
 _MAX_LIMIT = 10_000
 _BATCH = 1000
+
+
+@dataclass(frozen=True)
+class SegmentInfo:
+    """A finished, probed temp file for ``on_segment``; ``start``/``end``: stream seconds of the
+    first frame and of the end of the last, ``wall_*`` the same on the clock."""
+
+    path: Path
+    start: float
+    end: float
+    wall_start: datetime
+    wall_end: datetime
+    size: int
+    codec: str
+    transcoded: bool
+    frames: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,13 +116,6 @@ def _to_record(row: sa.RowMapping) -> SegmentRecord:
     )
 
 
-def _check_range(start: datetime, end: datetime) -> tuple[datetime, datetime]:
-    start, end = as_utc(start, "start"), as_utc(end, "end")
-    if end < start:
-        raise ValueError(f"end {end.isoformat()} is before start {start.isoformat()}")
-    return start, end
-
-
 class SegmentRepository:
     """Reads and writes the index of recorded segments.
 
@@ -116,7 +124,7 @@ class SegmentRepository:
         clock: Returns the current tz-aware time (for ``created_at``); injectable for tests.
     """
 
-    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = _utcnow) -> None:
+    def __init__(self, engine: Engine, *, clock: Clock = _utcnow) -> None:
         self._engine = engine
         self._clock = clock
 
@@ -135,12 +143,11 @@ class SegmentRepository:
         Raises:
             ValueError: If ``kind`` is unknown, a wall time is naive or ends before it starts.
         """
-        if kind not in SEGMENT_KINDS:
-            raise ValueError(f"kind must be one of {sorted(SEGMENT_KINDS)}, but got {kind!r}")
+        check_choice(kind, SEGMENT_KINDS, "kind")
         if not camera_id:
             raise ValueError("camera_id must not be empty")
-        start, end = _check_range(info.wall_start, info.wall_end)
-        stmt = _upsert_insert(self._engine, SEGMENTS).values(
+        start, end = utc_range(info.wall_start, info.wall_end)
+        stmt = upsert_insert(self._engine, SEGMENTS).values(
             id=str(uuid.uuid4()),
             camera_id=camera_id,
             start_at=start,
@@ -176,7 +183,7 @@ class SegmentRepository:
         Raises:
             ValueError: If a bound is naive or ``end`` is before ``start``.
         """
-        start, end = _check_range(start, end)
+        start, end = utc_range(start, end)
         c = SEGMENTS.c
         query = (
             sa.select(SEGMENTS)
@@ -196,7 +203,7 @@ class SegmentRepository:
         """
         if max_gap_s < 0:
             raise ValueError(f"max_gap_s must be >= 0, but got {max_gap_s}")
-        start, end = _check_range(start, end)
+        start, end = utc_range(start, end)
         segments = self.range(camera_id, start, end)
         tolerance = timedelta(seconds=max_gap_s)
         gaps: list[tuple[datetime, datetime]] = []

@@ -18,10 +18,9 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from fractions import Fraction
-from functools import partial
 from pathlib import Path
 from typing import cast
 
@@ -31,6 +30,9 @@ from av.codec.context import CodecContext
 from av.container import OutputContainer
 from av.video.codeccontext import VideoCodecContext
 from av.video.stream import VideoStream
+
+from sentinel.store.clock import Clock, utcnow
+from sentinel.store.segment_repo import SegmentInfo
 
 COPY_CODECS = frozenset({"h264", "hevc"})  # stored as they come; anything else is transcoded
 _MAX_JUMP_S = 5.0  # a timestamp step beyond this (either way) is a discontinuity, not jitter
@@ -49,22 +51,6 @@ def _copy(packet: av.Packet[VideoStream]) -> av.Packet[VideoStream]:
     out.pts, out.dts, out.duration = packet.pts, packet.dts, packet.duration
     out.time_base, out.is_keyframe = packet.time_base, packet.is_keyframe
     return out
-
-
-@dataclass(frozen=True)
-class SegmentInfo:
-    """A finished, probed temp file for ``on_segment``; ``start``/``end``: stream seconds of the
-    first frame and of the end of the last, ``wall_*`` the same on the clock."""
-
-    path: Path
-    start: float
-    end: float
-    wall_start: datetime
-    wall_end: datetime
-    size: int
-    codec: str
-    transcoded: bool
-    frames: int
 
 
 class PacketBuffer:
@@ -150,7 +136,7 @@ class SegmentRecorder:
         on_segment: Callable[[SegmentInfo], None],
         segment_s: float = 10.0,
         transcode: bool | None = None,
-        clock: Callable[[], datetime] = partial(datetime.now, UTC),
+        clock: Clock = utcnow,
         retry_after_s: float | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sentinel.store.objects import ObjectStore, validate_key
-from sentinel.store.segment_repo import SEGMENT_KINDS, SegmentRecord, SegmentRepository
-from sentinel.video.recorder import SegmentInfo
+from sentinel.store.segment_repo import SEGMENT_KINDS, SegmentInfo, SegmentRecord, SegmentRepository
 
 __all__ = [
     "RECORDINGS_PREFIX",

@@ -135,20 +135,39 @@ def test_up_finds_people_in_the_sample(running: tuple[str, subprocess.Popen[str]
 
 @pytest.mark.timeout(900)
 def test_alerts_carry_llm_summaries(running: tuple[str, subprocess.Popen[str], str]) -> None:
-    """The real embedded model (Qwen2.5 0.5B on xllamacpp) judges a real event of the sample."""
+    """The real embedded model (Qwen2.5 0.5B on xllamacpp) writes the summary of a real
+    incident of the sample; by default it only summarises (its verdicts measured below the
+    rules' on benchmarks/agent_quality.py), so the rule decision stands."""
     url, _, token = running
     with httpx.Client(base_url=url, timeout=30, headers={"Authorization": f"Bearer {token}"}) as c:
+        seen: list[dict[str, object]] = []
 
         def llm_alerts() -> list[dict[str, object]]:
-            items = c.get("/api/v1/alerts", params={"limit": 500}).json()["items"]
-            return [a for a in items if a["decided_by"] == "llm"]
+            seen[:] = c.get("/api/v1/alerts", params={"limit": 500}).json()["items"]
+            return [a for a in seen if a["llm_status"] == "done"]
 
-        decided = wait_for(llm_alerts, timeout=420, interval=3, what="an LLM-decided alert")
+        try:
+            decided = wait_for(llm_alerts, timeout=420, interval=3, what="an LLM-summarised alert")
+        except AssertionError:
+            # Say why: each alert's agent status and error, and the backends' health.
+            states = [(a["llm_status"], a.get("llm_error")) for a in seen]
+            health = c.get("/api/v1/agent/backends").json()
+            raise AssertionError(f"no summarised alert: {states!r}; backends {health!r}") from None
         alert = decided[0]
         assert str(alert["summary"]).strip()
         assert alert["model"] and alert["prompt_version"] == "alert@builtin"
         assert alert["severity"] in {"info", "low", "medium", "high", "critical"}
-        assert alert["status"] in {"open", "withdrawn"}
+        assert alert["decided_by"] == "rules" and alert["status"] == "open"
+        reasons = alert["reasons"]
+        assert isinstance(reasons, list)
+        assert str(reasons[0]).startswith("rule decision stands; embedded only summarises")
+        # Alerts are per incident: the judged alert names its incident, a real group of events.
+        incident = c.get(f"/api/v1/incidents/{alert['incident_id']}").json()
+        assert incident["camera_id"] == "pets" and incident["members"]
+        assert incident["alert"]["id"] == alert["id"]
+        events = c.get("/api/v1/events", params={"limit": 500}).json()["items"]
+        alerts = c.get("/api/v1/alerts", params={"limit": 500}).json()["items"]
+        assert len(alerts) < len(events)  # not one alert per object
         metrics = c.get("/metrics").text
         assert "sentinel_agent_decisions_total" in metrics
         assert "sentinel_agent_decision_latency_ms_bucket" in metrics

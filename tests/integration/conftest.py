@@ -2,6 +2,10 @@
 
 Tests that need Ray ask for ``sentinel_stack``; it starts on first use, so the store and API
 tests in this folder run without a cluster.
+
+The API tests share ``services`` (real stores over ``store_engine``, fakes for the Ray parts),
+``admin`` and ``client``; a module overrides ``services`` to add or replace a service, and
+``client_headers`` to make ``client`` send them (an admin's token, say) on every request.
 """
 
 from __future__ import annotations
@@ -15,10 +19,39 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
 
+from sentinel.api.deps import Services
 from sentinel.cli import create_admin
 from sentinel.config import Settings
+from sentinel.gateway.roles import Role
+from tests.utils.api import api_client
+from tests.utils.auth import AuthedUser, add_user
 from tests.utils.media import free_port
+from tests.utils.services import make_services
+
+
+@pytest.fixture
+def services(store_engine: Engine, tmp_path: Path) -> Services:
+    return make_services(store_engine, tmp_path)
+
+
+@pytest.fixture
+def admin(services: Services) -> AuthedUser:
+    return add_user(services.security, "root", Role.ADMIN)
+
+
+@pytest.fixture
+def client_headers() -> dict[str, str]:
+    """Headers ``client`` sends on every request: none, unless a module overrides this."""
+    return {}
+
+
+@pytest.fixture
+def client(services: Services, client_headers: dict[str, str]) -> Iterator[TestClient]:
+    with api_client(services, headers=client_headers) as c:
+        yield c
 
 
 def wait_for(
@@ -78,7 +111,7 @@ def sentinel_stack(tmp_path_factory: pytest.TempPathFactory, onnx_model: Path) -
     import ray
     from ray import serve
 
-    from sentinel.serve import app as runtime
+    from sentinel import platform as runtime
 
     data_dir = tmp_path_factory.mktemp("sentinel-data")
     port = free_port()
@@ -92,7 +125,14 @@ def sentinel_stack(tmp_path_factory: pytest.TempPathFactory, onnx_model: Path) -
         # test with the real model; here it would only compete for the 2 cores.
         agent={"enabled": False},
     )
-    ray.init(num_cpus=2, include_dashboard=False, namespace=settings.namespace)
+    # A private cluster on loopback: never join one that `ray start` left on this machine.
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        namespace=settings.namespace,
+        _node_ip_address="127.0.0.1",
+    )
     try:
         supervisor = runtime.start(settings)
         url = f"http://127.0.0.1:{port}"

@@ -2,38 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy.engine import Engine
 
-from sentinel.api.app import create_app
 from sentinel.api.deps import Services
 from sentinel.domain.alerts import AlertDecision, DecidedBy, Severity
 from sentinel.gateway.roles import Role
 from tests.utils.auth import AuthedUser, add_user
-from tests.utils.services import make_services
-
-
-@pytest.fixture
-def services(store_engine: Engine, tmp_path: Path) -> Services:
-    return make_services(store_engine, tmp_path)
-
-
-@pytest.fixture
-def client(services: Services) -> Iterator[TestClient]:
-    app = create_app()
-    app.state.services = services
-    with TestClient(app) as c:
-        yield c
-
-
-@pytest.fixture
-def admin(services: Services) -> AuthedUser:
-    return add_user(services.security, "boss", Role.ADMIN)
 
 
 def _rule(camera: str) -> AlertDecision:

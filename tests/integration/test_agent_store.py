@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -111,8 +112,9 @@ def test_amend_withdraw_and_llm_status(store_engine: Engine) -> None:
     withdrawn = repo.amend("e1", LLM, withdrawn=True)
     assert withdrawn is not None and withdrawn.status == "withdrawn"
     assert withdrawn.experiment_id is None
+    # A later judgement (a material change) that alerts after all opens it again.
     assert repo.amend("e1", replace(LLM, alert=True)) is not None
-    assert repo.by_event("e1").status == "withdrawn"  # type: ignore[union-attr]
+    assert repo.by_event("e1").status == "open"  # type: ignore[union-attr]
 
     repo.record_rule_decision("e2", "front", "person", rules())
     assert repo.set_llm_status("e2", "failed", "timeout")
@@ -396,5 +398,50 @@ def test_migration_0003_upgrades_a_populated_0002_database(db_url: str) -> None:
         assert UserRepository(engine).by_username("alice") is not None
         migrate(engine)
         assert AlertRepository(engine).by_event("e1") is None
+    finally:
+        engine.dispose()
+
+
+def test_late_complete_of_an_expired_lease_is_refused(store_engine: Engine) -> None:
+    clock = Clock()
+    first, second = AgentQueue(store_engine, clock=clock), AgentQueue(store_engine, clock=clock)
+    first.enqueue("e1")
+    [mine] = first.lease(1, 5)
+    clock.t = 6  # the first worker stalls past its lease
+    [theirs] = second.lease(1, 30)
+    assert mine == theirs == "e1" and mine.token != theirs.token
+    assert pickle.loads(pickle.dumps(mine)).token == mine.token  # it may cross processes
+    assert second.complete("e1", "done", token=theirs.token)
+    assert not first.complete("e1", "failed", "too late", token=mine.token)
+    assert first.status("e1") == ("done", 2)
+    # A lease that expired but was not taken again still lets its worker finish.
+    first.enqueue("e2")
+    [slow] = first.lease(1, 5)
+    clock.t = 60
+    assert first.complete("e2", "done", token=slow.token)
+    assert not first.complete("e2", "failed", token=slow.token)  # its lease has ended
+    assert first.status("e2") == ("done", 1)
+    assert not first.complete("missing", "done", token=slow.token)
+
+
+def test_migration_0006_adds_the_lease_token_and_downgrades(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            command.upgrade(alembic_config(conn), "0005")
+            conn.commit()
+        AgentQueue(engine).enqueue("old")  # a row from before: no token, still leasable
+        migrate(engine)
+        with engine.connect() as conn:
+            ours = {"include_object": lambda _o, name, kind, *_: kind != "table" or name in TABLES}
+            diffs = compare_metadata(MigrationContext.configure(conn, opts=ours), SQLModel.metadata)
+        assert diffs == []
+        [item] = AgentQueue(engine).lease(1, 30)
+        assert item == "old" and AgentQueue(engine).complete("old", "done", token=item.token)
+        with engine.connect() as conn:
+            command.downgrade(alembic_config(conn), "0005")
+            conn.commit()
+        columns = {c["name"] for c in sa.inspect(engine).get_columns("agent_queue")}
+        assert "lease_token" not in columns and "leased_until" in columns
     finally:
         engine.dispose()

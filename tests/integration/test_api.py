@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,11 +10,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from sentinel.api.app import create_app
 from sentinel.api.deps import Services
 from sentinel.domain.types import Box, EventState
 from sentinel.gateway.roles import Role
 from sentinel.store.objects import snapshot_key
+from tests.utils.api import api_client
 from tests.utils.auth import AuthedUser, add_user
 from tests.utils.services import FakeControl, ReadyDetector, make_services
 
@@ -33,16 +32,8 @@ def services(store_engine: Engine, tmp_path: Path, control: FakeControl) -> Serv
 
 
 @pytest.fixture
-def admin(services: Services) -> AuthedUser:
-    return add_user(services.security, "root", Role.ADMIN)
-
-
-@pytest.fixture
-def client(services: Services, admin: AuthedUser) -> Iterator[TestClient]:
-    app = create_app()
-    app.state.services = services
-    with TestClient(app, headers=admin.headers) as c:
-        yield c
+def client_headers(admin: AuthedUser) -> dict[str, str]:
+    return admin.headers
 
 
 def _event(i: int, camera: str = "a", label: str = "person", ended: bool = True) -> EventState:
@@ -239,8 +230,6 @@ def test_snapshot_from_either_object_store(
     object_store.put(key, b"\xff\xd8from-the-store", "image/jpeg")
     services.events.upsert(ev, key)
     admin = add_user(services.security, "root", Role.ADMIN)
-    app = create_app()
-    app.state.services = services
-    with TestClient(app, headers=admin.headers) as c:
+    with api_client(services, headers=admin.headers) as c:
         r = c.get(f"/api/v1/events/{ev.id}/snapshot.jpg")
     assert r.status_code == 200 and r.content == b"\xff\xd8from-the-store"

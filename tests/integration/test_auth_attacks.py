@@ -16,11 +16,11 @@ from cryptography.hazmat.primitives import serialization
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from sentinel.api.app import create_app
 from sentinel.api.deps import Services
 from sentinel.gateway.roles import Role, scopes_for
 from sentinel.gateway.tokens import TokenIssuer
 from sentinel.gateway.totp import current_code
+from tests.utils.api import api_client
 from tests.utils.auth import AuthedUser, add_user, make_security
 from tests.utils.services import make_services
 
@@ -32,14 +32,6 @@ def _b64(data: bytes) -> str:
 @pytest.fixture
 def services(store_engine: Engine, tmp_path: Path) -> Services:
     return make_services(store_engine, tmp_path, auth={"max_body_bytes": 4096})
-
-
-@pytest.fixture
-def client(services: Services) -> Iterator[TestClient]:
-    app = create_app()
-    app.state.services = services
-    with TestClient(app) as c:
-        yield c
 
 
 @pytest.fixture
@@ -286,9 +278,7 @@ def test_route_rate_limit_answers_429(
 ) -> None:
     services.security = make_security(services.engine, tmp_path, rate_per_s=0.01, rate_burst=3)
     user = add_user(services.security, "busy", Role.VIEWER)
-    app = create_app()
-    app.state.services = services
-    with TestClient(app) as c:
+    with api_client(services) as c:
         codes = [c.get("/api/v1/events", headers=user.headers).status_code for _ in range(5)]
         assert codes == [200, 200, 200, 429, 429]
         r = c.get("/api/v1/events", headers=user.headers)

@@ -15,9 +15,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 import ray
 from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
+from ray import serve
 
 from tests.integration.conftest import Stack, wait_for
 from tests.utils.media import corrupt_file, free_port, h264_clip, rtsp_server, sample_video
@@ -112,6 +115,68 @@ def test_bad_sources_fail_alone(stack: Stack, clip: Path, tmp_path: Path) -> Non
     finally:
         for cid in ("good", "corrupt", "missing", "dead"):
             _remove(stack, cid)
+
+
+def _metric(text: str, name: str, **labels: str) -> float:
+    """One sample of the Prometheus text ``text``."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    raise AssertionError(f"{name}{labels} is not in /metrics")
+
+
+def test_two_cameras_share_detector_batches(stack: Stack, clip: Path) -> None:
+    """Two live cameras: ``@serve.batch`` puts their frames in the same batches, and both
+    cameras report it (status counters and /metrics)."""
+    pair = ("pair-a", "pair-b")
+    for cid in pair:
+        # No motion gate: every sampled frame goes to the detector.
+        _add(stack, id=cid, source=str(clip), detect_fps=5, motion={"enabled": False})
+    try:
+
+        def both_shared() -> dict[str, dict[str, int]] | None:
+            counters = {cid: stack.camera(cid)["status"]["counters"] for cid in pair}
+            shared = all(c.get("detector_calls_shared", 0) > 0 for c in counters.values())
+            return counters if shared else None
+
+        counters = wait_for(both_shared, timeout=120, what="both cameras in a shared batch")
+        # Only these two cameras send frames, so a shared batch held frames of both.
+        running = {
+            c["id"]
+            for c in stack.http.get("/api/v1/cameras").json()
+            if c["detect"] and c["status"]["state"] in ("starting", "running")
+        }
+        assert running == set(pair), running
+        metrics = stack.http.get("/metrics").text
+        for cid in pair:
+            assert counters[cid]["detector_calls_shared"] <= counters[cid]["detector_calls"]
+            shared = _metric(metrics, "sentinel_detector_calls_shared_total", camera=cid)
+            assert shared >= counters[cid]["detector_calls_shared"]
+            count = _metric(metrics, "sentinel_detector_batch_size_count", camera=cid)
+            alone = _metric(metrics, "sentinel_detector_batch_size_bucket", camera=cid, le="1.0")
+            assert count > alone, (cid, count, alone)  # frames detected in batches of 2 or more
+    finally:
+        for cid in pair:
+            _remove(stack, cid)
+
+
+def test_detector_counts_distinct_cameras_per_batch(stack: Stack) -> None:
+    """Four frames from three sources sent at once: a full batch reports 3 cameras, not 4."""
+    handle = serve.get_deployment_handle("Detector", app_name=stack.settings.app_name)
+    sources = ["a", "b", "a", "c"]
+    assert stack.settings.detector.max_batch_size == len(sources)
+    frames = [np.full((96, 128, 3), 40 * i, np.uint8) for i in range(len(sources))]
+
+    def full_batch() -> list[object] | None:
+        responses = [handle.detect.remote(f, s) for f, s in zip(frames, sources, strict=True)]
+        results = [r.result(timeout_s=60) for r in responses]
+        for r in results:
+            assert 1 <= r.batch_cameras <= min(r.batch_size, 3), r
+        return results if all(r.batch_size == len(sources) for r in results) else None
+
+    results = wait_for(full_batch, timeout=60, interval=0.1, what="one batch of all four")
+    assert all(r.batch_cameras == 3 for r in results), results
 
 
 def test_rtsp_camera_records_and_plays_back(stack: Stack, clip: Path, tmp_path: Path) -> None:

@@ -10,13 +10,13 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
-from sentinel.api.app import create_app
 from sentinel.cli import main
 from sentinel.gateway.keys import KeyRing
 from sentinel.gateway.roles import Role
 from sentinel.gateway.tokens import TokenIssuer
 from sentinel.store.audit_repo import AuditRepository
 from sentinel.store.db import make_engine, migrate, sqlite_url
+from tests.utils.api import api_app
 from tests.utils.auth import add_user, make_security
 from tests.utils.services import make_services
 
@@ -99,8 +99,7 @@ def test_rotation_keeps_old_tokens_and_reaches_other_replicas(
     services = make_services(engine, tmp_path, security=security)
     user = add_user(security, "viewer", Role.VIEWER)
     old_token = user.token
-    app = create_app()
-    app.state.services = services
+    app = api_app(services)
     code, out = _cli("keys", "rotate")
     assert code == 0 and "new signing key" in out
     # "replica 2" starts after the rotation and signs with the new key

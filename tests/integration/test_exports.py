@@ -35,8 +35,7 @@ iso = rec.iso
 decode = rec.decode
 recorded = seg.recorded  # the module-scoped fixture: five real 4 s segments
 records = rec.records  # finalized into this module's `services`
-admin = rec.admin
-client = rec.client
+client_headers = rec.client_headers  # the shared `client`, signed in as `admin`
 
 EXPORTS = "/api/v1/exports"
 

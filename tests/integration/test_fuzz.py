@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from sentinel.api.app import create_app
 from sentinel.gateway.roles import Role
 from sentinel.store.db import make_engine, migrate, sqlite_url
+from tests.utils.api import api_app
 from tests.utils.auth import add_user
 from tests.utils.services import make_services
 
@@ -30,9 +30,7 @@ def fuzz_app(tmp_path: Path) -> Iterator[tuple[Any, dict[str, str]]]:
     migrate(engine)
     services = make_services(engine, tmp_path, auth={"rate_per_s": 10_000, "rate_burst": 100_000})
     admin = add_user(services.security, "fuzzer", Role.ADMIN)
-    app = create_app()
-    app.state.services = services
-    yield app, admin.headers
+    yield api_app(services), admin.headers
     engine.dispose()
 
 

@@ -2,21 +2,32 @@
 
 Each test works under its own key prefix and deletes only that prefix afterwards. Redis being
 unreachable fails the test: a skipped security test reads as a passed one in CI summaries.
+The failover tests run their own redis-server, which they stop and start.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from sentinel.gateway.ratelimit import BucketSpec, Decision, RedisRateLimiter
+from sentinel.gateway.ratelimit import (
+    BucketSpec,
+    Decision,
+    FailoverRateLimiter,
+    LimiterUnavailableError,
+    MemoryRateLimiter,
+    RedisRateLimiter,
+)
+from tests.utils.redis_server import redis_server
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 
@@ -157,3 +168,54 @@ def test_falls_back_to_eval_when_the_script_is_not_cached() -> None:
         assert decision.allowed and round(decision.remaining) == 1
 
     run(scenario)
+
+
+def test_failover_meters_in_process_while_redis_is_down_then_returns(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Against a private Redis the test stops and starts again (never the shared one)."""
+    now = [0.0]
+
+    def clock() -> float:
+        return now[0]
+
+    with redis_server(tmp_path) as server:
+
+        async def main() -> None:
+            client = Redis.from_url(server.url, socket_connect_timeout=1, socket_timeout=1)
+            shared = RedisRateLimiter(client)
+            limiter = FailoverRateLimiter(shared, cooldown_s=5.0, clock=clock)
+            spec = BucketSpec(rate_per_s=0.001, burst=2)
+            key = shared.key_for("k")
+            assert (await limiter.hit("k", spec)).allowed
+            assert await client.exists(key) and not limiter.degraded
+
+            server.stop()
+            with pytest.raises(LimiterUnavailableError):
+                await shared.hit("k", spec)
+            decisions = [await limiter.hit("k", spec) for _ in range(3)]
+            assert [d.allowed for d in decisions] == [True, True, False]  # still a limit
+            assert limiter.degraded
+            assert (limiter.failovers, limiter.fallback_hits) == (1, 3)
+
+            server.start()  # empty: no persistence
+            # Within the cooldown Redis is not asked: nothing is written there.
+            assert not (await limiter.hit("k", spec)).allowed
+            assert not await client.exists(key)
+            now[0] += 5.0
+            assert (await limiter.hit("k", spec)).allowed  # Redis again, its fresh bucket
+            assert await client.exists(key)
+            assert not limiter.degraded
+            assert (limiter.failovers, limiter.fallback_hits) == (1, 4)
+            await client.aclose()
+
+        with caplog.at_level(logging.WARNING, logger="sentinel.gateway.ratelimit"):
+            asyncio.run(main())
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("rate limiter unavailable" in m for m in messages) == 1, messages
+    assert sum("available again" in m for m in messages) == 1, messages
+
+
+def test_failover_rejects_a_bad_cooldown() -> None:
+    with pytest.raises(ValueError, match="cooldown_s"):
+        FailoverRateLimiter(MemoryRateLimiter(), cooldown_s=float("nan"))

@@ -25,12 +25,11 @@ from tests.utils.auth import add_user
 
 CAM, at, iso = rec.CAM, rec.at, rec.iso
 # The reused fixtures: the five recorded segments indexed in a fresh store, an admin client.
-recorded, records, services, admin, client = (
+recorded, records, services, client_headers = (
     rec.recorded,
     rec.records,
     rec.services,
-    rec.admin,
-    rec.client,
+    rec.client_headers,
 )
 
 PLAYLIST = f"/api/v1/cameras/{CAM}/hls.m3u8"

@@ -15,15 +15,15 @@ from typing import Any
 
 import pytest
 
-from sentinel.serve import llm_model
-from sentinel.serve.llm_model import (
+from sentinel.models import gguf as llm_model
+from sentinel.models.files import ModelFileError
+from sentinel.models.gguf import (
     QWEN_SHA256,
     assemble_qwen_gguf,
     find_gguf_parts,
     verify_gguf,
 )
-from sentinel.serve.llm_runner import LlamaRunner
-from sentinel.serve.models import ModelFileError
+from sentinel.models.llm_runner import LlamaRunner
 
 THREADS = 2
 

@@ -19,10 +19,10 @@ import av
 import pytest
 from av.video.stream import VideoStream
 
+from sentinel.store.segment_repo import SegmentInfo
 from sentinel.video.recorder import (
     PacketBuffer,
     RecorderState,
-    SegmentInfo,
     SegmentRecorder,
     cleanup_orphans,
     packet_time,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import tempfile
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -18,12 +17,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from sentinel.api.app import create_app
 from sentinel.api.deps import Services
 from sentinel.domain.types import Box, EventState
 from sentinel.gateway.roles import Role
-from sentinel.store.segment_repo import SegmentRecord, SegmentRepository
-from sentinel.video.recorder import SegmentInfo
+from sentinel.store.segment_repo import SegmentInfo, SegmentRecord, SegmentRepository
 from sentinel.video.segments import finalize_segment
 from tests.integration import test_segments as seg
 from tests.utils.auth import AuthedUser, add_user
@@ -68,16 +65,8 @@ def records(services: Services, recorded: list[SegmentInfo], tmp_path: Path) -> 
 
 
 @pytest.fixture
-def admin(services: Services) -> AuthedUser:
-    return add_user(services.security, "root", Role.ADMIN)
-
-
-@pytest.fixture
-def client(services: Services, admin: AuthedUser) -> Iterator[TestClient]:
-    app = create_app()
-    app.state.services = services
-    with TestClient(app, headers=admin.headers) as c:
-        yield c
+def client_headers(admin: AuthedUser) -> dict[str, str]:
+    return admin.headers
 
 
 def decode(data: bytes) -> list[tuple[bool, float]]:

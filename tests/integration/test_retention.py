@@ -21,15 +21,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from sentinel.actors.retention import AUDIT_ACTOR, RetentionSweeper
-from sentinel.api.app import create_app
 from sentinel.config import StorageSettings
 from sentinel.gateway.roles import Role
 from sentinel.store.audit_repo import AuditRepository
 from sentinel.store.objects import LocalObjectStore
-from sentinel.store.segment_repo import SegmentRecord, SegmentRepository
-from sentinel.video.recorder import RecorderState, SegmentInfo, SegmentRecorder
+from sentinel.store.segment_repo import SegmentInfo, SegmentRecord, SegmentRepository
+from sentinel.video.recorder import RecorderState, SegmentRecorder
 from sentinel.video.segments import finalize_segment
 from tests.utils import media
+from tests.utils.api import api_app
 from tests.utils.auth import add_user
 from tests.utils.services import make_services
 
@@ -251,8 +251,7 @@ def test_storage_route(clip20: Path, disk: Path, store_engine: Engine, tmp_path:
         False, 20,
     )  # fmt: skip
     repo.add("porch", porch_info, "recordings/porch/x.mp4", "event")
-    app = create_app()
-    app.state.services = services
+    app = api_app(services)
     operator = add_user(services.security, "op", Role.OPERATOR)
     limited = add_user(services.security, "op-yard", Role.OPERATOR, [CAM])
     viewer = add_user(services.security, "viewer", Role.VIEWER)

@@ -1,8 +1,16 @@
-"""Every route x {anonymous, viewer limited to camera A, operator, admin}.
+"""Every route x {anonymous, six principals limited to camera A, operator, admin}.
 
-Asserts the status each principal gets and that nothing the camera-A viewer receives mentions
-camera B. The route→scope table in tests/route_scopes.json is regenerated from the app and
-must match the committed one: a route that silently lost its guard fails the build. After an
+The camera-limited principals are a viewer and an operator limited to ``cam-a``, an operator
+API key limited to ``cam-a``, an operator limited to ``group:front`` (``cam-a``'s group), an
+admin user limited to ``cam-a`` and ``group:front``, and an admin API key limited to ``cam-a``.
+Both cameras hold real objects: events with snapshots, alerts, recorded segments (real H.264)
+and exports, so every ``{…_id}`` route runs with real ids of both cameras; camera B also has a
+user and an API key limited to it, a mutating request in the audit log, and a segment in the
+last storage sweep. The walk asserts the status each principal gets, that a limited principal
+gets its own camera's objects, that routes over every camera refuse it, and that nothing it
+receives (body or headers, ``/metrics`` included) names camera B or its objects' ids. The
+route→scope table in tests/route_scopes.json is regenerated from the app and must match the
+committed one: a route that silently lost its guard fails the build. After an
 intended change, regenerate it with `SENTINEL_UPDATE_ROUTE_TABLE=1 pytest <this file>`.
 """
 
@@ -10,9 +18,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncGenerator, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,24 +29,84 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
+from sentinel.actors.retention import SweepReport
 from sentinel.api.app import create_app
 from sentinel.api.deps import Services
-from sentinel.api.security import authorize, require_metrics
+from sentinel.api.security import authorize, authorize_every_camera, require_metrics
 from sentinel.domain.alerts import AlertDecision, DecidedBy, Severity
 from sentinel.domain.experiments import Variant
+from sentinel.domain.incidents import Incident
+from sentinel.domain.retention import Deletion
 from sentinel.domain.types import Box, EventState
-from sentinel.gateway.roles import Role
+from sentinel.gateway.roles import ROLE_SCOPES, Role
 from sentinel.gateway.tokens import new_opaque_token
 from sentinel.store.db import make_engine, migrate, sqlite_url
 from sentinel.store.export_repo import ExportRepository
+from sentinel.store.incident_repo import IncidentRepository
 from sentinel.store.objects import snapshot_key
-from sentinel.store.segment_repo import SegmentRepository
-from tests.utils.auth import AuthedUser, add_user
+from sentinel.store.segment_repo import SegmentInfo, SegmentRepository
+from sentinel.video.segments import finalize_segment
+from tests.integration import test_segments as seg
+from tests.utils.api import api_app
+from tests.utils.auth import add_user
 from tests.utils.services import FakeControl, make_services
 
 TABLE = Path(__file__).resolve().parents[1] / "route_scopes.json"
-T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
-PRINCIPALS = ["anonymous", "viewer_a", "operator", "admin"]
+T0 = seg.BASE  # the recorded segments cover T0 to T0 + 20 s
+PRINCIPALS = [
+    "anonymous",
+    "viewer_a",
+    "operator_a",
+    "key_a",
+    "group_a",
+    "admin_a",
+    "admin_key_a",
+    "operator",
+    "admin",
+]
+LIMITED = {"viewer_a", "operator_a", "key_a", "group_a", "admin_a", "admin_key_a"}
+API_KEYS = {"key_a", "admin_key_a"}
+CAMERA_NAMES = {"cam-a": "Front porch", "cam-b": "Loading dock"}
+CAMERA_GROUPS = {"cam-a": ["front"], "cam-b": ["back"]}
+# Routes only users may call, whatever an API key's scopes say.
+USER_ONLY = {
+    "POST /api/v1/apikeys",
+    "POST /api/v1/auth/mfa/enroll",
+    "POST /api/v1/auth/mfa/confirm",
+}
+# Routes over every camera at once (users and their camera lists, the audit log, the prompts
+# and experiments that judge every camera's alerts): a camera-limited principal gets 403 there,
+# whatever its scopes, so a limited admin can neither read them nor lift its own limit.
+EVERY_CAMERA = {
+    "GET /api/v1/users",
+    "POST /api/v1/users",
+    "PATCH /api/v1/users/{user_id}",
+    "DELETE /api/v1/users/{user_id}",
+    "GET /api/v1/audit",
+    "GET /api/v1/prompts",
+    "GET /api/v1/prompts/{name}",
+    "POST /api/v1/prompts/{name}",
+    "POST /api/v1/prompts/{name}/{version}/activate",
+    "DELETE /api/v1/prompts/{name}/{version}",
+    "GET /api/v1/experiments",
+    "POST /api/v1/experiments",
+    "GET /api/v1/experiments/{experiment_id}",
+    "POST /api/v1/experiments/{experiment_id}/promote",
+}
+# New cameras the walk asks to create (POST /cameras), and the limited principals whose limits
+# hold them; the other limited principals must get 403. cam-new joins group "front".
+CREATABLE = {"cam-new": {"admin_a"}, "cam-new2": set()}
+# What each list route must show a caller allowed to read camera A.
+LISTS_SHOW_A = {
+    "/api/v1/events": "event",
+    "/api/v1/alerts": "alert",
+    "/api/v1/incidents": "incident",
+    "/api/v1/exports": "export",
+    "/api/v1/cameras": "camera",
+    "/metrics": "series",
+}
+
+recorded = seg.recorded  # the module-scoped fixture: five real 4 s H.264 segments
 
 
 def _api_routes(routes: Iterable[Any], prefix: str = "") -> Iterator[tuple[str, APIRoute]]:
@@ -60,18 +128,39 @@ def route_table(app: FastAPI) -> dict[str, str]:
         if not route.include_in_schema:
             continue
         guards: list[str] = []
-        stack = list(route.dependant.dependencies)
+        # Scopes accumulate down the chain, as FastAPI hands them to `authorize`: a guard
+        # wrapping it (authorize_every_camera) passes its scopes on.
+        stack: list[tuple[Any, frozenset[str]]] = [
+            (d, frozenset()) for d in route.dependant.dependencies
+        ]
         while stack:
-            dep = stack.pop()
+            dep, inherited = stack.pop()
+            held = inherited | set(getattr(dep, "oauth_scopes", None) or dep.own_oauth_scopes or [])
             if dep.call is authorize:
-                scopes = sorted(getattr(dep, "oauth_scopes", None) or dep.own_oauth_scopes or [])
+                scopes = sorted(held)
                 guards.append("scopes: " + " ".join(scopes) if scopes else "authenticated")
             elif dep.call is require_metrics:
                 guards.append("scopes: metrics:read (unless auth.metrics_public)")
-            stack.extend(dep.dependencies)
+            stack.extend((d, held) for d in dep.dependencies)
         for method in sorted(route.methods or ()):
             table[f"{method} {path}"] = "; ".join(sorted(set(guards))) or "public"
     return dict(sorted(table.items()))
+
+
+class SweptStorage:
+    """Stands in for the retention actor: its settings and a last sweep over both cameras."""
+
+    def __init__(self, report: SweepReport) -> None:
+        self.report = report
+
+    async def status(self) -> dict[str, Any] | None:
+        return {
+            "budget_bytes": 10**9,
+            "min_free_bytes": 512 << 20,
+            "sweep_interval_s": 60.0,
+            "last_sweep": self.report.to_dict(),
+            "last_error": "",
+        }
 
 
 class EchoLlm:
@@ -80,38 +169,76 @@ class EchoLlm:
     async def chat(self, request: dict[str, Any]) -> dict[str, Any]:
         return {"choices": [{"message": {"role": "assistant", "content": "ok"}}], "usage": {}}
 
+    async def chat_stream(self, request: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
+        yield {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {}}]}
+
+    async def models(self) -> list[dict[str, Any]]:
+        return [{"id": "echo", "object": "model", "created": 0, "owned_by": "sentinel"}]
+
+
+@dataclass
+class Objects:
+    """One camera's seeded objects: ids the walk puts in paths and looks for in answers."""
+
+    camera: str
+    name: str
+    event: str
+    alert: str
+    export: str
+    export_name: str
+    segments: list[str]
+    incident: str
+    others: list[str] = field(default_factory=list)  # a user and an API key limited to it
+
+    @property
+    def ids(self) -> list[str]:
+        return [self.event, self.alert, self.export, self.incident, *self.segments, *self.others]
+
+    @property
+    def markers(self) -> list[str]:
+        """Strings that name this camera or its objects: none may reach a caller of the other."""
+        return [self.camera, self.name, self.export_name, *self.ids]
+
 
 @dataclass
 class World:
     client: TestClient
     services: Services
-    users: dict[str, AuthedUser]
-    event_a: str
-    event_b: str
+    headers: dict[str, dict[str, str]]
+    a: Objects
+    b: Objects
     victim_user: str
     admin_key: str
-    alert_a: str
-    alert_b: str
     experiment: str
+
+    @property
+    def event_a(self) -> str:
+        return self.a.event
+
+    @property
+    def event_b(self) -> str:
+        return self.b.event
 
 
 def _event(camera: str, n: int) -> EventState:
+    # Inside the recording (T0 to T0 + 20 s), so event clips are real clips.
+    start = T0 + timedelta(seconds=2 + 4 * n)
     return EventState(
         id=f"00000000-0000-0000-0000-{n:012d}",
         camera_id=camera,
         label="person",
         track_id=n,
-        started_at=T0 + timedelta(minutes=n),
-        last_seen_at=T0 + timedelta(minutes=n, seconds=5),
+        started_at=start,
+        last_seen_at=start + timedelta(seconds=2),
         score=0.9,
         box=Box(1, 2, 30, 60),
-        best_at=T0 + timedelta(minutes=n),
-        ended_at=T0 + timedelta(minutes=n, seconds=5),
+        best_at=start,
+        ended_at=start + timedelta(seconds=2),
     )
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
+def world(tmp_path: Path, recorded: list[SegmentInfo]) -> Iterator[World]:
     engine = make_engine(sqlite_url(tmp_path / "db.sqlite"))
     migrate(engine)
     control = FakeControl()
@@ -122,10 +249,30 @@ def world(tmp_path: Path) -> Iterator[World]:
         segments=SegmentRepository(engine),
         exports=ExportRepository(engine),
     )
+    assert services.segments is not None
+    segments: dict[str, list[str]] = {}
     for cam in ("cam-a", "cam-b"):
-        services.cameras.upsert(cam, {"id": cam, "source": f"/videos/{cam}.mp4"})
+        services.cameras.upsert(
+            cam,
+            {
+                "id": cam,
+                "name": CAMERA_NAMES[cam],
+                "groups": CAMERA_GROUPS[cam],
+                "source": f"/videos/{cam}.mp4",
+            },
+        )
         control.started_ids.append(cam)
         control.frames[cam] = b"\xff\xd8" + cam.encode()
+        segments[cam] = [
+            finalize_segment(
+                seg.temp_copy(info, tmp_path / "tmp"),
+                camera_id=cam,
+                kind="continuous",
+                store=services.objects,
+                repo=services.segments,
+            ).id
+            for info in recorded
+        ]
     ids = {}
     for n, cam in enumerate(("cam-a", "cam-b"), start=1):
         ev = _event(cam, n)
@@ -136,14 +283,31 @@ def world(tmp_path: Path) -> Iterator[World]:
     sec = services.security
     users = {
         "viewer_a": add_user(sec, "viewer-a", Role.VIEWER, ["cam-a"]),
+        "operator_a": add_user(sec, "operator-a", Role.OPERATOR, ["cam-a"]),
+        "group_a": add_user(sec, "group-a", Role.OPERATOR, ["group:front"]),
+        "admin_a": add_user(sec, "admin-a", Role.ADMIN, ["cam-a", "group:front"]),
         "operator": add_user(sec, "operator", Role.OPERATOR),
         "admin": add_user(sec, "admin", Role.ADMIN),
     }
-    victim = add_user(sec, "victim", Role.VIEWER)
+    headers = {who: u.headers for who, u in users.items()}
+    # Camera B's user and API key: their ids and camera lists are B's, like its events.
+    victim = add_user(sec, "victim", Role.VIEWER, ["cam-b"])
     _, digest = new_opaque_token("sk_")
     admin_key = sec.apikeys.create(
-        "k", "sk_xxxxx", digest, "viewer", ["events:read"], None, users["admin"].id
+        "k", "sk_xxxxx", digest, "viewer", ["events:read"], ["cam-b"], users["admin"].id
     )
+    key_a, digest = new_opaque_token("sk_")
+    operator_scopes = sorted(ROLE_SCOPES[Role.OPERATOR])
+    sec.apikeys.create(
+        "key-a", key_a[:8], digest, "operator", operator_scopes, ["cam-a"], users["admin"].id
+    )
+    headers["key_a"] = {"X-API-Key": key_a}
+    admin_key_a, digest = new_opaque_token("sk_")
+    admin_scopes = sorted(ROLE_SCOPES[Role.ADMIN])
+    sec.apikeys.create(
+        "admin-key-a", admin_key_a[:8], digest, "admin", admin_scopes, ["cam-a"], users["admin"].id
+    )
+    headers["admin_key_a"] = {"X-API-Key": admin_key_a}
     agent = services.agent
     agent.llm = EchoLlm()
     alert_ids = {}
@@ -154,19 +318,66 @@ def world(tmp_path: Path) -> Iterator[World]:
         alert_ids[cam] = agent.alerts.record_rule_decision(ids[cam], cam, "person", rule).id
     agent.prompts.create_version("alert", "system", "Event {label}", users["admin"].id)
     exp = agent.experiments.create("ab", "alert", [Variant("a", "1", 1.0), Variant("b", "1", 1.0)])
-    app = create_app()
-    app.state.services = services
+    incidents = {}
+    for n, cam in enumerate(("cam-a", "cam-b"), start=1):
+        ev = _event(cam, n)
+        inc = Incident(
+            f"00000000-0000-0000-0005-{n:012d}",
+            cam,
+            ev.started_at,
+            ev.last_seen_at,
+            ev.ended_at,
+            (ev.id,),
+            ("person",),
+        )
+        IncidentRepository(engine).upsert(inc)
+        incidents[cam] = inc.id
+    # The last storage sweep deleted one segment of each camera.
+    services.storage = SweptStorage(
+        SweepReport(
+            T0,
+            [Deletion(segments[cam][-1], cam, "budget", 1000) for cam in ("cam-a", "cam-b")],
+            bytes_freed=2000,
+        )
+    )
+    app = api_app(services)
     with TestClient(app, raise_server_exceptions=False) as client:
+        # A mutating request naming camera B's alert, so the audit log holds B's ids.
+        r = client.post(f"/api/v1/alerts/{alert_ids['cam-b']}/ack", headers=users["admin"].headers)
+        assert r.status_code == 200, r.text
+        objects = {}
+        for n, cam in enumerate(("cam-a", "cam-b"), start=1):
+            name = f"walk export {n} of {CAMERA_NAMES[cam]}"
+            r = client.post(
+                "/api/v1/exports",
+                json={
+                    "camera_id": cam,
+                    "start": (T0 + timedelta(seconds=4 * n)).isoformat(),
+                    "end": (T0 + timedelta(seconds=4 * n + 3)).isoformat(),
+                    "name": name,
+                },
+                headers=users["admin"].headers,
+            )
+            assert r.status_code == 201, r.text
+            objects[cam] = Objects(
+                cam,
+                CAMERA_NAMES[cam],
+                ids[cam],
+                alert_ids[cam],
+                r.json()["id"],
+                name,
+                segments[cam],
+                incidents[cam],
+                [victim.id, admin_key.id] if cam == "cam-b" else [],
+            )
         yield World(
             client,
             services,
-            users,
-            ids["cam-a"],
-            ids["cam-b"],
+            headers,
+            objects["cam-a"],
+            objects["cam-b"],
             victim.id,
             admin_key.id,
-            alert_ids["cam-a"],
-            alert_ids["cam-b"],
             exp.id,
         )
 
@@ -174,22 +385,37 @@ def world(tmp_path: Path) -> Iterator[World]:
 def _requests(w: World, method: str, path: str) -> list[dict[str, Any]]:
     """Concrete requests for one route: camera/event params once for A and once for B."""
     subs: list[dict[str, str]] = [{}]
-    if "{camera_id}" in path:
-        subs = [{"camera_id": "cam-a"}, {"camera_id": "cam-b"}]
+    a, b = w.a, w.b
+    if "{segment_id}" in path:
+        subs = [
+            {"camera_id": a.camera, "segment_id": a.segments[0]},
+            {"camera_id": b.camera, "segment_id": b.segments[0]},
+            {"camera_id": a.camera, "segment_id": b.segments[0]},  # B's segment under A
+        ]
+    elif "{camera_id}" in path:
+        subs = [{"camera_id": a.camera}, {"camera_id": b.camera}]
     elif "{event_id}" in path:
-        subs = [{"event_id": w.event_a}, {"event_id": w.event_b}]
+        subs = [{"event_id": a.event}, {"event_id": b.event}]
+    elif "{export_id}" in path:
+        subs = [{"export_id": a.export}, {"export_id": b.export}]
     elif "{user_id}" in path:
         subs = [{"user_id": w.victim_user}]
     elif "{key_id}" in path:
         subs = [{"key_id": w.admin_key}]
+    elif "{incident_id}" in path:
+        subs = [{"incident_id": a.incident}, {"incident_id": b.incident}]
     elif "{alert_id}" in path:
-        subs = [{"alert_id": w.alert_a}, {"alert_id": w.alert_b}]
+        subs = [{"alert_id": a.alert}, {"alert_id": b.alert}]
     elif "{experiment_id}" in path:
         subs = [{"experiment_id": w.experiment}]
+    elif "{model_id:path}" in path:
+        subs = [{"model_id:path": "echo"}]  # the model EchoLlm serves
     elif "{name}" in path:
         subs = [{"name": "alert", "version": "1"}]
     bodies: dict[str, dict[str, Any]] = {
-        "POST /api/v1/cameras": {"json": {"id": "cam-new", "source": "/videos/new.mp4"}},
+        "POST /api/v1/cameras": {
+            "json": {"id": "cam-new", "source": "/videos/new.mp4", "groups": ["front"]}
+        },
         "POST /api/v1/users": {
             "json": {"username": "newbie", "password": "correct-horse-battery", "role": "viewer"}
         },
@@ -215,7 +441,10 @@ def _requests(w: World, method: str, path: str) -> list[dict[str, Any]]:
             "params": {"since": T0.isoformat(), "until": (T0 + timedelta(hours=1)).isoformat()}
         },
         "GET /api/v1/cameras/{camera_id}/clip.mp4": {
-            "params": {"start": T0.isoformat(), "end": (T0 + timedelta(seconds=10)).isoformat()}
+            "params": {
+                "start": (T0 + timedelta(seconds=5)).isoformat(),
+                "end": (T0 + timedelta(seconds=10)).isoformat(),
+            }
         },
         "GET /api/v1/cameras/{camera_id}/hls.m3u8": {
             "params": {"start": T0.isoformat(), "end": (T0 + timedelta(hours=1)).isoformat()}
@@ -223,7 +452,7 @@ def _requests(w: World, method: str, path: str) -> list[dict[str, Any]]:
         "POST /api/v1/exports": {
             "json": {
                 "camera_id": "cam-a",
-                "start": T0.isoformat(),
+                "start": (T0 + timedelta(seconds=5)).isoformat(),
                 "end": (T0 + timedelta(seconds=10)).isoformat(),
                 "name": "walk",
             }
@@ -232,13 +461,19 @@ def _requests(w: World, method: str, path: str) -> list[dict[str, Any]]:
             "json": {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
         },
     }
-    body = bodies.get(f"{method} {path}", {})
+    key = f"{method} {path}"
     out = []
     for sub in subs:
         url = path
         for name, value in sub.items():
             url = url.replace("{" + name + "}", value)
-        out.append({"method": method, "url": url, **body})
+        assert "{" not in url, f"the walk has no real id for {url}"
+        out.append({"method": method, "url": url, **bodies.get(key, {})})
+    if key == "POST /api/v1/exports":  # the same export asked of camera B
+        out.append({**out[0], "json": {**out[0]["json"], "camera_id": b.camera}})
+    if key == "POST /api/v1/cameras":  # a camera in nobody's limits; camera B itself
+        out.append({**out[0], "json": {"id": "cam-new2", "source": "/videos/new2.mp4"}})
+        out.append({**out[0], "json": {**out[0]["json"], "id": b.camera}})
     return out
 
 
@@ -270,14 +505,54 @@ def test_every_guarded_route_has_scopes_or_is_meant_public() -> None:
     }
 
 
+def every_camera_routes(app: FastAPI) -> set[str]:
+    """``"METHOD /path"`` of every route guarded by ``authorize_every_camera``."""
+    found: set[str] = set()
+    for path, route in _api_routes(app.routes):
+        stack = list(route.dependant.dependencies)
+        while stack:
+            dep = stack.pop()
+            if dep.call is authorize_every_camera:
+                found |= {f"{method} {path}" for method in route.methods or ()}
+            stack.extend(dep.dependencies)
+    return found
+
+
+def test_routes_over_every_camera_refuse_limited_principals() -> None:
+    """The routes the walk expects to refuse camera-limited principals are exactly those the
+    app guards so: a route that loses the guard (or gains it) fails here, not only in a leak."""
+    assert every_camera_routes(create_app()) == EVERY_CAMERA
+
+
+def _targets_other(req: dict[str, Any], hidden: Objects) -> bool:
+    """Whether the request names camera B or one of its objects (in its path or body)."""
+    asked = req["url"] + json.dumps(req.get("json") or {})
+    return any(marker in asked for marker in (hidden.camera, *hidden.ids))
+
+
+def _shows_own(path: str, body: str, own: Objects) -> bool:
+    """Whether a list route's answer holds camera A's object."""
+    wanted = {
+        "event": own.event,
+        "alert": own.alert,
+        "incident": own.incident,
+        "export": own.export,
+        "camera": f'"id":"{own.camera}"',
+        "series": f'camera="{own.camera}"',
+    }[LISTS_SHOW_A[path]]
+    return wanted in body
+
+
 @pytest.mark.parametrize("who", PRINCIPALS)
 def test_walk_every_route(world: World, who: str) -> None:
     table = route_table(world.client.app)  # type: ignore[arg-type]
-    headers = world.users[who].headers if who in world.users else {}
+    headers = world.headers.get(who, {})
     principal_scopes: set[str] = set()
     if who != "anonymous":
         me = world.client.get("/api/v1/auth/me", headers=headers).json()
         principal_scopes = set(me["scopes"])
+        assert (me["cameras"] is not None) == (who in LIMITED), me
+    own, hidden = world.a, world.b
     for key in sorted(table, key=_order):
         method, path = key.split(" ", 1)
         guard = table[key]
@@ -285,24 +560,41 @@ def test_walk_every_route(world: World, who: str) -> None:
             r = world.client.request(headers=headers, **req)
             where = f"{who} {req['method']} {req['url']} -> {r.status_code} {r.text[:200]}"
             assert r.status_code < 500, where
+            needed = (
+                set(guard.removeprefix("scopes: ").split(" (")[0].split())
+                if guard.startswith("scopes:")
+                else set()
+            )
+            allowed = needed <= principal_scopes
             if guard == "public":
                 pass
             elif who == "anonymous":
                 assert r.status_code == 401, where
+            elif (key in USER_ONLY and who in API_KEYS) or (key in EVERY_CAMERA and who in LIMITED):
+                assert r.status_code == 403, where
+            elif key == "POST /api/v1/cameras" and who in LIMITED and allowed:
+                # Outside its limits: 403 for a new id; B (hidden, existing) is checked below.
+                new_id = req["json"]["id"]
+                if new_id in CREATABLE:
+                    assert r.status_code == (201 if who in CREATABLE[new_id] else 403), where
+            elif allowed:
+                assert r.status_code not in (401, 403), where
             else:
-                needed = (
-                    set(guard.removeprefix("scopes: ").split(" (")[0].split())
-                    if (guard.startswith("scopes:"))
-                    else set()
-                )
-                if needed <= principal_scopes:
-                    assert r.status_code not in (401, 403), where
-                else:
-                    assert r.status_code == 403, where
-            if who == "viewer_a":
-                assert "cam-b" not in r.text, where
-                assert world.event_b not in r.text, where
-                assert world.alert_b not in r.text, where
-                if any(x in req["url"] for x in ("cam-b", world.event_b, world.alert_b)):
-                    assert r.status_code in (403, 404), where
+                assert r.status_code == 403, where
             assert "argon2" not in r.text, where  # no password hash ever leaves
+            if who == "anonymous" or not allowed or guard == "public":
+                continue
+            # What a caller may read of camera A, it gets: the walk must not pass by 404ing.
+            if method == "GET" and not _targets_other(req, hidden):
+                if any(x in req["url"] for x in (own.camera, *own.ids)):
+                    assert r.status_code == 200, where
+                if req["url"] in LISTS_SHOW_A:
+                    assert r.status_code == 200 and _shows_own(req["url"], r.text, own), where
+            if who in LIMITED:
+                seen = r.text + " " + " ".join(f"{k}: {v}" for k, v in r.headers.items())
+                for marker in hidden.markers:
+                    assert marker not in seen, f"{where}: leaks {marker!r}"
+                if _targets_other(req, hidden):
+                    assert r.status_code in (403, 404), where
+            elif method == "GET" and req["url"] in LISTS_SHOW_A:
+                assert _shows_own(req["url"], r.text, hidden), where  # unrestricted: all

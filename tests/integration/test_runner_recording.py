@@ -19,12 +19,11 @@ from sentinel.actors.runner import CameraRunner
 from sentinel.actors.sink import StoreSink
 from sentinel.config import CameraConfig
 from sentinel.domain.stats import CameraState
-from sentinel.serve.detector import DetectResult
-from sentinel.serve.yolo import YoloOnnx
+from sentinel.domain.types import DetectResult
+from sentinel.models.yolo import YoloOnnx
 from sentinel.store.objects import LocalObjectStore
 from sentinel.store.repo import EventRepository
-from sentinel.store.segment_repo import SegmentRepository
-from sentinel.video.recorder import SegmentInfo
+from sentinel.store.segment_repo import SegmentInfo, SegmentRepository
 from sentinel.video.segments import finalize_segment
 from tests.utils.media import h264_clip
 

@@ -31,9 +31,9 @@ from sqlmodel import SQLModel
 from sentinel.store.db import alembic_config, make_engine, migrate
 from sentinel.store.objects import LocalObjectStore, ObjectStore
 from sentinel.store.recording_tables import SEGMENTS
-from sentinel.store.segment_repo import SegmentRecord, SegmentRepository, SegmentUsage
+from sentinel.store.segment_repo import SegmentInfo, SegmentRecord, SegmentRepository, SegmentUsage
 from sentinel.video.clips import ClipInfo, NoFootage, SegmentSource, assemble_clip
-from sentinel.video.recorder import SegmentInfo, SegmentRecorder, packet_time
+from sentinel.video.recorder import SegmentRecorder, packet_time
 from sentinel.video.segments import ReconcileReport, finalize_segment, reconcile, segment_key
 from tests.utils import media
 

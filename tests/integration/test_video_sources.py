@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sentinel.domain.sources import SourceKind
 from sentinel.video.source import (
     DecodedFrame,
     SourceError,
-    SourceKind,
     VideoSource,
     to_gray_small,
     to_rgb,

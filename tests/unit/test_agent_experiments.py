@@ -124,11 +124,11 @@ def test_report_matches_scripted_outcomes() -> None:
             true_positives=15,
             false_positives=5,
             false_alarm_rate=0.25,
-            false_alarm_ci=wilson_interval(5, 20),
+            false_alarm_ci95=wilson_interval(5, 20),
         ),
         VariantReport("b", 1, 1, 0, 0, 50.0, 50.0, 10.0, 0, 0, None, None),
     ]
-    ci = report(outcomes)[0].false_alarm_ci
+    ci = report(outcomes)[0].false_alarm_ci95
     assert ci is not None
     assert ci == pytest.approx((0.1119, 0.4687), abs=1e-4)
 

@@ -98,7 +98,9 @@ def test_defaults_are_valid_and_use_every_event_variable() -> None:
     assert render(DEFAULT_SYSTEM_PROMPT, {}) == DEFAULT_SYSTEM_PROMPT
     assert template_variables(DEFAULT_USER_TEMPLATE) == PROMPT_VARIABLES
     rendered = render(DEFAULT_USER_TEMPLATE, {name: f"<{name}>" for name in PROMPT_VARIABLES})
-    assert '{"alert": true, "severity": "medium"' in rendered
+    # No example answer in the facts: the 0.5B model copied its values ("alert": true,
+    # "medium", "summary": "...") into most answers.
+    assert '"alert"' not in rendered and "..." not in rendered
     assert "<camera_name>" in rendered and "{camera_name}" not in rendered
     for key in ("alert", "severity", "summary", "reasons", "recommended_action"):
         assert f'"{key}"' in DEFAULT_SYSTEM_PROMPT

@@ -3,7 +3,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from sentinel.domain.events import EventConfig
 from sentinel.domain.motion import MotionConfig
@@ -156,3 +158,37 @@ def test_has_open_events_matches_open_events() -> None:
     assert pipe.has_open_events and len(pipe.open_events()) == 1
     pipe.close_all(t0 + timedelta(seconds=10))
     assert not pipe.has_open_events
+
+
+def rgb_with_person(cx: float, cy: float, top: tuple[int, int, int]) -> NDArray[np.uint8]:
+    """A grey 576x768 RGB frame with a 40x100 person (``top`` over dark blue) at (cx, cy)."""
+    frame = np.full((576, 768, 3), 128, dtype=np.uint8)
+    x1, y1 = round(cx - 20), round(cy - 50)
+    frame[y1 : y1 + 50, x1 : x1 + 40] = top
+    frame[y1 + 50 : y1 + 100, x1 : x1 + 40] = (20, 30, 120)
+    return frame
+
+
+@pytest.mark.parametrize(
+    ("with_frames", "reappears_as", "events"),
+    [
+        (True, (200, 30, 30), 1),  # the same red coat: the lost track is re-associated
+        (True, (30, 170, 40), 2),  # a green coat there: someone else, a second event
+        (False, (200, 30, 30), 2),  # no frames, no descriptors: the old behaviour
+    ],
+)
+def test_frames_let_a_hidden_walker_keep_its_event(
+    with_frames: bool, reappears_as: tuple[int, int, int], events: int
+) -> None:
+    pipeline = FramePipeline(CAM, "e1", PipelineConfig())
+    changes: list[EventChange] = []
+    for i in range(20):  # 5 frames a second; walks right at 100 px/s, hidden from 1.2 to 3 s
+        ts = round(i * 0.2, 6)
+        x = 100 + 100 * ts
+        hidden = 1.2 <= ts < 3.0
+        colour = (200, 30, 30) if ts < 3.0 else reappears_as
+        frame = rgb_with_person(x, 200, colour) if with_frames else None
+        detections = [] if hidden else [det(x, 200)]
+        changes += pipeline.on_detections(detections, ts, wall(ts), frame)
+    opened = [c for c in changes if c.kind is EventChangeKind.OPENED]
+    assert len(opened) == events

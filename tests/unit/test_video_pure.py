@@ -7,14 +7,12 @@ import random
 
 import pytest
 
+from sentinel.domain.sources import SourceKind, classify_source, redact_source
 from sentinel.video.sampling import FrameSampler
 from sentinel.video.source import (
     Backoff,
     SourceError,
-    SourceKind,
     VideoSource,
-    classify_source,
-    redact_source,
 )
 
 

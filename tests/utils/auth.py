@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 
 from sentinel.api.deps import AgentServices
-from sentinel.api.security import SecurityServices
+from sentinel.api.gateway import SecurityServices
 from sentinel.api.setup import build_security
 from sentinel.config import AuthSettings
 from sentinel.gateway.passwords import Passwords
@@ -19,12 +19,18 @@ from sentinel.store.alert_repo import AlertRepository, ExperimentRepository, Pro
 CHEAP_PASSWORDS = Passwords(time_cost=1, memory_cost=1024, parallelism=1)
 
 
-def make_security(engine: Engine, data_dir: Path, **auth: object) -> SecurityServices:
-    """Real gateway services over ``engine``, with a cheap argon2 profile for speed."""
+def make_security(
+    engine: Engine, data_dir: Path, *, redis_url: str | None = None, **auth: object
+) -> SecurityServices:
+    """Real gateway services over ``engine``, with a cheap argon2 profile for speed.
+
+    ``redis_url`` puts the rate limits in Redis, as the platform does when it is configured.
+    """
     return build_security(
         AuthSettings(**auth),
         engine,
         data_dir,
+        redis_url=redis_url,
         passwords=CHEAP_PASSWORDS,
     )
 

@@ -1,4 +1,4 @@
-"""The detector model for tests: the bundled YOLOv8n exported once per session."""
+"""Model files for tests, made once per session: YOLOv8n exported, the Qwen GGUF assembled."""
 
 from __future__ import annotations
 
@@ -6,10 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from sentinel.serve.models import export_yolov8n
+from sentinel.models.files import export_yolov8n
+from sentinel.models.gguf import assemble_qwen_gguf
 
 
 @pytest.fixture(scope="session")
 def onnx_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The exported, sha256-recorded YOLOv8n ONNX file (export takes ~5 s)."""
     return export_yolov8n(tmp_path_factory.mktemp("models") / "yolov8n.onnx")
+
+
+@pytest.fixture(scope="session")
+def qwen_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The assembled, sha256-recorded Qwen GGUF of the embedded LLM (assembly ~2 s)."""
+    return assemble_qwen_gguf(tmp_path_factory.mktemp("llm") / "qwen.gguf")

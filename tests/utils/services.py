@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from sentinel.api.deps import Services
-from sentinel.api.security import SecurityServices
+from sentinel.api.gateway import SecurityServices
 from sentinel.config import CameraConfig
 from sentinel.domain.stats import CameraState, CameraStats
 from sentinel.store.objects import LocalObjectStore, ObjectStore

@@ -15,6 +15,7 @@ from sqlmodel import SQLModel
 
 import sentinel.store.agent_tables  # registers the alert agent's tables too
 import sentinel.store.export_tables  # registers the exports table too
+import sentinel.store.incident_tables  # registers the incident tables too
 import sentinel.store.recording_tables  # registers the recordings' segments table too
 import sentinel.store.security_tables  # registers the security tables too
 import sentinel.store.tables  # noqa: F401 - registers the tables on SQLModel.metadata

@@ -4,20 +4,29 @@ No Ray here: the Serve deployment (:mod:`sentinel.serve.llm`) and the benchmarks
 runner, so the bare baseline and the served path run identical code. Requests go straight to
 llama.cpp's server code through ``xllamacpp.Server.handle_chat_completions``; llama.cpp also
 binds its own HTTP listener on 127.0.0.1 at a random port, which nothing here uses.
+
+Streaming uses the same call with ``stream: true`` and a callback: llama.cpp calls it once per
+``chat.completion.chunk`` as each token is decoded (role delta first, content deltas, a chunk
+with ``finish_reason``, then a usage chunk when asked for), and stops generating when the
+callback returns true. :class:`ChatStream` runs that call on its own thread and hands the
+chunks over through a queue, so a reader sees each token as soon as it exists.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
+import queue
 import threading
 import time
+from collections.abc import AsyncGenerator, Iterator
 from pathlib import Path
 from typing import Any
 
 import xllamacpp
 
-from sentinel.serve.llm_model import verify_gguf
+from sentinel.models.gguf import verify_gguf
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +36,9 @@ MAX_TOKENS_LIMIT = 1024
 DEFAULT_MAX_TOKENS = 256
 MAX_MESSAGES = 64
 MAX_CONTENT_CHARS = 32_000
-_OPTIONAL_KEYS = frozenset({"model", "temperature", "top_p", "seed", "stop", "n", "stream"})
+_OPTIONAL_KEYS = frozenset(
+    {"model", "temperature", "top_p", "seed", "stop", "n", "stream", "stream_options"}
+)
 _KNOWN_KEYS = _OPTIONAL_KEYS | {
     "messages",
     "max_tokens",
@@ -36,6 +47,7 @@ _KNOWN_KEYS = _OPTIONAL_KEYS | {
 }
 # llama.cpp log levels: 0 output, 1 error, 2 warning, 3 info, 4 debug.
 _LLAMA_VERBOSITY = 1
+OWNED_BY = "sentinel"
 
 
 def _validate_messages(raw: Any) -> list[dict[str, str]]:
@@ -91,16 +103,38 @@ def _validate_response_format(raw: Any) -> dict[str, Any] | None:
     return dict(raw)
 
 
+def _validate_stream(request: dict[str, Any]) -> dict[str, Any] | None:
+    """``stream_options`` for a streamed request, ``None`` for a plain one."""
+    stream = request.get("stream", False)
+    if not isinstance(stream, bool):
+        raise ValueError(f"stream must be a boolean, got {stream!r}")
+    options = request.get("stream_options")
+    if not stream:
+        if options is not None:
+            raise ValueError("stream_options is only allowed with stream=true")
+        return None
+    if options is None:
+        return {"include_usage": False}
+    if not isinstance(options, dict) or set(options) - {"include_usage"}:
+        raise ValueError("stream_options must be an object with only include_usage")
+    include_usage = options.get("include_usage", False)
+    if not isinstance(include_usage, bool):
+        raise ValueError("stream_options.include_usage must be a boolean")
+    return {"include_usage": include_usage}
+
+
 def validate_chat_request(request: Any) -> dict[str, Any]:
     """Check an OpenAI chat-completions request and return the cleaned copy sent to llama.cpp.
 
     Args:
         request: The request body: ``messages`` (required), ``max_tokens`` (1..1024, default
             256), and optionally ``model``, ``temperature`` (0..2), ``top_p``, ``seed``,
-            ``stop``, ``response_format``, ``n`` (must be 1) and ``stream`` (must be false).
+            ``stop``, ``response_format``, ``n`` (must be 1), ``stream`` and
+            ``stream_options`` (``include_usage`` only).
 
     Returns:
-        A new dict holding only the validated fields.
+        A new dict holding only the validated fields; ``stream`` and ``stream_options`` are
+        in it only for a streamed request.
 
     Raises:
         ValueError: The request is malformed; the message says which field and why.
@@ -110,8 +144,7 @@ def validate_chat_request(request: Any) -> dict[str, Any]:
     unknown = set(request) - _KNOWN_KEYS
     if unknown:
         raise ValueError(f"unknown request fields {sorted(unknown)}")
-    if request.get("stream"):
-        raise ValueError("stream=true is not supported")
+    stream_options = _validate_stream(request)
     if request.get("n", 1) != 1:
         raise ValueError("only n=1 is supported")
     model = request.get("model")
@@ -142,7 +175,133 @@ def validate_chat_request(request: Any) -> dict[str, Any]:
     response_format = _validate_response_format(request.get("response_format"))
     if response_format is not None:
         clean["response_format"] = response_format
+    if stream_options is not None:
+        clean["stream"] = True
+        clean["stream_options"] = stream_options
     return clean
+
+
+def _error(error: Any) -> Exception:
+    """llama.cpp's ``{"code", "message"}`` as ValueError (a 4xx: the caller's fault) or
+    RuntimeError (anything else)."""
+    code = error.get("code") if isinstance(error, dict) else None
+    message = error.get("message", error) if isinstance(error, dict) else error
+    if isinstance(code, int) and 400 <= code < 500:
+        # e.g. a prompt longer than the context window
+        return ValueError(f"llama.cpp rejected the request: {message}")
+    return RuntimeError(f"llama.cpp error: {message}")
+
+
+_END = object()
+
+
+class _Progress:
+    """What the generating thread shares with its :class:`ChatStream` (never the stream itself,
+    so a dropped stream is collected, and cancelled by ``__del__``, while generation runs)."""
+
+    def __init__(self) -> None:
+        self.items: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.cancelled = threading.Event()
+        self.finished = threading.Event()
+        self.produced = 0
+
+
+def _produce(runner: LlamaRunner, clean: dict[str, Any], progress: _Progress) -> None:
+    """Runs one streamed completion, putting each chunk (or the error) on ``progress.items``."""
+
+    def on_chunk(chunk: Any) -> bool:  # called by llama.cpp; returning true stops generation
+        if isinstance(chunk, dict) and "error" in chunk:
+            progress.items.put(_error(chunk["error"]))
+            return True
+        progress.produced += 1
+        progress.items.put(chunk)
+        return progress.cancelled.is_set()
+
+    try:
+        with runner._lock:
+            if not progress.cancelled.is_set():
+                runner._server.handle_chat_completions(clean, on_chunk)
+    except ValueError as exc:
+        progress.items.put(ValueError(f"llama.cpp rejected the request: {exc}"))
+    except Exception as exc:  # handed to the reader, who owns the request
+        progress.items.put(RuntimeError(f"llama.cpp failed: {exc}"))
+    finally:
+        progress.finished.set()
+        progress.items.put(_END)
+
+
+class ChatStream(Iterator[dict[str, Any]]):
+    """The ``chat.completion.chunk`` objects of one streamed completion, token by token.
+
+    Generation starts at construction on a worker thread that holds the runner's lock until it
+    ends; iterating blocks until the next chunk exists. :meth:`close` (or dropping the stream)
+    stops generation after the current token. An error llama.cpp reports is raised by the
+    iteration that reaches it: ``ValueError`` for a bad request (e.g. a prompt longer than the
+    context window, which comes before any chunk), ``RuntimeError`` otherwise.
+    """
+
+    def __init__(self, runner: LlamaRunner, clean: dict[str, Any]) -> None:
+        self._model = runner.model_alias
+        self._progress = _Progress()
+        self._done = False
+        threading.Thread(
+            target=_produce, args=(runner, clean, self._progress), name="llm-stream", daemon=True
+        ).start()
+
+    @property
+    def produced(self) -> int:
+        """Chunks llama.cpp has generated so far (read or not)."""
+        return self._progress.produced
+
+    @property
+    def cancelled(self) -> bool:
+        return self._progress.cancelled.is_set()
+
+    def wait_finished(self, timeout: float | None = None) -> bool:
+        """Wait until generation has ended (done, failed or cancelled); false on timeout."""
+        return self._progress.finished.wait(timeout)
+
+    def __next__(self) -> dict[str, Any]:
+        if self._done:
+            raise StopIteration
+        item = self._progress.items.get()
+        if item is _END:
+            self._done = True
+            raise StopIteration
+        if isinstance(item, Exception):
+            self._done = True
+            self._progress.cancelled.set()
+            raise item
+        if not isinstance(item, dict):
+            self._done = True
+            raise RuntimeError(f"llama.cpp streamed {type(item).__name__}, expected an object")
+        item["model"] = self._model
+        return item
+
+    def close(self) -> None:
+        """Stop generating (after the token being decoded) and end the iteration."""
+        if not self._progress.finished.is_set():
+            self._progress.cancelled.set()
+        self._done = True
+
+    def __del__(self) -> None:
+        self.close()
+
+
+async def iterate_async(stream: ChatStream) -> AsyncGenerator[dict[str, Any], None]:
+    """``stream``'s chunks for an event loop: each wait for a token runs on a worker thread.
+
+    Closing the generator (or cancelling the task reading it) closes the stream, which stops
+    generation.
+    """
+    try:
+        while True:
+            chunk = await asyncio.to_thread(next, stream, None)
+            if chunk is None:
+                return
+            yield chunk
+    finally:
+        stream.close()
 
 
 class LlamaRunner:
@@ -193,6 +352,7 @@ class LlamaRunner:
         start = time.perf_counter()
         self._server = xllamacpp.Server(params)
         self.load_s = time.perf_counter() - start
+        self.loaded_at = int(time.time())
         self._lock = threading.Lock()
         logger.info("loaded LLM %s in %.1f s (%d threads)", model_path, self.load_s, threads)
 
@@ -212,6 +372,8 @@ class LlamaRunner:
             RuntimeError: llama.cpp failed otherwise.
         """
         clean = validate_chat_request(request)
+        if clean.get("stream"):
+            raise ValueError("chat() answers stream=false requests; use chat_stream()")
         with self._lock:
             try:
                 result = self._server.handle_chat_completions(clean)
@@ -220,15 +382,37 @@ class LlamaRunner:
         if not isinstance(result, dict):
             raise RuntimeError(f"llama.cpp returned {type(result).__name__}, expected an object")
         if "error" in result:
-            error = result["error"]
-            code = error.get("code") if isinstance(error, dict) else None
-            message = error.get("message", error) if isinstance(error, dict) else error
-            if isinstance(code, int) and 400 <= code < 500:
-                # e.g. a prompt longer than the context window: the caller's fault.
-                raise ValueError(f"llama.cpp rejected the request: {message}")
-            raise RuntimeError(f"llama.cpp error: {message}")
+            raise _error(result["error"])
         usage = result.get("usage")
         if not isinstance(usage, dict) or not result.get("choices"):
             raise RuntimeError("llama.cpp returned a completion without choices or usage")
         result["model"] = self.model_alias
         return result
+
+    def chat_stream(self, request: dict[str, Any]) -> ChatStream:
+        """Start one streamed OpenAI chat completion (``stream: true``).
+
+        Args:
+            request: See :func:`validate_chat_request`; ``stream`` must be true.
+
+        Returns:
+            The chunks as they are generated: a ``chat.completion.chunk`` whose delta holds the
+            role, one per token with a content delta, one with ``finish_reason``, and one with
+            ``usage`` (and empty ``choices``) when ``stream_options.include_usage`` is true.
+
+        Raises:
+            ValueError: The request is invalid (raised here, before generation starts).
+        """
+        clean = validate_chat_request(request)
+        if not clean.get("stream"):
+            raise ValueError("chat_stream() answers stream=true requests; use chat()")
+        return ChatStream(self, clean)
+
+    def model_card(self) -> dict[str, Any]:
+        """The served model as an OpenAI ``model`` object (``GET /v1/models``)."""
+        return {
+            "id": self.model_alias,
+            "object": "model",
+            "created": self.loaded_at,
+            "owned_by": OWNED_BY,
+        }

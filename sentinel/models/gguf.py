@@ -17,7 +17,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from sentinel.serve.models import ModelFileError, sha256_file
+from sentinel.models.files import ModelFileError, sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ def verify_gguf(path: Path) -> str:
     if not path.is_file():
         raise ModelFileError(
             f"LLM model {path} does not exist; assemble it with "
-            "sentinel.serve.llm_model.assemble_qwen_gguf"
+            "sentinel.models.gguf.assemble_qwen_gguf"
         )
     digest_file = _digest_file(path)
     if not digest_file.is_file():

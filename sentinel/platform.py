@@ -1,0 +1,382 @@
+"""Assembling and running Sentinel on a Ray cluster: Serve app, supervisor, cameras."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import serve
+
+from sentinel.actors.agent_worker import AGENT_WORKER_NAME, AgentWorkerActor
+from sentinel.actors.retention import RETENTION_NAME, RetentionActor
+from sentinel.actors.supervisor import get_or_create_supervisor
+from sentinel.config import Settings
+from sentinel.gateway.keys import KeyRing
+from sentinel.gateway.secretbox import open_secret_box
+from sentinel.models.gguf import verify_gguf
+from sentinel.models.yolo import verify_model
+from sentinel.serve.agent_deployment import AgentDeployment
+from sentinel.serve.detector import build_detector
+from sentinel.serve.ingress import Ingress
+from sentinel.serve.llm import build_llm
+from sentinel.store.camera_secrets import seal_camera
+from sentinel.store.db import make_engine, migrate
+from sentinel.store.repo import CameraRepository
+from sentinel.store.s3 import S3ObjectStore, make_object_store
+
+logger = logging.getLogger(__name__)
+
+
+def runtime_of(settings: Settings) -> dict[str, Any]:
+    """The plain-dict settings actors and deployments receive (no pydantic across Ray)."""
+    return {
+        "db_url": settings.db_url,
+        # The model itself (not a JSON dump): its secret key must travel, not its mask.
+        "objects": settings.objects,
+        "app_name": settings.app_name,
+        "namespace": settings.namespace,
+        "reconcile_interval_s": settings.reconcile_interval_s,
+        "data_dir": str(settings.data_dir.resolve()),
+        "event_journal_bytes": int(settings.event_journal_mb * 1024 * 1024),
+        "redis_url": settings.redis_url,
+        "auth": settings.auth.model_dump(mode="json"),
+        "agent": settings.agent.model_dump(mode="json"),
+        "storage": settings.storage.model_dump(mode="json"),
+    }
+
+
+def wants_embedded_llm(settings: Settings) -> bool:
+    agent = settings.agent
+    return agent.enabled and agent.llm.enabled and any(b.kind == "embedded" for b in agent.backends)
+
+
+def verify_models(settings: Settings) -> None:
+    """Checks every model file the settings will load against its recorded sha256.
+
+    Raises:
+        ModelFileError: a model file is missing, has no recorded digest, or differs from it.
+    """
+    verify_model(settings.onnx_model_path().resolve())
+    if wants_embedded_llm(settings):
+        verify_gguf(settings.gguf_model_path().resolve())
+
+
+def build_application(settings: Settings) -> Any:
+    """The bound Serve application, after checking every model file against its sha256.
+
+    Raises:
+        ModelFileError: a model file is missing, has no recorded digest, or differs from it.
+    """
+    verify_models(settings)
+    model_path = settings.onnx_model_path().resolve()
+    detector = build_detector(settings.detector, model_path)
+    llm = None
+    if wants_embedded_llm(settings):
+        gguf = settings.gguf_model_path().resolve()
+        llm_cfg = settings.agent.llm
+        llm = build_llm(
+            gguf, threads=llm_cfg.threads, num_cpus=llm_cfg.num_cpus, ctx_size=llm_cfg.ctx_size
+        )
+    agent = (
+        AgentDeployment.bind(settings.agent.model_dump(mode="json"), llm)  # type: ignore[attr-defined]
+        if settings.agent.enabled
+        else None
+    )
+    return Ingress.bind(detector, runtime_of(settings), agent, llm)  # type: ignore[attr-defined]
+
+
+def prepare_storage(settings: Settings) -> None:
+    """Creates the data dir and brings the database schema to head."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = make_object_store(settings.objects, settings.data_dir)
+    if isinstance(store, S3ObjectStore):
+        store.ensure_bucket()  # fail at start, not at the first snapshot
+    else:
+        settings.objects_dir.mkdir(parents=True, exist_ok=True)
+    migrate(settings.db_url)
+    # Keys are made here, once, so that ingress replicas only ever load them.
+    if not settings.auth.jwt_private_keys:
+        KeyRing.load_or_create(settings.data_dir / "keys" / "jwt")
+    open_secret_box(settings.auth.secret_key, settings.data_dir)
+
+
+def seed_cameras(settings: Settings) -> None:
+    """Writes the config file's cameras into the database (the supervisor's desired state)."""
+    repo = CameraRepository(make_engine(settings.db_url))
+    box = open_secret_box(settings.auth.secret_key, settings.data_dir)
+    for camera in settings.cameras:
+        repo.upsert(camera.id, seal_camera(camera.model_dump(mode="json"), box))
+
+
+def connect_ray(settings: Settings, address: str | None = None) -> None:
+    """Joins ``address`` (else ``RAY_ADDRESS``) when set, else starts a local cluster."""
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    # "local" starts a private cluster on loopback; None would join any cluster that `ray start`
+    # left on this machine.
+    local: dict[str, Any] = {} if address else {"_node_ip_address": "127.0.0.1"}
+    ray.init(
+        address=address or "local",
+        **local,
+        namespace=settings.namespace,
+        include_dashboard=False,
+        configure_logging=True,
+        logging_level=logging.WARNING,
+        log_to_driver=False,
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A preexec_fn that has the child sent SIGTERM when its parent dies (Linux), or None.
+
+    prctl is looked up here, in the parent: the child, between fork and exec, only calls it.
+    """
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig = 1
+
+    def set_pdeathsig() -> None:
+        prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+
+    return set_pdeathsig
+
+
+def _session_members(sid: int) -> list[int]:
+    """The live processes of session ``sid`` (from /proc; none where there is no /proc)."""
+    pids = []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        # Fields after "(comm)": state ppid pgrp session ...; comm itself may hold spaces.
+        state, _ppid, _pgrp, session = stat[stat.rindex(")") + 2 :].split()[:4]
+        if int(session) == sid and state not in {"Z", "X"}:  # a zombie is dead already
+            pids.append(int(entry))
+    return pids
+
+
+class LocalHead:
+    """A Ray head node this process started, in a session of its own.
+
+    ``ray.init()`` without an address starts GCS, raylet and workers in the caller's process
+    group, so a signal to the group (Ctrl-C in a terminal, a service manager's stop) reaches
+    them together with the driver: GCS dies first and the driver's orderly stop then hangs
+    for a minute trying to reach it. ``ray start --head --block`` in a new session keeps
+    them out of the group; the driver stops them itself, last, with :meth:`stop`. The head
+    also dies with its parent (``PR_SET_PDEATHSIG``), so a killed CLI leaves no cluster.
+    """
+
+    def __init__(self, process: subprocess.Popen[bytes], address: str) -> None:
+        self.process = process
+        self.address = address
+
+    @classmethod
+    def start(cls, log_path: Path, *, timeout_s: float = 120.0) -> LocalHead:
+        """Starts the head and returns once its GCS accepts connections."""
+        port = _free_port()
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        command = [
+            sys.executable,
+            "-m",
+            "ray.scripts.scripts",
+            "start",
+            "--head",
+            "--block",
+            f"--port={port}",
+            "--node-ip-address=127.0.0.1",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+        ]
+        with log_path.open("ab") as log:
+            process = subprocess.Popen(  # noqa: S603 (our own interpreter, fixed arguments)
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent(),
+            )
+        head = cls(process, f"127.0.0.1:{port}")
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"the local Ray head exited with status {process.returncode}; see {log_path}"
+                )
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
+                return head
+            except OSError:
+                if time.monotonic() > deadline:
+                    head.stop()
+                    raise RuntimeError(
+                        f"the local Ray head did not start within {timeout_s:.0f}s; see {log_path}"
+                    ) from None
+                time.sleep(0.2)
+
+    def stop(self, timeout_s: float = 8.0) -> None:
+        """Stops the head and every process of its session; SIGKILL what outlives timeout_s."""
+        sid = self.process.pid
+        if self.process.poll() is None:
+            # `ray start --block` stops GCS, raylet and the rest on SIGTERM.
+            self.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(max(0.1, deadline - time.monotonic()))
+        # Workers have process groups of their own but stay in the head's session.
+        while (members := _session_members(sid)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for pid in members:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+
+
+def start(settings: Settings, *, timeout_s: float = 180.0) -> Any:
+    """Deploys the Serve app and the supervisor; returns the supervisor handle.
+
+    Raises:
+        ModelFileError: a model file fails its sha256 check; nothing has been started then.
+    """
+    # First, before any storage, Ray or Serve work: a tampered model stops the start here.
+    app = build_application(settings)
+    prepare_storage(settings)
+    seed_cameras(settings)
+    connect_ray(settings)
+    serve.start(http_options={"host": settings.host, "port": settings.port})
+    serve.run(app, name=settings.app_name, route_prefix="/")
+    supervisor = get_or_create_supervisor(runtime_of(settings))
+    ray.get(supervisor.ping.remote(), timeout=timeout_s)
+    ray.get(supervisor.reconcile.remote(), timeout=timeout_s)
+    if settings.agent.enabled:
+        worker = AgentWorkerActor.options(  # type: ignore[attr-defined]
+            name=AGENT_WORKER_NAME,
+            namespace=settings.namespace,
+            lifetime="detached",
+            get_if_exists=True,
+        ).remote(runtime_of(settings))
+        ray.get(worker.start.remote(), timeout=timeout_s)
+    retention = RetentionActor.options(  # type: ignore[attr-defined]
+        name=RETENTION_NAME,
+        namespace=settings.namespace,
+        lifetime="detached",
+        get_if_exists=True,
+    ).remote(runtime_of(settings))
+    ray.get(retention.start.remote(), timeout=timeout_s)
+    return supervisor
+
+
+def stop(
+    settings: Settings,
+    supervisor: Any | None = None,
+    *,
+    timeout_s: float = 60.0,
+    delete_app: bool = True,
+) -> None:
+    """Stops cameras (closing their events), the supervisor and (``delete_app``) the Serve
+    app; ``timeout_s`` bounds the cameras' stop."""
+    t0 = time.monotonic()
+    try:
+        if supervisor is not None:
+            ray.get(supervisor.shutdown.remote(), timeout=timeout_s)
+            ray.kill(supervisor, no_restart=True)
+    except Exception as exc:
+        logger.warning("supervisor did not shut down cleanly: %s", exc)
+    with contextlib.suppress(ValueError):  # no agent worker when the agent is disabled
+        ray.kill(ray.get_actor(AGENT_WORKER_NAME, namespace=settings.namespace), no_restart=True)
+    with contextlib.suppress(ValueError):  # not started (start() failed before it)
+        ray.kill(ray.get_actor(RETENTION_NAME, namespace=settings.namespace), no_restart=True)
+    if delete_app:
+        try:
+            serve.delete(settings.app_name)
+        except Exception as exc:
+            logger.warning("serve app did not delete cleanly: %s", exc)
+    logger.info("stopped in %.1fs", time.monotonic() - t0)
+
+
+def _within(what: str, timeout_s: float, fn: Callable[[], object]) -> bool:
+    """Runs ``fn`` for at most ``timeout_s`` (in a daemon thread); logs, never raises.
+
+    Returns:
+        Whether ``fn`` finished; if not, it is still running in its thread.
+    """
+
+    def run() -> None:
+        try:
+            fn()
+        except Exception as exc:
+            logger.warning("%s failed: %s", what, exc)
+
+    t0 = time.monotonic()
+    worker = threading.Thread(target=run, name=f"stop-{what}", daemon=True)
+    worker.start()
+    worker.join(max(0.1, timeout_s))
+    if worker.is_alive():
+        logger.warning("%s did not finish within %.1fs; going on", what, timeout_s)
+        return False
+    logger.info("%s took %.1fs", what, time.monotonic() - t0)
+    return True
+
+
+def shutdown(
+    settings: Settings,
+    supervisor: Any | None,
+    head: LocalHead | None,
+    *,
+    timeout_s: float = 10.0,
+) -> None:
+    """The CLI's orderly stop, bounded by ``timeout_s`` in all: cameras stop and close their
+    events, then Serve, then the driver's connection, then the head (only one we started:
+    a cluster joined through ``RAY_ADDRESS`` keeps running, with its other Serve apps)."""
+    deadline = time.monotonic() + timeout_s
+
+    def left(reserve: float) -> float:
+        return deadline - time.monotonic() - reserve
+
+    # Closing the events comes first and gets the most; Serve and the head are stopped
+    # gracefully when there is time, else the head's stop kills what is left of them.
+    finished = _within(
+        "stopping cameras",
+        left(4.5),
+        # serve.shutdown below removes the app with the rest of Serve on our own head.
+        lambda: stop(settings, supervisor, timeout_s=left(5.5), delete_app=head is None),
+    )
+    if head is not None:
+        finished = _within("serve.shutdown", left(3.0), serve.shutdown) and finished
+    if finished:
+        _within("ray.shutdown", left(2.5), ray.shutdown)
+    else:
+        # A step still runs in its thread: shutting the driver down under it makes Ray's core
+        # worker end the process with status 1. The process is about to exit anyway.
+        logger.warning("skipping ray.shutdown: a stop step is still running")
+    if head is not None:
+        t0 = time.monotonic()
+        head.stop(timeout_s=max(1.0, left(0.5)))
+        logger.info("stopping the local Ray head took %.1fs", time.monotonic() - t0)

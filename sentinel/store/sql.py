@@ -1,0 +1,135 @@
+"""SQL helpers the repositories share: UTC checks, upserts, the SQLite write lock, cursors.
+
+Each repository validates its arguments the same way and says what it expected and what it
+got; the helpers here keep those messages (and the dialect-specific pieces) in one place.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import threading
+import weakref
+from collections.abc import Collection
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+
+__all__ = [
+    "MAX_PAGE_SIZE",
+    "InvalidCursor",
+    "as_utc",
+    "check_choice",
+    "check_page_size",
+    "decode_cursor",
+    "encode_cursor",
+    "require_aware",
+    "sqlite_lock",
+    "upsert_insert",
+    "utc_range",
+]
+
+MAX_PAGE_SIZE = 1000
+
+
+class InvalidCursor(ValueError):  # noqa: N818 - a ValueError subclass named for what it rejects
+    """Raised when a pagination cursor was not produced by a repository's ``list``."""
+
+
+def require_aware(value: datetime | None, name: str) -> None:
+    """Checks that ``value`` (if not None) is timezone-aware.
+
+    Raises:
+        ValueError: If ``value`` is naive (``name`` is in the message).
+    """
+    if value is not None and (value.tzinfo is None or value.utcoffset() is None):
+        raise ValueError(f"{name} must be a timezone-aware datetime, but got {value.isoformat()}")
+
+
+def as_utc(value: datetime, name: str) -> datetime:
+    """``value`` converted to UTC.
+
+    Raises:
+        ValueError: If ``value`` is naive (``name`` is in the message).
+    """
+    require_aware(value, name)
+    return value.astimezone(UTC)
+
+
+def utc_range(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """``(start, end)`` in UTC.
+
+    Raises:
+        ValueError: If either is naive or ``end`` is before ``start``.
+    """
+    start, end = as_utc(start, "start"), as_utc(end, "end")
+    if end < start:
+        raise ValueError(f"end {end.isoformat()} is before start {start.isoformat()}")
+    return start, end
+
+
+def check_choice(value: str, allowed: Collection[str], name: str) -> None:
+    """Raises ValueError (naming ``name`` and the choices) unless ``value`` is in ``allowed``."""
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {sorted(allowed)}, but got {value!r}")
+
+
+def check_page_size(limit: int) -> None:
+    """Raises ValueError unless ``limit`` is between 1 and ``MAX_PAGE_SIZE``."""
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise ValueError(f"limit must be between 1 and {MAX_PAGE_SIZE}, but got {limit}")
+
+
+def encode_cursor(at: datetime, row_id: str) -> str:
+    """An opaque keyset cursor for the row after ``(at, row_id)`` in newest-first order."""
+    raw = f"{at.astimezone(UTC).isoformat()}|{row_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The ``(at, row_id)`` of a cursor made by ``encode_cursor``.
+
+    Raises:
+        InvalidCursor: If ``cursor`` is malformed.
+    """
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8")
+        stamp, sep, row_id = raw.partition("|")
+        at = datetime.fromisoformat(stamp)
+    except (binascii.Error, UnicodeError, ValueError) as exc:
+        raise InvalidCursor(f"malformed cursor {cursor!r}") from exc
+    if not sep or not row_id or at.tzinfo is None:
+        raise InvalidCursor(f"malformed cursor {cursor!r}")
+    return at, row_id
+
+
+def upsert_insert(engine: Engine, table: sa.Table) -> Any:
+    """The dialect's INSERT construct that supports ``on_conflict_do_update``.
+
+    Raises:
+        ValueError: If the engine is neither PostgreSQL nor SQLite.
+    """
+    if engine.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    if engine.dialect.name == "sqlite":
+        return sqlite.insert(table)
+    raise ValueError(f"unsupported database dialect {engine.dialect.name!r}")
+
+
+# SQLite serialises writers anyway; a process-local lock per engine makes threads queue here
+# instead of spinning in SQLite's busy handler (and keeps an in-memory database, whose threads
+# share one connection, from nesting BEGINs).
+_sqlite_locks: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+_sqlite_locks_guard = threading.Lock()
+
+
+def sqlite_lock(engine: Engine) -> threading.Lock:
+    """The process-wide write lock of a SQLite ``engine`` (one per engine)."""
+    with _sqlite_locks_guard:
+        lock = _sqlite_locks.get(engine)
+        if lock is None:
+            lock = _sqlite_locks[engine] = threading.Lock()
+        return lock
