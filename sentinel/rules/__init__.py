@@ -1,0 +1,1 @@
+"""RuleGen: rules suggested, validated and backtested from the event and verdict history."""
