@@ -222,7 +222,9 @@ def mask_suggestions(
                     polygon=((x0, y0), (x1, y0), (x1, y1), (x0, y1)),
                     false_positives=int(inside["false_positives"].sum()),
                     true_positives_lost=int(inside["true_positives"].sum()),
-                    detections_share=float(all_labels["events"].sum() / float(totals.loc[str(camera)])),
+                    detections_share=float(
+                        all_labels["events"].sum() / float(totals.loc[str(camera)])
+                    ),
                 )
             )
     return out
