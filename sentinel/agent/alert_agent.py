@@ -34,6 +34,7 @@ from sentinel.domain.breaker import BackendRouter, BackendSpec, CircuitBreaker, 
 from sentinel.domain.faithfulness import unsupported_claims
 from sentinel.domain.prompts import render
 from sentinel.domain.verdicts import RESPONSE_FORMAT, DecisionParseError, parse_decision
+from sentinel.models.llm_runner import await_or_cancel
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ class ServeChatModel(BaseChatModel):
     async def _agenerate(
         self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
     ) -> ChatResult:
-        response = await self.handle.chat.remote(self.request_body(messages))
+        response = await await_or_cancel(self.handle.chat.remote(self.request_body(messages)))
         return self._result(response)
 
 

@@ -20,7 +20,7 @@ import math
 import queue
 import threading
 import time
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -302,6 +302,65 @@ async def iterate_async(stream: ChatStream) -> AsyncGenerator[dict[str, Any], No
             yield chunk
     finally:
         stream.close()
+
+
+def completion_from_chunks(chunks: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The ``chat.completion`` a streamed completion's chunks add up to.
+
+    Lets a plain (non-streamed) answer be generated through the cancellable stream: the content
+    is the deltas joined, ``finish_reason`` the last one given, ``usage`` the usage chunk's.
+
+    Args:
+        chunks: Every ``chat.completion.chunk`` of one completion streamed with
+            ``stream_options.include_usage`` true.
+
+    Returns:
+        An OpenAI ``chat.completion`` object with ``choices`` and ``usage``.
+
+    Raises:
+        RuntimeError: The chunks hold no usage (the stream ended early or lacked it).
+    """
+    parts: list[str] = []
+    finish_reason: str | None = None
+    usage: dict[str, Any] | None = None
+    first: dict[str, Any] = chunks[0] if chunks else {}
+    for chunk in chunks:
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta") or {}
+            content = delta.get("content")
+            if isinstance(content, str):
+                parts.append(content)
+            if choice.get("finish_reason"):
+                finish_reason = choice["finish_reason"]
+        if isinstance(chunk.get("usage"), dict):
+            usage = chunk["usage"]
+    if usage is None:
+        raise RuntimeError("the streamed completion ended without usage")
+    return {
+        "id": first.get("id", ""),
+        "object": "chat.completion",
+        "created": first.get("created", int(time.time())),
+        "model": first.get("model", ""),
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "".join(parts)},
+                "finish_reason": finish_reason,
+            }
+        ],
+        "usage": usage,
+    }
+
+
+async def await_or_cancel(call: Any) -> Any:
+    """Await a remote call (a Ray Serve ``DeploymentResponse``), cancelling it if the awaiting
+    task is cancelled (a caller's timeout), so the replica stops generating an answer nobody
+    will read instead of making the next requests wait behind it."""
+    try:
+        return await call
+    except asyncio.CancelledError:
+        call.cancel()
+        raise
 
 
 class LlamaRunner:

@@ -20,6 +20,7 @@ from sentinel.api.app import create_app
 from sentinel.api.deps import AgentServices, Services, install_services
 from sentinel.api.setup import build_security
 from sentinel.config import AuthSettings, CameraConfig
+from sentinel.models.llm_runner import await_or_cancel
 from sentinel.store.alert_repo import AlertRepository, ExperimentRepository, PromptRepository
 from sentinel.store.db import make_engine
 from sentinel.store.export_repo import ExportRepository
@@ -103,7 +104,12 @@ class LlmHandleControl:
         self.streaming = handle.options(stream=True)
 
     async def chat(self, request: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = await self.handle.chat.remote(request)
+        result: dict[str, Any] = await await_or_cancel(self.handle.chat.remote(request))
+        return result
+
+    async def info(self) -> dict[str, Any]:
+        """The replica's model, settings and counts of completed and cancelled answers."""
+        result: dict[str, Any] = await self.handle.info.remote()
         return result
 
     async def chat_stream(self, request: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:

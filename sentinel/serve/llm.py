@@ -1,7 +1,9 @@
 """The LLM deployment: the embedded GGUF chat model on Ray Serve, called through its handle.
 
-Generation is blocking C++ work; it runs on a dedicated worker thread so the replica's event
+Generation is blocking C++ work; it runs on the stream's worker thread so the replica's event
 loop keeps answering ``ready``/``info`` and queueing requests while a completion is produced.
+Plain completions are generated through the same stream, so cancelling any call (a caller's
+timeout) frees the model after the current token.
 Streamed completions are generator calls: callers use ``handle.options(stream=True)``.
 """
 
@@ -9,14 +11,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from ray import serve
 from ray.serve import Application
 
-from sentinel.models.llm_runner import LlamaRunner, iterate_async
+from sentinel.models.llm_runner import LlamaRunner, completion_from_chunks, iterate_async
 
 DEFAULT_MODEL_ALIAS = "qwen2.5-0.5b-instruct"
 
@@ -42,15 +43,19 @@ class LLM:
         self.runner = LlamaRunner(
             Path(model_path), threads=threads, ctx_size=ctx_size, model_alias=model_alias
         )
-        # One worker: the model generates one completion at a time anyway (the runner holds a
-        # lock), and a single thread keeps queued requests from tying up the default pool.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm-generate")
+        self.completed = 0
+        self.cancelled = 0
+        self.generating = 0
 
     async def chat(self, request: dict[str, Any]) -> dict[str, Any]:
         """One chat completion (see ``LlamaRunner.chat``), generated off the event loop.
 
+        It is generated through the token stream, so a caller that gives up (its call is
+        cancelled, e.g. on a timeout) stops generation after the current token instead of
+        leaving the model busy with an answer nobody reads while the next requests queue.
+
         Args:
-            request: An OpenAI chat-completions request body.
+            request: An OpenAI chat-completions request body (``stream`` false or absent).
 
         Returns:
             An OpenAI ``chat.completion`` object including ``usage``.
@@ -59,8 +64,22 @@ class LLM:
             ValueError: The request is invalid or exceeds the context window.
             RuntimeError: llama.cpp failed.
         """
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.runner.chat, request)
+        if not isinstance(request, dict):
+            raise ValueError("the request must be a JSON object")
+        if request.get("stream"):
+            raise ValueError("chat() answers stream=false requests; use chat_stream()")
+        streamed = {**request, "stream": True, "stream_options": {"include_usage": True}}
+        stream = self.runner.chat_stream(streamed)
+        self.generating += 1
+        try:
+            chunks = [chunk async for chunk in iterate_async(stream)]
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        finally:
+            self.generating -= 1
+        self.completed += 1
+        return completion_from_chunks(chunks)
 
     async def chat_stream(self, request: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
         """One streamed chat completion: its ``chat.completion.chunk`` objects, token by token.
@@ -99,12 +118,10 @@ class LLM:
             "threads": self.runner.threads,
             "ctx_size": self.runner.ctx_size,
             "load_s": round(self.runner.load_s, 3),
+            "completed": self.completed,
+            "cancelled": self.cancelled,
+            "generating": self.generating,
         }
-
-    def __del__(self) -> None:
-        executor = getattr(self, "_executor", None)
-        if executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
 
 
 def build_llm(

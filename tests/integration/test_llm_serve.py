@@ -4,6 +4,7 @@ plain and streamed (``handle.options(stream=True)``) completions and the model l
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -63,3 +64,31 @@ def test_bad_streamed_request_raises_value_error(control: LlmHandleControl) -> N
 
     with pytest.raises(ValueError, match="max_tokens"):
         asyncio.run(first())
+
+
+async def _abandon_then_ask(control: LlmHandleControl) -> tuple[dict[str, Any], dict[str, Any]]:
+    story = "Write a long story about a lighthouse keeper, chapter by chapter."
+    long = {**REQUEST, "max_tokens": 1024, "messages": [{"role": "user", "content": story}]}
+    call = asyncio.create_task(control.chat(long))
+    deadline = time.monotonic() + 120.0
+    while (await control.info())["generating"] == 0:  # the replica has started on it
+        assert time.monotonic() < deadline, "the long completion never started"
+        await asyncio.sleep(0.05)
+    call.cancel()  # what a caller's timeout does
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    answer = await control.chat(dict(REQUEST))
+    return answer, await control.info()
+
+
+def test_an_abandoned_completion_stops_and_the_next_one_is_answered(
+    control: LlmHandleControl,
+) -> None:
+    # Cancelling a call cancels it in the replica: generation of the long answer stops (counted
+    # as cancelled) instead of holding the model while the next request waits behind it.
+    before = asyncio.run(control.info())
+    answer, after = asyncio.run(_abandon_then_ask(control))
+    assert answer["choices"][0]["message"]["content"]
+    assert after["cancelled"] == before["cancelled"] + 1
+    assert after["completed"] == before["completed"] + 1
+    assert after["generating"] == 0
