@@ -121,6 +121,11 @@ class EventBuilder:
         """Whether any event is open (tracked, or adopted and not yet resolved); no copies."""
         return bool(self._open or self._dormant)
 
+    def event_id_of(self, track_id: int) -> str | None:
+        """The id of the open event ``track_id`` belongs to, if any."""
+        event = self._open.get(track_id)
+        return event.state.id if event is not None else None
+
     @property
     def open_events(self) -> list[EventState]:
         """Copies of the events currently open (tracked or adopted and not yet resolved)."""

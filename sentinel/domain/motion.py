@@ -2,6 +2,8 @@
 
 The gate compares a small grayscale frame (e.g. 96x72) against a running-average background.
 Detection is skipped only when nothing moves, nothing is tracked and a detection ran recently.
+Motion masks (see :mod:`sentinel.domain.masks`) are zeroed in both before they are compared, and
+the changed fraction is taken over the pixels left.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
+
+from sentinel.domain.masks import Polygon, check_polygon, rasterise
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,7 @@ class MotionConfig:
         alpha: Weight of the new frame in the running-average background (0..1].
         max_idle_s: Stream seconds after which a detection is forced even without motion, so
             objects that entered unseen (or stopped before the gate noticed them) are found.
+        masks: Polygons (normalised) whose pixels the gate ignores.
     """
 
     enabled: bool = True
@@ -30,8 +35,11 @@ class MotionConfig:
     pixel_delta: int = 18
     alpha: float = 0.1
     max_idle_s: float = 10.0
+    masks: tuple[Polygon, ...] = ()
 
     def __post_init__(self) -> None:
+        for polygon in self.masks:
+            check_polygon(polygon, "motion mask")
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], but got {self.threshold}")
         if not 0 <= self.pixel_delta <= 255:
@@ -70,6 +78,9 @@ class MotionGate:
         self.config = config if config is not None else MotionConfig()
         self._background: NDArray[np.float32] | None = None
         self._last_detect_t: float | None = None
+        # Per frame size: which pixels count (False on the masks) and how many do.
+        self._keep: NDArray[np.bool_] | None = None
+        self._kept = 0
 
     def reset(self) -> None:
         """Forget the background and the time of the last detection."""
@@ -97,13 +108,17 @@ class MotionGate:
             raise ValueError(f"gray must be an (H, W) uint8 array, but got dtype {gray.dtype}")
 
         frame = box_blur3(gray)
+        keep = self._keep_mask(frame.shape)
+        if keep is not None:
+            frame *= keep  # masked pixels are 0 in the frame and so in the background
         background = self._background
         if background is None or background.shape != frame.shape:
             self._background = frame
             return self._decide(0.0, t, "first frame" if background is None else "reset")
 
         changed = np.abs(frame - background) > float(self.config.pixel_delta)
-        motion = float(np.count_nonzero(changed)) / float(changed.size)
+        counted = self._kept if keep is not None else changed.size
+        motion = float(np.count_nonzero(changed)) / float(counted) if counted else 0.0
         # In-place running average: slow enough that a passing object barely enters the
         # background, fast enough that lighting drift and parked objects are absorbed.
         background *= 1.0 - self.config.alpha
@@ -119,6 +134,16 @@ class MotionGate:
         if last is None or t - last >= self.config.max_idle_s:
             return self._decide(motion, t, "refresh")
         return MotionDecision(motion=motion, detect=False, reason="idle")
+
+    def _keep_mask(self, shape: tuple[int, ...]) -> NDArray[np.bool_] | None:
+        """False on the masked pixels of a frame of ``shape``; None without masks."""
+        if not self.config.masks:
+            return None
+        if self._keep is None or self._keep.shape != shape:
+            height, width = shape
+            self._keep = ~rasterise(self.config.masks, width, height)
+            self._kept = int(np.count_nonzero(self._keep))
+        return self._keep
 
     def _decide(self, motion: float, t: float, reason: str) -> MotionDecision:
         self._last_detect_t = t

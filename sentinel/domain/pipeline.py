@@ -1,9 +1,14 @@
-"""The per-camera frame pipeline: motion gate, label filter, tracker and event builder.
+"""The per-camera frame pipeline: motion gate, filters, tracker, event builder and zones.
 
 The camera actor owns one :class:`FramePipeline` and drives it frame by frame: it asks
 :meth:`FramePipeline.wants_detection`, then reports either the detector's output
 (:meth:`FramePipeline.on_detections`) or that the frame was skipped
-(:meth:`FramePipeline.on_skipped`), and persists the returned changes.
+(:meth:`FramePipeline.on_skipped`), and persists the returned changes. Both calls also settle
+the frame's scene events (zones and lines, see :mod:`sentinel.domain.zones`), which
+:attr:`FramePipeline.scene_events` holds until the next frame, for the rules.
+
+Detections are filtered before tracking: by label, by score, then by the object masks (see
+:mod:`sentinel.domain.masks`); motion masks live in the gate's :class:`MotionConfig`.
 """
 
 from __future__ import annotations
@@ -17,9 +22,12 @@ from numpy.typing import NDArray
 
 from sentinel.domain.appearance import appearance
 from sentinel.domain.events import EventBuilder, EventConfig
+from sentinel.domain.masks import ObjectMask
 from sentinel.domain.motion import MotionConfig, MotionDecision, MotionGate
+from sentinel.domain.scene import SceneEvent
 from sentinel.domain.tracking import Track, Tracker, TrackerConfig, TrackerUpdate
 from sentinel.domain.types import Detection, EventChange, EventState
+from sentinel.domain.zones import Line, SceneObject, Zone, ZoneTracker
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,9 @@ class PipelineConfig:
         events: Event settings.
         labels: Labels kept (allow-list); ``None`` keeps every label.
         min_score: Detections scoring below this are dropped before tracking.
+        zones: The camera's zones (unique names).
+        lines: The camera's lines (unique names).
+        object_masks: Detections standing in one of these are dropped before tracking.
     """
 
     motion: MotionConfig = field(default_factory=MotionConfig)
@@ -39,14 +50,22 @@ class PipelineConfig:
     events: EventConfig = field(default_factory=EventConfig)
     labels: frozenset[str] | None = None
     min_score: float = 0.15
+    zones: tuple[Zone, ...] = ()
+    lines: tuple[Line, ...] = ()
+    object_masks: tuple[ObjectMask, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.min_score <= 1.0:
             raise ValueError(f"min_score must be in [0, 1], but got {self.min_score}")
 
+    @property
+    def needs_size(self) -> bool:
+        """Whether the pipeline must see the frame (zones, lines or object masks)."""
+        return bool(self.zones or self.lines or self.object_masks)
+
 
 class FramePipeline:
-    """Motion gate → filter → tracker → events for one camera.
+    """Motion gate → filters → tracker → events and zones for one camera.
 
     Frames are identified by their stream time ``ts`` (seconds, increasing); a frame whose
     ``ts`` is not after the last processed one is a replay and changes nothing, which keeps
@@ -68,7 +87,25 @@ class FramePipeline:
             replace(self.config.tracker, max_lost_s=self.config.events.close_after_s)
         )
         self._events = EventBuilder(camera_id, epoch, self.config.events)
+        self._zones = ZoneTracker(camera_id, self.config.zones, self.config.lines)
         self._last_ts: float | None = None
+        self._size: tuple[int, int] | None = None  # (width, height) of the last frame
+        self._scene_events: tuple[SceneEvent, ...] = ()
+
+    @property
+    def scene_events(self) -> tuple[SceneEvent, ...]:
+        """The scene events of the last frame processed (:meth:`on_detections`,
+        :meth:`on_skipped` or :meth:`close_all`); empty without zones and lines, and for a
+        replayed frame."""
+        return self._scene_events
+
+    def zone_counts(self, zone: str) -> dict[str, int]:
+        """Objects per label in ``zone`` now.
+
+        Raises:
+            KeyError: If the camera has no such zone.
+        """
+        return self._zones.counts(zone)
 
     @property
     def tracking(self) -> bool:
@@ -109,27 +146,37 @@ class FramePipeline:
     ) -> list[EventChange]:
         """Track one frame's detections and return the event changes they cause.
 
+        The frame's scene events are then in :attr:`scene_events`.
+
         Args:
             detections: The detector's output for the frame, in frame pixels.
             ts: Stream time of the frame in seconds.
             wall: Wall-clock time of the frame (timezone-aware).
             frame: The ``(H, W, 3)`` RGB frame the detections come from; when given, each kept
                 detection gets an appearance descriptor, with which the tracker re-associates
-                lost tracks (a few hundred pixels read per box).
+                lost tracks (a few hundred pixels read per box). Needed with zones, lines or
+                object masks, which are placed on the frame by its size.
 
         Returns:
             Event changes to persist; empty for a replayed frame.
 
         Raises:
-            ValueError: If ``wall`` is naive.
+            ValueError: If ``wall`` is naive, or ``frame`` is missing with zones, lines or
+                object masks.
         """
+        size = (int(frame.shape[1]), int(frame.shape[0])) if frame is not None else None
+        if size is None and self.config.needs_size:
+            raise ValueError("the frame is needed with zones, lines or object masks")
         if not self._accept(ts, wall):
             return []
+        self._size = size
         kept = [d for d in detections if self._keep(d)]
         if frame is not None:
             kept = [replace(d, appearance=appearance(frame, d.box)) for d in kept]
         update = self._tracker.update(kept, ts)
-        return self._events.on_update(update, ts, wall)
+        changes = self._events.on_update(update, ts, wall)
+        self._scene(ts, wall)
+        return changes
 
     def on_skipped(self, ts: float, wall: datetime) -> list[EventChange]:
         """Account for a frame that passed without a detector call: age out lost tracks.
@@ -147,7 +194,9 @@ class FramePipeline:
         if not self._accept(ts, wall):
             return []
         update = TrackerUpdate(removed=self._tracker.age_out(ts))
-        return self._events.on_update(update, ts, wall)
+        changes = self._events.on_update(update, ts, wall)
+        self._scene(ts, wall)
+        return changes
 
     def adopt(self, events: Sequence[EventState], wall: datetime) -> None:
         """Take over the events the store still has open for this camera (after a restart).
@@ -169,16 +218,19 @@ class FramePipeline:
             wall: Wall-clock time of the stop (timezone-aware).
 
         Returns:
-            One CLOSED change per open event.
+            One CLOSED change per open event; the zones' members leave them
+            (:attr:`scene_events` holds their ``EXIT`` events).
 
         Raises:
             ValueError: If ``wall`` is naive.
         """
         _check_wall(wall)
+        self._scene_events = tuple(self._zones.forget_all(wall))
         return self._events.close_all(wall)
 
     def _accept(self, ts: float, wall: datetime) -> bool:
         _check_wall(wall)
+        self._scene_events = ()
         if self._last_ts is not None and ts <= self._last_ts:
             return False
         self._last_ts = ts
@@ -188,7 +240,34 @@ class FramePipeline:
         labels = self.config.labels
         if labels is not None and detection.label not in labels:
             return False
-        return detection.score >= self.config.min_score
+        if detection.score < self.config.min_score:
+            return False
+        if self.config.object_masks and self._size is not None:
+            width, height = self._size
+            box, label = detection.box, detection.label
+            return not any(m.hides(label, box, width, height) for m in self.config.object_masks)
+        return True
+
+    def _scene(self, ts: float, wall: datetime) -> None:
+        """Feed the zone tracker this frame's confirmed tracks (matched now: visible)."""
+        if not self._zones.active:
+            return
+        objects = [
+            SceneObject(
+                track_id=t.id,
+                label=t.label,
+                score=t.score,
+                box=t.box,
+                event_id=self._events.event_id_of(t.id),
+                visible=t.last_t == ts and not t.lost,
+            )
+            for t in self._tracker.active
+            if t.confirmed
+        ]
+        # on_detections refuses a frame without a size when zones or lines exist, and a skipped
+        # frame has no visible object to place: the fallback size is never used to place one.
+        width, height = self._size if self._size is not None else (1, 1)
+        self._scene_events = tuple(self._zones.update(objects, width, height, wall))
 
 
 def _check_wall(wall: datetime) -> None:
