@@ -7,6 +7,7 @@ pydantic models (``extra="forbid"``) shared by the YAML file and ``POST /api/v1/
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
@@ -17,15 +18,23 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sentinel.domain.events import EventConfig
+from sentinel.domain.geometry import polygon_problem
 from sentinel.domain.incidents import IncidentConfig
+from sentinel.domain.masks import ObjectMask
 from sentinel.domain.motion import MotionConfig
 from sentinel.domain.pipeline import PipelineConfig
+from sentinel.domain.scene import CrossDirection
 from sentinel.domain.sources import SourceKind, classify_source
 from sentinel.domain.strict import StrictModel
 from sentinel.domain.tracking import TrackerConfig
+from sentinel.domain.zones import Line, Zone
 from sentinel.store.s3 import ObjectStoreSettings
 
 CAMERA_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+# Zone and line names: what rules refer to them by.
+SCENE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+MAX_POLYGON_POINTS = 64
+MAX_SCENE_ITEMS = 32  # zones, lines, motion masks and object masks, each
 
 
 def default_data_dir() -> Path:
@@ -132,6 +141,94 @@ class RecordSettings(StrictModel):
     )
 
 
+Coordinate = Annotated[float, Field(ge=0.0, le=1.0)]
+ScenePoint = Annotated[
+    tuple[Coordinate, Coordinate],
+    Field(
+        description="[x, y], normalised: [0, 0] is the top-left corner, [1, 1] the bottom-right."
+    ),
+]
+PolygonPoints = Annotated[
+    list[ScenePoint],
+    Field(
+        min_length=3,
+        max_length=MAX_POLYGON_POINTS,
+        description="Vertices in order, normalised; not self-intersecting.",
+    ),
+]
+
+
+def _valid_polygon(polygon: list[tuple[float, float]], what: str) -> None:
+    problem = polygon_problem(polygon)
+    if problem is not None:
+        raise ValueError(f"{what}: {problem}")
+
+
+class ZoneConfig(StrictModel):
+    """An area of the frame: objects standing in it (bottom centre of their box) are in it."""
+
+    name: str = Field(..., pattern=SCENE_NAME_PATTERN, description="Unique per camera.")
+    polygon: PolygonPoints
+    inertia: int = Field(
+        3,
+        ge=1,
+        le=100,
+        description="Consecutive analysed frames inside (outside) to enter (leave).",
+    )
+    labels: list[str] | None = Field(
+        None, max_length=80, description="Labels the zone tracks; null: every label."
+    )
+
+    @model_validator(mode="after")
+    def _polygon(self) -> ZoneConfig:
+        _valid_polygon(self.polygon, f"zone {self.name!r}")
+        return self
+
+
+class LineConfig(StrictModel):
+    """A segment objects cross; "in" is its left as drawn, looking from a towards b on screen."""
+
+    name: str = Field(..., pattern=SCENE_NAME_PATTERN, description="Unique per camera.")
+    a: ScenePoint
+    b: ScenePoint
+    direction: Literal["both", "in", "out"] = Field(
+        "both", description="Crossings reported: towards the in side, the out side, or both."
+    )
+
+    @model_validator(mode="after")
+    def _length(self) -> LineConfig:
+        if math.dist(self.a, self.b) < 1e-6:
+            raise ValueError(
+                f"line {self.name!r}: a and b are the same point, but a line needs a length"
+            )
+        return self
+
+
+class MaskConfig(StrictModel):
+    """A motion mask: motion in this polygon does not wake the detector."""
+
+    polygon: PolygonPoints
+
+    @model_validator(mode="after")
+    def _polygon(self) -> MaskConfig:
+        _valid_polygon(self.polygon, "motion mask")
+        return self
+
+
+class ObjectMaskConfig(StrictModel):
+    """An object mask: detections standing in this polygon are ignored."""
+
+    polygon: PolygonPoints
+    labels: list[str] | None = Field(
+        None, max_length=80, description="Labels ignored here; null: every label."
+    )
+
+    @model_validator(mode="after")
+    def _polygon(self) -> ObjectMaskConfig:
+        _valid_polygon(self.polygon, "object mask")
+        return self
+
+
 class CameraConfig(StrictModel):
     """One camera, as written in the YAML file or posted to ``/api/v1/cameras``."""
 
@@ -171,6 +268,33 @@ class CameraConfig(StrictModel):
     max_reconnect_attempts: int = Field(
         0, ge=0, le=100000, description="Network sources: give up after this many (0 = never)."
     )
+    zones: list[ZoneConfig] = Field(
+        default_factory=list, max_length=MAX_SCENE_ITEMS, description="Named areas for rules."
+    )
+    lines: list[LineConfig] = Field(
+        default_factory=list, max_length=MAX_SCENE_ITEMS, description="Named lines for rules."
+    )
+    motion_masks: list[MaskConfig] = Field(
+        default_factory=list, max_length=MAX_SCENE_ITEMS, description="Ignored by the motion gate."
+    )
+    object_masks: list[ObjectMaskConfig] = Field(
+        default_factory=list,
+        max_length=MAX_SCENE_ITEMS,
+        description="Detections standing in these are ignored.",
+    )
+
+    @field_validator("zones", "lines")
+    @classmethod
+    def _unique_names(
+        cls, items: list[ZoneConfig] | list[LineConfig]
+    ) -> list[ZoneConfig] | list[LineConfig]:
+        seen: set[str] = set()
+        for item in items:
+            if item.name in seen:
+                kind = "zone" if isinstance(item, ZoneConfig) else "line"
+                raise ValueError(f"{kind} names must be unique, but {item.name!r} appears twice")
+            seen.add(item.name)
+        return items
 
     @field_validator("source")
     @classmethod
@@ -190,6 +314,7 @@ class CameraConfig(StrictModel):
                 threshold=self.motion.threshold,
                 pixel_delta=self.motion.pixel_delta,
                 max_idle_s=self.motion.max_idle_s,
+                masks=tuple(tuple(m.polygon) for m in self.motion_masks),
             ),
             tracker=TrackerConfig(
                 high_score=self.tracker.high_score,
@@ -205,6 +330,31 @@ class CameraConfig(StrictModel):
             ),
             labels=frozenset(self.labels) if self.labels is not None else None,
             min_score=self.min_score,
+            zones=tuple(
+                Zone(
+                    name=z.name,
+                    polygon=tuple(z.polygon),
+                    inertia=z.inertia,
+                    labels=frozenset(z.labels) if z.labels is not None else None,
+                )
+                for z in self.zones
+            ),
+            lines=tuple(
+                Line(
+                    name=ln.name,
+                    a=ln.a,
+                    b=ln.b,
+                    direction=None if ln.direction == "both" else CrossDirection(ln.direction),
+                )
+                for ln in self.lines
+            ),
+            object_masks=tuple(
+                ObjectMask(
+                    polygon=tuple(m.polygon),
+                    labels=frozenset(m.labels) if m.labels is not None else None,
+                )
+                for m in self.object_masks
+            ),
         )
 
 
