@@ -1,10 +1,11 @@
-"""Camera routes: add and remove cameras at run time, their status, their latest frame."""
+"""Camera routes: add and remove cameras at run time, their status, their latest frame (with
+the camera's zones, lines and masks drawn on request)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Request, Response, Security, status
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, Security, status
 from starlette.concurrency import run_in_threadpool
 
 from sentinel.api.deps import Services, ServicesDep
@@ -12,6 +13,7 @@ from sentinel.api.media import ranged_response
 from sentinel.api.schemas import CameraPublic
 from sentinel.api.security import allowed_cameras, authorize, require_camera
 from sentinel.config import CAMERA_ID_PATTERN, CameraConfig
+from sentinel.domain.render import decode_jpeg, draw_scene, encode_jpeg
 from sentinel.gateway.roles import CAMERAS_READ, CAMERAS_WRITE, Principal
 from sentinel.store.camera_secrets import public_camera, seal_camera
 
@@ -95,11 +97,37 @@ async def remove_camera(camera_id: CameraId, services: ServicesDep, principal: W
     summary="The newest analysed frame with tracked boxes drawn",
 )
 async def latest_frame(
-    request: Request, camera_id: CameraId, services: ServicesDep, principal: Reader
+    request: Request,
+    camera_id: CameraId,
+    services: ServicesDep,
+    principal: Reader,
+    overlay: Annotated[
+        Literal["zones"] | None,
+        Query(description="`zones`: also draw the camera's zones, lines and masks."),
+    ] = None,
 ) -> Response:
     await require_camera(principal, services, camera_id)
-    await _config(services, camera_id)
+    cfg = await _config(services, camera_id)
     data = await services.control.latest_jpeg(camera_id)
     if data is None:
         raise HTTPException(404, "the camera has no frame yet")
+    if overlay == "zones":
+        data = await run_in_threadpool(_with_scene, data, cfg)
     return ranged_response(data, "image/jpeg", request, {"Cache-Control": "no-store"})
+
+
+def _with_scene(jpeg: bytes, cfg: CameraConfig) -> bytes:
+    """The frame ``jpeg`` with ``cfg``'s zones, lines and masks drawn on it."""
+    try:
+        rgb = decode_jpeg(jpeg)
+    except ValueError as exc:
+        raise HTTPException(502, "the camera's latest frame could not be decoded") from exc
+    scene = cfg.pipeline_config()
+    drawn = draw_scene(
+        rgb,
+        zones=scene.zones,
+        lines=scene.lines,
+        motion_masks=scene.motion.masks,
+        object_masks=scene.object_masks,
+    )
+    return encode_jpeg(drawn)

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from sentinel.api.records import RecordView
-from sentinel.config import CameraConfig
+from sentinel.config import CameraConfig, LineConfig, MaskConfig, ObjectMaskConfig, ZoneConfig
 from sentinel.domain.sources import redact_source
 from sentinel.store.repo import StoredEvent
 
@@ -84,6 +84,10 @@ class CameraPublic(BaseModel):
     enabled: bool
     detect: bool
     labels: list[str] | None
+    zones: list[ZoneConfig] = Field(default_factory=list)
+    lines: list[LineConfig] = Field(default_factory=list)
+    motion_masks: list[MaskConfig] = Field(default_factory=list)
+    object_masks: list[ObjectMaskConfig] = Field(default_factory=list)
     status: CameraStatusPublic
 
     @classmethod
@@ -97,6 +101,10 @@ class CameraPublic(BaseModel):
             enabled=cfg.enabled,
             detect=cfg.detect,
             labels=cfg.labels,
+            zones=cfg.zones,
+            lines=cfg.lines,
+            motion_masks=cfg.motion_masks,
+            object_masks=cfg.object_masks,
             status=CameraStatusPublic.of(status),
         )
 

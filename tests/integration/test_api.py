@@ -6,11 +6,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from sentinel.api.deps import Services
+from sentinel.domain.render import decode_jpeg, encode_jpeg
 from sentinel.domain.types import Box, EventState
 from sentinel.gateway.roles import Role
 from sentinel.store.objects import snapshot_key
@@ -166,6 +168,71 @@ def test_camera_lifecycle(client: TestClient, control: FakeControl, services: Se
     assert control.removed_ids == ["front"]
     assert client.get("/api/v1/cameras/front").status_code == 404
     assert client.delete("/api/v1/cameras/front").status_code == 404
+
+
+SCENE = {
+    "zones": [
+        {
+            "name": "footpath",
+            "polygon": [[0.2, 0.5], [0.8, 0.5], [0.9, 0.95], [0.1, 0.95]],
+            "inertia": 2,
+            "labels": None,
+        }
+    ],
+    "lines": [{"name": "crossing", "a": [0.1, 0.7], "b": [0.9, 0.7], "direction": "in"}],
+    "motion_masks": [{"polygon": [[0.0, 0.0], [0.3, 0.0], [0.3, 0.2]]}],
+    "object_masks": [{"polygon": [[0.7, 0.0], [1.0, 0.0], [1.0, 0.3]], "labels": ["car"]}],
+}
+
+
+def test_camera_scene_and_overlay(client: TestClient, control: FakeControl) -> None:
+    body = {"id": "yard", "source": "/tmp/yard.mp4", **SCENE}
+    r = client.post("/api/v1/cameras", json=body)
+    assert r.status_code == 201, r.text
+    got = client.get("/api/v1/cameras/yard").json()
+    assert {key: got[key] for key in SCENE} == SCENE
+    assert client.get("/api/v1/cameras").json()[0]["zones"] == SCENE["zones"]
+
+    control.frames["yard"] = encode_jpeg(np.full((120, 160, 3), 90, dtype=np.uint8))
+    plain = client.get("/api/v1/cameras/yard/latest.jpg")
+    drawn = client.get("/api/v1/cameras/yard/latest.jpg", params={"overlay": "zones"})
+    assert plain.status_code == drawn.status_code == 200
+    assert drawn.headers["content-type"] == "image/jpeg" and drawn.content[:2] == b"\xff\xd8"
+    assert plain.content == control.frames["yard"]
+    pixels = decode_jpeg(drawn.content)
+    assert pixels.shape == (120, 160, 3)
+    assert np.abs(pixels.astype(int) - decode_jpeg(plain.content).astype(int)).max() > 50
+    bad = client.get("/api/v1/cameras/yard/latest.jpg", params={"overlay": "boxes"})
+    assert bad.status_code == 422 and isinstance(bad.json()["detail"], list)
+
+    control.frames["yard"] = b"\xff\xd8not a jpeg"
+    broken = client.get("/api/v1/cameras/yard/latest.jpg", params={"overlay": "zones"})
+    assert broken.status_code == 502 and "decoded" in broken.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("scene", "message"),
+    [
+        (
+            {"zones": [{"name": "z", "polygon": [[0.1, 0.1], [0.9, 0.9], [0.9, 0.1], [0.1, 0.9]]}]},
+            "zone 'z': edges 0 and 2 cross",
+        ),
+        (
+            {"zones": [{"name": "z", "polygon": [[0.1, 0.1], [1.2, 0.1], [0.5, 0.9]]}]},
+            "less than or equal to 1",
+        ),
+        (
+            {"zones": [SCENE["zones"][0], SCENE["zones"][0]]},  # type: ignore[index]
+            "zone names must be unique",
+        ),
+        ({"lines": [{"name": "l", "a": [0.5, 0.5], "b": [0.5, 0.5]}]}, "the same point"),
+    ],
+)
+def test_camera_rejects_bad_scene(client: TestClient, scene: dict[str, Any], message: str) -> None:
+    r = client.post("/api/v1/cameras", json={"id": "yard", "source": "/tmp/yard.mp4", **scene})
+    assert r.status_code == 422, r.text
+    assert message in r.text, r.text
+    assert client.get("/api/v1/cameras/yard").status_code == 404
 
 
 @pytest.mark.parametrize(
