@@ -41,6 +41,23 @@ def demo_camera(sample: Path) -> CameraConfig:
         description="A university car park and footpath, seen from a first-floor window.",
         source=str(sample),
         record={"mode": "events"},  # an event's clip: GET /api/v1/events/{id}/clip.mp4
+        # The paved area in the middle of the view, right of the lamp post, and a line across
+        # the walkway on the left, drawn downwards so that walking right crosses it "in". See
+        # them on GET /api/v1/cameras/demo/latest.jpg?overlay=zones.
+        zones=[
+            {
+                "name": "footpath",
+                "polygon": [
+                    [0.43, 0.42],
+                    [0.78, 0.36],
+                    [1.0, 0.45],
+                    [1.0, 0.82],
+                    [0.72, 0.72],
+                    [0.45, 0.55],
+                ],
+            }
+        ],
+        lines=[{"name": "walkway", "a": [0.3, 0.28], "b": [0.3, 0.48]}],
     )
 
 
