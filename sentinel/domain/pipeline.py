@@ -59,7 +59,7 @@ class PipelineConfig:
             raise ValueError(f"min_score must be in [0, 1], but got {self.min_score}")
 
     @property
-    def needs_size(self) -> bool:
+    def needs_frame(self) -> bool:
         """Whether the pipeline must see the frame (zones, lines or object masks)."""
         return bool(self.zones or self.lines or self.object_masks)
 
@@ -165,7 +165,7 @@ class FramePipeline:
                 object masks.
         """
         size = (int(frame.shape[1]), int(frame.shape[0])) if frame is not None else None
-        if size is None and self.config.needs_size:
+        if size is None and self.config.needs_frame:
             raise ValueError("the frame is needed with zones, lines or object masks")
         if not self._accept(ts, wall):
             return []
