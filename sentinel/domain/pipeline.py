@@ -95,8 +95,8 @@ class FramePipeline:
     @property
     def scene_events(self) -> tuple[SceneEvent, ...]:
         """The scene events of the last frame processed (:meth:`on_detections`,
-        :meth:`on_skipped` or :meth:`close_all`); empty without zones and lines, and for a
-        replayed frame."""
+        :meth:`on_skipped` or :meth:`close_all`); only ``SEEN`` without zones and lines,
+        empty for a replayed frame."""
         return self._scene_events
 
     def zone_counts(self, zone: str) -> dict[str, int]:
@@ -249,9 +249,8 @@ class FramePipeline:
         return True
 
     def _scene(self, ts: float, wall: datetime) -> None:
-        """Feed the zone tracker this frame's confirmed tracks (matched now: visible)."""
-        if not self._zones.active:
-            return
+        """Feed the zone tracker this frame's confirmed tracks (matched now: visible). Without
+        zones or lines it still reports ``SEEN`` (rules on "a person in view" need no zone)."""
         objects = [
             SceneObject(
                 track_id=t.id,

@@ -131,11 +131,14 @@ def test_masks_and_zones_need_the_frame(config: PipelineConfig) -> None:
     assert pipeline.on_detections([det(120, 200)], 0.0, wall(0.0), FRAME) == []
 
 
-def test_no_zones_no_scene_events() -> None:
+def test_without_zones_only_seen_events() -> None:
+    # Rules on "a person in view" need no zone: the confirmed track is SEEN on every frame.
     pipeline = FramePipeline(CAM, "e1", PipelineConfig())
+    kinds = []
     for i in range(5):
         pipeline.on_detections([det(120, 200)], i * 0.2, wall(i * 0.2))
-        assert not pipeline.scene_events
+        kinds.append([e.kind for e in pipeline.scene_events])
+    assert kinds == [[], [], [SceneEventKind.SEEN], [SceneEventKind.SEEN], [SceneEventKind.SEEN]]
 
 
 def test_pipeline_reports_scene_events() -> None:
