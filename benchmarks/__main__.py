@@ -1,7 +1,7 @@
 """``python -m benchmarks [NAME ...]``: runs the named benchmarks (all by default: detector,
-ingest, pipeline, tracking, llm, gateway, agent, agent_quality, demo, recording) in that order.
-Exit status 0 even when a target is missed (the line says MISSED); non-zero when a benchmark
-fails to run."""
+ingest, pipeline, tracking, rules, llm, gateway, agent, agent_quality, demo, recording) in that
+order. Exit status 0 even when a target is missed (the line says MISSED); non-zero when a
+benchmark fails to run."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from benchmarks import (
     llm,
     pipeline,
     recording,
+    rules,
     tracking,
 )
 from benchmarks.common import onnx_model
@@ -30,6 +31,7 @@ BENCHMARKS: dict[str, Callable[[Path], None]] = {
     "ingest": ingest.run,
     "pipeline": pipeline.run,
     "tracking": tracking.run,
+    "rules": rules.run,
     "llm": llm.run,
     "gateway": gateway.run,
     "agent": agent.run,
@@ -37,7 +39,7 @@ BENCHMARKS: dict[str, Callable[[Path], None]] = {
     "demo": demo.run,
     "recording": recording.run,
 }
-NEEDS_MODEL = {"detector", "pipeline", "tracking"}
+NEEDS_MODEL = {"detector", "pipeline", "tracking", "rules"}
 
 
 def main(argv: list[str]) -> int:

@@ -25,6 +25,7 @@ from sentinel.api import (
     llm,
     prompts,
     recordings,
+    rules,
     storage,
 )
 from sentinel.api.deps import ServicesDep
@@ -99,6 +100,7 @@ def create_app() -> FastAPI:
     api.include_router(recordings.router)
     api.include_router(storage.router)
     api.include_router(exports.router)
+    api.include_router(rules.router)
     app.include_router(api)
     app.include_router(llm.router)
 

@@ -127,6 +127,9 @@ class AuditMutations:
             return
         state: Any = scope.get("state") or {}
         principal = state.get("principal") if isinstance(state, dict) else None
+        # What the route itself adds (``request.state.audit_detail``): the rule version it
+        # wrote, the mode it set...; the status and path below always win.
+        extra = state.get("audit_detail") if isinstance(state, dict) else None
         actor = getattr(principal, "subject", "anonymous")
         route = scope.get("route")
         action = f"{scope['method']} {getattr(route, 'path', scope['path'])}"
@@ -140,7 +143,7 @@ class AuditMutations:
                 target=target,
                 client=client_address_of_scope(scope, services.security),
                 outcome=outcome,
-                detail={"status": status, "path": scope["path"]},
+                detail={**(extra or {}), "status": status, "path": scope["path"]},
             )
         except Exception:  # never turn a done request into an error; but say it loudly
             logger.exception("audit append failed for %s", action)

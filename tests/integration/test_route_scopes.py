@@ -3,15 +3,16 @@
 The camera-limited principals are a viewer and an operator limited to ``cam-a``, an operator
 API key limited to ``cam-a``, an operator limited to ``group:front`` (``cam-a``'s group), an
 admin user limited to ``cam-a`` and ``group:front``, and an admin API key limited to ``cam-a``.
-Both cameras hold real objects: events with snapshots, alerts, recorded segments (real H.264)
-and exports, so every ``{…_id}`` route runs with real ids of both cameras; camera B also has a
-user and an API key limited to it, a mutating request in the audit log, and a segment in the
-last storage sweep. The walk asserts the status each principal gets, that a limited principal
-gets its own camera's objects, that routes over every camera refuse it, and that nothing it
-receives (body or headers, ``/metrics`` included) names camera B or its objects' ids. The
-route→scope table in tests/route_scopes.json is regenerated from the app and must match the
-committed one: a route that silently lost its guard fails the build. After an
-intended change, regenerate it with `SENTINEL_UPDATE_ROUTE_TABLE=1 pytest <this file>`.
+Both cameras hold real objects: events with snapshots, alerts, recorded segments (real H.264),
+exports and rules, so every ``{…_id}`` route runs with real ids of both cameras (a rule for
+every camera exists too); camera B also has a user and an API key limited to it, a mutating
+request in the audit log, and a segment in the last storage sweep. The walk asserts the status
+each principal gets, that a limited principal gets its own camera's objects, that routes over
+every camera refuse it, and that nothing it receives (body or headers, ``/metrics`` included)
+names camera B or its objects' ids. The route→scope table in tests/route_scopes.json is
+regenerated from the app and must match the committed one: a route that silently lost its guard
+fails the build. After an intended change, regenerate it with
+`SENTINEL_UPDATE_ROUTE_TABLE=1 pytest <this file>`.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from sentinel.domain.alerts import AlertDecision, DecidedBy, Severity
 from sentinel.domain.experiments import Variant
 from sentinel.domain.incidents import Incident
 from sentinel.domain.retention import Deletion
+from sentinel.domain.rule_model import Rule
 from sentinel.domain.types import Box, EventState
 from sentinel.gateway.roles import ROLE_SCOPES, Role
 from sentinel.gateway.tokens import new_opaque_token
@@ -44,6 +46,7 @@ from sentinel.store.db import make_engine, migrate, sqlite_url
 from sentinel.store.export_repo import ExportRepository
 from sentinel.store.incident_repo import IncidentRepository
 from sentinel.store.objects import snapshot_key
+from sentinel.store.rule_repo import RuleRepository
 from sentinel.store.segment_repo import SegmentInfo, SegmentRepository
 from sentinel.video.segments import finalize_segment
 from tests.integration import test_segments as seg
@@ -92,6 +95,7 @@ EVERY_CAMERA = {
     "POST /api/v1/experiments",
     "GET /api/v1/experiments/{experiment_id}",
     "POST /api/v1/experiments/{experiment_id}/promote",
+    "POST /api/v1/arming",
 }
 # New cameras the walk asks to create (POST /cameras), and the limited principals whose limits
 # hold them; the other limited principals must get 403. cam-new joins group "front".
@@ -103,6 +107,7 @@ LISTS_SHOW_A = {
     "/api/v1/incidents": "incident",
     "/api/v1/exports": "export",
     "/api/v1/cameras": "camera",
+    "/api/v1/rules": "rule",
     "/metrics": "series",
 }
 
@@ -188,11 +193,20 @@ class Objects:
     export_name: str
     segments: list[str]
     incident: str
+    rule: str
     others: list[str] = field(default_factory=list)  # a user and an API key limited to it
 
     @property
     def ids(self) -> list[str]:
-        return [self.event, self.alert, self.export, self.incident, *self.segments, *self.others]
+        return [
+            self.event,
+            self.alert,
+            self.export,
+            self.incident,
+            self.rule,
+            *self.segments,
+            *self.others,
+        ]
 
     @property
     def markers(self) -> list[str]:
@@ -332,6 +346,13 @@ def world(tmp_path: Path, recorded: list[SegmentInfo]) -> Iterator[World]:
         )
         IncidentRepository(engine).upsert(inc)
         incidents[cam] = inc.id
+    # A rule of each camera (named after it), and one for every camera.
+    rules = RuleRepository(engine)
+    rule_ids = {
+        cam: rules.create(Rule(name=f"rule of {CAMERA_NAMES[cam]}", cameras=(cam,)), "walk").id
+        for cam in ("cam-a", "cam-b")
+    }
+    rules.create(Rule(name="everywhere"), "walk")
     # The last storage sweep deleted one segment of each camera.
     services.storage = SweptStorage(
         SweepReport(
@@ -368,6 +389,7 @@ def world(tmp_path: Path, recorded: list[SegmentInfo]) -> Iterator[World]:
                 name,
                 segments[cam],
                 incidents[cam],
+                rule_ids[cam],
                 [victim.id, admin_key.id] if cam == "cam-b" else [],
             )
         yield World(
@@ -406,6 +428,8 @@ def _requests(w: World, method: str, path: str) -> list[dict[str, Any]]:
         subs = [{"incident_id": a.incident}, {"incident_id": b.incident}]
     elif "{alert_id}" in path:
         subs = [{"alert_id": a.alert}, {"alert_id": b.alert}]
+    elif "{rule_id}" in path:
+        subs = [{"rule_id": a.rule}, {"rule_id": b.rule}]
     elif "{experiment_id}" in path:
         subs = [{"experiment_id": w.experiment}]
     elif "{model_id:path}" in path:
@@ -437,6 +461,23 @@ def _requests(w: World, method: str, path: str) -> list[dict[str, Any]]:
             }
         },
         "POST /api/v1/experiments/{experiment_id}/promote": {"json": {"variant": "a"}},
+        "POST /api/v1/rules": {"json": {"name": "walk rule", "cameras": ["cam-a"]}},
+        "PUT /api/v1/rules/{rule_id}": {
+            "json": {"name": "walk rule", "cameras": ["cam-a"], "version": 1}
+        },
+        "POST /api/v1/rules/{rule_id}/test": {
+            "json": {
+                "event": {
+                    "kind": "enter",
+                    "camera_id": "cam-a",
+                    "label": "person",
+                    "score": 0.9,
+                    "at": T0.isoformat(),
+                    "zone": "gate",
+                }
+            }
+        },
+        "POST /api/v1/arming": {"json": {"mode": "night"}},
         "GET /api/v1/cameras/{camera_id}/recordings": {
             "params": {"since": T0.isoformat(), "until": (T0 + timedelta(hours=1)).isoformat()}
         },
@@ -537,6 +578,7 @@ def _shows_own(path: str, body: str, own: Objects) -> bool:
         "alert": own.alert,
         "incident": own.incident,
         "export": own.export,
+        "rule": own.rule,
         "camera": f'"id":"{own.camera}"',
         "series": f'camera="{own.camera}"',
     }[LISTS_SHOW_A[path]]
