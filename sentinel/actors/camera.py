@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from sentinel.actors.incidents import IncidentKeeper
 from sentinel.actors.recording import CameraRecording
 from sentinel.actors.rule_alerts import RuleAlerts
+from sentinel.actors.rule_engine import CameraRules
 from sentinel.actors.runner import CameraRunner
 from sentinel.actors.sink import StoreSink
 from sentinel.config import AgentSettings, CameraConfig
@@ -25,6 +26,7 @@ from sentinel.domain.stats import CameraState
 from sentinel.domain.types import DetectResult, EventState
 from sentinel.store.alert_repo import AgentQueue, AlertRepository
 from sentinel.store.db import make_engine
+from sentinel.store.rule_repo import RuleRepository
 from sentinel.store.incident_repo import IncidentRepository
 from sentinel.store.journal import EventJournal
 from sentinel.store.objects import ObjectStore
@@ -110,6 +112,16 @@ class CameraActor:
                 max_bytes=int(runtime["event_journal_bytes"]),
             ),
             incidents=incidents,
+        )
+        # The operators' rules, reloaded while running when they (or the arming mode) change.
+        self.runner.rules = CameraRules(
+            self.config.id,
+            self.runner.stats,
+            RuleRepository(engine),
+            AlertRepository(engine),
+            AgentQueue(engine),
+            agent_enabled=agent.enabled,
+            incident_of=incidents.incident_of,
         )
         self.task: asyncio.Task[CameraState] | None = None
         self.crashed = False

@@ -64,6 +64,11 @@ class IncidentKeeper:
         self._adopt(wall)
         self._save(self.tracker.on_changes(changes, wall))
 
+    def incident_of(self, event_id: str) -> str | None:
+        """The open incident ``event_id`` is a member of, if any."""
+        current = self.tracker.current()
+        return current.id if current is not None and event_id in current.members else None
+
     def due(self, wall: datetime) -> bool:
         """Whether :meth:`tick` has work at ``wall``: cheap enough for every frame."""
         return not self._adopted or bool(self._unsaved) or self.tracker.due(wall)

@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from sentinel.actors.recording import CameraRecording
+from sentinel.actors.rule_engine import CameraRules
 from sentinel.config import CameraConfig
 from sentinel.domain.pipeline import FramePipeline
 from sentinel.domain.render import Overlay, encode_jpeg
@@ -129,9 +130,11 @@ class CameraRunner:
         store_retry_s: float = STORE_RETRY_S,
         max_pending_changes: int = _MAX_PENDING_CHANGES,
         incidents: IncidentClock | None = None,
+        rules: CameraRules | None = None,
     ) -> None:
         self.camera = camera
         self.incidents = incidents
+        self.rules = rules
         self.detect = detect if camera.detect else None
         self.sink = sink
         self.pipeline = FramePipeline(camera.id, epoch, camera.pipeline_config())
@@ -382,6 +385,24 @@ class CameraRunner:
             await self._persist(changes, item)
         if self.incidents is not None and self.incidents.due(item.wall):
             await self._incidents_at(item.wall, self.incidents.tick)
+        if self.rules is not None:
+            await self._apply_rules(self.rules)
+
+    async def _apply_rules(self, rules: CameraRules) -> None:
+        """The operators' rules on this frame's scene events (after its events are stored,
+        so an alert finds its event); a store failure keeps the matches for the next frame."""
+        if rules.refresh_due():
+            try:
+                await asyncio.to_thread(rules.refresh)
+            except Exception as exc:  # the rules in force stay; tried again after poll_s
+                self.stats.last_error = f"rules: {exc}"[:500]
+                logger.warning("camera %s: rules not reloaded: %s", self.camera.id, exc)
+        matches = rules.evaluate(self.pipeline.scene_events)
+        if matches or rules.has_unstored:
+            try:
+                await asyncio.to_thread(rules.record, matches)
+            except Exception as exc:  # kept by ``rules``; written at a later frame
+                logger.warning("camera %s: rule alert write failed: %s", self.camera.id, exc)
 
     async def _incidents_at(self, wall: datetime, step: Callable[[datetime], None]) -> None:
         try:

@@ -62,6 +62,11 @@ class AlertPublic(RecordView):
     acknowledged_at: datetime | None
     verdict: str | None
     verdict_note: str | None
+    rule_id: str | None = Field(description="The operator's rule that matched, if any")
+    rule_version: int | None = Field(description="The version of that rule that matched")
+    rule_explanation: str | None = Field(
+        description="Which rule matched and why (conditions, schedule, arming mode)"
+    )
 
 
 class AlertPage(BaseModel):

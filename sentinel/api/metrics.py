@@ -41,6 +41,9 @@ _COUNTERS = {
     "events_journaled": "Event changes the store refused, kept in the camera's journal.",
     "events_dropped": "Event changes lost because the store was down and the journal full.",
     "reconnects": "Source reconnect attempts.",
+    "rule_matches": "Operators' rule matches on analysed frames.",
+    "rule_alerts": "Alerts raised by operators' rules.",
+    "rule_failures": "Frames on which the rule engine failed (the camera went on).",
 }
 _HISTOGRAMS = {
     "detector_latency_ms": ("sentinel_detector_latency_ms", "Detector call latency (ms)."),

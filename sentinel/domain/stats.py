@@ -81,6 +81,11 @@ class CameraCounters:
     # journal), a failed journal write, or a damaged journal line.
     events_dropped: int = 0
     reconnects: int = 0
+    # Operators' rules: matches on analysed frames, alerts they raised, frames on which the
+    # rule engine failed (the camera goes on; the error is in ``last_error``).
+    rule_matches: int = 0
+    rule_alerts: int = 0
+    rule_failures: int = 0
 
 
 @dataclass(slots=True)

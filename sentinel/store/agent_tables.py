@@ -7,7 +7,8 @@ by the repositories (``sentinel.store.alert_repo``), so adding a value needs no 
 
 - ``alerts``: one row per event (``event_id`` is unique) and at most one per incident
   (``incident_id``, added by ``0007_incidents``): the rules' decision, later amended by the LLM
-  agent's, plus the operator's acknowledgement and verdict.
+  agent's, plus the operator's acknowledgement and verdict, and the operator's rule that
+  matched it with the explanation (``rule_*``, added by ``0009_alert_rules``).
 - ``agent_queue``: the events waiting for the LLM agent; workers lease items for a while, so
   an item whose worker died is leased again once its lease expires (``lease_token``, added
   by ``0006_agent_lease_token``, fences completions against a later lease).
@@ -95,6 +96,10 @@ class AlertRow(SQLModel, table=True):
     verdict_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
     # The incident this alert is about (one alert per incident); None for per-event alerts.
     incident_id: str | None = Field(default=None, sa_column=sa.Column(sa.String(36)))
+    # The operator's rule that raised (or also matched) this alert and why (``0009``).
+    rule_id: str | None = Field(default=None, sa_column=sa.Column(sa.String(36)))
+    rule_version: int | None = Field(default=None, sa_column=sa.Column(sa.Integer()))
+    rule_explanation: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
 
 
 class AgentQueueRow(SQLModel, table=True):

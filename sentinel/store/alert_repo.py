@@ -92,6 +92,9 @@ class AlertRecord:
     verdict_by: str | None
     verdict_at: datetime | None
     incident_id: str | None = None
+    rule_id: str | None = None
+    rule_version: int | None = None
+    rule_explanation: str | None = None
 
     def decision(self) -> AlertDecision:
         """The stored decision, as the decider produced it."""
@@ -248,6 +251,32 @@ class AlertRepository:
             status = ALERTS.c.status
             values["status"] = sa.case((status == "withdrawn", "open"), else_=status)
         return self._update(ALERTS.c.event_id == event_id, values)
+
+    def attach_rule(
+        self, alert_id: str, rule_id: str, rule_version: int, explanation: str
+    ) -> AlertRecord | None:
+        """Record which operator's rule matched an alert and why; the first rule to match
+        keeps it (a later match of another rule does not overwrite the explanation).
+
+        Args:
+            alert_id: The alert the rule matched.
+            rule_id: The rule's id.
+            rule_version: The rule's version that matched.
+            explanation: The readable explanation of the match.
+
+        Returns:
+            The alert (changed or not), or None if there is no such alert.
+        """
+        values = {
+            "rule_id": rule_id,
+            "rule_version": rule_version,
+            "rule_explanation": explanation[:4000],
+            "updated_at": as_utc(self._clock(), "clock()"),
+        }
+        where = ALERTS.c.id == alert_id
+        with self._engine.begin() as conn:
+            conn.execute(ALERTS.update().where(where, ALERTS.c.rule_id.is_(None)).values(values))
+        return self._one(where)
 
     def set_llm_status(self, event_id: str, status: str, error: str | None = None) -> bool:
         """Set the LLM agent's status of an event's alert (and its error, or None).
