@@ -26,11 +26,11 @@ from sentinel.domain.stats import CameraState
 from sentinel.domain.types import DetectResult, EventState
 from sentinel.store.alert_repo import AgentQueue, AlertRepository
 from sentinel.store.db import make_engine
-from sentinel.store.rule_repo import RuleRepository
 from sentinel.store.incident_repo import IncidentRepository
 from sentinel.store.journal import EventJournal
 from sentinel.store.objects import ObjectStore
 from sentinel.store.repo import EventRepository
+from sentinel.store.rule_repo import RuleRepository
 from sentinel.store.s3 import make_object_store
 from sentinel.store.segment_repo import SegmentInfo, SegmentRepository
 from sentinel.video.recorder import cleanup_orphans

@@ -66,7 +66,7 @@ class IncidentKeeper:
 
     def incident_of(self, event_id: str) -> str | None:
         """The open incident ``event_id`` is a member of, if any."""
-        current = self.tracker.current()
+        current = self.tracker.current
         return current.id if current is not None and event_id in current.members else None
 
     def due(self, wall: datetime) -> bool:
