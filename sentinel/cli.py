@@ -61,6 +61,46 @@ def demo_camera(sample: Path) -> CameraConfig:
     )
 
 
+def demo_rules() -> list[dict[str, Any]]:
+    """The demo's rules, on its zone and line (the bodies ``POST /api/v1/rules`` takes)."""
+    return [
+        {
+            "id": "demo-walkway-crossing",
+            "name": "Person crossing the walkway",
+            "cameras": ["demo"],
+            "severity": "medium",
+            "conditions": {"labels": ["person"], "event": "cross", "line": "walkway"},
+            "cooldown_s": 60,
+        },
+        {
+            "id": "demo-footpath-loitering",
+            "name": "Loitering on the footpath",
+            "cameras": ["demo"],
+            "severity": "high",
+            "conditions": {
+                "labels": ["person"],
+                "event": "dwell",
+                "zone": "footpath",
+                "min_dwell_s": 20,
+            },
+            "cooldown_s": 300,
+        },
+    ]
+
+
+def _ensure_demo_rules(settings: Settings) -> None:
+    """The demo's rules, created once (an operator's edits and deletions are kept)."""
+    from sentinel.domain.rule_model import Rule
+    from sentinel.store.rule_repo import RuleRepository
+
+    rules = RuleRepository(_store(settings))
+    if rules.versions("demo-walkway-crossing") or rules.list():
+        return
+    for body in demo_rules():
+        rules.create(Rule.model_validate(body), "demo")
+    click.echo("created the demo's rules (GET /api/v1/rules)")
+
+
 def _settings(config: Path | None, **overrides: Any) -> Settings:
     try:
         return load_settings(config, **{k: v for k, v in overrides.items() if v is not None})
@@ -168,6 +208,7 @@ def demo(port: int | None) -> None:
     sample = find_sample(settings)
     settings = settings.model_copy(update={"cameras": [demo_camera(sample)]})
     _ensure_demo_admin(settings)
+    _ensure_demo_rules(settings)
     _run_until_signal(settings)
 
 

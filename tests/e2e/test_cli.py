@@ -17,6 +17,7 @@ import pytest
 import yaml
 from PIL import Image
 
+from sentinel.cli import demo_camera, demo_rules
 from tests.integration.conftest import wait_for
 from tests.utils.media import free_port, sample_video
 
@@ -40,7 +41,15 @@ def running(
                 "port": port,
                 "namespace": "sentinel-e2e",
                 "cameras": [
-                    {"id": "pets", "source": str(sample_video()), "realtime": False},
+                    {
+                        "id": "pets",
+                        "source": str(sample_video()),
+                        "realtime": False,
+                        # The demo's footpath zone and walkway line, for the rules below.
+                        **demo_camera(sample_video()).model_dump(
+                            mode="json", include={"zones", "lines"}
+                        ),
+                    },
                 ],
             }
         )
@@ -93,6 +102,15 @@ def running(
         )
         assert login.returncode == 0, login.stderr
         token = login.stdout.strip().removeprefix("export SENTINEL_TOKEN=")
+        # The demo's rules, on this camera, while it starts: running cameras pick them up.
+        for body in demo_rules():
+            made_rule = httpx.post(
+                f"{url}/api/v1/rules",
+                json={**body, "cameras": ["pets"]},
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=30,
+            )
+            assert made_rule.status_code == 201, made_rule.text
         yield url, proc, token
     finally:
         if proc.poll() is None:
@@ -131,6 +149,31 @@ def test_up_finds_people_in_the_sample(running: tuple[str, subprocess.Popen[str]
         assert len(cars) <= 2, cars
         assert http.get("/docs").status_code == 200
         assert "sentinel_events_opened_total" in http.get("/metrics").text
+
+
+def test_rules_raise_alerts_with_their_explanation(
+    running: tuple[str, subprocess.Popen[str], str],
+) -> None:
+    """People walking onto the footpath zone or across the walkway line of the real sample
+    match the demo's rules in the running camera; the alert says which rule and why."""
+    url, _, token = running
+    ids = {r["id"] for r in demo_rules()}
+    with httpx.Client(base_url=url, timeout=30, headers={"Authorization": f"Bearer {token}"}) as c:
+
+        def explained() -> list[dict[str, object]]:
+            items = c.get("/api/v1/alerts", params={"limit": 500}).json()["items"]
+            return [a for a in items if a["rule_id"] in ids]
+
+        alert = wait_for(explained, timeout=400, interval=3, what="an alert raised by a rule")[0]
+        rule = c.get(f"/api/v1/rules/{alert['rule_id']}").json()
+        explanation = str(alert["rule_explanation"])
+        assert f"Rule '{rule['name']}'" in explanation, explanation
+        assert "person" in explanation and "mode away" in explanation, explanation
+        status = c.get("/api/v1/cameras/pets").json()["status"]
+        assert status["counters"]["rule_matches"] >= 1
+        assert status["counters"]["rule_failures"] == 0
+        overlay = c.get("/api/v1/cameras/pets/latest.jpg", params={"overlay": "zones"})
+        assert overlay.status_code == 200 and overlay.headers["content-type"] == "image/jpeg"
 
 
 @pytest.mark.timeout(900)
