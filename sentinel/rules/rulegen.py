@@ -34,6 +34,7 @@ __all__ = [
     "candidates",
     "combine_partials",
     "mining_partials",
+    "plain_batch",
     "prepare_batch",
     "results",
     "run_pandas",
@@ -126,15 +127,43 @@ class MiningPartials:
         return max((self.last_s - self.first_s) / bt.SECONDS_PER_DAY, 1.0)
 
 
+def plain_batch(batch: pd.DataFrame) -> pd.DataFrame:
+    """A batch whose Arrow-backed columns (what a Ray Data block becomes in pandas) are plain
+    again: NumPy numbers and datetimes, Python objects with None for null.
+
+    The steps compare with ``==`` and count with ``astype(int)``; on Arrow columns a null
+    (a whole block without a verdict has the Arrow type ``null``) would make those fail.
+    """
+    out = batch.copy()
+    for name in out.columns:
+        dtype = out[name].dtype
+        if not isinstance(dtype, pd.ArrowDtype):
+            continue
+        kind, column = dtype.kind, out[name]  # NumPy's kind letter of the Arrow type
+        if kind == "M":
+            out[name] = pd.to_datetime(column, utc=True)
+        elif kind == "b":
+            out[name] = column.fillna(False).astype(bool)
+        elif kind in "iu" and not column.isna().any():
+            out[name] = column.astype("int64")
+        elif kind in "iuf":
+            out[name] = column.astype("float64")
+        else:  # strings, null, lists: Python objects, None for null
+            values = column.astype("object")
+            out[name] = values.where(values.notna(), None)
+    return out
+
+
 def prepare_batch(raw: pd.DataFrame, settings: RuleGenSettings) -> pd.DataFrame:
     """A batch of :func:`sentinel.rules.history.history_sql` rows, ready for every later step."""
     return mining.prepare(
-        history_frame(raw), tz=settings.timezone, frame_sizes=settings.frame_sizes
+        history_frame(plain_batch(raw)), tz=settings.timezone, frame_sizes=settings.frame_sizes
     )
 
 
 def mining_partials(prepared: pd.DataFrame, settings: RuleGenSettings) -> MiningPartials:
     """The per-batch mining step over a :func:`prepare_batch` frame."""
+    prepared = plain_batch(prepared)
     raised = prepared[prepared["alerted"] & prepared["rule_id"].notna()]
     return MiningPartials(
         activity=mining.activity_counts(prepared),

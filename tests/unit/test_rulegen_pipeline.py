@@ -8,11 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa  # type: ignore[import-untyped]
 import pytest
 
 from sentinel.rules.backtest import MaskFilter, RuleFilter
 from sentinel.rules.mining import MaskSuggestion, RuleSuggestion, TighteningSuggestion
-from sentinel.rules.rulegen import RuleGenSettings, run_pandas
+from sentinel.rules.rulegen import RuleGenSettings, plain_batch, run_pandas
 
 T0 = datetime(2024, 5, 6, tzinfo=UTC)  # a Monday
 SETTINGS = RuleGenSettings(timezone="UTC", frame_sizes={"gate": (1000, 1000)})
@@ -106,3 +107,23 @@ def test_batching_does_not_change_the_result() -> None:
 
 def test_empty_history_suggests_nothing() -> None:
     assert run_pandas(seeded_history().iloc[0:0], SETTINGS) == []
+
+
+def test_arrow_backed_batches_become_plain() -> None:
+    # What a Ray Data block looks like in pandas: Arrow types, a whole column of nulls.
+    arrow = pd.DataFrame(
+        {
+            "verdict": pd.Series([None, None], dtype=pd.ArrowDtype(pa.null())),
+            "label": pd.Series(["car", None], dtype=pd.ArrowDtype(pa.string())),
+            "alerted": pd.Series([True, None], dtype=pd.ArrowDtype(pa.bool_())),
+            "count": pd.Series([3, 4], dtype=pd.ArrowDtype(pa.int64())),
+            "score": pd.Series([0.5, None], dtype=pd.ArrowDtype(pa.float64())),
+        }
+    )
+    plain = plain_batch(arrow)
+    assert plain["verdict"].tolist() == [None, None]
+    assert (plain["verdict"] == "false_positive").astype(int).tolist() == [0, 0]
+    assert plain["label"].tolist() == ["car", None]
+    assert plain["alerted"].tolist() == [True, False]
+    assert plain["count"].dtype == np.int64 and (plain["count"] % 2).tolist() == [1, 0]
+    assert plain["score"].isna().tolist() == [False, True]
