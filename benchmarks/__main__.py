@@ -1,7 +1,7 @@
 """``python -m benchmarks [NAME ...]``: runs the named benchmarks (all by default: detector,
-ingest, pipeline, tracking, rules, llm, gateway, agent, agent_quality, demo, recording) in that
-order. Exit status 0 even when a target is missed (the line says MISSED); non-zero when a
-benchmark fails to run."""
+ingest, pipeline, tracking, rules, llm, gateway, agent, agent_quality, demo, recording,
+rules_backtest) in that order. Exit status 0 even when a target is missed (the line says
+MISSED); non-zero when a benchmark fails to run."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from benchmarks import (
     pipeline,
     recording,
     rules,
+    rules_backtest,
     tracking,
 )
 from benchmarks.common import onnx_model
@@ -38,6 +39,7 @@ BENCHMARKS: dict[str, Callable[[Path], None]] = {
     "agent_quality": agent_quality.run,
     "demo": demo.run,
     "recording": recording.run,
+    "rules_backtest": rules_backtest.run,
 }
 NEEDS_MODEL = {"detector", "pipeline", "tracking", "rules"}
 
