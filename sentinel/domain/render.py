@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, JpegImagePlugin
 
 from sentinel.domain.masks import ObjectMask, Polygon
 from sentinel.domain.scene import CrossDirection, Point
@@ -59,13 +59,16 @@ def encode_jpeg(
 def decode_jpeg(data: bytes) -> NDArray[np.uint8]:
     """The ``(H, W, 3)`` RGB array of a JPEG.
 
+    Only the JPEG decoder is tried (not ``Image.open``, which would try every format Pillow
+    knows, and which other libraries in the process may patch, e.g. ultralytics).
+
     Raises:
-        ValueError: If ``data`` is not an image PIL can read.
+        ValueError: If ``data`` is not a JPEG PIL can read.
     """
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with JpegImagePlugin.JpegImageFile(io.BytesIO(data)) as image:
             return np.asarray(image.convert("RGB"), dtype=np.uint8)
-    except (OSError, SyntaxError) as exc:  # PIL's UnidentifiedImageError is an OSError
+    except (OSError, SyntaxError) as exc:  # "not a JPEG file" is a SyntaxError
         raise ValueError(f"not a readable image: {exc}") from exc
 
 
