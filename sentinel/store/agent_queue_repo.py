@@ -22,12 +22,11 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from sentinel.store.agent_tables import AGENT_QUEUE, QUEUE_STATUSES
-from sentinel.store.clock import Clock
-from sentinel.store.clock import utcnow as _utcnow
-from sentinel.store.sql import as_utc, sqlite_lock, upsert_insert
+from sentinel.store.clock import Repository
+from sentinel.store.sql import sqlite_lock, upsert_insert
 
 __all__ = ["COMPLETE_STATUSES", "QUEUE_STATUSES", "AgentQueue", "LeasedItem"]
 
@@ -56,20 +55,13 @@ class LeasedItem(str):
         return (LeasedItem, (str(self), self.token))
 
 
-class AgentQueue:
+class AgentQueue(Repository):
     """The queue of events waiting for the LLM agent.
 
     Args:
         engine: An engine from ``sentinel.store.db.make_engine`` on a migrated database.
         clock: Returns the current tz-aware time; injectable for tests.
     """
-
-    def __init__(self, engine: Engine, *, clock: Clock = _utcnow) -> None:
-        self._engine = engine
-        self._clock = clock
-
-    def _now(self) -> datetime:
-        return as_utc(self._clock(), "clock()")
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Connection]:

@@ -18,13 +18,11 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
 from sentinel.domain.alerts import AlertDecision, DecidedBy, Severity
 from sentinel.store.agent_queue_repo import AgentQueue
 from sentinel.store.agent_tables import ALERTS, LLM_STATUSES, VERDICTS
-from sentinel.store.clock import Clock
-from sentinel.store.clock import utcnow as _utcnow
+from sentinel.store.clock import Repository
 from sentinel.store.prompt_repo import (
     ExperimentRecord,
     ExperimentRepository,
@@ -145,17 +143,13 @@ def _decision_values(decision: AlertDecision) -> dict[str, Any]:
     return values
 
 
-class AlertRepository:
+class AlertRepository(Repository):
     """Records, amends, lists, acknowledges and judges alerts.
 
     Args:
         engine: An engine from ``sentinel.store.db.make_engine`` on a migrated database.
         clock: Returns the current tz-aware time; injectable for tests.
     """
-
-    def __init__(self, engine: Engine, *, clock: Clock = _utcnow) -> None:
-        self._engine = engine
-        self._clock = clock
 
     def record_rule_decision(
         self,

@@ -19,11 +19,10 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from sentinel.gateway.audit import AuditRecord, chain_hash
-from sentinel.store.clock import Clock
-from sentinel.store.clock import utcnow as _utcnow
+from sentinel.store.clock import Repository
 from sentinel.store.security_tables import AUDIT_HEAD, AUDIT_LOG
 from sentinel.store.sql import as_utc, check_page_size, sqlite_lock
 
@@ -57,17 +56,13 @@ def _to_record(row: Mapping[Any, Any]) -> AuditRecord:
     )
 
 
-class AuditRepository:
+class AuditRepository(Repository):
     """Appends to and reads the hash-chained audit log.
 
     Args:
         engine: An engine from ``sentinel.store.db.make_engine`` on a migrated database.
         clock: Returns the current tz-aware time (the default ``at``); injectable for tests.
     """
-
-    def __init__(self, engine: Engine, *, clock: Clock = _utcnow) -> None:
-        self._engine = engine
-        self._clock = clock
 
     def append(
         self,

@@ -15,10 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
-from sentinel.store.clock import Clock
-from sentinel.store.clock import utcnow as _utcnow
+from sentinel.store.clock import Repository
 from sentinel.store.export_tables import EXPORT_STATUSES, EXPORTS
 from sentinel.store.sql import as_utc, check_choice, utc_range
 
@@ -80,17 +78,13 @@ def _to_record(row: sa.RowMapping) -> ExportRecord:
     )
 
 
-class ExportRepository:
+class ExportRepository(Repository):
     """Reads and writes the index of exported clips.
 
     Args:
         engine: An engine from ``sentinel.store.db.make_engine`` on a migrated database.
         clock: Returns the current tz-aware time (for ``created_at``); injectable for tests.
     """
-
-    def __init__(self, engine: Engine, *, clock: Clock = _utcnow) -> None:
-        self._engine = engine
-        self._clock = clock
 
     def add(
         self,

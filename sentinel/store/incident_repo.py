@@ -16,11 +16,9 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
 from sentinel.domain.incidents import Incident, IncidentStatus, KeyFrame
-from sentinel.store.clock import Clock
-from sentinel.store.clock import utcnow as _utcnow
+from sentinel.store.clock import Repository
 from sentinel.store.incident_tables import INCIDENT_MEMBERS, INCIDENTS
 from sentinel.store.sql import (
     MAX_PAGE_SIZE,
@@ -66,17 +64,13 @@ def _iso(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
-class IncidentRepository:
+class IncidentRepository(Repository):
     """Reads and idempotently writes incidents.
 
     Args:
         engine: An engine from ``sentinel.store.db.make_engine`` on a migrated database.
         clock: Returns the current tz-aware time (for ``updated_at``); injectable for tests.
     """
-
-    def __init__(self, engine: Engine, *, clock: Clock = _utcnow) -> None:
-        self._engine = engine
-        self._clock = clock
 
     def upsert(self, incident: Incident, labels_of: dict[str, str] | None = None) -> None:
         """Insert the incident, or update it unless the stored revision is newer.

@@ -19,12 +19,10 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
 from sentinel.domain.experiments import Variant
 from sentinel.store.agent_tables import EXPERIMENTS, PROMPT_ACTIVE, PROMPTS
-from sentinel.store.clock import Clock
-from sentinel.store.clock import utcnow as _utcnow
+from sentinel.store.clock import Repository
 from sentinel.store.sql import as_utc, upsert_insert
 
 __all__ = [
@@ -61,17 +59,13 @@ def _to_prompt(row: Mapping[Any, Any]) -> PromptRecord:
     )
 
 
-class PromptRepository:
+class PromptRepository(Repository):
     """Stores prompt versions and which version of each name is active.
 
     Args:
         engine: An engine from ``sentinel.store.db.make_engine`` on a migrated database.
         clock: Returns the current tz-aware time; injectable for tests.
     """
-
-    def __init__(self, engine: Engine, *, clock: Clock = _utcnow) -> None:
-        self._engine = engine
-        self._clock = clock
 
     def create_version(
         self, name: str, system: str, template: str, created_by: str
@@ -228,17 +222,13 @@ def _encode_variants(variants: Sequence[Variant]) -> str:
     )
 
 
-class ExperimentRepository:
+class ExperimentRepository(Repository):
     """Stores prompt experiments (A/B tests of prompt versions).
 
     Args:
         engine: An engine from ``sentinel.store.db.make_engine`` on a migrated database.
         clock: Returns the current tz-aware time; injectable for tests.
     """
-
-    def __init__(self, engine: Engine, *, clock: Clock = _utcnow) -> None:
-        self._engine = engine
-        self._clock = clock
 
     def create(self, name: str, prompt_name: str, variants: Sequence[Variant]) -> ExperimentRecord:
         """Create a running experiment.

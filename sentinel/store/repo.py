@@ -16,11 +16,9 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
 from sentinel.domain.types import Box, EventState
-from sentinel.store.clock import Clock
-from sentinel.store.clock import utcnow as _utcnow
+from sentinel.store.clock import Repository
 from sentinel.store.sql import (
     MAX_PAGE_SIZE,
     InvalidCursor,
@@ -108,17 +106,13 @@ def _to_event(row: sa.RowMapping) -> StoredEvent:
     )
 
 
-class EventRepository:
+class EventRepository(Repository):
     """Reads and idempotently writes events.
 
     Args:
         engine: An engine from ``sentinel.store.db.make_engine`` on a migrated database.
         clock: Returns the current tz-aware time (for ``updated_at``); injectable for tests.
     """
-
-    def __init__(self, engine: Engine, *, clock: Clock = _utcnow) -> None:
-        self._engine = engine
-        self._clock = clock
 
     def upsert(self, state: EventState, snapshot_key: str | None = None) -> None:
         """Insert the event, or update it if the incoming state is not stale.
@@ -265,17 +259,13 @@ class EventRepository:
             return int(conn.execute(query).scalar_one())
 
 
-class CameraRepository:
+class CameraRepository(Repository):
     """Stores camera configs (JSON) by camera id.
 
     Args:
         engine: An engine from ``sentinel.store.db.make_engine`` on a migrated database.
         clock: Returns the current tz-aware time; injectable for tests.
     """
-
-    def __init__(self, engine: Engine, *, clock: Clock = _utcnow) -> None:
-        self._engine = engine
-        self._clock = clock
 
     def upsert(self, camera_id: str, config: dict[str, Any]) -> None:
         """Create or replace a camera's config (``created_at`` is kept on replace).

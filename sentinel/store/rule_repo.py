@@ -23,8 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from sentinel.domain.rule_model import ArmingMode, Rule, rule_from_dict, rule_to_dict
-from sentinel.store.clock import Clock
-from sentinel.store.clock import utcnow as _utcnow
+from sentinel.store.clock import Repository
 from sentinel.store.rule_tables import (
     ARMING,
     ARMING_ROW_ID,
@@ -157,20 +156,13 @@ def _write(engine: Engine) -> Iterator[Connection]:
             raise
 
 
-class RuleRepository:
+class RuleRepository(Repository):
     """Stores rules (versioned, soft-deleted) and the arming mode.
 
     Args:
         engine: An engine from ``sentinel.store.db.make_engine`` on a migrated database.
         clock: Returns the current tz-aware time; injectable for tests.
     """
-
-    def __init__(self, engine: Engine, *, clock: Clock = _utcnow) -> None:
-        self._engine = engine
-        self._clock = clock
-
-    def _now(self) -> datetime:
-        return as_utc(self._clock(), "clock()")
 
     def _bump(self, conn: Connection, **values: Any) -> None:
         """Bumps the revision (and sets ``values``) of the arming row, creating it if gone."""
@@ -385,17 +377,13 @@ def _suggestion(row: Mapping[Any, Any]) -> SuggestionRecord:
     )
 
 
-class SuggestionRepository:
+class SuggestionRepository(Repository):
     """Stores RuleGen's suggestions and the operators' decisions on them.
 
     Args:
         engine: An engine from ``sentinel.store.db.make_engine`` on a migrated database.
         clock: Returns the current tz-aware time; injectable for tests.
     """
-
-    def __init__(self, engine: Engine, *, clock: Clock = _utcnow) -> None:
-        self._engine = engine
-        self._clock = clock
 
     def add(
         self,

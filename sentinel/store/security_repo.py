@@ -18,12 +18,11 @@ from datetime import datetime
 from typing import Any, Final
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from sentinel.store.api_key_repo import ApiKeyRecord, ApiKeyRepository
 from sentinel.store.audit_repo import AuditRepository
-from sentinel.store.clock import Clock
-from sentinel.store.clock import utcnow as _utcnow
+from sentinel.store.clock import Repository
 from sentinel.store.security_tables import (
     REFRESH_TOKENS,
     USERS,
@@ -99,17 +98,13 @@ def _to_user(row: Mapping[Any, Any]) -> UserRecord:
     )
 
 
-class UserRepository:
+class UserRepository(Repository):
     """Stores user accounts; usernames are lowercased, so unique regardless of case.
 
     Args:
         engine: An engine from ``sentinel.store.db.make_engine`` on a migrated database.
         clock: Returns the current tz-aware time; injectable for tests.
     """
-
-    def __init__(self, engine: Engine, *, clock: Clock = _utcnow) -> None:
-        self._engine = engine
-        self._clock = clock
 
     def create(
         self, username: str, password_hash: str, role: str, cameras: Sequence[str] | None
@@ -270,17 +265,13 @@ class RefreshUse:
     family_id: str | None = None
 
 
-class RefreshTokenRepository:
+class RefreshTokenRepository(Repository):
     """Stores refresh tokens by hash, each usable once (rotation with reuse detection).
 
     Args:
         engine: An engine from ``sentinel.store.db.make_engine`` on a migrated database.
         clock: Returns the current tz-aware time (for ``created_at``); injectable for tests.
     """
-
-    def __init__(self, engine: Engine, *, clock: Clock = _utcnow) -> None:
-        self._engine = engine
-        self._clock = clock
 
     def create(
         self, user_id: str, token_hash: str, family_id: str, expires_at: datetime, client: str

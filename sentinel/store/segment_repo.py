@@ -16,10 +16,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
-from sentinel.store.clock import Clock
-from sentinel.store.clock import utcnow as _utcnow
+from sentinel.store.clock import Repository
 from sentinel.store.recording_tables import SEGMENT_KINDS, SEGMENTS
 from sentinel.store.sql import as_utc, check_choice, upsert_insert, utc_range
 
@@ -116,17 +114,13 @@ def _to_record(row: sa.RowMapping) -> SegmentRecord:
     )
 
 
-class SegmentRepository:
+class SegmentRepository(Repository):
     """Reads and writes the index of recorded segments.
 
     Args:
         engine: An engine from ``sentinel.store.db.make_engine`` on a migrated database.
         clock: Returns the current tz-aware time (for ``created_at``); injectable for tests.
     """
-
-    def __init__(self, engine: Engine, *, clock: Clock = _utcnow) -> None:
-        self._engine = engine
-        self._clock = clock
 
     def add(self, camera_id: str, info: SegmentInfo, object_key: str, kind: str) -> SegmentRecord:
         """Index a segment stored under ``object_key``; idempotent by ``object_key``.
