@@ -275,6 +275,9 @@ class AlertRepository(Repository):
     def set_llm_status(self, event_id: str, status: str, error: str | None = None) -> bool:
         """Set the LLM agent's status of an event's alert (and its error, or None).
 
+        A re-judgement that fails or is shed leaves an alert the agent judged before "done":
+        its last judgement stands (the error is still recorded).
+
         Returns:
             Whether the event has an alert.
 
@@ -283,7 +286,10 @@ class AlertRepository(Repository):
         """
         check_choice(status, LLM_STATUSES, "status")
         now = as_utc(self._clock(), "clock()")
-        values = {"llm_status": status, "llm_error": error, "updated_at": now}
+        values: dict[str, Any] = {"llm_status": status, "llm_error": error, "updated_at": now}
+        if status in ("failed", "shed"):
+            judged = ALERTS.c.model.is_not(None)  # only the agent's amend sets a model
+            values["llm_status"] = sa.case((judged, "done"), else_=status)
         return self._update(ALERTS.c.event_id == event_id, values) is not None
 
     def _update(self, where: sa.ColumnElement[bool], values: dict[str, Any]) -> AlertRecord | None:

@@ -123,6 +123,12 @@ def test_amend_withdraw_and_llm_status(store_engine: Engine) -> None:
     assert not repo.set_llm_status("missing", "shed")
     with pytest.raises(ValueError, match="status"):
         repo.set_llm_status("e2", "exploded")
+    # A re-judgement of a judged alert that fails (or is shed) leaves its judgement standing.
+    assert repo.set_llm_status("e1", "pending")
+    assert repo.set_llm_status("e1", "failed", "TimeoutError")
+    rejudged = repo.by_event("e1")
+    assert rejudged is not None and rejudged.decision() == replace(LLM, alert=True)
+    assert (rejudged.llm_status, rejudged.llm_error) == ("done", "TimeoutError")
 
 
 def test_list_filters_scope_and_keyset_pagination(store_engine: Engine) -> None:
