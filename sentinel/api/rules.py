@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Request, Response, Security
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
@@ -261,10 +262,17 @@ def _camera_problems(rule: Rule, cameras: Iterable[tuple[str, Mapping[str, Any]]
 async def _validate(rule: Rule, services: Services) -> None:
     reason = never_matches(rule)
     if reason is not None:
-        raise HTTPException(422, f"the rule would never match: {reason}")
+        raise _unprocessable([f"the rule would never match: {reason}"])
     problems = _camera_problems(rule, await run_in_threadpool(services.cameras.list))
     if problems:
-        raise HTTPException(422, "; ".join(problems))
+        raise _unprocessable(problems)
+
+
+def _unprocessable(problems: list[str]) -> RequestValidationError:
+    """A 422 shaped like FastAPI's own (a list of ``loc``/``msg``/``type``), as documented."""
+    return RequestValidationError(
+        [{"loc": ("body",), "msg": problem, "type": "value_error"} for problem in problems]
+    )
 
 
 async def _require_rule(
