@@ -148,6 +148,19 @@ def prompt_messages(ctx: EventContext, prompt: PromptSpec) -> list[BaseMessage]:
     return [SystemMessage(prompt.system), HumanMessage(render(prompt.template, ctx.variables()))]
 
 
+def correction(messages: Sequence[BaseMessage], answer: str, problem: str) -> list[BaseMessage]:
+    """The retry after a rejected answer: the same conversation, the answer, and what was
+    wrong with it (a deterministic model asked the same question answers the same)."""
+    return [
+        *messages,
+        AIMessage(answer),
+        HumanMessage(
+            f"Your answer was rejected. {problem} Answer again in the same JSON format; "
+            "the summary may state only what the facts above state."
+        ),
+    ]
+
+
 class AlertAgent:
     """Decides on events with the configured backends; no Ray here (tests drive it directly)."""
 
@@ -179,12 +192,11 @@ class AlertAgent:
         for name in self.router.order(ctx.event_id):
             cfg = self.configs[name]
             parse_failures = 0
+            sent = messages
             for _attempt in range(2):  # one retry when the output does not parse
                 started = time.perf_counter()
                 try:
-                    reply = await asyncio.wait_for(
-                        self.models[name].ainvoke(messages), cfg.timeout_s
-                    )
+                    reply = await asyncio.wait_for(self.models[name].ainvoke(sent), cfg.timeout_s)
                 except Exception as exc:  # timeouts, HTTP errors, bad JSON bodies
                     reason = f"{type(exc).__name__}: {exc}"[:300]
                     self.router.record(name, False)
@@ -201,6 +213,7 @@ class AlertAgent:
                 except DecisionParseError as exc:
                     parse_failures += 1
                     errors.append(f"{name}: unparseable output ({exc})")
+                    sent = correction(messages, str(reply.content), f"It did not parse: {exc}.")
                     continue
                 unsupported = unsupported_claims(parsed.summary, facts)
                 if unsupported:
@@ -209,6 +222,11 @@ class AlertAgent:
                     parse_failures += 1
                     claims = ", ".join(str(u) for u in unsupported[:5])
                     errors.append(f"{name}: unfaithful summary ({claims} not in the facts)")
+                    sent = correction(
+                        messages,
+                        str(reply.content),
+                        f"Its summary states what the facts do not hold: {claims}.",
+                    )
                     continue
                 return AgentOutcome(
                     AlertDecision(

@@ -99,7 +99,8 @@ class AgentQueue(Repository):
         """Queue a finished item ("done", "shed" or "failed") again, to be judged anew.
 
         An item still pending or leased is left alone (its judgement is still to come), and
-        an event never queued is not added.
+        an event never queued is not added. A new judgement gets its own tries: ``attempts``
+        starts again from zero, so earlier judgements never use up the retries of this one.
 
         Returns:
             Whether the item went back to "pending".
@@ -108,7 +109,13 @@ class AgentQueue(Repository):
         stmt = (
             sa.update(AGENT_QUEUE)
             .where(c.event_id == event_id, c.status.in_(("done", "shed", "failed")))
-            .values(status="pending", enqueued_at=self._now(), leased_until=None, last_error=None)
+            .values(
+                status="pending",
+                enqueued_at=self._now(),
+                attempts=0,
+                leased_until=None,
+                last_error=None,
+            )
         )
         with self._write() as conn:
             return conn.execute(stmt).rowcount > 0

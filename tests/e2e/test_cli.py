@@ -196,7 +196,14 @@ def test_alerts_carry_llm_summaries(running: tuple[str, subprocess.Popen[str], s
             # Say why: each alert's agent status and error, and the backends' health.
             states = [(a["llm_status"], a.get("llm_error")) for a in seen]
             health = c.get("/api/v1/agent/backends").json()
-            raise AssertionError(f"no summarised alert: {states!r}; backends {health!r}") from None
+            agent = [
+                line
+                for line in c.get("/metrics").text.splitlines()
+                if line.startswith("sentinel_agent_") and "_bucket" not in line
+            ]
+            raise AssertionError(
+                f"no summarised alert: {states!r}; backends {health!r}; agent {agent!r}"
+            ) from None
         alert = decided[0]
         assert str(alert["summary"]).strip()
         assert alert["model"] and alert["prompt_version"] == "alert@builtin"

@@ -131,6 +131,11 @@ def test_unfaithful_summary_is_retried_once_then_rules_stand_with_the_reason(
     assert out.error is not None and "unfaithful summary" in out.error
     assert "label 'truck'" in out.error and "time '03:10'" in out.error
     assert "number 'ten'" in out.error
+    # The retry is not the same question again: it carries the answer and what was wrong.
+    retry = primary.requests[1]["messages"]
+    assert len(retry) == len(primary.requests[0]["messages"]) + 2
+    assert retry[-2]["role"] == "assistant" and "A truck stopped" in retry[-2]["content"]
+    assert retry[-1]["role"] == "user" and "label 'truck'" in retry[-1]["content"]
 
 
 def test_faithful_summary_stands(primary: FakeOpenAI) -> None:

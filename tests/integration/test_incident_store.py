@@ -112,5 +112,5 @@ def test_one_alert_per_incident_and_requeue(store_engine: Engine) -> None:
     assert not queue.requeue("ev-1")  # leased
     queue.complete("ev-1", "done")
     assert queue.requeue("ev-1")
-    assert queue.status("ev-1") == ("pending", 1)
+    assert queue.status("ev-1") == ("pending", 0)  # a new judgement: its tries start anew
     assert not queue.requeue("never-queued")
