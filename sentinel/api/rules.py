@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Request, Response, Security
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 from starlette.concurrency import run_in_threadpool
 
 from sentinel.api.deps import Services, ServicesDep
@@ -68,10 +68,21 @@ class RuleIn(StrictModel):
         default_factory=lambda: sorted(ARMED_MODES), max_length=4, description="Arming modes."
     )
     cooldown_s: float = Field(60.0, ge=0, le=86400, description="Quiet time per object.")
-    actions: list[RuleAction] = Field(default_factory=lambda: [RuleAction.ALERT], max_length=8)
+    actions: list[RuleAction] = Field(
+        default_factory=lambda: [RuleAction.ALERT], min_length=1, max_length=8
+    )
 
     def to_rule(self, rule_id: str, version: int = 1) -> Rule:
-        return Rule(id=rule_id, version=version, **self.model_dump())
+        """The domain rule; what the rule model refuses beyond this schema is a 422."""
+        try:
+            return Rule(id=rule_id, version=version, **self.model_dump())
+        except ValidationError as exc:
+            raise RequestValidationError(
+                [
+                    {"loc": ("body", *e["loc"]), "msg": e["msg"], "type": e["type"]}
+                    for e in exc.errors()
+                ]
+            ) from exc
 
 
 class RuleUpdate(RuleIn):

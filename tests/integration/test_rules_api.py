@@ -154,6 +154,7 @@ def test_rules_that_cannot_work_are_refused(
         gate_rule(schedule={"timezone": "Mars/Olympus"}),
         gate_rule(schedule={"hours": [{"start": "7:00", "end": "08:00"}]}),
         gate_rule(cooldown_s=-1),
+        gate_rule(actions=[]),
     ],
 )
 def test_malformed_rules_are_422(client: TestClient, body: dict[str, Any]) -> None:
