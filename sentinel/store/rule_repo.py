@@ -31,7 +31,7 @@ from sentinel.store.rule_tables import (
     RULEGEN_SUGGESTIONS,
     RULES,
 )
-from sentinel.store.sql import as_utc, check_choice, check_page_size, sqlite_lock, upsert_insert
+from sentinel.store.sql import check_choice, check_page_size, sqlite_lock, upsert_insert
 
 __all__ = [
     "DEFAULT_MODE",
@@ -45,6 +45,7 @@ __all__ = [
     "RuleSnapshot",
     "RuleVersion",
     "StoredRule",
+    "SuggestionExists",
     "SuggestionRecord",
     "SuggestionRepository",
 ]
@@ -68,6 +69,10 @@ class RuleConflict(Exception):  # noqa: N818 - named for what happened, like Inv
 
 class AlreadyDecided(Exception):  # noqa: N818
     """The suggestion was accepted or rejected already."""
+
+
+class SuggestionExists(Exception):  # noqa: N818
+    """A suggestion with this dedupe key exists already (written by a concurrent run)."""
 
 
 class RuleExists(Exception):  # noqa: N818
@@ -115,7 +120,9 @@ class RuleSnapshot:
 @dataclass(frozen=True, slots=True)
 class SuggestionRecord:
     """A RuleGen suggestion: ``body`` says what (a mask, a rule, a tightening), ``backtest``
-    what it would have done over the history."""
+    what it would have done over the history, ``reason`` why; ``dedupe_key`` is the same for
+    the same proposal in every run, ``updated_at`` when a run last refreshed its figures and
+    ``rule_id`` the rule its acceptance created or tightened."""
 
     id: str
     kind: str
@@ -126,6 +133,10 @@ class SuggestionRecord:
     decided_by: str | None
     decided_at: datetime | None
     created_at: datetime
+    dedupe_key: str | None = None
+    reason: str | None = None
+    updated_at: datetime | None = None
+    rule_id: str | None = None
 
 
 def _stored(row: Mapping[Any, Any]) -> StoredRule:
@@ -374,6 +385,10 @@ def _suggestion(row: Mapping[Any, Any]) -> SuggestionRecord:
         decided_by=row["decided_by"],
         decided_at=row["decided_at"],
         created_at=row["created_at"],
+        dedupe_key=row["dedupe_key"],
+        reason=row["reason"],
+        updated_at=row["updated_at"],
+        rule_id=row["rule_id"],
     )
 
 
@@ -392,11 +407,14 @@ class SuggestionRepository(Repository):
         *,
         camera_id: str | None = None,
         backtest: Mapping[str, Any] | None = None,
+        reason: str | None = None,
+        dedupe_key: str | None = None,
     ) -> SuggestionRecord:
         """Stores a new suggestion with status "suggested".
 
         Raises:
             ValueError: If ``kind`` is not mask, rule or tightening.
+            SuggestionExists: If a suggestion with ``dedupe_key`` exists (any status).
         """
         check_choice(kind, SUGGESTION_KINDS, "kind")
         suggestion_id = str(uuid.uuid4())
@@ -409,10 +427,17 @@ class SuggestionRepository(Repository):
             "status": "suggested",
             "decided_by": None,
             "decided_at": None,
-            "created_at": as_utc(self._clock(), "clock()"),
+            "created_at": self._now(),
+            "dedupe_key": dedupe_key,
+            "reason": reason,
+            "updated_at": None,
+            "rule_id": None,
         }
-        with self._engine.begin() as conn:
-            conn.execute(sa.insert(RULEGEN_SUGGESTIONS).values(**values))
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(sa.insert(RULEGEN_SUGGESTIONS).values(**values))
+        except sa.exc.IntegrityError as exc:
+            raise SuggestionExists(f"a suggestion with key {dedupe_key} exists") from exc
         found = self.get(suggestion_id)
         assert found is not None
         return found
@@ -424,10 +449,56 @@ class SuggestionRepository(Repository):
             row = conn.execute(query).mappings().first()
         return None if row is None else _suggestion(row)
 
+    def by_key(self, dedupe_key: str) -> SuggestionRecord | None:
+        """The suggestion with this dedupe key, or None."""
+        query = sa.select(RULEGEN_SUGGESTIONS).where(RULEGEN_SUGGESTIONS.c.dedupe_key == dedupe_key)
+        with self._engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return None if row is None else _suggestion(row)
+
+    def refresh(
+        self,
+        suggestion_id: str,
+        body: Mapping[str, Any],
+        backtest: Mapping[str, Any] | None,
+        reason: str | None,
+    ) -> bool:
+        """Replaces the proposal, figures and reason of a suggestion that is still
+        "suggested" (a later run over more history), stamping ``updated_at``.
+
+        Returns:
+            Whether it was refreshed (False: gone, or decided meanwhile).
+        """
+        c = RULEGEN_SUGGESTIONS.c
+        with self._engine.begin() as conn:
+            done = conn.execute(
+                sa.update(RULEGEN_SUGGESTIONS)
+                .where(c.id == suggestion_id, c.status == "suggested")
+                .values(
+                    body=json.dumps(dict(body)),
+                    backtest=None if backtest is None else json.dumps(dict(backtest)),
+                    reason=reason,
+                    updated_at=self._now(),
+                )
+            )
+        return bool(done.rowcount == 1)
+
     def list(
-        self, *, status: str | None = None, camera_id: str | None = None, limit: int = 100
+        self,
+        *,
+        status: str | None = None,
+        camera_id: str | None = None,
+        camera_ids: Collection[str] | None = None,
+        limit: int = 100,
     ) -> builtins.list[SuggestionRecord]:
         """Suggestions, newest first.
+
+        Args:
+            status: Only those in this status.
+            camera_id: Only those about this camera.
+            camera_ids: Only those about one of these cameras (a camera-limited reader's):
+                suggestions about no one camera (tightenings) are left out too; None: all.
+            limit: At most this many.
 
         Raises:
             ValueError: If ``status`` or ``limit`` is invalid.
@@ -440,12 +511,23 @@ class SuggestionRepository(Repository):
             query = query.where(c.status == status)
         if camera_id is not None:
             query = query.where(c.camera_id == camera_id)
+        if camera_ids is not None:
+            query = query.where(c.camera_id.in_(sorted(camera_ids)))
         query = query.order_by(c.created_at.desc(), c.id.desc()).limit(limit)
         with self._engine.connect() as conn:
             return [_suggestion(row) for row in conn.execute(query).mappings()]
 
-    def decide(self, suggestion_id: str, status: str, decided_by: str) -> SuggestionRecord:
-        """Accepts or rejects a suggestion that is still "suggested".
+    def decide(
+        self, suggestion_id: str, status: str, decided_by: str, *, rule_id: str | None = None
+    ) -> SuggestionRecord:
+        """Accepts or rejects a suggestion that is still "suggested" (one conditional UPDATE:
+        of two operators deciding at once, one wins and the other gets AlreadyDecided).
+
+        Args:
+            suggestion_id: The suggestion.
+            status: "accepted" or "rejected".
+            decided_by: Who decided.
+            rule_id: The rule the acceptance creates or tightens, if any.
 
         Raises:
             ValueError: If ``status`` is not accepted or rejected.
@@ -461,7 +543,8 @@ class SuggestionRepository(Repository):
                 .values(
                     status=status,
                     decided_by=decided_by,
-                    decided_at=as_utc(self._clock(), "clock()"),
+                    decided_at=self._now(),
+                    rule_id=rule_id,
                 )
             )
         if done.rowcount != 1:
@@ -471,3 +554,19 @@ class SuggestionRepository(Repository):
         found = self.get(suggestion_id)
         assert found is not None
         return found
+
+    def reopen(self, suggestion_id: str, decided_by: str) -> bool:
+        """Undoes ``decided_by``'s decision (back to "suggested"), for when what the decision
+        was to do (write a rule) failed after it was recorded.
+
+        Returns:
+            Whether it was reopened (False: not decided by ``decided_by``).
+        """
+        c = RULEGEN_SUGGESTIONS.c
+        with self._engine.begin() as conn:
+            done = conn.execute(
+                sa.update(RULEGEN_SUGGESTIONS)
+                .where(c.id == suggestion_id, c.status != "suggested", c.decided_by == decided_by)
+                .values(status="suggested", decided_by=None, decided_at=None, rule_id=None)
+            )
+        return bool(done.rowcount == 1)

@@ -7,7 +7,8 @@
 - ``arming``: one row (``id`` 1): the site's arming mode and ``revision``, bumped by every change
   of a rule or of the mode, so cameras reload their rules only when the revision moved.
 - ``rulegen_suggestions``: masks, rules and tightenings RuleGen proposes, with their backtest,
-  and the operator's decision.
+  reason and dedupe key (``0010_rule_suggestions``), and the operator's decision (with the
+  rule an accepted rule or tightening wrote).
 """
 
 from __future__ import annotations
@@ -78,7 +79,10 @@ class SuggestionRow(SQLModel, table=True):
     """A RuleGen suggestion and its fate."""
 
     __tablename__ = "rulegen_suggestions"
-    __table_args__ = (sa.Index("ix_rulegen_suggestions_status_created_at", "status", "created_at"),)
+    __table_args__ = (
+        sa.Index("ix_rulegen_suggestions_status_created_at", "status", "created_at"),
+        sa.Index("uq_rulegen_suggestions_dedupe_key", "dedupe_key", unique=True),
+    )
 
     id: str = Field(sa_column=sa.Column(sa.String(36), primary_key=True))
     kind: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
@@ -89,6 +93,12 @@ class SuggestionRow(SQLModel, table=True):
     decided_by: str | None = Field(default=None, sa_column=sa.Column(sa.String(255)))
     decided_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
     created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    # Migration 0010: the same proposal has the same key across runs (unique: a re-run
+    # refreshes an open suggestion instead of adding one); NULL on rows written before.
+    dedupe_key: str | None = Field(default=None, sa_column=sa.Column(sa.String(64)))
+    reason: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
+    updated_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+    rule_id: str | None = Field(default=None, sa_column=sa.Column(sa.String(64)))
 
 
 RULES: sa.Table = SQLModel.metadata.tables["rules"]

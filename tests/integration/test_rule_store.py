@@ -20,6 +20,7 @@ from sentinel.store.rule_repo import (
     RuleConflict,
     RuleExists,
     RuleRepository,
+    SuggestionExists,
     SuggestionRepository,
 )
 from sentinel.store.rule_tables import RULES
@@ -133,3 +134,43 @@ def test_suggestions(store_engine: Engine) -> None:
         repo.add("wish", {})
     with pytest.raises(ValueError, match="status must be one of"):
         repo.decide(second.id, "maybe", "bob")
+
+
+def test_suggestion_dedupe_refresh_and_reopen(store_engine: Engine) -> None:
+    ticks = _clock()
+    repo = SuggestionRepository(store_engine, clock=lambda: next(ticks))
+    mask = repo.add(
+        "mask", {"label": "car"}, camera_id="gate", backtest={"matched": 3}, reason="why",
+        dedupe_key="k-mask",
+    )  # fmt: skip
+    tight = repo.add("tightening", {"rule_id": "r1"}, dedupe_key="k-tight")
+    assert (mask.dedupe_key, mask.reason, mask.updated_at, mask.rule_id) == (
+        "k-mask", "why", None, None,
+    )  # fmt: skip
+    assert repo.by_key("k-mask") == mask and repo.by_key("nope") is None
+    with pytest.raises(SuggestionExists):
+        repo.add("mask", {"label": "car"}, camera_id="gate", dedupe_key="k-mask")
+    repo.add("mask", {}, camera_id="yard")  # rows without a key do not collide
+    repo.add("mask", {}, camera_id="yard")
+
+    assert repo.refresh(mask.id, {"label": "car", "n": 2}, {"matched": 5}, "more")
+    fresh = repo.get(mask.id)
+    assert fresh is not None
+    assert (fresh.body, fresh.backtest, fresh.reason) == (
+        {"label": "car", "n": 2},
+        {"matched": 5},
+        "more",
+    )
+    assert fresh.updated_at is not None and fresh.updated_at > fresh.created_at
+
+    assert [s.id for s in repo.list(camera_ids=["gate"])] == [mask.id]  # no tightening
+    assert repo.list(camera_ids=[]) == []
+
+    decided = repo.decide(tight.id, "accepted", "alice", rule_id="r1")
+    assert decided.rule_id == "r1"
+    assert not repo.refresh(tight.id, {}, None, None)  # decided: left as it is
+    assert not repo.reopen(tight.id, "bob")
+    assert repo.reopen(tight.id, "alice")
+    again = repo.get(tight.id)
+    assert again is not None
+    assert (again.status, again.decided_by, again.rule_id) == ("suggested", None, None)
