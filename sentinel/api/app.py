@@ -25,6 +25,7 @@ from sentinel.api import (
     llm,
     prompts,
     recordings,
+    rulegen,
     rules,
     storage,
 )
@@ -100,6 +101,8 @@ def create_app() -> FastAPI:
     api.include_router(recordings.router)
     api.include_router(storage.router)
     api.include_router(exports.router)
+    # Before rules: /rules/suggestions must not be taken for GET /rules/{rule_id}.
+    api.include_router(rulegen.router)
     api.include_router(rules.router)
     app.include_router(api)
     app.include_router(llm.router)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request
@@ -11,6 +12,7 @@ from sqlalchemy.engine import Engine
 
 from sentinel.api.gateway import SecurityServices
 from sentinel.config import CameraConfig
+from sentinel.rules.rulegen import RuleGenSettings, Suggestion
 from sentinel.store.alert_repo import AlertRepository, ExperimentRepository, PromptRepository
 from sentinel.store.export_repo import ExportRepository
 from sentinel.store.objects import ObjectStore
@@ -75,6 +77,27 @@ class AgentServices:
     llm: LlmControl | None = None
 
 
+RuleGenRunner = Callable[[RuleGenSettings, datetime | None], list[Suggestion]]
+"""Runs RuleGen's mining and backtests over the history since a time (None: all of it)."""
+
+
+@dataclass
+class RuleGenServices:
+    """How ``POST /rulegen/run`` and ``POST /rules/{id}/backtest`` read the history.
+
+    Attributes:
+        settings: Time zone and thresholds (frame sizes come from the cameras' statuses).
+        history_days: The history window in days, ending now; None: all of it.
+        engine: The engine's name, as reported ("pandas" or "ray").
+        run: The mining engine; None: the pandas engine on the API's own process.
+    """
+
+    settings: RuleGenSettings = field(default_factory=RuleGenSettings)
+    history_days: float | None = 28.0
+    engine: str = "pandas"
+    run: RuleGenRunner | None = None
+
+
 @dataclass
 class Services:
     """Everything the API needs, injected by the ingress (or by a test)."""
@@ -90,6 +113,7 @@ class Services:
     segments: SegmentRepository | None = None  # None: recording is not configured
     storage: StorageProbe | None = None  # None: no retention sweeper to ask
     exports: ExportRepository | None = None  # None: exports are not configured
+    rulegen: RuleGenServices = field(default_factory=RuleGenServices)
 
 
 _process_services: Services | None = None

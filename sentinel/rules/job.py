@@ -12,7 +12,7 @@ Data engine of the mining itself).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -144,10 +144,25 @@ class RuleBacktest:
     notes: list[str]
 
 
-def backtest_rule(engine: Engine, rule: Rule, *, since: datetime | None = None) -> RuleBacktest:
+def backtest_rule(
+    engine: Engine,
+    rule: Rule,
+    *,
+    since: datetime | None = None,
+    cameras: Collection[str] | None = None,
+) -> RuleBacktest:
     """Backtests ``rule`` over the store's history (see
-    :func:`sentinel.rules.suggestions.rule_filter` for how a rule becomes a filter)."""
+    :func:`sentinel.rules.suggestions.rule_filter` for how a rule becomes a filter).
+
+    Args:
+        engine: The store.
+        rule: The rule.
+        since: Only the history from then on; None: all of it.
+        cameras: Only these cameras' history (a camera-limited reader's); None: every camera.
+    """
     flt, notes = rule_filter(rule)
     history = history_frame(load_history(engine, since=since))
+    if cameras is not None:
+        history = history[history["camera_id"].isin(list(cameras))].reset_index(drop=True)
     [result] = bt.backtest(history, [flt])
     return RuleBacktest(result=result, events=len(history), notes=notes)

@@ -46,7 +46,7 @@ from sentinel.store.db import make_engine, migrate, sqlite_url
 from sentinel.store.export_repo import ExportRepository
 from sentinel.store.incident_repo import IncidentRepository
 from sentinel.store.objects import snapshot_key
-from sentinel.store.rule_repo import RuleRepository
+from sentinel.store.rule_repo import RuleRepository, SuggestionRepository
 from sentinel.store.segment_repo import SegmentInfo, SegmentRepository
 from sentinel.video.segments import finalize_segment
 from tests.integration import test_segments as seg
@@ -96,6 +96,7 @@ EVERY_CAMERA = {
     "GET /api/v1/experiments/{experiment_id}",
     "POST /api/v1/experiments/{experiment_id}/promote",
     "POST /api/v1/arming",
+    "POST /api/v1/rulegen/run",
 }
 # New cameras the walk asks to create (POST /cameras), and the limited principals whose limits
 # hold them; the other limited principals must get 403. cam-new joins group "front".
@@ -108,6 +109,7 @@ LISTS_SHOW_A = {
     "/api/v1/exports": "export",
     "/api/v1/cameras": "camera",
     "/api/v1/rules": "rule",
+    "/api/v1/rules/suggestions": "suggestion",
     "/metrics": "series",
 }
 
@@ -194,6 +196,7 @@ class Objects:
     segments: list[str]
     incident: str
     rule: str
+    suggestion: str
     others: list[str] = field(default_factory=list)  # a user and an API key limited to it
 
     @property
@@ -204,6 +207,7 @@ class Objects:
             self.export,
             self.incident,
             self.rule,
+            self.suggestion,
             *self.segments,
             *self.others,
         ]
@@ -353,6 +357,14 @@ def world(tmp_path: Path, recorded: list[SegmentInfo]) -> Iterator[World]:
         for cam in ("cam-a", "cam-b")
     }
     rules.create(Rule(name="everywhere"), "walk")
+    # A RuleGen mask suggestion about each camera.
+    mask = {"polygon": [[0, 0], [0.5, 0], [0.5, 0.5], [0, 0.5]], "labels": ["car"]}
+    suggestion_ids = {
+        cam: SuggestionRepository(engine)
+        .add("mask", {"camera_id": cam, "object_mask": mask}, camera_id=cam, dedupe_key=cam)
+        .id
+        for cam in ("cam-a", "cam-b")
+    }
     # The last storage sweep deleted one segment of each camera.
     services.storage = SweptStorage(
         SweepReport(
@@ -390,6 +402,7 @@ def world(tmp_path: Path, recorded: list[SegmentInfo]) -> Iterator[World]:
                 segments[cam],
                 incidents[cam],
                 rule_ids[cam],
+                suggestion_ids[cam],
                 [victim.id, admin_key.id] if cam == "cam-b" else [],
             )
         yield World(
@@ -428,6 +441,8 @@ def _requests(w: World, method: str, path: str) -> list[dict[str, Any]]:
         subs = [{"incident_id": a.incident}, {"incident_id": b.incident}]
     elif "{alert_id}" in path:
         subs = [{"alert_id": a.alert}, {"alert_id": b.alert}]
+    elif "{suggestion_id}" in path:
+        subs = [{"suggestion_id": a.suggestion}, {"suggestion_id": b.suggestion}]
     elif "{rule_id}" in path:
         subs = [{"rule_id": a.rule}, {"rule_id": b.rule}]
     elif "{experiment_id}" in path:
@@ -579,6 +594,7 @@ def _shows_own(path: str, body: str, own: Objects) -> bool:
         "incident": own.incident,
         "export": own.export,
         "rule": own.rule,
+        "suggestion": own.suggestion,
         "camera": f'"id":"{own.camera}"',
         "series": f'camera="{own.camera}"',
     }[LISTS_SHOW_A[path]]
