@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import zoneinfo
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -486,6 +487,35 @@ class StorageSettings(StrictModel):
     sweep_interval_s: float = Field(60.0, gt=0, le=86400, description="Time between sweeps.")
 
 
+class RuleGenConfig(StrictModel):
+    """RuleGen: mines the event and verdict history for masks, rules and tightenings, on a
+    schedule (``POST /api/v1/rulegen/run`` runs it at any time)."""
+
+    enabled: bool = Field(True, description="Run RuleGen every interval_s.")
+    interval_s: float = Field(
+        86400.0, ge=60, le=30 * 86400, description="Time between scheduled runs."
+    )
+    engine: Literal["ray", "pandas"] = Field(
+        "ray", description="ray: Ray Data over the cluster; pandas: one process."
+    )
+    history_days: float | None = Field(
+        28.0, gt=0, le=3650, description="History read (days, ending now); null: all of it."
+    )
+    timezone: str = Field(
+        "UTC", min_length=1, max_length=64, description="The site's IANA zone (local hours)."
+    )
+    parallelism: int = Field(2, ge=1, le=256, description="Read shards and blocks (ray).")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"timezone must be an IANA name, but got {value!r}") from exc
+        return value
+
+
 class Settings(BaseSettings):
     """Process settings: ``SENTINEL_*`` env vars, then the YAML file, then the defaults."""
 
@@ -508,6 +538,7 @@ class Settings(BaseSettings):
     )
     agent: AgentSettings = Field(default_factory=AgentSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    rulegen: RuleGenConfig = Field(default_factory=RuleGenConfig)
     cameras: list[CameraConfig] = Field(default_factory=list)
     reconcile_interval_s: float = Field(2.0, gt=0, le=300)
     max_request_limit: int = 500

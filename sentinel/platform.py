@@ -21,6 +21,7 @@ from ray import serve
 
 from sentinel.actors.agent_worker import AGENT_WORKER_NAME, AgentWorkerActor
 from sentinel.actors.retention import RETENTION_NAME, RetentionActor
+from sentinel.actors.rulegen_schedule import RULEGEN_NAME, RuleGenActor
 from sentinel.actors.supervisor import get_or_create_supervisor
 from sentinel.config import Settings
 from sentinel.gateway.keys import KeyRing
@@ -54,6 +55,7 @@ def runtime_of(settings: Settings) -> dict[str, Any]:
         "auth": settings.auth.model_dump(mode="json"),
         "agent": settings.agent.model_dump(mode="json"),
         "storage": settings.storage.model_dump(mode="json"),
+        "rulegen": settings.rulegen.model_dump(mode="json"),
     }
 
 
@@ -290,6 +292,14 @@ def start(settings: Settings, *, timeout_s: float = 180.0) -> Any:
         get_if_exists=True,
     ).remote(runtime_of(settings))
     ray.get(retention.start.remote(), timeout=timeout_s)
+    if settings.rulegen.enabled:
+        rulegen = RuleGenActor.options(  # type: ignore[attr-defined]
+            name=RULEGEN_NAME,
+            namespace=settings.namespace,
+            lifetime="detached",
+            get_if_exists=True,
+        ).remote(runtime_of(settings))
+        ray.get(rulegen.start.remote(), timeout=timeout_s)
     return supervisor
 
 
@@ -313,6 +323,8 @@ def stop(
         ray.kill(ray.get_actor(AGENT_WORKER_NAME, namespace=settings.namespace), no_restart=True)
     with contextlib.suppress(ValueError):  # not started (start() failed before it)
         ray.kill(ray.get_actor(RETENTION_NAME, namespace=settings.namespace), no_restart=True)
+    with contextlib.suppress(ValueError):  # not started (disabled, or start() failed before)
+        ray.kill(ray.get_actor(RULEGEN_NAME, namespace=settings.namespace), no_restart=True)
     if delete_app:
         try:
             serve.delete(settings.app_name)

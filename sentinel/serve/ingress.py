@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncGenerator
+from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -15,12 +16,14 @@ from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
 from sentinel.actors.agent_worker import AGENT_WORKER_NAME
 from sentinel.actors.camera import camera_actor_name
 from sentinel.actors.retention import RetentionProbe
+from sentinel.actors.rulegen import run_rulegen
 from sentinel.actors.supervisor import SUPERVISOR_NAME
 from sentinel.api.app import create_app
-from sentinel.api.deps import AgentServices, Services, install_services
+from sentinel.api.deps import AgentServices, RuleGenServices, Services, install_services
 from sentinel.api.setup import build_security
-from sentinel.config import AuthSettings, CameraConfig
+from sentinel.config import AuthSettings, CameraConfig, RuleGenConfig
 from sentinel.models.llm_runner import await_or_cancel
+from sentinel.rules.rulegen import RuleGenSettings, Suggestion
 from sentinel.store.alert_repo import AlertRepository, ExperimentRepository, PromptRepository
 from sentinel.store.db import make_engine
 from sentinel.store.export_repo import ExportRepository
@@ -31,6 +34,27 @@ from sentinel.store.segment_repo import SegmentRepository
 logger = logging.getLogger(__name__)
 
 app = create_app()
+
+
+def rulegen_services(db_url: str, config: RuleGenConfig) -> RuleGenServices:
+    """``POST /rulegen/run`` with the configured engine: Ray Data on this cluster ("ray") or
+    the API's own process ("pandas")."""
+
+    def run(settings: RuleGenSettings, since: datetime | None) -> list[Suggestion]:
+        return run_rulegen(
+            db_url,
+            since=since,
+            parallelism=config.parallelism,
+            engine=config.engine,
+            settings=settings,
+        )
+
+    return RuleGenServices(
+        settings=RuleGenSettings(timezone=config.timezone),
+        history_days=config.history_days,
+        engine=config.engine,
+        run=run,
+    )
 
 
 class RayCameraControl:
@@ -169,6 +193,9 @@ class Ingress:
                 segments=SegmentRepository(engine),
                 storage=RetentionProbe(runtime["namespace"]),
                 exports=ExportRepository(engine),
+                rulegen=rulegen_services(
+                    runtime["db_url"], RuleGenConfig(**runtime.get("rulegen", {}))
+                ),
                 agent=AgentServices(
                     alerts=AlertRepository(engine),
                     prompts=PromptRepository(engine),

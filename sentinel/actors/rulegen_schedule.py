@@ -1,0 +1,170 @@
+"""RuleGen on a schedule: a detached Ray actor that runs the job every ``rulegen.interval_s``.
+
+``ScheduledRuleGen`` is one run (no Ray of its own unless the engine is "ray"): the cameras'
+frame sizes from the supervisor, the history window, :func:`sentinel.actors.rulegen.run_rulegen`
+with the configured engine, the suggestions stored deduplicated, and an audit entry (actor
+``rulegen``). ``RuleGenActor`` runs it in a thread when
+:func:`sentinel.rules.schedule.next_run` says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import ray
+
+from sentinel.actors.rulegen import run_rulegen
+from sentinel.actors.supervisor import SUPERVISOR_NAME
+from sentinel.config import RuleGenConfig
+from sentinel.rules.job import StoreCounts, frame_sizes, history_since, store_suggestions
+from sentinel.rules.rulegen import RuleGenSettings
+from sentinel.rules.schedule import next_run
+from sentinel.store.audit_repo import AuditRepository
+from sentinel.store.db import make_engine
+from sentinel.store.rule_repo import SuggestionRepository
+
+logger = logging.getLogger(__name__)
+
+RULEGEN_NAME = "sentinel-rulegen"
+AUDIT_ACTOR = "rulegen"
+AUDIT_ACTION = "rulegen.run"
+
+Statuses = Callable[[], Mapping[str, Mapping[str, Any]]]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class ScheduledRuleGen:
+    """One RuleGen run over the store, its suggestions stored and the run audited.
+
+    Args:
+        db_url: The store's URL (migrated).
+        config: Engine, history window, time zone.
+        statuses: Returns the running cameras' statuses (their frame sizes).
+        clock: Returns the tz-aware time; injectable for tests.
+    """
+
+    def __init__(
+        self,
+        db_url: str,
+        config: RuleGenConfig,
+        statuses: Statuses,
+        *,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.db_url = db_url
+        self.config = config
+        self.statuses = statuses
+        self.clock = clock
+        engine = make_engine(db_url)
+        self.suggestions = SuggestionRepository(engine, clock=clock)
+        self.audit = AuditRepository(engine)
+
+    def run(self) -> StoreCounts:
+        """Mines, backtests and stores; returns what storing did."""
+        now = self.clock()
+        since = history_since(now, self.config.history_days)
+        settings = RuleGenSettings(
+            timezone=self.config.timezone, frame_sizes=frame_sizes(self.statuses())
+        )
+        found = run_rulegen(
+            self.db_url,
+            since=since,
+            parallelism=self.config.parallelism,
+            engine=self.config.engine,
+            settings=settings,
+        )
+        counts = store_suggestions(self.suggestions, found, timezone=self.config.timezone)
+        try:
+            self.audit.append(
+                actor=AUDIT_ACTOR,
+                action=AUDIT_ACTION,
+                target="",
+                client="internal",
+                outcome="success",
+                detail={**asdict(counts), "engine": self.config.engine},
+                at=now,
+            )
+        except Exception:  # the suggestions are stored; never undo a run for the log
+            logger.exception("audit append failed for a RuleGen run")
+        return counts
+
+
+def _supervisor_statuses(namespace: str) -> Statuses:
+    def statuses() -> Mapping[str, Mapping[str, Any]]:
+        try:
+            supervisor = ray.get_actor(SUPERVISOR_NAME, namespace=namespace)
+            ref: Any = supervisor.statuses.remote()
+            found = cast("dict[str, dict[str, Any]] | None", ray.get(ref, timeout=30))
+        except Exception as exc:  # no sizes: no mask suggestions this run, the rest runs
+            logger.warning("camera statuses unavailable for RuleGen: %s", exc)
+            return {}
+        return found or {}
+
+    return statuses
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_concurrency=4)  # type: ignore[call-overload]
+class RuleGenActor:
+    """Runs ``ScheduledRuleGen.run`` when ``next_run`` says so, in a thread."""
+
+    def __init__(self, runtime: dict[str, Any]) -> None:
+        self.config = RuleGenConfig(**runtime.get("rulegen", {}))
+        self.job = ScheduledRuleGen(
+            runtime["db_url"], self.config, _supervisor_statuses(runtime["namespace"])
+        )
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        self.last_run: datetime | None = None
+        self.last: dict[str, Any] | None = None
+        self.last_error = ""
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> bool:
+        """Starts the schedule (idempotent); False when RuleGen's schedule is disabled."""
+        if not self.config.enabled:
+            return False
+        with self.lock:
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._loop, name="rulegen", daemon=True)
+                self.thread.start()
+        return True
+
+    def status(self) -> dict[str, Any]:
+        due = (
+            next_run(self.last_run, _utcnow(), self.config.interval_s)
+            if self.config.enabled
+            else None
+        )
+        return {
+            "enabled": self.config.enabled,
+            "engine": self.config.engine,
+            "interval_s": self.config.interval_s,
+            "last_run": None if self.last_run is None else self.last_run.isoformat(),
+            "next_run": None if due is None else due.isoformat(),
+            "last": self.last,
+            "last_error": self.last_error,
+        }
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+    def _loop(self) -> None:
+        while not self.stopped.is_set():
+            now = _utcnow()
+            due = next_run(self.last_run, now, self.config.interval_s)
+            if self.stopped.wait(max((due - now).total_seconds(), 0.0)):
+                return
+            self.last_run = _utcnow()
+            try:
+                self.last, self.last_error = asdict(self.job.run()), ""
+            except Exception as exc:
+                self.last_error = repr(exc)[:500]
+                logger.exception("RuleGen run failed")
