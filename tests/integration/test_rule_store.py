@@ -9,12 +9,14 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
 from sentinel.domain.rule_model import ArmingMode, Conditions, Rule
+from sentinel.store.db import alembic_config, make_engine, migrate
 from sentinel.store.rule_repo import (
     AlreadyDecided,
     RuleConflict,
@@ -174,3 +176,34 @@ def test_suggestion_dedupe_refresh_and_reopen(store_engine: Engine) -> None:
     again = repo.get(tight.id)
     assert again is not None
     assert (again.status, again.decided_by, again.rule_id) == ("suggested", None, None)
+
+
+def test_migration_0010_keeps_old_suggestions_and_downgrades(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            command.upgrade(alembic_config(conn), "0009")
+            conn.commit()
+        with engine.begin() as conn:  # a row in 0008's shape
+            conn.execute(
+                sa.text(
+                    "INSERT INTO rulegen_suggestions (id, kind, body, status, created_at) "
+                    "VALUES ('old', 'mask', '{}', 'suggested', :at)"
+                ),
+                {"at": T0},
+            )
+        migrate(engine)
+        old = SuggestionRepository(engine).get("old")
+        assert old is not None
+        assert (old.dedupe_key, old.reason, old.updated_at, old.rule_id) == (None, None, None, None)
+        with engine.connect() as conn:
+            command.downgrade(alembic_config(conn), "0009")
+            conn.commit()
+        columns = {c["name"] for c in sa.inspect(engine).get_columns("rulegen_suggestions")}
+        assert not columns & {"dedupe_key", "reason", "updated_at", "rule_id"}
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT id FROM rulegen_suggestions")).scalars().all() == [
+                "old"
+            ]
+    finally:
+        engine.dispose()
