@@ -369,3 +369,13 @@ def test_backtest_window(client: TestClient, bikes: str) -> None:
     assert (body["events"], body["backtest"]["matched"], body["backtest"]["per_day"]) == (0, 0, 0)
     assert body["since"] is not None
     assert client.post(f"{RULES}/{bikes}/backtest", params={"days": 0}).status_code == 422
+
+
+def test_tightening_a_deleted_rule_is_409_and_stays_open(client: TestClient, bikes: str) -> None:
+    run(client)
+    [tight] = by_kind(client)["tightening"]
+    assert client.delete(f"{RULES}/{bikes}").status_code == 204
+    r = client.post(f"{SUGGESTIONS}/{tight['id']}/accept")
+    assert r.status_code == 409, r.text
+    assert r.json()["detail"] == f"rule {bikes} no longer exists"
+    assert client.get(f"{SUGGESTIONS}/{tight['id']}").json()["status"] == "suggested"

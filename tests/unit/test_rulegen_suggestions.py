@@ -12,6 +12,7 @@ from sentinel.config import ObjectMaskConfig
 from sentinel.domain.rule_model import Conditions, HourRange, Rule, Schedule, Weekday
 from sentinel.domain.scene import SceneEventKind
 from sentinel.rules import backtest as bt
+from sentinel.rules.job import frame_sizes, history_since
 from sentinel.rules.mining import MaskSuggestion, RuleSuggestion, TighteningSuggestion
 from sentinel.rules.rulegen import Suggestion
 from sentinel.rules.schedule import next_run
@@ -259,3 +260,20 @@ def test_next_run(last: datetime | None, now: datetime, expected: datetime) -> N
 def test_next_run_refuses(last: datetime | None, now: datetime, interval: float) -> None:
     with pytest.raises(ValueError):
         next_run(last, now, interval)
+
+
+def test_frame_sizes_from_camera_statuses() -> None:
+    statuses: dict[str, dict[str, object]] = {
+        "gate": {"width": 1280, "height": 720, "state": "running"},
+        "yard": {"width": None, "height": None},
+        "door": {"state": "starting"},
+        "bad": {"width": 0, "height": 720},
+    }
+    assert frame_sizes(statuses) == {"gate": (1280, 720)}
+
+
+def test_history_window() -> None:
+    assert history_since(T, None) is None
+    assert history_since(T, 28) == T - timedelta(days=28)
+    with pytest.raises(ValueError, match="days must be > 0"):
+        history_since(T, 0)
