@@ -3,8 +3,9 @@
 ``ScheduledRuleGen`` is one run (no Ray of its own unless the engine is "ray"): the cameras'
 frame sizes from the supervisor, the history window, :func:`sentinel.actors.rulegen.run_rulegen`
 with the configured engine, the suggestions stored deduplicated, and an audit entry (actor
-``rulegen``). ``RuleGenActor`` runs it in a thread when
-:func:`sentinel.rules.schedule.next_run` says so.
+``rulegen``, a failed run too). ``RuleGenActor`` runs it in a thread when
+:func:`sentinel.rules.schedule.next_run` says so, counting from the last run in the audit log,
+so a restart neither skips nor repeats a run.
 """
 
 from __future__ import annotations
@@ -67,34 +68,48 @@ class ScheduledRuleGen:
         self.suggestions = SuggestionRepository(engine, clock=clock)
         self.audit = AuditRepository(engine)
 
+    def last_run(self) -> datetime | None:
+        """When the last run (of any process: the audit log says) started, or None. A restarted
+        platform goes on with the schedule instead of running at every start."""
+        entries, _ = self.audit.list(actor=AUDIT_ACTOR, action=AUDIT_ACTION, limit=1)
+        return entries[0].at if entries else None
+
     def run(self) -> StoreCounts:
-        """Mines, backtests and stores; returns what storing did."""
+        """Mines, backtests and stores; returns what storing did. The run is audited, a failed
+        one too (outcome "error", then the error is raised)."""
         now = self.clock()
-        since = history_since(now, self.config.history_days)
-        settings = RuleGenSettings(
-            timezone=self.config.timezone, frame_sizes=frame_sizes(self.statuses())
-        )
-        found = run_rulegen(
-            self.db_url,
-            since=since,
-            parallelism=self.config.parallelism,
-            engine=self.config.engine,
-            settings=settings,
-        )
-        counts = store_suggestions(self.suggestions, found, timezone=self.config.timezone)
+        try:
+            since = history_since(now, self.config.history_days)
+            settings = RuleGenSettings(
+                timezone=self.config.timezone, frame_sizes=frame_sizes(self.statuses())
+            )
+            found = run_rulegen(
+                self.db_url,
+                since=since,
+                parallelism=self.config.parallelism,
+                engine=self.config.engine,
+                settings=settings,
+            )
+            counts = store_suggestions(self.suggestions, found, timezone=self.config.timezone)
+        except Exception as exc:
+            self._audit(now, "error", {"error": repr(exc)[:500]})
+            raise
+        self._audit(now, "success", asdict(counts))
+        return counts
+
+    def _audit(self, at: datetime, outcome: str, detail: dict[str, Any]) -> None:
         try:
             self.audit.append(
                 actor=AUDIT_ACTOR,
                 action=AUDIT_ACTION,
                 target="",
                 client="internal",
-                outcome="success",
-                detail={**asdict(counts), "engine": self.config.engine},
-                at=now,
+                outcome=outcome,
+                detail={**detail, "engine": self.config.engine},
+                at=at,
             )
         except Exception:  # the suggestions are stored; never undo a run for the log
             logger.exception("audit append failed for a RuleGen run")
-        return counts
 
 
 def _supervisor_statuses(namespace: str) -> Statuses:
@@ -122,7 +137,7 @@ class RuleGenActor:
         )
         self.lock = threading.Lock()
         self.stopped = threading.Event()
-        self.last_run: datetime | None = None
+        self.last_run: datetime | None = self.job.last_run()
         self.last: dict[str, Any] | None = None
         self.last_error = ""
         self.thread: threading.Thread | None = None

@@ -5,6 +5,7 @@ and the single-process engine finds the same suggestions."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -103,3 +104,31 @@ def test_connection_factory_from_store_urls() -> None:
         DbConnect.from_url("sqlite://")
     with pytest.raises(ValueError, match="PostgreSQL or SQLite"):
         DbConnect.from_url("mysql://u@h/db")
+
+
+def test_the_platform_runs_rulegen_on_its_schedule(sentinel_stack: Stack) -> None:
+    """The platform's RuleGen actor ran once at start (a fresh store has no run in its audit
+    log) on the Ray engine, and waits a day for the next."""
+    import ray
+
+    from sentinel.actors.rulegen_schedule import AUDIT_ACTOR, RULEGEN_NAME
+    from sentinel.store.audit_repo import AuditRepository
+    from sentinel.store.db import make_engine
+    from tests.integration.conftest import wait_for
+
+    settings = sentinel_stack.settings
+    engine = make_engine(settings.db_url)
+    try:
+        audit = AuditRepository(engine)
+        [entry] = wait_for(
+            lambda: audit.list(actor=AUDIT_ACTOR)[0], timeout=120, what="a RuleGen run"
+        )
+        assert (entry.outcome, entry.detail["engine"]) == ("success", "ray")
+        actor = ray.get_actor(RULEGEN_NAME, namespace=settings.namespace)
+        ref: Any = actor.status.remote()
+        status = cast("dict[str, Any]", ray.get(ref, timeout=30))
+        assert status["last_error"] == "" and status["last"]["found"] == entry.detail["found"]
+        last, due = datetime.fromisoformat(status["last_run"]), status["next_run"]
+        assert datetime.fromisoformat(due) == last + timedelta(days=1)
+    finally:
+        engine.dispose()

@@ -29,7 +29,9 @@ def test_scheduled_runs_store_and_refresh(store_engine: Engine) -> None:
         lambda: {"gate": {"width": 1000, "height": 1000}, "yard": {"width": 800}},
         clock=lambda: NOW,
     )
+    assert job.last_run() is None
     first = job.run()
+    assert job.last_run() == NOW
     assert first.created == first.found and first.found >= 1
     masks = [s for s in SuggestionRepository(store_engine).list() if s.kind == "mask"]
     assert [(m.camera_id, m.body["label"], m.body["false_positives"]) for m in masks] == [
@@ -41,6 +43,19 @@ def test_scheduled_runs_store_and_refresh(store_engine: Engine) -> None:
         (AUDIT_ACTION, 0, "pandas"),
         (AUDIT_ACTION, first.found, "pandas"),
     ]
+
+
+def test_a_failed_run_is_audited(store_engine: Engine) -> None:
+    def broken() -> dict[str, dict[str, object]]:
+        raise RuntimeError("supervisor gone")
+
+    url = store_engine.url.render_as_string(hide_password=False)
+    job = ScheduledRuleGen(url, RuleGenConfig(engine="pandas"), broken, clock=lambda: NOW)
+    with pytest.raises(RuntimeError, match="supervisor gone"):
+        job.run()
+    [entry], _ = AuditRepository(store_engine).list(actor=AUDIT_ACTOR)
+    assert (entry.outcome, entry.detail["error"]) == ("error", "RuntimeError('supervisor gone')")
+    assert job.last_run() == NOW  # a failed run counts: the next is one interval later
 
 
 def test_rulegen_settings() -> None:
