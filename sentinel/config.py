@@ -495,6 +495,13 @@ class RuleGenConfig(StrictModel):
     interval_s: float = Field(
         86400.0, ge=60, le=30 * 86400, description="Time between scheduled runs."
     )
+    first_run_after_s: float = Field(
+        900.0,
+        ge=0,
+        le=30 * 86400,
+        description="On a store RuleGen never ran on, the first run waits this long after "
+        "the platform starts (it is starting its cameras, and there is no history yet).",
+    )
     engine: Literal["ray", "pandas"] = Field(
         "ray", description="ray: Ray Data over the cluster; pandas: one process."
     )

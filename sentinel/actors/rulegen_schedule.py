@@ -14,7 +14,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import ray
@@ -138,6 +138,7 @@ class RuleGenActor:
         self.lock = threading.Lock()
         self.stopped = threading.Event()
         self.last_run: datetime | None = self.job.last_run()
+        self.first_at = _utcnow() + timedelta(seconds=self.config.first_run_after_s)
         self.last: dict[str, Any] | None = None
         self.last_error = ""
         self.thread: threading.Thread | None = None
@@ -154,7 +155,7 @@ class RuleGenActor:
 
     def status(self) -> dict[str, Any]:
         due = (
-            next_run(self.last_run, _utcnow(), self.config.interval_s)
+            next_run(self.last_run, _utcnow(), self.config.interval_s, first_at=self.first_at)
             if self.config.enabled
             else None
         )
@@ -174,7 +175,7 @@ class RuleGenActor:
     def _loop(self) -> None:
         while not self.stopped.is_set():
             now = _utcnow()
-            due = next_run(self.last_run, now, self.config.interval_s)
+            due = next_run(self.last_run, now, self.config.interval_s, first_at=self.first_at)
             if self.stopped.wait(max((due - now).total_seconds(), 0.0)):
                 return
             self.last_run = _utcnow()

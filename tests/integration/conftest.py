@@ -124,6 +124,7 @@ def sentinel_stack(tmp_path_factory: pytest.TempPathFactory, onnx_model: Path) -
         # The agent's own path is covered in test_agent.py (fake servers) and by the e2e
         # test with the real model; here it would only compete for the 2 cores.
         agent={"enabled": False},
+        rulegen={"first_run_after_s": 0},
     )
     # A private cluster on loopback: never join one that `ray start` left on this machine.
     ray.init(

@@ -241,16 +241,21 @@ T = datetime(2026, 12, 6, 18, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
-    ("last", "now", "expected"),
+    ("last", "now", "first_at", "expected"),
     [
-        (None, T, T),  # a fresh start runs at once
-        (T, T + timedelta(hours=1), T + timedelta(hours=6)),
-        (T, T + timedelta(hours=6), T + timedelta(hours=6)),
-        (T, T + timedelta(days=3), T + timedelta(days=3)),  # missed runs: one, now
+        (None, T, None, T),  # a fresh start without a first delay runs at once
+        (None, T, T + timedelta(minutes=15), T + timedelta(minutes=15)),
+        (None, T + timedelta(hours=1), T + timedelta(minutes=15), T + timedelta(hours=1)),
+        (T, T + timedelta(hours=1), None, T + timedelta(hours=6)),
+        (T, T + timedelta(hours=1), T + timedelta(days=9), T + timedelta(hours=6)),
+        (T, T + timedelta(hours=6), None, T + timedelta(hours=6)),
+        (T, T + timedelta(days=3), None, T + timedelta(days=3)),  # missed runs: one, now
     ],
 )
-def test_next_run(last: datetime | None, now: datetime, expected: datetime) -> None:
-    assert next_run(last, now, 6 * 3600) == expected
+def test_next_run(
+    last: datetime | None, now: datetime, first_at: datetime | None, expected: datetime
+) -> None:
+    assert next_run(last, now, 6 * 3600, first_at=first_at) == expected
 
 
 @pytest.mark.parametrize(
