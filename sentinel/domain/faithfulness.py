@@ -112,7 +112,12 @@ _NUMBER_WORDS: dict[str, int] = {
     "hundred": 100,
 }
 
-_TIME = re.compile(r"\b([01]?\d|2[0-3])[:.h]([0-5]\d)\b(?:\s*([ap])\.?m\.?)?", re.IGNORECASE)
+# A clock time, with its seconds (and their fraction) if stated: "19:01:16" claims 19:01, not
+# also a number 16.
+_TIME = re.compile(
+    r"\b([01]?\d|2[0-3])[:.h]([0-5]\d)(?::[0-5]\d(?:\.\d+)?)?\b(?:\s*([ap])\.?m\.?)?",
+    re.IGNORECASE,
+)
 _AMPM = re.compile(r"\b(1[0-2]|0?[1-9])\s*([ap])\.?m\b", re.IGNORECASE)
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)?(?![\w])")
 _WORD = re.compile(r"[a-z]+")

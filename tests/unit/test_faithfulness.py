@@ -37,6 +37,10 @@ Facts about the event:
         ("A person was seen at 2026-11-26T02:14:05+00:00.", []),  # the timestamp, copied
         ("A person was seen on 26 November (month 11).", []),
         ("A person was seen on 2026-12-26.", [("number", "12")]),
+        ("A person was seen at 02:14:05.", []),  # a time with seconds states no number "05"
+        ("A person was seen at 02:14:59.123456 on 2026-11-26.", []),
+        ("A person was seen at 2026-11-26 02:14:05.", []),
+        ("A person was seen at 03:14:05.", [("time", "03:14:05")]),
         (
             "Five men with a weapon at 11:30.",
             [("time", "11:30"), ("number", "five"), ("label", "weapon")],
