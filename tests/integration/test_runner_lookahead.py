@@ -65,7 +65,8 @@ def _runner(clip: Path, detector: _SlowDetector, sink: _Sink) -> CameraRunner:
 
 
 def test_next_frame_is_detected_while_this_one_is_tracked(clip: Path) -> None:
-    detector, sink = _SlowDetector(0.02), _Sink()
+    # Slow enough that the reader keeps the next frame queued on a busy machine too.
+    detector, sink = _SlowDetector(0.05), _Sink()
     runner = _runner(clip, detector, sink)
     tracked: list[float] = []
     on_detections = runner.pipeline.on_detections
