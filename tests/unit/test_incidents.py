@@ -403,6 +403,15 @@ def test_incident_context_holds_members_labels_time_and_history() -> None:
     variables = ctx.variables()
     assert variables["site_notes"] == "nobody works at night"
     assert variables["camera_description"] == "the back yard"
+    zoned = incident_context(
+        replace(incident, zones=("gate", "shed")),
+        members,
+        event_id="ev-p",
+        camera_name="Yard",
+        camera_description="the back yard",
+        tz=tz,
+    )
+    assert zoned.path_summary.splitlines()[2] == "- zones entered: gate, shed"
 
 
 def test_incident_context_needs_a_member() -> None:
