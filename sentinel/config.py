@@ -230,7 +230,43 @@ class ObjectMaskConfig(StrictModel):
         return self
 
 
-class CameraConfig(StrictModel):
+class CameraScene(StrictModel):
+    """A camera's zones, lines and masks: part of its config, or edited on its own through
+    ``PUT /api/v1/cameras/{id}/scene``."""
+
+    zones: list[ZoneConfig] = Field(
+        default_factory=list, max_length=MAX_SCENE_ITEMS, description="Named areas for rules."
+    )
+    lines: list[LineConfig] = Field(
+        default_factory=list, max_length=MAX_SCENE_ITEMS, description="Named lines for rules."
+    )
+    motion_masks: list[MaskConfig] = Field(
+        default_factory=list, max_length=MAX_SCENE_ITEMS, description="Ignored by the motion gate."
+    )
+    object_masks: list[ObjectMaskConfig] = Field(
+        default_factory=list,
+        max_length=MAX_SCENE_ITEMS,
+        description="Detections standing in these are ignored.",
+    )
+
+    @field_validator("zones", "lines")
+    @classmethod
+    def _unique_names(
+        cls, items: list[ZoneConfig] | list[LineConfig]
+    ) -> list[ZoneConfig] | list[LineConfig]:
+        seen: set[str] = set()
+        for item in items:
+            if item.name in seen:
+                kind = "zone" if isinstance(item, ZoneConfig) else "line"
+                raise ValueError(f"{kind} names must be unique, but {item.name!r} appears twice")
+            seen.add(item.name)
+        return items
+
+
+SCENE_FIELDS = tuple(CameraScene.model_fields)
+
+
+class CameraConfig(CameraScene):
     """One camera, as written in the YAML file or posted to ``/api/v1/cameras``."""
 
     id: Annotated[str, Field(pattern=CAMERA_ID_PATTERN, description="Unique camera id.")]
@@ -269,33 +305,6 @@ class CameraConfig(StrictModel):
     max_reconnect_attempts: int = Field(
         0, ge=0, le=100000, description="Network sources: give up after this many (0 = never)."
     )
-    zones: list[ZoneConfig] = Field(
-        default_factory=list, max_length=MAX_SCENE_ITEMS, description="Named areas for rules."
-    )
-    lines: list[LineConfig] = Field(
-        default_factory=list, max_length=MAX_SCENE_ITEMS, description="Named lines for rules."
-    )
-    motion_masks: list[MaskConfig] = Field(
-        default_factory=list, max_length=MAX_SCENE_ITEMS, description="Ignored by the motion gate."
-    )
-    object_masks: list[ObjectMaskConfig] = Field(
-        default_factory=list,
-        max_length=MAX_SCENE_ITEMS,
-        description="Detections standing in these are ignored.",
-    )
-
-    @field_validator("zones", "lines")
-    @classmethod
-    def _unique_names(
-        cls, items: list[ZoneConfig] | list[LineConfig]
-    ) -> list[ZoneConfig] | list[LineConfig]:
-        seen: set[str] = set()
-        for item in items:
-            if item.name in seen:
-                kind = "zone" if isinstance(item, ZoneConfig) else "line"
-                raise ValueError(f"{kind} names must be unique, but {item.name!r} appears twice")
-            seen.add(item.name)
-        return items
 
     @field_validator("source")
     @classmethod

@@ -1,5 +1,5 @@
-"""Camera routes: add and remove cameras at run time, their status, their latest frame (with
-the camera's zones, lines and masks drawn on request)."""
+"""Camera routes: add and remove cameras at run time, edit their scene (zones, lines, masks),
+their status, their latest frame (with the scene drawn on request)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ from starlette.concurrency import run_in_threadpool
 
 from sentinel.api.deps import Services, ServicesDep
 from sentinel.api.media import ranged_response
+from sentinel.api.rules import camera_problems
 from sentinel.api.schemas import CameraPublic
 from sentinel.api.security import allowed_cameras, authorize, require_camera
-from sentinel.config import CAMERA_ID_PATTERN, CameraConfig
+from sentinel.config import CAMERA_ID_PATTERN, SCENE_FIELDS, CameraConfig, CameraScene
 from sentinel.domain.render import decode_jpeg, draw_scene, encode_jpeg
 from sentinel.gateway.roles import CAMERAS_READ, CAMERAS_WRITE, Principal
 from sentinel.store.camera_secrets import public_camera, seal_camera
+from sentinel.store.rule_repo import RuleRepository
 
 router = APIRouter(prefix="/cameras", tags=["cameras"])
 
@@ -88,6 +90,76 @@ async def remove_camera(camera_id: CameraId, services: ServicesDep, principal: W
         raise HTTPException(404, "camera not found")
     await services.control.removed(camera_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.put(
+    "/{camera_id}/scene",
+    response_model=CameraPublic,
+    summary="Replace a camera's zones, lines and masks (it restarts with them)",
+    responses={409: {"description": "A rule uses a zone or line the scene drops"}},
+)
+async def put_scene(
+    camera_id: CameraId, scene: CameraScene, services: ServicesDep, principal: Writer
+) -> CameraPublic:
+    """The edited scene wins over the camera's config (also over the config file's, at each
+    start) until ``DELETE …/scene``. 422 for bad geometry; 409 naming the rules that use a
+    zone or line the new scene drops."""
+    await require_camera(principal, services, camera_id)
+    cfg = await apply_scene(services, camera_id, scene)
+    return CameraPublic.of(cfg, await services.control.status(camera_id))
+
+
+@router.delete(
+    "/{camera_id}/scene",
+    response_model=CameraPublic,
+    summary="Drop the edited scene: back to the camera config's own zones, lines and masks",
+    responses={409: {"description": "A rule uses a zone or line only the edited scene has"}},
+)
+async def reset_scene(
+    camera_id: CameraId, services: ServicesDep, principal: Writer
+) -> CameraPublic:
+    await require_camera(principal, services, camera_id)
+    cfg = await apply_scene(services, camera_id, None)
+    return CameraPublic.of(cfg, await services.control.status(camera_id))
+
+
+async def apply_scene(
+    services: Services, camera_id: str, scene: CameraScene | None
+) -> CameraConfig:
+    """Stores ``scene`` as the camera's edited scene (None: back to its config's own) and
+    restarts the camera with it; returns the camera's config as it now runs.
+
+    Raises:
+        HTTPException: 404 without the camera; 409 when a rule would name a zone or line that
+            is gone (nothing is changed then).
+    """
+    edited = None if scene is None else scene.model_dump(mode="json")
+    before = dict(await run_in_threadpool(services.cameras.list))
+    if camera_id not in before:
+        raise HTTPException(404, "camera not found")
+    if edited is None:
+        own = await run_in_threadpool(services.cameras.get_own, camera_id)
+        if own is None:
+            raise HTTPException(404, "camera not found")
+        after = {**before[camera_id], **{k: own.get(k, []) for k in SCENE_FIELDS}}
+    else:
+        after = {**before[camera_id], **edited}
+    cameras = {**before, camera_id: after}
+    rules = await run_in_threadpool(RuleRepository(services.engine).list)
+    broken = [
+        f"rule {s.rule.name!r} ({s.rule.id}): {problem}"
+        for s in rules
+        if s.rule.applies_to(camera_id)
+        for problem in camera_problems(s.rule, cameras.items())
+        if problem not in camera_problems(s.rule, before.items())  # only what this breaks
+    ]
+    if broken:
+        raise HTTPException(409, "the scene would break rules: " + "; ".join(broken))
+    if not await run_in_threadpool(services.cameras.set_scene, camera_id, edited):
+        raise HTTPException(404, "camera not found")
+    cfg = CameraConfig(**public_camera(after))
+    await services.control.started(cfg)
+    return cfg
 
 
 @router.get(

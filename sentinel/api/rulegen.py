@@ -26,6 +26,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, Security
 from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from sentinel.api.cameras import apply_scene
 from sentinel.api.deps import Services, ServicesDep
 from sentinel.api.rules import (
     RuleId,
@@ -37,7 +38,13 @@ from sentinel.api.rules import (
     _validate,
 )
 from sentinel.api.security import allowed_cameras, authorize, authorize_every_camera
-from sentinel.config import ObjectMaskConfig
+from sentinel.config import (
+    MAX_SCENE_ITEMS,
+    SCENE_FIELDS,
+    CameraConfig,
+    CameraScene,
+    ObjectMaskConfig,
+)
 from sentinel.gateway.roles import ADMIN, ALERTS_READ, EVENTS_READ, Principal
 from sentinel.rules.job import (
     backtest_rule,
@@ -48,6 +55,7 @@ from sentinel.rules.job import (
 )
 from sentinel.rules.rulegen import RuleGenSettings, Suggestion
 from sentinel.rules.suggestions import ACCEPTED, REJECTED, NotOpen, decide, proposed_rule, tightened
+from sentinel.store.camera_secrets import public_camera
 from sentinel.store.rule_repo import (
     AlreadyDecided,
     RuleConflict,
@@ -128,7 +136,7 @@ class Accepted(BaseModel):
     suggestion: SuggestionPublic
     rule: RulePublic | None = Field(None, description="The rule written (rule, tightening).")
     object_mask: ObjectMaskConfig | None = Field(
-        None, description="For a mask: add this to the camera's object_masks."
+        None, description="For a mask: the object mask now in the camera's scene."
     )
 
 
@@ -232,9 +240,10 @@ async def accept_suggestion(
     suggestion_id: SuggestionId, request: Request, services: ServicesDep, principal: Admin
 ) -> Accepted:
     """A rule suggestion becomes a rule (checked as ``POST /rules``; 422 when it cannot work);
-    a tightening becomes its rule's next version (409 when the rule is gone); a mask's
-    acceptance is recorded and its object mask returned, to add to the camera. 409 when the
-    suggestion was decided already."""
+    a tightening becomes its rule's next version (409 when the rule is gone); a mask joins the
+    camera's object masks (its edited scene, as ``PUT /cameras/{id}/scene``; the camera
+    restarts with it; 409 when the camera is gone or has no room). 409 when the suggestion was
+    decided already."""
     record, allowed = await _require(suggestion_id, services, principal)
     _open(record, ACCEPTED)
     who = principal.subject
@@ -243,7 +252,16 @@ async def accept_suggestion(
             mask = ObjectMaskConfig.model_validate(record.body["object_mask"])
         except (KeyError, ValidationError) as exc:
             raise _unprocessable([f"the stored mask is not valid: {exc}"]) from exc
+        if record.camera_id is None:
+            raise _unprocessable(["the stored mask names no camera"])
+        camera_id = record.camera_id
+        scene = await _scene_with(services, camera_id, mask)
         decided = await _decide(services, suggestion_id, ACCEPTED, who)
+        try:
+            await apply_scene(services, camera_id, scene)
+        except BaseException:
+            await run_in_threadpool(_suggestions(services).reopen, suggestion_id, who)
+            raise
         _audit(request, suggestion_id=suggestion_id, kind="mask", camera_id=record.camera_id)
         return Accepted(suggestion=SuggestionPublic.of(decided), object_mask=mask)
     if record.kind == "rule":
@@ -290,6 +308,19 @@ async def accept_suggestion(
         suggestion=SuggestionPublic.of(decided),
         rule=RulePublic.of(written, allowed, stored_rule),
     )
+
+
+async def _scene_with(services: Services, camera_id: str, mask: ObjectMaskConfig) -> CameraScene:
+    """The camera's scene with ``mask`` among its object masks (409: no camera, no room)."""
+    raw = await run_in_threadpool(services.cameras.get, camera_id)
+    if raw is None:
+        raise HTTPException(409, f"camera {camera_id} no longer exists")
+    scene = CameraScene(**CameraConfig(**public_camera(raw)).model_dump(include=set(SCENE_FIELDS)))
+    if mask in scene.object_masks:
+        return scene
+    if len(scene.object_masks) >= MAX_SCENE_ITEMS:
+        raise HTTPException(409, f"camera {camera_id} has {MAX_SCENE_ITEMS} object masks already")
+    return scene.model_copy(update={"object_masks": [*scene.object_masks, mask]})
 
 
 @router.post(

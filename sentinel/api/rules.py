@@ -249,8 +249,9 @@ def _names(items: Any) -> set[str]:
     return names
 
 
-def _camera_problems(rule: Rule, cameras: Iterable[tuple[str, Mapping[str, Any]]]) -> list[str]:
-    """Unknown cameras, and zone or line names the rule's cameras do not define."""
+def camera_problems(rule: Rule, cameras: Iterable[tuple[str, Mapping[str, Any]]]) -> list[str]:
+    """Unknown cameras, and zone or line names the rule's cameras do not define (``cameras``:
+    every camera's id and config)."""
     configs = dict(cameras)
     unknown = sorted(set(rule.cameras) - set(configs))
     if unknown:
@@ -274,7 +275,7 @@ async def _validate(rule: Rule, services: Services) -> None:
     reason = never_matches(rule)
     if reason is not None:
         raise _unprocessable([f"the rule would never match: {reason}"])
-    problems = _camera_problems(rule, await run_in_threadpool(services.cameras.list))
+    problems = camera_problems(rule, await run_in_threadpool(services.cameras.list))
     if problems:
         raise _unprocessable(problems)
 

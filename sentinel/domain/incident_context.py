@@ -67,6 +67,12 @@ def _ordered(incident: Incident, members: Sequence[EventState]) -> list[EventSta
     return [by_id[i] for i in incident.members if i in by_id]
 
 
+def _zones_line(incident: Incident) -> str:
+    if not incident.zones:
+        return ""
+    return "\n- zones entered: " + ", ".join(incident.zones)
+
+
 def members_summary(members: Sequence[EventState], tz: tzinfo) -> str:
     """One line per member, at most ``MAX_MEMBER_LINES`` (the longest in view, in incident
     order), then one line counting the others by label."""
@@ -126,7 +132,7 @@ def incident_context(
         ended_at=incident.ended_at,
         local_time=local.strftime("%A %H:%M %Z"),
         dwell_s=max(0.0, (end - incident.started_at).total_seconds()),
-        path_summary=members_summary(ordered, tz),
+        path_summary=members_summary(ordered, tz) + _zones_line(incident),
         recent_events=tuple(incident_line(r, tz) for r in recent if r.id != incident.id),
         site_notes=site_notes,
         incident_id=incident.id,

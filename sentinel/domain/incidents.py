@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
+from sentinel.domain.scene import SceneEvent, SceneEventKind
 from sentinel.domain.types import EventChange, EventState
 
 # Namespace of the deterministic incident ids (uuid5), apart from the events' one.
@@ -61,6 +62,7 @@ class IncidentChangeKind(StrEnum):
 class MaterialKind(StrEnum):
     NEW_LABEL = "new_label"
     DWELL = "dwell"
+    ZONE = "zone"  # a member entered a zone the incident had not been in
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +90,8 @@ class Incident:
     """One incident's state, as the tracker emits it and the store keeps it.
 
     ``members`` are event ids in the order they joined; ``labels`` the members' labels in the
-    order they first appeared; ``zones`` stays empty until zones exist; ``key_frames`` are the
+    order they first appeared; ``zones`` the camera's zones its members entered, in the order
+    they were first entered (a continuation starts without them); ``key_frames`` are the
     best member snapshots, best first; ``revision`` grows with every emitted state.
     """
 
@@ -164,6 +167,9 @@ def dwell_s(event: EventState) -> float:
     return max(0.0, (end - event.started_at).total_seconds())
 
 
+_IN_ZONE = frozenset({SceneEventKind.ENTER, SceneEventKind.DWELL})
+
+
 class _Open:
     """Tracker-side state of the open incident."""
 
@@ -176,6 +182,7 @@ class _Open:
         self.revision = revision
         self.members: dict[str, EventState] = {}
         self.labels: list[str] = []
+        self.zones: list[str] = []
         self.crossed: dict[str, int] = {}
 
     @property
@@ -260,6 +267,33 @@ class IncidentTracker:
             out.append(self._emit(kind, self._open, None, tuple(material)))
         return out
 
+    def on_scene(self, events: Sequence[SceneEvent]) -> list[IncidentChange]:
+        """Fold a frame's scene events into the open incident: a member in a zone the
+        incident had not been in (entering it, or dwelling there from before its event opened)
+        adds the zone, a material change (the agent judges anew).
+
+        Returns:
+            The incident change to persist (none when nothing changed).
+        """
+        inc = self._open
+        if inc is None:
+            return []
+        material: list[MaterialChange] = []
+        for event in events:
+            if (
+                event.kind not in _IN_ZONE
+                or event.zone is None
+                or event.event_id not in inc.members
+                or event.zone in inc.zones
+            ):
+                continue
+            inc.zones.append(event.zone)
+            detail = f"a {event.label} entered the zone {event.zone!r}"
+            material.append(MaterialChange(MaterialKind.ZONE, event.event_id, event.label, detail))
+        if not material:
+            return []
+        return [self._emit(IncidentChangeKind.UPDATED, inc, None, tuple(material))]
+
     def adopt(
         self, incidents: Sequence[tuple[Incident, Sequence[EventState]]], now: datetime
     ) -> list[IncidentChange]:
@@ -302,6 +336,7 @@ class IncidentTracker:
             if member.ended_at is None:
                 self._active[member.id] = member
         state.labels = list(inc.labels)
+        state.zones = list(inc.zones)
         for member in state.members.values():
             if member.label not in state.labels:
                 state.labels.append(member.label)
@@ -415,6 +450,7 @@ class IncidentTracker:
             members=tuple(inc.members),
             labels=tuple(inc.labels),
             key_frames=tuple(KeyFrame(m.id, m.label, m.score, m.best_at) for m in best),
+            zones=tuple(inc.zones),
             previous_id=inc.previous_id,
             revision=inc.revision,
         )

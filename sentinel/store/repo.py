@@ -260,7 +260,10 @@ class EventRepository(Repository):
 
 
 class CameraRepository(Repository):
-    """Stores camera configs (JSON) by camera id.
+    """Stores camera configs (JSON) by camera id, and each camera's scene as edited through
+    the API: :meth:`get` and :meth:`list` give the config with that scene's keys (zones,
+    lines, masks) in place of the config's own, while :meth:`upsert` (the config file's
+    cameras, written at every start) leaves the edited scene alone.
 
     Args:
         engine: An engine from ``sentinel.store.db.make_engine`` on a migrated database.
@@ -293,6 +296,41 @@ class CameraRepository(Repository):
         with self._engine.begin() as conn:
             conn.execute(stmt)
 
+    def set_scene(self, camera_id: str, scene: dict[str, Any] | None) -> bool:
+        """Replace the camera's edited scene (its keys win over the config's), or with None
+        go back to the config's own. Returns whether the camera exists.
+
+        Raises:
+            TypeError: If ``scene`` is not a dict (or None) or not JSON-serialisable.
+        """
+        if scene is not None and not isinstance(scene, dict):
+            raise TypeError(f"scene must be a dict or None, but got {type(scene).__name__}")
+        encoded = None if scene is None else json.dumps(scene, sort_keys=True)
+        stmt = (
+            sa.update(CAMERAS)
+            .where(CAMERAS.c.id == camera_id)
+            .values(scene=encoded, updated_at=self._clock())
+        )
+        with self._engine.begin() as conn:
+            return conn.execute(stmt).rowcount > 0
+
+    def get_own(self, camera_id: str) -> dict[str, Any] | None:
+        """A camera's config as written (its edited scene left out), or None."""
+        with self._engine.connect() as conn:
+            raw = conn.execute(
+                sa.select(CAMERAS.c.config).where(CAMERAS.c.id == camera_id)
+            ).scalar_one_or_none()
+        return None if raw is None else _load_config(raw)
+
+    def scene_edited(self, camera_id: str) -> bool:
+        """Whether the camera's scene was edited through the API (False: the config's own, or
+        no such camera)."""
+        with self._engine.connect() as conn:
+            scene = conn.execute(
+                sa.select(CAMERAS.c.scene).where(CAMERAS.c.id == camera_id)
+            ).scalar_one_or_none()
+        return scene is not None
+
     def delete(self, camera_id: str) -> bool:
         """Delete a camera's config; returns whether there was one. Its events are kept."""
         with self._engine.begin() as conn:
@@ -302,20 +340,27 @@ class CameraRepository(Repository):
     def get(self, camera_id: str) -> dict[str, Any] | None:
         """A camera's config, or None if there is no such camera."""
         with self._engine.connect() as conn:
-            raw = conn.execute(
-                sa.select(CAMERAS.c.config).where(CAMERAS.c.id == camera_id)
-            ).scalar_one_or_none()
-        return None if raw is None else _load_config(raw)
+            row = conn.execute(
+                sa.select(CAMERAS.c.config, CAMERAS.c.scene).where(CAMERAS.c.id == camera_id)
+            ).first()
+        return None if row is None else _load_config(row.config, row.scene)
 
     def list(self) -> builtins.list[tuple[str, dict[str, Any]]]:
         """All cameras as ``(camera_id, config)``, sorted by id."""
         with self._engine.connect() as conn:
-            rows = conn.execute(sa.select(CAMERAS.c.id, CAMERAS.c.config).order_by(CAMERAS.c.id))
-            return [(row.id, _load_config(row.config)) for row in rows]
+            rows = conn.execute(
+                sa.select(CAMERAS.c.id, CAMERAS.c.config, CAMERAS.c.scene).order_by(CAMERAS.c.id)
+            )
+            return [(row.id, _load_config(row.config, row.scene)) for row in rows]
 
 
-def _load_config(raw: str) -> dict[str, Any]:
+def _load_config(raw: str, scene: str | None = None) -> dict[str, Any]:
     config = json.loads(raw)
     if not isinstance(config, dict):
         raise ValueError(f"stored camera config is not a JSON object: {raw[:80]!r}")
+    if scene is not None:
+        edited = json.loads(scene)
+        if not isinstance(edited, dict):
+            raise ValueError(f"stored camera scene is not a JSON object: {scene[:80]!r}")
+        config.update(edited)
     return config

@@ -58,12 +58,15 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
 
 
 class CameraRow(SQLModel, table=True):
-    """One configured camera; ``config`` is the camera's config dict as JSON text."""
+    """One configured camera; ``config`` is the camera's config dict as JSON text; ``scene``
+    its zones, lines and masks as last edited through the API (JSON), which win over the
+    config's own (NULL: the config's)."""
 
     __tablename__ = "cameras"
 
     id: str = Field(sa_column=sa.Column(sa.String(64), primary_key=True))
     config: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
+    scene: str | None = Field(default=None, sa_column=sa.Column(sa.Text(), nullable=True))
     created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
     updated_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
 

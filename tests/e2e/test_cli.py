@@ -176,6 +176,13 @@ def test_rules_raise_alerts_with_their_explanation(
         overlay = c.get("/api/v1/cameras/pets/latest.jpg", params={"overlay": "zones"})
         assert overlay.status_code == 200 and overlay.headers["content-type"] == "image/jpeg"
 
+        # Incidents know the zones their members walked into.
+        def in_footpath() -> list[dict[str, object]]:
+            items = c.get("/api/v1/incidents", params={"limit": 500}).json()["items"]
+            return [i for i in items if "footpath" in i["zones"]]
+
+        wait_for(in_footpath, timeout=120, interval=3, what="an incident in the footpath zone")
+
 
 @pytest.mark.timeout(900)
 def test_alerts_carry_llm_summaries(running: tuple[str, subprocess.Popen[str], str]) -> None:

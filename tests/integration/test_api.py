@@ -210,6 +210,50 @@ def test_camera_scene_and_overlay(client: TestClient, control: FakeControl) -> N
     assert broken.status_code == 502 and "decoded" in broken.json()["detail"]
 
 
+def test_camera_scene_edit(client: TestClient, control: FakeControl, services: Services) -> None:
+    body = {"id": "yard", "source": "/tmp/yard.mp4"}
+    assert client.post("/api/v1/cameras", json=body).status_code == 201
+    r = client.put("/api/v1/cameras/yard/scene", json=SCENE)
+    assert r.status_code == 200, r.text
+    assert {key: r.json()[key] for key in SCENE} == SCENE
+    got = client.get("/api/v1/cameras/yard").json()
+    assert {key: got[key] for key in SCENE} == SCENE
+    assert control.started_ids == ["yard", "yard"]  # restarted with its new scene
+    # The config file's cameras are written again at each start: the edited scene stays.
+    services.cameras.upsert("yard", {"id": "yard", "source": "/tmp/yard.mp4", "detect_fps": 2})
+    got = client.get("/api/v1/cameras/yard").json()
+    assert got["zones"] == SCENE["zones"] and got["detect_fps"] == 2
+
+    # A rule on the footpath zone: a scene without it is refused, naming the rule.
+    rule = {
+        "name": "Footpath",
+        "cameras": ["yard"],
+        "conditions": {"event": "enter", "zone": "footpath"},
+    }
+    assert client.post("/api/v1/rules", json=rule).status_code == 201
+    r = client.put("/api/v1/cameras/yard/scene", json={**SCENE, "zones": []})
+    assert r.status_code == 409 and "'Footpath'" in r.json()["detail"], r.text
+    assert "zone 'footpath' is not defined" in r.json()["detail"]
+    assert client.delete("/api/v1/cameras/yard/scene").status_code == 409  # the config has none
+    assert client.get("/api/v1/cameras/yard").json()["zones"] == SCENE["zones"]
+    # Bad geometry is a 422 in FastAPI's shape, and changes nothing.
+    crossed = [[0.1, 0.1], [0.9, 0.9], [0.9, 0.1], [0.1, 0.9]]
+    r = client.put(
+        "/api/v1/cameras/yard/scene", json={"zones": [{"name": "z", "polygon": crossed}]}
+    )
+    assert r.status_code == 422 and isinstance(r.json()["detail"], list), r.text
+    assert control.started_ids == ["yard", "yard"]
+
+    [stored] = client.get("/api/v1/rules").json()
+    assert client.delete(f"/api/v1/rules/{stored['id']}").status_code == 204
+    r = client.delete("/api/v1/cameras/yard/scene")
+    assert r.status_code == 200, r.text
+    assert r.json()["zones"] == [] and r.json()["object_masks"] == []
+    assert not services.cameras.scene_edited("yard")
+    assert client.put("/api/v1/cameras/attic/scene", json=SCENE).status_code == 404
+    assert client.delete("/api/v1/cameras/attic/scene").status_code == 404
+
+
 @pytest.mark.parametrize(
     ("scene", "message"),
     [

@@ -493,6 +493,9 @@ def _requests(w: World, method: str, path: str) -> list[dict[str, Any]]:
             }
         },
         "POST /api/v1/arming": {"json": {"mode": "night"}},
+        "PUT /api/v1/cameras/{camera_id}/scene": {
+            "json": {"motion_masks": [{"polygon": [[0.0, 0.0], [0.2, 0.0], [0.2, 0.2]]}]}
+        },
         "GET /api/v1/cameras/{camera_id}/recordings": {
             "params": {"since": T0.isoformat(), "until": (T0 + timedelta(hours=1)).isoformat()}
         },

@@ -17,6 +17,7 @@ from sqlmodel import SQLModel
 
 from sentinel.domain.rule_model import ArmingMode, Conditions, Rule
 from sentinel.store.db import alembic_config, make_engine, migrate
+from sentinel.store.repo import CameraRepository
 from sentinel.store.rule_repo import (
     AlreadyDecided,
     RuleConflict,
@@ -205,5 +206,33 @@ def test_migration_0010_keeps_old_suggestions_and_downgrades(db_url: str) -> Non
             assert conn.execute(sa.text("SELECT id FROM rulegen_suggestions")).scalars().all() == [
                 "old"
             ]
+    finally:
+        engine.dispose()
+
+
+def test_migration_0011_adds_and_drops_the_camera_scene(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            command.upgrade(alembic_config(conn), "0010")
+            conn.commit()
+        with engine.begin() as conn:  # a camera in 0010's shape
+            conn.execute(
+                sa.text(
+                    "INSERT INTO cameras (id, config, created_at, updated_at) "
+                    "VALUES ('gate', '{\"id\": \"gate\"}', :at, :at)"
+                ),
+                {"at": T0},
+            )
+        migrate(engine)
+        cameras = CameraRepository(engine)
+        assert cameras.get("gate") == {"id": "gate"} and not cameras.scene_edited("gate")
+        assert cameras.set_scene("gate", {"zones": []})
+        with engine.connect() as conn:
+            command.downgrade(alembic_config(conn), "0010")
+            conn.commit()
+        assert "scene" not in {c["name"] for c in sa.inspect(engine).get_columns("cameras")}
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT id FROM cameras")).scalars().all() == ["gate"]
     finally:
         engine.dispose()

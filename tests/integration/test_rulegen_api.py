@@ -269,9 +269,14 @@ def test_accept_a_tightening_writes_the_next_version(client: TestClient, bikes: 
     assert (after["backtest"]["matched"], after["backtest"]["precision"]) == (3, 1.0)
 
 
-def test_accept_a_mask_returns_it(client: TestClient, bikes: str) -> None:
+def test_accept_a_mask_puts_it_in_the_cameras_scene(
+    client: TestClient, bikes: str, services: Services
+) -> None:
     run(client)
     [mask] = by_kind(client)["mask"]
+    control = services.control
+    assert isinstance(control, FakeControl)
+    restarts = control.started_ids.count("gate")
     r = client.post(f"{SUGGESTIONS}/{mask['id']}/accept")
     assert r.status_code == 200, r.text
     body = r.json()
@@ -280,6 +285,23 @@ def test_accept_a_mask_returns_it(client: TestClient, bikes: str) -> None:
     assert body["suggestion"]["status"] == "accepted"
     assert client.get(RULES).json()[0]["name"] == "Bikes"  # no rule was written
     assert len(client.get(RULES).json()) == 1
+    # The camera runs with it: its edited scene holds the mask, and it was restarted.
+    camera = client.get("/api/v1/cameras/gate").json()
+    assert camera["object_masks"] == [mask["proposal"]["object_mask"]]
+    assert camera["zones"] == [] and camera["lines"] == []
+    assert control.started_ids.count("gate") == restarts + 1
+    assert services.cameras.scene_edited("gate")
+
+
+def test_accepting_a_mask_for_a_camera_that_is_gone_is_409_and_stays_open(
+    client: TestClient, bikes: str
+) -> None:
+    run(client)
+    [mask] = by_kind(client)["mask"]
+    assert client.delete("/api/v1/cameras/gate").status_code == 204
+    r = client.post(f"{SUGGESTIONS}/{mask['id']}/accept")
+    assert r.status_code == 409 and "no longer exists" in r.json()["detail"]
+    assert client.get(f"{SUGGESTIONS}/{mask['id']}").json()["status"] == "suggested"
 
 
 def test_reject(client: TestClient, bikes: str, admin: AuthedUser) -> None:

@@ -359,3 +359,23 @@ def test_camera_repository_crud(store_engine: Engine) -> None:
     with pytest.raises(TypeError):
         repo.upsert("bad", {"when": datetime.now(UTC)})
     assert [camera for camera, _ in repo.list()] == ["a_cam", "front_door"]
+
+
+def test_camera_scene_edits_win_over_the_config_until_dropped(store_engine: Engine) -> None:
+    repo = CameraRepository(store_engine)
+    config = {"id": "gate", "source": "/v.mp4", "zones": [{"name": "file"}], "lines": []}
+    repo.upsert("gate", config)
+    assert not repo.scene_edited("gate")
+    scene = {"zones": [{"name": "drawn"}], "object_masks": [{"polygon": [[0, 0]]}]}
+    assert repo.set_scene("gate", scene)
+    assert repo.scene_edited("gate")
+    assert repo.get("gate") == {**config, **scene}
+    assert repo.list() == [("gate", {**config, **scene})]
+    assert repo.get_own("gate") == config
+    repo.upsert("gate", {**config, "detect_fps": 2})  # the config file, written again
+    assert repo.get("gate") == {**config, "detect_fps": 2, **scene}
+    assert repo.set_scene("gate", None)
+    assert repo.get("gate") == {**config, "detect_fps": 2} and not repo.scene_edited("gate")
+    assert not repo.set_scene("attic", scene) and repo.get_own("attic") is None
+    with pytest.raises(TypeError):
+        repo.set_scene("gate", [])  # type: ignore[arg-type]

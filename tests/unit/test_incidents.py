@@ -26,6 +26,7 @@ from sentinel.domain.incidents import (
 )
 from sentinel.domain.policy import AlertPolicy
 from sentinel.domain.prompts import DEFAULT_SYSTEM_PROMPT, DEFAULT_USER_TEMPLATE, render
+from sentinel.domain.scene import SceneEvent, SceneEventKind
 from sentinel.domain.types import Box, EventChange, EventChangeKind, EventState
 
 T0 = datetime(2026, 3, 1, 22, 0, tzinfo=UTC)
@@ -236,6 +237,70 @@ def test_material_changes_new_label_and_dwell_once() -> None:
     assert "120 s" in longer[0].material[0].detail
 
 
+def scene(kind: SceneEventKind, key: str | None, zone: str | None, s: float) -> SceneEvent:
+    event_id = None if key is None else f"ev-{key}"
+    return SceneEvent(kind, "cam", 1, event_id, "person", 0.8, at(s), zone=zone)
+
+
+@pytest.mark.parametrize(
+    ("frames", "zones", "material"),
+    [
+        ([[]], (), []),
+        ([[scene(SceneEventKind.ENTER, "a", "gate", 1)]], ("gate",), ["gate"]),
+        (  # dwelling counts too (the zone was entered before the event opened)
+            [[scene(SceneEventKind.DWELL, "a", "gate", 1)]],
+            ("gate",),
+            ["gate"],
+        ),
+        (  # each zone once, in the order first entered
+            [
+                [scene(SceneEventKind.ENTER, "a", "gate", 1)],
+                [
+                    scene(SceneEventKind.DWELL, "a", "gate", 2),
+                    scene(SceneEventKind.ENTER, "a", "path", 2),
+                ],
+                [scene(SceneEventKind.ENTER, "a", "gate", 3)],
+            ],
+            ("gate", "path"),
+            ["gate", "path"],
+        ),
+        (  # not a member, no event yet, exits, crossings and frame-wide sightings add nothing
+            [
+                [
+                    scene(SceneEventKind.ENTER, "zz", "gate", 1),
+                    scene(SceneEventKind.ENTER, None, "gate", 1),
+                    scene(SceneEventKind.EXIT, "a", "gate", 1),
+                    scene(SceneEventKind.SEEN, "a", None, 1),
+                ]
+            ],
+            (),
+            [],
+        ),
+    ],
+)
+def test_zones_entered_by_members(
+    frames: list[list[SceneEvent]], zones: tuple[str, ...], material: list[str]
+) -> None:
+    tracker = IncidentTracker("cam", "e", CFG)
+    tracker.on_changes([opened(a0)], at(0))
+    changes = [c for frame in frames for c in tracker.on_scene(frame)]
+    assert all(c.kind is IncidentChangeKind.UPDATED for c in changes)
+    assert [m.detail.rsplit(" ", 1)[-1].strip("'") for c in changes for m in c.material] == material
+    assert all(m.kind is MaterialKind.ZONE for c in changes for m in c.material)
+    assert tracker.current is not None and tracker.current.zones == zones
+
+
+def test_zones_without_an_open_incident_and_after_adoption() -> None:
+    tracker = IncidentTracker("cam", "e", CFG)
+    assert tracker.on_scene([scene(SceneEventKind.ENTER, "a", "gate", 1)]) == []
+    tracker.on_changes([opened(a0)], at(0))
+    stored = tracker.on_scene([scene(SceneEventKind.ENTER, "a", "gate", 1)])[-1].incident
+    after = IncidentTracker("cam", "run-2", CFG)
+    after.adopt([(stored, [ev("a", 0, 8)])], at(10))
+    assert after.current is not None and after.current.zones == ("gate",)
+    assert after.on_scene([scene(SceneEventKind.ENTER, "a", "gate", 11)]) == []
+
+
 def test_key_frames_are_the_best_members() -> None:
     tracker = IncidentTracker("cam", "e", replace(CFG, key_frames=2))
     batch = [opened(ev(k, 0, 0, score=s)) for k, s in (("a", 0.5), ("b", 0.9), ("c", 0.7))]
@@ -338,6 +403,15 @@ def test_incident_context_holds_members_labels_time_and_history() -> None:
     variables = ctx.variables()
     assert variables["site_notes"] == "nobody works at night"
     assert variables["camera_description"] == "the back yard"
+    zoned = incident_context(
+        replace(incident, zones=("gate", "shed")),
+        members,
+        event_id="ev-p",
+        camera_name="Yard",
+        camera_description="the back yard",
+        tz=tz,
+    )
+    assert zoned.path_summary.splitlines()[2] == "- zones entered: gate, shed"
 
 
 def test_incident_context_needs_a_member() -> None:
