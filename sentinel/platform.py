@@ -278,29 +278,19 @@ def start(settings: Settings, *, timeout_s: float = 180.0) -> Any:
     ray.get(supervisor.ping.remote(), timeout=timeout_s)
     ray.get(supervisor.reconcile.remote(), timeout=timeout_s)
     if settings.agent.enabled:
-        worker = AgentWorkerActor.options(  # type: ignore[attr-defined]
-            name=AGENT_WORKER_NAME,
-            namespace=settings.namespace,
-            lifetime="detached",
-            get_if_exists=True,
-        ).remote(runtime_of(settings))
-        ray.get(worker.start.remote(), timeout=timeout_s)
-    retention = RetentionActor.options(  # type: ignore[attr-defined]
-        name=RETENTION_NAME,
-        namespace=settings.namespace,
-        lifetime="detached",
-        get_if_exists=True,
-    ).remote(runtime_of(settings))
-    ray.get(retention.start.remote(), timeout=timeout_s)
+        _start_detached(AgentWorkerActor, AGENT_WORKER_NAME, settings, timeout_s)
+    _start_detached(RetentionActor, RETENTION_NAME, settings, timeout_s)
     if settings.rulegen.enabled:
-        rulegen = RuleGenActor.options(  # type: ignore[attr-defined]
-            name=RULEGEN_NAME,
-            namespace=settings.namespace,
-            lifetime="detached",
-            get_if_exists=True,
-        ).remote(runtime_of(settings))
-        ray.get(rulegen.start.remote(), timeout=timeout_s)
+        _start_detached(RuleGenActor, RULEGEN_NAME, settings, timeout_s)
     return supervisor
+
+
+def _start_detached(actor_class: Any, name: str, settings: Settings, timeout_s: float) -> None:
+    """Gets or creates the named detached actor of the platform and starts its loop."""
+    actor = actor_class.options(
+        name=name, namespace=settings.namespace, lifetime="detached", get_if_exists=True
+    ).remote(runtime_of(settings))
+    ray.get(actor.start.remote(), timeout=timeout_s)
 
 
 def stop(
