@@ -28,6 +28,7 @@ class EventPublic(RecordView):
     last_seen_at: datetime
     box: list[float] = Field(description="[x1, y1, x2, y2] of the best frame, in pixels.")
     best_at: datetime
+    zones: list[str] = Field(description="The camera's zones it was in, in order first entered.")
     snapshot_url: str | None
 
     @classmethod

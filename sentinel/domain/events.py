@@ -184,6 +184,15 @@ class EventBuilder:
                 changes.append(change)
         return changes
 
+    def note_zone(self, track_id: int, zone: str) -> EventChange | None:
+        """The track's event was in ``zone``: an UPDATED change when that is new to the event
+        (so the stored event says where it went), else None (also for a track without one)."""
+        event = self._open.get(track_id)
+        if event is None or zone in event.state.zones:
+            return None
+        event.state.zones.append(zone)
+        return EventChange(EventChangeKind.UPDATED, _copy(event.state))
+
     def adopt(self, events: Sequence[EventState], now: datetime) -> None:
         """Take over events the store still has open for this camera (after a restart).
 
@@ -318,7 +327,7 @@ class EventBuilder:
 
 def _copy(state: EventState) -> EventState:
     """A snapshot of ``state`` the caller may keep while the builder goes on mutating its own."""
-    return replace(state, path=list(state.path))
+    return replace(state, path=list(state.path), zones=list(state.zones))
 
 
 def _seconds(delta: timedelta) -> float:

@@ -24,7 +24,7 @@ from sentinel.domain.appearance import appearance
 from sentinel.domain.events import EventBuilder, EventConfig
 from sentinel.domain.masks import ObjectMask
 from sentinel.domain.motion import MotionConfig, MotionDecision, MotionGate
-from sentinel.domain.scene import SceneEvent
+from sentinel.domain.scene import SceneEvent, SceneEventKind
 from sentinel.domain.tracking import Track, Tracker, TrackerConfig, TrackerUpdate
 from sentinel.domain.types import Detection, EventChange, EventState
 from sentinel.domain.zones import Line, SceneObject, Zone, ZoneTracker
@@ -175,8 +175,7 @@ class FramePipeline:
             kept = [replace(d, appearance=appearance(frame, d.box)) for d in kept]
         update = self._tracker.update(kept, ts)
         changes = self._events.on_update(update, ts, wall)
-        self._scene(ts, wall)
-        return changes
+        return changes + self._scene(ts, wall)
 
     def on_skipped(self, ts: float, wall: datetime) -> list[EventChange]:
         """Account for a frame that passed without a detector call: age out lost tracks.
@@ -195,8 +194,7 @@ class FramePipeline:
             return []
         update = TrackerUpdate(removed=self._tracker.age_out(ts))
         changes = self._events.on_update(update, ts, wall)
-        self._scene(ts, wall)
-        return changes
+        return changes + self._scene(ts, wall)
 
     def adopt(self, events: Sequence[EventState], wall: datetime) -> None:
         """Take over the events the store still has open for this camera (after a restart).
@@ -248,9 +246,10 @@ class FramePipeline:
             return not any(m.hides(label, box, width, height) for m in self.config.object_masks)
         return True
 
-    def _scene(self, ts: float, wall: datetime) -> None:
+    def _scene(self, ts: float, wall: datetime) -> list[EventChange]:
         """Feed the zone tracker this frame's confirmed tracks (matched now: visible). Without
-        zones or lines it still reports ``SEEN`` (rules on "a person in view" need no zone)."""
+        zones or lines it still reports ``SEEN`` (rules on "a person in view" need no zone).
+        Returns the changes of events that are in a zone for the first time."""
         objects = [
             SceneObject(
                 track_id=t.id,
@@ -267,6 +266,16 @@ class FramePipeline:
         # frame has no visible object to place: the fallback size is never used to place one.
         width, height = self._size if self._size is not None else (1, 1)
         self._scene_events = tuple(self._zones.update(objects, width, height, wall))
+        changes = []
+        for event in self._scene_events:
+            if event.kind in _IN_ZONE and event.zone is not None:
+                change = self._events.note_zone(event.track_id, event.zone)
+                if change is not None:
+                    changes.append(change)
+        return changes
+
+
+_IN_ZONE = frozenset({SceneEventKind.ENTER, SceneEventKind.DWELL})
 
 
 def _check_wall(wall: datetime) -> None:

@@ -100,6 +100,8 @@ class EventState:
     ended_at: datetime | None = None
     hits: int = 0
     path: list[tuple[float, float]] = field(default_factory=list)
+    # The camera's zones the object has been in, in the order it first was in each.
+    zones: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

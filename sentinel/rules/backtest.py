@@ -68,7 +68,8 @@ class RuleFilter:
     Attributes:
         camera_ids: Cameras it watches; empty: all.
         labels: Labels it alerts on; empty: all.
-        zones: Zones (the history's ``zone`` column) it alerts in; empty: any, "no zone" too.
+        zones: Zones it alerts in: a row matches when the object was in one of them (the
+            history's ``zones`` column, else its ``zone``); empty: any, "no zone" too.
         min_score: Lowest detection score it accepts.
         hours_of_week: Local hours of the week it is active (0 = Monday 00:00, see
             :func:`hours_of_week`); None: always.
@@ -264,7 +265,15 @@ def _rule_match(
     if flt.labels:
         match = match & batch["label"].astype(str).isin(flt.labels).to_numpy()
     if flt.zones:
-        match = match & batch["zone"].astype(object).isin(flt.zones).to_numpy()
+        if "zones" in batch.columns:
+            wanted = flt.zones
+            # Tuples here, arrays once Ray Data's Arrow blocks carried them, None for none.
+            inside = batch["zones"].map(
+                lambda zs: zs is not None and bool(wanted.intersection(list(zs)))
+            )
+            match = match & inside.to_numpy(dtype=bool)
+        else:
+            match = match & batch["zone"].astype(object).isin(flt.zones).to_numpy()
     if flt.hours_of_week is not None:
         if flt.timezone not in cache:
             local = started.dt.tz_convert(flt.timezone)

@@ -5,10 +5,11 @@ joined on ``alerts.event_id``; an incident's alert is joined to the member event
 it, so its verdict counts once). The columns are :data:`sentinel.rules.mining.EVENT_COLUMNS`
 plus :data:`EXTRA_COLUMNS`.
 
+Zones: ``zones`` is every zone the object was in (``events.zones``), and ``zone`` the first of
+them, the one the activity profiles and rule suggestions count it in (None: no zone, also for
+events stored before zones were recorded, "" after :func:`sentinel.rules.mining.prepare`).
+
 Not stored yet, so the loader says so rather than guessing:
-- ``zone``: events do not record the zone they were in (incidents keep a list per incident, not
-  per event); the column is always None, so zone-specific rules are suggested for the whole
-  view ("" after :func:`sentinel.rules.mining.prepare`).
 - ``rule_id``: the operator's rule that raised the alert exists only once the alerts table has
   a ``rule_id`` column (``with_rule_id=True``); before that it is None and no tightening can be
   suggested.
@@ -16,6 +17,8 @@ Not stored yet, so the loader says so rather than guessing:
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -27,7 +30,7 @@ from sentinel.rules.mining import EVENT_COLUMNS
 __all__ = ["EXTRA_COLUMNS", "HISTORY_COLUMNS", "Dialect", "history_frame", "history_sql"]
 
 Dialect = Literal["postgresql", "sqlite"]
-EXTRA_COLUMNS = ("event_id", "dwell_s", "alerted", "rule_id", "started_s")
+EXTRA_COLUMNS = ("event_id", "dwell_s", "alerted", "rule_id", "started_s", "zones")
 HISTORY_COLUMNS = (*EVENT_COLUMNS, *EXTRA_COLUMNS)
 SHARD_COLUMN = "shard"
 _EPOCH = pd.Timestamp(0, tz="UTC")
@@ -53,7 +56,7 @@ def history_sql(
     sql = (
         "SELECT e.id AS event_id, e.camera_id, e.label, e.score, e.started_at, "
         "e.last_seen_at, e.box,\n"
-        "       CAST(NULL AS VARCHAR(64)) AS zone, a.verdict, a.alert AS alerted, "
+        "       e.zones, a.verdict, a.alert AS alerted, "
         f"{rule} AS rule_id"
         f"{shard if dialect == 'postgresql' else ''}\n"
         "FROM events AS e LEFT JOIN alerts AS a ON a.event_id = e.id"
@@ -84,6 +87,7 @@ def history_frame(
     """
     frame = raw if isinstance(raw, pd.DataFrame) else pd.DataFrame(list(raw), columns=list(columns))
     started = pd.to_datetime(frame["started_at"], utc=True, format="mixed")
+    zones = frame["zones"].astype(object).map(_zone_list)
     last_seen = pd.to_datetime(frame["last_seen_at"], utc=True, format="mixed")
     out = pd.DataFrame(
         {
@@ -92,13 +96,14 @@ def history_frame(
             "score": frame["score"].astype(float),
             "started_at": started,
             "box": frame["box"].astype(object),
-            "zone": _objects(frame["zone"]),
+            "zone": _objects(zones.map(lambda zs: zs[0] if zs else None)),
             "verdict": _objects(frame["verdict"]),
             "event_id": frame["event_id"].astype(str),
             "dwell_s": (last_seen - started).dt.total_seconds(),
             "alerted": frame["alerted"].astype(object).map(_flag).astype(bool),
             "rule_id": _objects(frame["rule_id"]),
             "started_s": (started - _EPOCH).dt.total_seconds(),
+            "zones": zones,
         },
         index=frame.index,
     )
@@ -109,6 +114,14 @@ def _objects(column: pd.Series) -> pd.Series:
     """Python objects with None for SQL NULL (pandas/arrow may bring NaN or <NA>)."""
     values = column.astype(object)
     return values.where(values.notna(), None)
+
+
+def _zone_list(value: object) -> tuple[str, ...]:
+    """``events.zones`` (JSON text; NULL for events stored before zones were) as a tuple."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ()
+    parsed = json.loads(str(value))
+    return tuple(str(z) for z in parsed) if isinstance(parsed, list) else ()
 
 
 def _flag(value: object) -> bool:

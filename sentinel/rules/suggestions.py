@@ -303,8 +303,8 @@ def rule_filter(rule: Rule) -> tuple[bt.RuleFilter, list[str]]:
     what the history cannot tell (so the figures are read for what they are).
 
     The history has one row per tracked object, so every event kind is tried as "the object
-    was seen"; zones are not recorded per event, so a zone condition is left out (the figures
-    are for the whole view); the arming mode at the time is not recorded (armed throughout).
+    was seen" (in the rule's zone, when it names one: the zones each event was in); the arming
+    mode at the time is not recorded (armed throughout).
     """
     c = rule.conditions
     notes: list[str] = []
@@ -315,7 +315,8 @@ def rule_filter(rule: Rule) -> tuple[bt.RuleFilter, list[str]]:
         )
     if c.zone is not None:
         notes.append(
-            f"events do not record zones: zone {c.zone!r} is left out (figures for the whole view)"
+            f"zone {c.zone!r}: objects that were in it (events stored before zones were "
+            "recorded count as in no zone)"
         )
     if c.line is not None or c.direction is not None:
         notes.append("line crossings are not in the history: the line condition is left out")
@@ -334,6 +335,7 @@ def rule_filter(rule: Rule) -> tuple[bt.RuleFilter, list[str]]:
     flt = bt.RuleFilter(
         camera_ids=frozenset(rule.cameras),
         labels=frozenset(c.labels),
+        zones=frozenset() if c.zone is None else frozenset({c.zone}),
         min_score=c.min_score,
         hours_of_week=hours,
         timezone=timezone,

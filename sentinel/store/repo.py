@@ -58,6 +58,7 @@ class StoredEvent:
     path: tuple[tuple[float, float], ...]
     snapshot_key: str | None
     updated_at: datetime
+    zones: tuple[str, ...] = ()
 
     def to_state(self) -> EventState:
         """The pipeline's view of this event (drops ``snapshot_key`` and ``updated_at``)."""
@@ -74,6 +75,7 @@ class StoredEvent:
             ended_at=self.ended_at,
             hits=self.hits,
             path=list(self.path),
+            zones=list(self.zones),
         )
 
 
@@ -103,6 +105,7 @@ def _to_event(row: sa.RowMapping) -> StoredEvent:
         path=tuple((float(x), float(y)) for x, y in path),
         snapshot_key=row["snapshot_key"],
         updated_at=row["updated_at"],
+        zones=tuple(str(z) for z in json.loads(row["zones"] or "[]")),
     )
 
 
@@ -146,6 +149,7 @@ class EventRepository(Repository):
             "best_at": state.best_at,
             "hits": int(state.hits),
             "path": json.dumps([[float(x), float(y)] for x, y in state.path]),
+            "zones": json.dumps(list(state.zones)),
             "snapshot_key": snapshot_key,
             "updated_at": self._clock(),
         }

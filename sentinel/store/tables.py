@@ -75,7 +75,8 @@ class EventRow(SQLModel, table=True):
     """One event (a tracked object's appearance), as last upserted by the pipeline.
 
     ``box`` is the best frame's box as JSON ``[x1, y1, x2, y2]``; ``path`` is the track's path as
-    JSON ``[[x, y], ...]``.
+    JSON ``[[x, y], ...]``; ``zones`` the camera's zones it was in, JSON ``["name", ...]`` (NULL
+    for events stored before zones were recorded).
     """
 
     __tablename__ = "events"
@@ -95,6 +96,7 @@ class EventRow(SQLModel, table=True):
     best_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
     hits: int = Field(sa_column=sa.Column(sa.Integer(), nullable=False))
     path: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
+    zones: str | None = Field(default=None, sa_column=sa.Column(sa.Text(), nullable=True))
     snapshot_key: str | None = Field(default=None, sa_column=sa.Column(sa.String(1024)))
     updated_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
 

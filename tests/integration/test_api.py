@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -110,7 +111,7 @@ def test_since_until_window(client: TestClient, services: Services) -> None:
 
 
 def test_event_fields_and_snapshot(client: TestClient, services: Services) -> None:
-    ev = _event(1, ended=False)
+    ev = replace(_event(1, ended=False), zones=["gate", "path"])
     key = snapshot_key("a", ev.id)
     services.objects.put(key, b"\xff\xd8jpeg", "image/jpeg")
     services.events.upsert(ev, key)
@@ -128,6 +129,7 @@ def test_event_fields_and_snapshot(client: TestClient, services: Services) -> No
     ):
         assert field in body
     assert body["ended_at"] is None and body["box"] == [10, 20, 50, 120]
+    assert body["zones"] == ["gate", "path"]
     snap = client.get(body["snapshot_url"])
     assert snap.status_code == 200 and snap.headers["content-type"] == "image/jpeg"
     assert snap.content == b"\xff\xd8jpeg"

@@ -59,6 +59,7 @@ def make_state(
         ended_at=None if ended is None else at(ended),
         hits=3,
         path=[(60.0, 120.0), (61.5, 121.0)],
+        zones=["porch", "door"],
     )
 
 

@@ -169,6 +169,25 @@ def test_pipeline_reports_scene_events() -> None:
     assert pipeline.zone_counts("middle") == {}
 
 
+def test_events_record_the_zones_they_were_in() -> None:
+    """The walker of the test above, through two zones: its event says where it went, written
+    by a change on the frame it first is in each (an update, not waiting for the next one)."""
+    middle = Zone("middle", ((0.3, 0.4), (0.6, 0.4), (0.6, 0.8), (0.3, 0.8)), inertia=2)
+    right = Zone("right", ((0.7, 0.4), (1.0, 0.4), (1.0, 0.8), (0.7, 0.8)), inertia=1)
+    pipeline = FramePipeline(CAM, "e1", PipelineConfig(zones=(middle, right)))
+    written: list[tuple[float, EventChangeKind, list[str]]] = []
+    for i in range(30):
+        ts = round(i * 0.2, 6)
+        for change in pipeline.on_detections([det(100 + 100 * ts, 300)], ts, wall(ts), FRAME):
+            written.append((ts, change.kind, change.event.zones))
+    assert (1.6, EventChangeKind.UPDATED, ["middle"]) in written  # entered at 1.6 s
+    assert (4.6, EventChangeKind.UPDATED, ["middle", "right"]) in written  # x = 560 px at 4.6 s
+    assert written[0][2] == []  # opened before it was in a zone
+    assert pipeline.open_events()[0].zones == ["middle", "right"]
+    (closed,) = pipeline.close_all(wall(7.0))
+    assert closed.event.zones == ["middle", "right"]
+
+
 def test_scene_events_on_skipped_frames_and_close() -> None:
     zone = Zone("all", ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)), inertia=1)
     pipeline = FramePipeline(CAM, "e1", PipelineConfig(zones=(zone,)))

@@ -127,6 +127,18 @@ def test_night_rule_counted_by_hand() -> None:
     assert stay.per_day == 0.5
 
 
+def test_every_zone_an_object_was_in_counts() -> None:
+    plain = history()
+    zones: list[tuple[str, ...] | None] = [(z,) if z else () for z in plain["zone"]]
+    listed = plain.assign(zones=pd.Series(zones, dtype=object))
+    assert backtest(listed, FILTERS) == backtest(plain, FILTERS)
+    # Row 14 walked over the lawn into the drive, row 15 had no zone recorded: 14 now counts.
+    zones[13], zones[14] = ("lawn", "drive"), None
+    listed = plain.assign(zones=pd.Series(zones, dtype=object))
+    night = backtest(listed, FILTERS)[0]
+    assert (night.matched, night.true_positives, night.false_positives) == (10, 5, 3)
+
+
 def test_car_mask_counted_by_hand() -> None:
     mask = backtest(history(), FILTERS)[2]
     # Rows 22-26 (25 on the border counts); 27 is a person, 28-29 outside, 30 unknown.

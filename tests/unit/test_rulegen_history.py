@@ -17,7 +17,7 @@ RAW_COLUMNS = [
     "started_at",
     "last_seen_at",
     "box",
-    "zone",
+    "zones",
     "verdict",
     "alerted",
     "rule_id",
@@ -32,6 +32,7 @@ def test_postgres_query_has_a_shard_column_and_a_placeholder() -> None:
     assert sql.endswith("WHERE e.started_at >= %s")
     assert params == (since,)
     assert "CAST(NULL AS VARCHAR(36)) AS rule_id" in sql
+    assert "e.zones," in sql
 
 
 def test_sqlite_query_compares_utc_text() -> None:
@@ -59,7 +60,8 @@ def test_history_sql_refuses(dialect: str, since: datetime | None, message: str)
 def test_rows_from_sqlite_become_the_history_frame() -> None:
     rows = [
         ("e1", "gate", "person", 0.9, "2024-05-01 12:00:00.000000",
-         "2024-05-01 12:00:30.500000", "[1, 2, 3, 4]", None, "false_positive", 1, None),
+         "2024-05-01 12:00:30.500000", "[1, 2, 3, 4]", '["door", "path"]', "false_positive", 1,
+         None),
         ("e2", "gate", "car", 0.5, "2024-05-01 13:00:00.000000",
          "2024-05-01 13:00:00.000000", "[1, 2, 3, 4]", None, None, None, None),
     ]  # fmt: skip
@@ -71,7 +73,10 @@ def test_rows_from_sqlite_become_the_history_frame() -> None:
     ]
     assert frame["dwell_s"].tolist() == [30.5, 0.0]
     assert frame["alerted"].tolist() == [True, False]
-    assert frame["zone"].tolist() == [None, None]
+    # The first zone it was in counts for the profiles; a backtest sees them all. NULL (an event
+    # stored before zones were recorded) is no zone.
+    assert frame["zone"].tolist() == ["door", None]
+    assert frame["zones"].tolist() == [("door", "path"), ()]
     assert frame["verdict"].tolist() == ["false_positive", None]
     assert frame["rule_id"].tolist() == [None, None]
     assert frame["started_s"].iloc[0] == datetime(2024, 5, 1, 12, tzinfo=UTC).timestamp()

@@ -43,7 +43,7 @@ def seeded_history() -> pd.DataFrame:
                 "started_at": at,
                 "last_seen_at": at + timedelta(seconds=5),
                 "box": box_with_bottom_centre(x, y),
-                "zone": None,
+                "zones": None,
                 "verdict": extra.get("verdict"),
                 "alerted": extra.get("alerted", False),
                 "rule_id": extra.get("rule_id"),
