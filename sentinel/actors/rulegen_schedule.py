@@ -24,7 +24,7 @@ from sentinel.actors.supervisor import SUPERVISOR_NAME
 from sentinel.config import RuleGenConfig
 from sentinel.rules.job import StoreCounts, frame_sizes, history_since, store_suggestions
 from sentinel.rules.rulegen import RuleGenSettings
-from sentinel.rules.schedule import next_run
+from sentinel.rules.schedule import AUDIT_ACTION, AUDIT_ACTOR, next_run
 from sentinel.store.audit_repo import AuditRepository
 from sentinel.store.db import make_engine
 from sentinel.store.rule_repo import SuggestionRepository
@@ -32,8 +32,6 @@ from sentinel.store.rule_repo import SuggestionRepository
 logger = logging.getLogger(__name__)
 
 RULEGEN_NAME = "sentinel-rulegen"
-AUDIT_ACTOR = "rulegen"
-AUDIT_ACTION = "rulegen.run"
 
 Statuses = Callable[[], Mapping[str, Mapping[str, Any]]]
 

@@ -90,12 +90,14 @@ class RuleGenServices:
         history_days: The history window in days, ending now; None: all of it.
         engine: The engine's name, as reported ("pandas" or "ray").
         run: The mining engine; None: the pandas engine on the API's own process.
+        interval_s: Seconds between the scheduled runs; None: no schedule.
     """
 
     settings: RuleGenSettings = field(default_factory=RuleGenSettings)
     history_days: float | None = 28.0
     engine: str = "pandas"
     run: RuleGenRunner | None = None
+    interval_s: float | None = None
 
 
 @dataclass

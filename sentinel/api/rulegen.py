@@ -54,7 +54,9 @@ from sentinel.rules.job import (
     store_suggestions,
 )
 from sentinel.rules.rulegen import RuleGenSettings, Suggestion
+from sentinel.rules.schedule import AUDIT_ACTION, AUDIT_ACTOR, next_run
 from sentinel.rules.suggestions import ACCEPTED, REJECTED, NotOpen, decide, proposed_rule, tightened
+from sentinel.store.audit_repo import AuditRepository
 from sentinel.store.camera_secrets import public_camera
 from sentinel.store.rule_repo import (
     AlreadyDecided,
@@ -365,6 +367,45 @@ async def backtest(
         events=tested.events,
         backtest=figures,
         notes=[*notes, *tested.notes],
+    )
+
+
+class ScheduledRun(BaseModel):
+    at: datetime = Field(description="When it started.")
+    outcome: str = Field(description="success or error.")
+    detail: dict[str, Any] = Field(description="Counts (found, created, ...) or the error.")
+
+
+class RuleGenStatus(BaseModel):
+    engine: str
+    interval_s: float | None = Field(description="Between scheduled runs; null: no schedule.")
+    last_run: ScheduledRun | None = Field(description="The last scheduled run, if any.")
+    next_run: datetime | None = Field(
+        description="When the next scheduled run is due; null without a schedule, or before "
+        "the first (due first_run_after_s after the platform started)."
+    )
+
+
+@router.get("/rulegen/status", response_model=RuleGenStatus, summary="RuleGen's schedule")
+async def rulegen_status(services: ServicesDep, principal: Reader) -> RuleGenStatus:
+    """The last scheduled run (from the audit log, so any process's) and the next one."""
+    config = services.rulegen
+    entries, _ = await run_in_threadpool(
+        lambda: AuditRepository(services.engine).list(
+            actor=AUDIT_ACTOR, action=AUDIT_ACTION, limit=1
+        )
+    )
+    last = entries[0] if entries else None
+    due = None
+    if config.interval_s is not None and last is not None:
+        due = next_run(last.at, datetime.now(UTC), config.interval_s)
+    return RuleGenStatus(
+        engine=config.engine,
+        interval_s=config.interval_s,
+        last_run=None
+        if last is None
+        else ScheduledRun(at=last.at, outcome=last.outcome, detail=dict(last.detail)),
+        next_run=due,
     )
 
 

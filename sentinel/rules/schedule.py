@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-__all__ = ["next_run"]
+__all__ = ["AUDIT_ACTION", "AUDIT_ACTOR", "next_run"]
+
+# How a scheduled run is written in the audit log (the schedule counts from the last one).
+AUDIT_ACTOR = "rulegen"
+AUDIT_ACTION = "rulegen.run"
 
 
 def next_run(

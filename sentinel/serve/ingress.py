@@ -54,6 +54,7 @@ def rulegen_services(db_url: str, config: RuleGenConfig) -> RuleGenServices:
         history_days=config.history_days,
         engine=config.engine,
         run=run,
+        interval_s=config.interval_s if config.enabled else None,
     )
 
 

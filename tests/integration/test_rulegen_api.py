@@ -17,13 +17,16 @@ from sentinel.api.deps import RuleGenServices, Services
 from sentinel.domain.alerts import AlertDecision, DecidedBy, Severity
 from sentinel.domain.types import Box, EventState
 from sentinel.gateway.roles import Role
+from sentinel.rules.schedule import AUDIT_ACTION, AUDIT_ACTOR
 from sentinel.store.alert_repo import AlertRepository
+from sentinel.store.audit_repo import AuditRepository
 from tests.utils.auth import AuthedUser, add_user
 from tests.utils.services import FakeControl, make_services
 
 SUGGESTIONS = "/api/v1/rules/suggestions"
 RULES = "/api/v1/rules"
 RUN = "/api/v1/rulegen/run"
+STATUS = "/api/v1/rulegen/status"
 T0 = datetime(2024, 5, 6, tzinfo=UTC)  # a Monday
 # The history runs from the first person (Monday 08:00) to the last (Sunday 19:00).
 DAYS = (6 * 24 + 11) / 24
@@ -401,3 +404,33 @@ def test_tightening_a_deleted_rule_is_409_and_stays_open(client: TestClient, bik
     assert r.status_code == 409, r.text
     assert r.json()["detail"] == f"rule {bikes} no longer exists"
     assert client.get(f"{SUGGESTIONS}/{tight['id']}").json()["status"] == "suggested"
+
+
+def test_status_shows_the_last_scheduled_run_and_the_next(
+    client: TestClient, services: Services
+) -> None:
+    status = client.get(STATUS)
+    assert status.status_code == 200, status.text
+    assert status.json() == {
+        "engine": "pandas",
+        "interval_s": None,
+        "last_run": None,
+        "next_run": None,
+    }
+    services.rulegen.interval_s = 6 * 3600.0
+    assert client.get(STATUS).json()["next_run"] is None  # before the first run
+    ran = datetime.now(UTC) - timedelta(hours=1)
+    AuditRepository(services.engine).append(
+        actor=AUDIT_ACTOR,
+        action=AUDIT_ACTION,
+        target="",
+        client="internal",
+        outcome="success",
+        detail={"found": 3, "created": 2, "updated": 1, "kept": 0, "engine": "pandas"},
+        at=ran,
+    )
+    client.post(RUN)  # a run by hand is not the schedule's
+    body = client.get(STATUS).json()
+    assert body["last_run"]["outcome"] == "success" and body["last_run"]["detail"]["found"] == 3
+    assert datetime.fromisoformat(body["last_run"]["at"]) == ran
+    assert datetime.fromisoformat(body["next_run"]) == ran + timedelta(hours=6)

@@ -111,7 +111,8 @@ def test_the_platform_runs_rulegen_on_its_schedule(sentinel_stack: Stack) -> Non
     log) on the Ray engine, and waits a day for the next."""
     import ray
 
-    from sentinel.actors.rulegen_schedule import AUDIT_ACTOR, RULEGEN_NAME
+    from sentinel.actors.rulegen_schedule import RULEGEN_NAME
+    from sentinel.rules.schedule import AUDIT_ACTOR
     from sentinel.store.audit_repo import AuditRepository
     from sentinel.store.db import make_engine
     from tests.integration.conftest import wait_for

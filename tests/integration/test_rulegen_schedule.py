@@ -10,9 +10,10 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 
-from sentinel.actors.rulegen_schedule import AUDIT_ACTION, AUDIT_ACTOR, ScheduledRuleGen
+from sentinel.actors.rulegen_schedule import ScheduledRuleGen
 from sentinel.config import RuleGenConfig, Settings
 from sentinel.rules.job import StoreCounts
+from sentinel.rules.schedule import AUDIT_ACTION, AUDIT_ACTOR
 from sentinel.store.audit_repo import AuditRepository
 from sentinel.store.rule_repo import SuggestionRepository
 from tests.integration.test_rulegen_job import seed
