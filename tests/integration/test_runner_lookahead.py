@@ -66,7 +66,7 @@ def _runner(clip: Path, detector: _SlowDetector, sink: _Sink) -> CameraRunner:
 
 def test_next_frame_is_detected_while_this_one_is_tracked(clip: Path) -> None:
     # Slow enough that the reader keeps the next frame queued on a busy machine too.
-    detector, sink = _SlowDetector(0.05), _Sink()
+    detector, sink = _SlowDetector(0.1), _Sink()
     runner = _runner(clip, detector, sink)
     tracked: list[float] = []
     on_detections = runner.pipeline.on_detections
@@ -82,8 +82,9 @@ def test_next_frame_is_detected_while_this_one_is_tracked(clip: Path) -> None:
     assert asyncio.run(runner.run()) is CameraState.FINISHED
     counters = runner.stats.counters
     assert detector.most_in_flight == 2 and max(ahead) == 1  # one frame ahead, never more
-    # The reader keeps frames queued, so nearly every frame has its successor in flight.
-    assert sum(ahead) >= 0.8 * len(ahead), ahead
+    # The reader keeps frames queued, so most frames have their successor in flight (a
+    # reader starved of CPU by a busy machine can still miss a few).
+    assert sum(ahead) >= 0.7 * len(ahead), ahead
     assert tracked == sorted(tracked) and len(set(tracked)) == len(tracked)
     assert counters.frames_sampled == len(tracked) == counters.detector_calls == detector.calls
     assert counters.frames_sampled >= 25  # 6 s at 5 fps

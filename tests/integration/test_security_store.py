@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -360,8 +361,11 @@ def test_migration_0002_upgrades_a_populated_0001_database(db_url: str) -> None:
             command.downgrade(alembic_config(conn), "0001")
             conn.commit()
         assert not sa.inspect(engine).has_table("audit_log")
-        assert CameraRepository(engine).get("front") == {"url": "rtsp://cam/1"}
+        with engine.connect() as conn:  # 0001's shape: read it as such (no later columns)
+            raw = conn.execute(sa.text("SELECT config FROM cameras WHERE id = 'front'")).scalar()
+        assert json.loads(raw) == {"url": "rtsp://cam/1"}
         migrate(engine)
+        assert CameraRepository(engine).get("front") == {"url": "rtsp://cam/1"}
         assert AuditRepository(engine).head() == (0, GENESIS_HASH)
     finally:
         engine.dispose()
