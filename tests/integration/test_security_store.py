@@ -363,7 +363,7 @@ def test_migration_0002_upgrades_a_populated_0001_database(db_url: str) -> None:
         assert not sa.inspect(engine).has_table("audit_log")
         with engine.connect() as conn:  # 0001's shape: read it as such (no later columns)
             raw = conn.execute(sa.text("SELECT config FROM cameras WHERE id = 'front'")).scalar()
-        assert json.loads(raw) == {"url": "rtsp://cam/1"}
+        assert json.loads(str(raw)) == {"url": "rtsp://cam/1"}
         migrate(engine)
         assert CameraRepository(engine).get("front") == {"url": "rtsp://cam/1"}
         assert AuditRepository(engine).head() == (0, GENESIS_HASH)
