@@ -19,7 +19,6 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from sentinel.domain.incidents import IncidentChange, IncidentConfig, IncidentTracker
-from sentinel.domain.scene import SceneEvent, SceneEventKind
 from sentinel.domain.types import EventChange, EventState
 from sentinel.store.incident_repo import IncidentRepository
 from sentinel.store.repo import EventRepository
@@ -64,13 +63,6 @@ class IncidentKeeper:
         wall = max(c.event.ended_at or c.event.last_seen_at for c in changes)
         self._adopt(wall)
         self._save(self.tracker.on_changes(changes, wall))
-
-    def on_scene(self, events: Sequence[SceneEvent]) -> None:
-        """Fold a frame's scene events (zones entered) into the open incident and store it."""
-        if not any(e.kind in (SceneEventKind.ENTER, SceneEventKind.DWELL) for e in events):
-            return
-        self._adopt(max(e.at for e in events))
-        self._save(self.tracker.on_scene(events))
 
     def incident_of(self, event_id: str) -> str | None:
         """The open incident ``event_id`` is a member of, if any."""

@@ -26,7 +26,6 @@ from sentinel.actors.rule_engine import CameraRules
 from sentinel.config import CameraConfig
 from sentinel.domain.pipeline import FramePipeline
 from sentinel.domain.render import Overlay, encode_jpeg
-from sentinel.domain.scene import SceneEvent
 from sentinel.domain.sources import SourceKind, redact_source
 from sentinel.domain.stats import CameraState, CameraStats
 from sentinel.domain.types import DetectResult, EventChange, EventChangeKind, EventState
@@ -56,14 +55,11 @@ class EventSink(Protocol):
 
 
 class IncidentClock(Protocol):
-    """Lets time close or split incidents between event changes, and zones entered grow
-    them (an ``IncidentKeeper``)."""
+    """Lets time close or split incidents between event changes (an ``IncidentKeeper``)."""
 
     def due(self, wall: datetime) -> bool: ...
 
     def tick(self, wall: datetime) -> None: ...
-
-    def on_scene(self, events: Sequence[SceneEvent]) -> None: ...
 
     def close_all(self, wall: datetime) -> None: ...
 
@@ -387,13 +383,8 @@ class CameraRunner:
             self.recording.wanted = self.pipeline.has_open_events
         if changes or (self.has_backlog and time.monotonic() >= self._retry_at):
             await self._persist(changes, item)
-        if self.incidents is not None:
-            incidents = self.incidents
-            if self.pipeline.scene_events:
-                scene = self.pipeline.scene_events
-                await self._incidents_at(item.wall, lambda _: incidents.on_scene(scene))
-            if incidents.due(item.wall):
-                await self._incidents_at(item.wall, incidents.tick)
+        if self.incidents is not None and self.incidents.due(item.wall):
+            await self._incidents_at(item.wall, self.incidents.tick)
         if self.rules is not None:
             await self._apply_rules(self.rules)
 

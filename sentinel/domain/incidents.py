@@ -24,7 +24,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
-from sentinel.domain.scene import SceneEvent, SceneEventKind
 from sentinel.domain.types import EventChange, EventState
 
 # Namespace of the deterministic incident ids (uuid5), apart from the events' one.
@@ -62,7 +61,7 @@ class IncidentChangeKind(StrEnum):
 class MaterialKind(StrEnum):
     NEW_LABEL = "new_label"
     DWELL = "dwell"
-    ZONE = "zone"  # a member entered a zone the incident had not been in
+    ZONE = "zone"  # a member was in a zone the incident had not been in
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +89,8 @@ class Incident:
     """One incident's state, as the tracker emits it and the store keeps it.
 
     ``members`` are event ids in the order they joined; ``labels`` the members' labels in the
-    order they first appeared; ``zones`` the camera's zones its members entered, in the order
-    they were first entered (a continuation starts without them); ``key_frames`` are the
+    order they first appeared; ``zones`` the camera's zones its members were in (their events'
+    ``zones``), in the order they first appeared; ``key_frames`` are the
     best member snapshots, best first; ``revision`` grows with every emitted state.
     """
 
@@ -165,9 +164,6 @@ def dwell_s(event: EventState) -> float:
     """Seconds ``event`` has been (or was) in view."""
     end = event.ended_at or event.last_seen_at
     return max(0.0, (end - event.started_at).total_seconds())
-
-
-_IN_ZONE = frozenset({SceneEventKind.ENTER, SceneEventKind.DWELL})
 
 
 class _Open:
@@ -267,33 +263,6 @@ class IncidentTracker:
             out.append(self._emit(kind, self._open, None, tuple(material)))
         return out
 
-    def on_scene(self, events: Sequence[SceneEvent]) -> list[IncidentChange]:
-        """Fold a frame's scene events into the open incident: a member in a zone the
-        incident had not been in (entering it, or dwelling there from before its event opened)
-        adds the zone, a material change (the agent judges anew).
-
-        Returns:
-            The incident change to persist (none when nothing changed).
-        """
-        inc = self._open
-        if inc is None:
-            return []
-        material: list[MaterialChange] = []
-        for event in events:
-            if (
-                event.kind not in _IN_ZONE
-                or event.zone is None
-                or event.event_id not in inc.members
-                or event.zone in inc.zones
-            ):
-                continue
-            inc.zones.append(event.zone)
-            detail = f"a {event.label} entered the zone {event.zone!r}"
-            material.append(MaterialChange(MaterialKind.ZONE, event.event_id, event.label, detail))
-        if not material:
-            return []
-        return [self._emit(IncidentChangeKind.UPDATED, inc, None, tuple(material))]
-
     def adopt(
         self, incidents: Sequence[tuple[Incident, Sequence[EventState]]], now: datetime
     ) -> list[IncidentChange]:
@@ -340,6 +309,7 @@ class IncidentTracker:
         for member in state.members.values():
             if member.label not in state.labels:
                 state.labels.append(member.label)
+            state.zones.extend(z for z in member.zones if z not in state.zones)
         if not state.members:  # nothing left to judge it by: close it as stored
             closed = replace(inc, ended_at=inc.last_seen_at, revision=inc.revision + 1)
             return [*out, IncidentChange(IncidentChangeKind.CLOSED, closed)]
@@ -384,6 +354,12 @@ class IncidentTracker:
                 material.append(
                     MaterialChange(MaterialKind.NEW_LABEL, ev.id, ev.label, f"a {ev.label} joined")
                 )
+        for zone in ev.zones:
+            if zone not in inc.zones:
+                inc.zones.append(zone)
+                if announce:
+                    detail = f"a {ev.label} entered the zone {zone!r}"
+                    material.append(MaterialChange(MaterialKind.ZONE, ev.id, ev.label, detail))
         inc.members[ev.id] = ev
         before = inc.crossed.get(ev.id, 0)
         after = self._crossed(ev)

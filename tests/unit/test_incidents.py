@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -26,7 +27,6 @@ from sentinel.domain.incidents import (
 )
 from sentinel.domain.policy import AlertPolicy
 from sentinel.domain.prompts import DEFAULT_SYSTEM_PROMPT, DEFAULT_USER_TEMPLATE, render
-from sentinel.domain.scene import SceneEvent, SceneEventKind
 from sentinel.domain.types import Box, EventChange, EventChangeKind, EventState
 
 T0 = datetime(2026, 3, 1, 22, 0, tzinfo=UTC)
@@ -237,68 +237,46 @@ def test_material_changes_new_label_and_dwell_once() -> None:
     assert "120 s" in longer[0].material[0].detail
 
 
-def scene(kind: SceneEventKind, key: str | None, zone: str | None, s: float) -> SceneEvent:
-    event_id = None if key is None else f"ev-{key}"
-    return SceneEvent(kind, "cam", 1, event_id, "person", 0.8, at(s), zone=zone)
+def zoned(key: str, last: float, zones: list[str], **kw: Any) -> EventState:
+    return replace(ev(key, 0, last, **kw), zones=list(zones))
 
 
 @pytest.mark.parametrize(
-    ("frames", "zones", "material"),
+    ("updates", "zones", "material"),
     [
-        ([[]], (), []),
-        ([[scene(SceneEventKind.ENTER, "a", "gate", 1)]], ("gate",), ["gate"]),
-        (  # dwelling counts too (the zone was entered before the event opened)
-            [[scene(SceneEventKind.DWELL, "a", "gate", 1)]],
-            ("gate",),
-            ["gate"],
-        ),
+        ([], (), []),
+        ([["gate"]], ("gate",), ["gate"]),
         (  # each zone once, in the order first entered
-            [
-                [scene(SceneEventKind.ENTER, "a", "gate", 1)],
-                [
-                    scene(SceneEventKind.DWELL, "a", "gate", 2),
-                    scene(SceneEventKind.ENTER, "a", "path", 2),
-                ],
-                [scene(SceneEventKind.ENTER, "a", "gate", 3)],
-            ],
+            [["gate"], ["gate", "path"], ["gate", "path"]],
             ("gate", "path"),
             ["gate", "path"],
-        ),
-        (  # not a member, no event yet, exits, crossings and frame-wide sightings add nothing
-            [
-                [
-                    scene(SceneEventKind.ENTER, "zz", "gate", 1),
-                    scene(SceneEventKind.ENTER, None, "gate", 1),
-                    scene(SceneEventKind.EXIT, "a", "gate", 1),
-                    scene(SceneEventKind.SEEN, "a", None, 1),
-                ]
-            ],
-            (),
-            [],
         ),
     ],
 )
 def test_zones_entered_by_members(
-    frames: list[list[SceneEvent]], zones: tuple[str, ...], material: list[str]
+    updates: list[list[str]], zones: tuple[str, ...], material: list[str]
 ) -> None:
     tracker = IncidentTracker("cam", "e", CFG)
     tracker.on_changes([opened(a0)], at(0))
-    changes = [c for frame in frames for c in tracker.on_scene(frame)]
+    changes = [
+        c
+        for i, member_zones in enumerate(updates, start=1)
+        for c in tracker.on_changes([updated(zoned("a", i, member_zones))], at(i))
+    ]
     assert all(c.kind is IncidentChangeKind.UPDATED for c in changes)
     assert [m.detail.rsplit(" ", 1)[-1].strip("'") for c in changes for m in c.material] == material
     assert all(m.kind is MaterialKind.ZONE for c in changes for m in c.material)
     assert tracker.current is not None and tracker.current.zones == zones
 
 
-def test_zones_without_an_open_incident_and_after_adoption() -> None:
+def test_zones_of_an_opening_member_other_cameras_and_adoption() -> None:
     tracker = IncidentTracker("cam", "e", CFG)
-    assert tracker.on_scene([scene(SceneEventKind.ENTER, "a", "gate", 1)]) == []
-    tracker.on_changes([opened(a0)], at(0))
-    stored = tracker.on_scene([scene(SceneEventKind.ENTER, "a", "gate", 1)])[-1].incident
+    (first,) = tracker.on_changes([opened(zoned("a", 0, ["gate"]))], at(0))
+    assert first.incident.zones == ("gate",) and first.material == ()  # it opens: judged anyway
+    assert tracker.on_changes([updated(zoned("x", 1, ["pool"], camera="other"))], at(1)) == []
     after = IncidentTracker("cam", "run-2", CFG)
-    after.adopt([(stored, [ev("a", 0, 8)])], at(10))
-    assert after.current is not None and after.current.zones == ("gate",)
-    assert after.on_scene([scene(SceneEventKind.ENTER, "a", "gate", 11)]) == []
+    after.adopt([(first.incident, [zoned("a", 8, ["gate", "path"])])], at(10))
+    assert after.current is not None and after.current.zones == ("gate", "path")
 
 
 def test_key_frames_are_the_best_members() -> None:
