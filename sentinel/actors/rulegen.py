@@ -10,7 +10,6 @@ suggestion repository's job, not this one's.
 from __future__ import annotations
 
 import sqlite3
-from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -23,6 +22,7 @@ import sqlalchemy as sa
 
 from sentinel.rules import backtest as bt
 from sentinel.rules.history import SHARD_COLUMN, Dialect, history_sql
+from sentinel.rules.job import has_rule_id, run_job
 from sentinel.rules.rulegen import (
     ALERT_COLUMNS,
     Candidate,
@@ -35,7 +35,6 @@ from sentinel.rules.rulegen import (
     plain_batch,
     prepare_batch,
     results,
-    run_pandas,
 )
 from sentinel.store.db import make_engine
 
@@ -79,14 +78,6 @@ class DbConnect:
         return psycopg.connect(**params)
 
 
-def _has_rule_id(url: str) -> bool:
-    engine = make_engine(url)
-    try:
-        return "rule_id" in {c["name"] for c in sa.inspect(engine).get_columns("alerts")}
-    finally:
-        engine.dispose()
-
-
 def run_rulegen(
     dsn: str,
     *,
@@ -115,19 +106,16 @@ def run_rulegen(
     if engine not in ("ray", "pandas"):
         raise ValueError(f"engine must be 'ray' or 'pandas', but got {engine!r}")
     settings = settings or RuleGenSettings()
+    store = make_engine(dsn)
+    try:
+        if engine == "pandas":
+            return run_job(store, settings, since=since)
+        with_rule_id = has_rule_id(store)
+    finally:
+        store.dispose()
     connect = DbConnect.from_url(dsn)
-    sql, params = history_sql(connect.dialect, since=since, with_rule_id=_has_rule_id(dsn))
-    if engine == "pandas":
-        return run_pandas(_read_all(connect, sql, params), settings)
+    sql, params = history_sql(connect.dialect, since=since, with_rule_id=with_rule_id)
     return _run_ray(connect, sql, params, settings, parallelism)
-
-
-def _read_all(connect: DbConnect, sql: str, params: tuple[Any, ...]) -> pd.DataFrame:
-    with closing(connect()) as conn:
-        cursor = conn.cursor()
-        cursor.execute(sql, params)
-        columns = [d[0] for d in cursor.description]
-        return pd.DataFrame.from_records(cursor.fetchall(), columns=columns)
 
 
 def _run_ray(

@@ -32,6 +32,7 @@ __all__ = [
     "StoreCounts",
     "backtest_rule",
     "frame_sizes",
+    "has_rule_id",
     "history_since",
     "load_history",
     "run_job",
@@ -68,11 +69,14 @@ def frame_sizes(statuses: Mapping[str, Mapping[str, object]]) -> dict[str, tuple
     return out
 
 
+def has_rule_id(engine: Engine) -> bool:
+    """Whether the store's alerts name their rule (``history_sql``'s ``with_rule_id``)."""
+    return "rule_id" in {c["name"] for c in sa.inspect(engine).get_columns("alerts")}
+
+
 def load_history(engine: Engine, *, since: datetime | None = None) -> pd.DataFrame:
     """The history rows (``history_sql``'s columns) of a migrated store."""
-    dialect = _dialect(engine)
-    with_rule_id = "rule_id" in {c["name"] for c in sa.inspect(engine).get_columns("alerts")}
-    sql, params = history_sql(dialect, since=since, with_rule_id=with_rule_id)
+    sql, params = history_sql(_dialect(engine), since=since, with_rule_id=has_rule_id(engine))
     with engine.connect() as conn:
         result = conn.exec_driver_sql(sql, params)
         columns = list(result.keys())
