@@ -146,13 +146,14 @@ async def apply_scene(
         after = {**before[camera_id], **edited}
     cameras = {**before, camera_id: after}
     rules = await run_in_threadpool(RuleRepository(services.engine).list)
-    broken = [
-        f"rule {s.rule.name!r} ({s.rule.id}): {problem}"
-        for s in rules
-        if s.rule.applies_to(camera_id)
-        for problem in camera_problems(s.rule, cameras.items())
-        if problem not in camera_problems(s.rule, before.items())  # only what this breaks
-    ]
+    broken = []
+    for stored in (s for s in rules if s.rule.applies_to(camera_id)):
+        already = set(camera_problems(stored.rule, before.items()))  # only what this breaks
+        broken += [
+            f"rule {stored.rule.name!r} ({stored.rule.id}): {problem}"
+            for problem in camera_problems(stored.rule, cameras.items())
+            if problem not in already
+        ]
     if broken:
         raise HTTPException(409, "the scene would break rules: " + "; ".join(broken))
     if not await run_in_threadpool(services.cameras.set_scene, camera_id, edited):

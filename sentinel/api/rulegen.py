@@ -22,22 +22,26 @@ import dataclasses
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request, Security
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from sentinel.api.cameras import apply_scene
 from sentinel.api.deps import Services, ServicesDep
 from sentinel.api.rules import (
+    Admin,
+    Reader,
     RuleId,
     RulePublic,
+    SiteAdmin,
     _audit,
     _check_writable,
     _require_rule,
     _unprocessable,
     _validate,
 )
-from sentinel.api.security import allowed_cameras, authorize, authorize_every_camera
+from sentinel.api.rules import Tester as HistoryReader
+from sentinel.api.security import allowed_cameras
 from sentinel.config import (
     MAX_SCENE_ITEMS,
     SCENE_FIELDS,
@@ -45,7 +49,7 @@ from sentinel.config import (
     CameraScene,
     ObjectMaskConfig,
 )
-from sentinel.gateway.roles import ADMIN, ALERTS_READ, EVENTS_READ, Principal
+from sentinel.gateway.roles import Principal
 from sentinel.rules.job import (
     backtest_rule,
     frame_sizes,
@@ -69,10 +73,6 @@ from sentinel.store.rule_repo import (
 router = APIRouter(tags=["rulegen"])
 
 SuggestionId = Annotated[str, Path(max_length=64)]
-Reader = Annotated[Principal, Security(authorize, scopes=[ALERTS_READ])]
-HistoryReader = Annotated[Principal, Security(authorize, scopes=[ALERTS_READ, EVENTS_READ])]
-Admin = Annotated[Principal, Security(authorize, scopes=[ADMIN])]
-SiteAdmin = Annotated[Principal, Security(authorize_every_camera, scopes=[ADMIN])]
 Days = Annotated[
     float | None,
     Query(gt=0, le=3650, description="History window in days, ending now; default: the site's."),
