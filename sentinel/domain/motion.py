@@ -8,7 +8,7 @@ the changed fraction is taken over the pixels left.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -60,11 +60,16 @@ class MotionDecision:
         reason: Why: ``"first frame"``, ``"reset"`` (frame size changed), ``"gate off"``,
             ``"tracking"``, ``"motion"``, ``"refresh"`` (``max_idle_s`` elapsed) or ``"idle"``
             (no detection).
+        mask: Which pixels of the gray frame changed against the background (``(H, W)``
+            bool, masked pixels never set); ``None`` on the first frame and after a reset,
+            when there is no background to compare with. Region planning and stationary
+            objects read it.
     """
 
     motion: float
     detect: bool
     reason: str
+    mask: NDArray[np.bool_] | None = field(default=None, compare=False, repr=False)
 
 
 class MotionGate:
@@ -125,15 +130,15 @@ class MotionGate:
         background += self.config.alpha * frame
 
         if not self.config.enabled:
-            return self._decide(motion, t, "gate off")
+            return self._decide(motion, t, "gate off", changed)
         if tracking:
-            return self._decide(motion, t, "tracking")
+            return self._decide(motion, t, "tracking", changed)
         if motion >= self.config.threshold:
-            return self._decide(motion, t, "motion")
+            return self._decide(motion, t, "motion", changed)
         last = self._last_detect_t
         if last is None or t - last >= self.config.max_idle_s:
-            return self._decide(motion, t, "refresh")
-        return MotionDecision(motion=motion, detect=False, reason="idle")
+            return self._decide(motion, t, "refresh", changed)
+        return MotionDecision(motion=motion, detect=False, reason="idle", mask=changed)
 
     def _keep_mask(self, shape: tuple[int, ...]) -> NDArray[np.bool_] | None:
         """False on the masked pixels of a frame of ``shape``; None without masks."""
@@ -145,9 +150,11 @@ class MotionGate:
             self._kept = int(np.count_nonzero(self._keep))
         return self._keep
 
-    def _decide(self, motion: float, t: float, reason: str) -> MotionDecision:
+    def _decide(
+        self, motion: float, t: float, reason: str, mask: NDArray[np.bool_] | None = None
+    ) -> MotionDecision:
         self._last_detect_t = t
-        return MotionDecision(motion=motion, detect=True, reason=reason)
+        return MotionDecision(motion=motion, detect=True, reason=reason, mask=mask)
 
 
 def box_blur3(gray: NDArray[np.uint8]) -> NDArray[np.float32]:
