@@ -51,6 +51,8 @@ def runtime_of(settings: Settings) -> dict[str, Any]:
         "reconcile_interval_s": settings.reconcile_interval_s,
         "data_dir": str(settings.data_dir.resolve()),
         "event_journal_bytes": int(settings.event_journal_mb * 1024 * 1024),
+        # Cameras letterbox their frames to the detector's input themselves.
+        "detector_input_size": settings.detector.input_size,
         "redis_url": settings.redis_url,
         "auth": settings.auth.model_dump(mode="json"),
         "agent": settings.agent.model_dump(mode="json"),

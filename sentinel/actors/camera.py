@@ -21,7 +21,8 @@ from sentinel.actors.rule_alerts import RuleAlerts
 from sentinel.actors.rule_engine import CameraRules
 from sentinel.actors.runner import CameraRunner
 from sentinel.actors.sink import StoreSink
-from sentinel.config import AgentSettings, CameraConfig
+from sentinel.config import AgentSettings, CameraConfig, DetectorSettings
+from sentinel.domain.boxes import letterbox_u8
 from sentinel.domain.stats import CameraState
 from sentinel.domain.types import DetectResult, EventState
 from sentinel.store.alert_repo import AgentQueue, AlertRepository
@@ -92,6 +93,7 @@ class CameraActor:
             if self.config.detect
             else None
         )
+        self.input_size = int(runtime.get("detector_input_size", DetectorSettings().input_size))
         # A fresh epoch per actor run keeps track ids of different runs apart; events still
         # open from a previous run are adopted instead of duplicated (see FramePipeline.adopt).
         agent = AgentSettings(**runtime["agent"])
@@ -156,8 +158,12 @@ class CameraActor:
 
     async def _detect(self, rgb: NDArray[np.uint8]) -> DetectResult:
         assert self.handle is not None
-        result: DetectResult = await self.handle.detect.remote(rgb, self.config.id)
-        return result
+        # Letterboxed here, on the camera's core: the replica only stacks and runs the model.
+        prepared = letterbox_u8(rgb, self.input_size)
+        results: list[DetectResult] = await self.handle.detect_inputs.remote(
+            [prepared], self.config.id
+        )
+        return results[0]
 
     def _open_events(self) -> list[EventState]:
         return [e.to_state() for e in self.events.open_events(self.config.id)]

@@ -2,8 +2,9 @@
 
 The exported model takes a float32 ``(B, 3, S, S)`` RGB tensor scaled to 0..1 and returns
 ``(B, 4 + nc, N)``: four rows of ``cx, cy, w, h`` in input pixels, then ``nc`` rows of class
-scores (no objectness row). :func:`letterbox` builds one input image, :func:`decode_yolo` turns one
-image's prediction into :class:`~sentinel.domain.types.Detection` objects in frame pixels.
+scores (no objectness row). :func:`letterbox_u8` builds one input image (where the frame is:
+the camera), :func:`input_tensor` batches them, :func:`decode_yolo` turns one image's
+prediction into :class:`~sentinel.domain.types.Detection` objects in frame pixels.
 """
 
 from __future__ import annotations
@@ -77,18 +78,42 @@ class Letterbox:
         return boxes
 
 
-def letterbox(image: NDArray[np.uint8], size: int = 640) -> tuple[NDArray[np.float32], Letterbox]:
-    """Resize an RGB frame into a square model input, keeping its aspect ratio.
+@dataclass(frozen=True)
+class ModelInput:
+    """One letterboxed image, prepared where the frame is (the camera), for the detector.
 
-    The frame is scaled to fit ``size`` x ``size`` and centred on a gray (114) canvas, like
-    Ultralytics' ``LetterBox``, then converted to a CHW float32 tensor in 0..1.
+    The detector only stacks, scales and runs these, so the resize, the padding and the copy
+    happen once, next to the decoder, instead of on the detector's replica.
+
+    Attributes:
+        image: The ``(S, S, 3)`` uint8 RGB model input (the letterboxed frame or crop).
+        letterbox: How it was built, to map the detections back to the source pixels.
+    """
+
+    image: NDArray[np.uint8]
+    letterbox: Letterbox
+
+    def __post_init__(self) -> None:
+        size = self.letterbox.size
+        if self.image.shape != (size, size, 3) or self.image.dtype != np.uint8:
+            raise ValueError(
+                f"image must be a ({size}, {size}, 3) uint8 array, but got "
+                f"{self.image.shape} {self.image.dtype}"
+            )
+
+
+def letterbox_u8(image: NDArray[np.uint8], size: int = 640) -> ModelInput:
+    """Fit an RGB frame into a square ``size`` x ``size`` uint8 canvas, keeping its aspect ratio.
+
+    The frame is scaled to fit and centred on a gray (114) canvas, like Ultralytics'
+    ``LetterBox``; :func:`input_tensor` turns a batch of canvases into the model's input.
 
     Args:
         image: An ``(H, W, 3)`` uint8 RGB frame.
         size: Side of the square model input in pixels.
 
     Returns:
-        The ``(3, size, size)`` float32 input and the :class:`Letterbox` that maps boxes back.
+        The canvas with the :class:`Letterbox` that maps boxes back.
 
     Raises:
         ValueError: If ``image`` is not a non-empty ``(H, W, 3)`` uint8 array or ``size`` < 1.
@@ -119,9 +144,7 @@ def letterbox(image: NDArray[np.uint8], size: int = 640) -> tuple[NDArray[np.flo
     top = round((size - new_h) / 2 - 0.1)
     canvas = np.full((size, size, 3), PAD_VALUE, dtype=np.uint8)
     canvas[top : top + new_h, left : left + new_w] = resized
-    tensor = np.ascontiguousarray(canvas.transpose(2, 0, 1), dtype=np.float32)
-    tensor /= 255.0
-    return tensor, Letterbox(
+    lb = Letterbox(
         scale=scale,
         pad_x=float(left),
         pad_y=float(top),
@@ -129,6 +152,33 @@ def letterbox(image: NDArray[np.uint8], size: int = 640) -> tuple[NDArray[np.flo
         frame_width=width,
         frame_height=height,
     )
+    return ModelInput(canvas, lb)
+
+
+def input_tensor(images: Sequence[NDArray[np.uint8]]) -> NDArray[np.float32]:
+    """Stack ``(S, S, 3)`` uint8 canvases into the model's ``(B, 3, S, S)`` float32 input in 0..1.
+
+    Raises:
+        ValueError: If ``images`` is empty or the canvases differ in shape.
+    """
+    if not images:
+        raise ValueError("images must not be empty")
+    shapes = {image.shape for image in images}
+    if len(shapes) != 1:
+        raise ValueError(f"images must share one shape, but got {sorted(shapes)}")
+    batch = np.stack(images).transpose(0, 3, 1, 2).astype(np.float32)
+    batch *= np.float32(1.0 / 255.0)
+    return batch
+
+
+def letterbox(image: NDArray[np.uint8], size: int = 640) -> tuple[NDArray[np.float32], Letterbox]:
+    """Letterbox one frame (see :func:`letterbox_u8`) into a ``(3, size, size)`` float32 input.
+
+    Raises:
+        ValueError: If ``image`` is not a non-empty ``(H, W, 3)`` uint8 array or ``size`` < 1.
+    """
+    prepared = letterbox_u8(image, size)
+    return input_tensor([prepared.image])[0], prepared.letterbox
 
 
 def box_iou(a: FloatArray, b: FloatArray) -> NDArray[np.float64]:

@@ -15,7 +15,14 @@ import numpy as np
 import onnxruntime as ort
 from numpy.typing import NDArray
 
-from sentinel.domain.boxes import COCO_LABELS, Letterbox, decode_yolo, letterbox
+from sentinel.domain.boxes import (
+    COCO_LABELS,
+    Letterbox,
+    ModelInput,
+    decode_yolo,
+    input_tensor,
+    letterbox_u8,
+)
 from sentinel.domain.types import Detection
 from sentinel.models.files import ModelFileError, verify_recorded_digest
 
@@ -89,16 +96,15 @@ class YoloOnnx:
                 logger.warning("could not parse class names from model metadata; using COCO")
         return COCO_LABELS
 
+    def prepare(self, frame: NDArray[np.uint8]) -> ModelInput:
+        """Letterbox one RGB frame for this model (what a camera does before sending it)."""
+        return letterbox_u8(frame, self.input_size)
+
     def preprocess(
         self, frames: Sequence[NDArray[np.uint8]]
     ) -> tuple[NDArray[np.float32], list[Letterbox]]:
-        tensors: list[NDArray[np.float32]] = []
-        boxes: list[Letterbox] = []
-        for frame in frames:
-            tensor, lb = letterbox(frame, self.input_size)
-            tensors.append(tensor)
-            boxes.append(lb)
-        return np.stack(tensors), boxes
+        prepared = [self.prepare(frame) for frame in frames]
+        return input_tensor([p.image for p in prepared]), [p.letterbox for p in prepared]
 
     def infer(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:
         out = self.session.run(None, {self.input_name: batch})[0]
@@ -106,17 +112,26 @@ class YoloOnnx:
 
     def detect(self, frames: Sequence[NDArray[np.uint8]]) -> list[list[Detection]]:
         """Detections for each frame, in frame pixel coordinates."""
-        if not frames:
-            return []
-        batch, lbs = self.preprocess(frames)
-        preds = self.infer(batch)
-        return [
-            decode_yolo(
-                preds[i],
-                lbs[i],
-                self.labels,
-                conf_threshold=self.conf_threshold,
-                iou_threshold=self.iou_threshold,
-            )
-            for i in range(len(frames))
-        ]
+        return self.detect_prepared([self.prepare(frame) for frame in frames])
+
+    def detect_prepared(self, inputs: Sequence[ModelInput]) -> list[list[Detection]]:
+        """Detections for each prepared input, in its source's pixel coordinates.
+
+        Inputs of the same size run as one batch; different sizes (regions at native
+        resolution beside full frames) run as one batch per size, in order of first appearance.
+        """
+        by_size: dict[int, list[int]] = {}
+        for i, prepared in enumerate(inputs):
+            by_size.setdefault(prepared.letterbox.size, []).append(i)
+        out: list[list[Detection]] = [[] for _ in inputs]
+        for indices in by_size.values():
+            preds = self.infer(input_tensor([inputs[i].image for i in indices]))
+            for row, i in enumerate(indices):
+                out[i] = decode_yolo(
+                    preds[row],
+                    inputs[i].letterbox,
+                    self.labels,
+                    conf_threshold=self.conf_threshold,
+                    iou_threshold=self.iou_threshold,
+                )
+        return out

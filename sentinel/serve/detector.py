@@ -12,6 +12,7 @@ from numpy.typing import NDArray
 from ray import serve
 
 from sentinel.config import DetectorSettings
+from sentinel.domain.boxes import ModelInput
 from sentinel.domain.types import DetectResult
 from sentinel.models.yolo import YoloOnnx
 
@@ -36,18 +37,40 @@ class Detector:
 
     @serve.batch(max_batch_size=4, batch_wait_timeout_s=0.01)
     async def detect_batch(
-        self, requests: list[tuple[NDArray[np.uint8], str]]
-    ) -> list[DetectResult]:
+        self, requests: list[tuple[list[ModelInput], str]]
+    ) -> list[list[DetectResult]]:
         start = time.perf_counter()
-        frames = [frame for frame, _ in requests]
+        inputs = [prepared for batch, _ in requests for prepared in batch]
         # Inference runs off the event loop so the next batch can gather meanwhile.
-        results = await asyncio.to_thread(self.model.detect, frames)
+        results = iter(await asyncio.to_thread(self.model.detect_prepared, inputs))
         infer_ms = (time.perf_counter() - start) * 1000.0
         cameras = len({source for _, source in requests})
-        return [DetectResult(dets, len(frames), infer_ms, cameras) for dets in results]
+        return [
+            [DetectResult(next(results), len(inputs), infer_ms, cameras) for _ in batch]
+            for batch, _ in requests
+        ]
+
+    async def detect_inputs(self, inputs: list[ModelInput], source: str = "") -> list[DetectResult]:
+        """Detections for inputs a camera prepared (letterboxed frames or region crops).
+
+        All of one call's inputs share a batch, with other cameras' calls; each result is in
+        its input's source pixels.
+
+        Args:
+            inputs: The prepared inputs (see :func:`sentinel.domain.boxes.letterbox_u8`).
+            source: Who sent them (a camera id); only counted, for
+                ``DetectResult.batch_cameras``.
+        """
+        if not inputs or not all(isinstance(p, ModelInput) for p in inputs):
+            raise ValueError("inputs must be a non-empty list of ModelInput")
+        results: list[DetectResult] = await self.detect_batch((inputs, source))
+        return results
 
     async def detect(self, frame: NDArray[np.uint8], source: str = "") -> DetectResult:
-        """Detections for one RGB frame (H, W, 3) uint8.
+        """Detections for one RGB frame (H, W, 3) uint8, letterboxed here.
+
+        Cameras prepare their frames themselves (:meth:`detect_inputs`), which keeps the resize
+        off the replica; this entry point is for callers that hold a plain frame.
 
         Args:
             frame: The frame.
@@ -57,8 +80,12 @@ class Detector:
             raise ValueError(
                 f"frame must be an (H, W, 3) uint8 array, but got {frame.shape} {frame.dtype}"
             )
-        result: DetectResult = await self.detect_batch((frame, source))
-        return result
+        results: list[DetectResult] = await self.detect_batch(([self.model.prepare(frame)], source))
+        return results[0]
+
+    def input_size(self) -> int:
+        """The side of the square model input cameras letterbox their frames to."""
+        return self.model.input_size
 
     def labels(self) -> list[str]:
         return list(self.model.labels)

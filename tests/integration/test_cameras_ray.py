@@ -22,6 +22,7 @@ from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 from ray import serve
 
+from sentinel.domain.boxes import letterbox_u8
 from tests.integration.conftest import Stack, wait_for
 from tests.utils.media import corrupt_file, free_port, h264_clip, rtsp_server, sample_video
 
@@ -177,6 +178,27 @@ def test_detector_counts_distinct_cameras_per_batch(stack: Stack) -> None:
 
     results = wait_for(full_batch, timeout=60, interval=0.1, what="one batch of all four")
     assert all(r.batch_cameras == 3 for r in results), results
+
+
+def test_detector_takes_inputs_prepared_by_the_camera(stack: Stack) -> None:
+    """Letterboxed uint8 inputs of two sizes in one call: one result per input, in order, each
+    the same as the replica's own letterbox gives; a malformed call is refused, not crashed."""
+    handle = serve.get_deployment_handle("Detector", app_name=stack.settings.app_name)
+    rng = np.random.default_rng(5)
+    frame = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    inputs = [
+        letterbox_u8(frame, 640),
+        letterbox_u8(frame[:64, :64], 320),
+        letterbox_u8(frame, 640),
+    ]
+    results = handle.detect_inputs.remote(inputs, "cam").result(timeout_s=60)
+    assert len(results) == 3
+    assert all(r.batch_size >= 3 for r in results), results  # one call rides one batch
+    reference = handle.detect.remote(frame, "cam").result(timeout_s=60)
+    assert results[0].detections == results[2].detections == reference.detections
+    with pytest.raises(Exception, match="non-empty list of ModelInput"):
+        handle.detect_inputs.remote([frame], "cam").result(timeout_s=60)
+    assert handle.ready.remote().result(timeout_s=30) is True  # still serving
 
 
 def test_rtsp_camera_records_and_plays_back(stack: Stack, clip: Path, tmp_path: Path) -> None:

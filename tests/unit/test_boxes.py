@@ -3,7 +3,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sentinel.domain.boxes import COCO_LABELS, Letterbox, box_iou, decode_yolo, letterbox, nms
+from sentinel.domain.boxes import (
+    COCO_LABELS,
+    Letterbox,
+    ModelInput,
+    box_iou,
+    decode_yolo,
+    input_tensor,
+    letterbox,
+    letterbox_u8,
+    nms,
+)
 from tests.utils.factories import yolo_pred
 
 
@@ -181,3 +191,45 @@ def test_decode_yolo_caps_at_max_det() -> None:
 def test_decode_yolo_rejects_bad_shapes(shape: tuple[int, ...], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         decode_yolo(np.zeros(shape, dtype=np.float32), LB, LABELS)
+
+
+@pytest.mark.parametrize("shape", [(576, 768), (480, 640), (100, 300), (640, 640)])
+def test_letterbox_u8_is_the_float_letterbox_before_scaling(shape: tuple[int, int]) -> None:
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    prepared = letterbox_u8(image, 320)
+    tensor, lb = letterbox(image, 320)
+    assert prepared.image.shape == (320, 320, 3) and prepared.image.dtype == np.uint8
+    assert prepared.letterbox == lb
+    np.testing.assert_array_equal(input_tensor([prepared.image])[0], tensor)
+
+
+def test_input_tensor_stacks_channels_first_in_unit_range() -> None:
+    a = np.zeros((8, 8, 3), np.uint8)
+    b = np.zeros((8, 8, 3), np.uint8)
+    a[..., 1] = 255
+    b[2, 5] = (51, 102, 153)
+    batch = input_tensor([a, b])
+    assert batch.shape == (2, 3, 8, 8) and batch.dtype == np.float32
+    assert batch[0, 1].min() == 1.0 and batch[0, 0].max() == 0.0
+    assert batch[1, :, 2, 5].tolist() == pytest.approx([0.2, 0.4, 0.6])
+
+
+@pytest.mark.parametrize(
+    ("images", "message"),
+    [
+        ([], "must not be empty"),
+        ([np.zeros((8, 8, 3), np.uint8), np.zeros((16, 16, 3), np.uint8)], "share one shape"),
+    ],
+)
+def test_input_tensor_rejects_empty_and_mixed(images: list[np.ndarray], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        input_tensor(images)
+
+
+def test_model_input_must_match_its_letterbox() -> None:
+    lb = letterbox_u8(np.zeros((10, 20, 3), np.uint8), 32).letterbox
+    with pytest.raises(ValueError, match=r"\(32, 32, 3\) uint8"):
+        ModelInput(np.zeros((32, 30, 3), np.uint8), lb)
+    with pytest.raises(ValueError, match=r"\(32, 32, 3\) uint8"):
+        ModelInput(np.zeros((32, 32, 3), np.float32), lb)
