@@ -1,5 +1,5 @@
 """``python -m benchmarks [NAME ...]``: runs the named benchmarks (all by default: detector,
-ingest, pipeline, tracking, rules, llm, gateway, agent, agent_quality, demo, recording,
+ingest, pipeline, tracking, regions, rules, llm, gateway, agent, agent_quality, demo, recording,
 rules_backtest) in that order. Exit status 0 even when a target is missed (the line says
 MISSED); non-zero when a benchmark fails to run."""
 
@@ -21,6 +21,7 @@ from benchmarks import (
     llm,
     pipeline,
     recording,
+    regions,
     rules,
     rules_backtest,
     tracking,
@@ -32,6 +33,7 @@ BENCHMARKS: dict[str, Callable[[Path], None]] = {
     "ingest": ingest.run,
     "pipeline": pipeline.run,
     "tracking": tracking.run,
+    "regions": regions.run,
     "rules": rules.run,
     "llm": llm.run,
     "gateway": gateway.run,
@@ -41,7 +43,7 @@ BENCHMARKS: dict[str, Callable[[Path], None]] = {
     "recording": recording.run,
     "rules_backtest": rules_backtest.run,
 }
-NEEDS_MODEL = {"detector", "pipeline", "tracking", "rules"}
+NEEDS_MODEL = {"detector", "pipeline", "tracking", "regions", "rules"}
 
 
 def main(argv: list[str]) -> int:

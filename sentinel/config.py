@@ -24,6 +24,7 @@ from sentinel.domain.incidents import IncidentConfig
 from sentinel.domain.masks import ObjectMask
 from sentinel.domain.motion import MotionConfig
 from sentinel.domain.pipeline import PipelineConfig
+from sentinel.domain.regions import RegionConfig
 from sentinel.domain.scene import CrossDirection
 from sentinel.domain.sources import SourceKind, classify_source
 from sentinel.domain.strict import StrictModel
@@ -52,6 +53,59 @@ class MotionSettings(StrictModel):
     max_idle_s: float = Field(
         10.0, gt=0, le=3600, description="Run the detector at least this often anyway."
     )
+
+
+class RegionSettings(StrictModel):
+    """Motion regions: detect on a few square crops around motion and tracks, not the frame."""
+
+    enabled: bool = Field(
+        True, description="Detect on regions around motion and tracked objects when cheaper."
+    )
+    input_sizes: list[Annotated[int, Field(ge=32, le=2048, multiple_of=32)]] = Field(
+        default_factory=lambda: [256],
+        min_length=1,
+        max_length=4,
+        description="Model input sides of the regions (native resolution when one fits).",
+    )
+    max_regions: int = Field(4, ge=1, le=16, description="More regions: merged or whole frame.")
+    track_margin: float = Field(
+        0.15, ge=0, le=2, description="Margin around tracked objects (fraction of their size)."
+    )
+    lookahead_s: float = Field(
+        0.3, ge=0, le=5, description="Extend tracked boxes along their motion this far."
+    )
+    min_blob_px: int = Field(2, ge=1, le=10000, description="Smaller motion blobs are noise.")
+    full_frame_motion: float = Field(
+        0.25, gt=0, le=1, description="Changed fraction of the frame that sends it whole."
+    )
+    max_cost: float = Field(
+        0.8, gt=0, le=1, description="Regions costing this fraction of the frame: send it whole."
+    )
+    full_frame_every_s: float = Field(
+        10.0, ge=0, le=3600, description="Send the whole frame at least this often (0: never)."
+    )
+
+    @field_validator("input_sizes")
+    @classmethod
+    def _distinct_sizes(cls, value: list[int]) -> list[int]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"input_sizes must be distinct, but got {value}")
+        return value
+
+    def region_config(self, full_size: int = 640) -> RegionConfig:
+        """The planner's view of these settings (``full_size``: the detector's input size)."""
+        return RegionConfig(
+            enabled=self.enabled,
+            input_sizes=tuple(self.input_sizes),
+            full_size=full_size,
+            track_margin=self.track_margin,
+            lookahead_s=self.lookahead_s,
+            min_blob_px=self.min_blob_px,
+            max_regions=self.max_regions,
+            full_frame_motion=self.full_frame_motion,
+            max_cost=self.max_cost,
+            full_frame_every_s=self.full_frame_every_s,
+        )
 
 
 class TrackerSettings(StrictModel):
@@ -297,6 +351,7 @@ class CameraConfig(CameraScene):
     )
     min_score: float = Field(0.4, ge=0.01, le=1, description="Detections below are ignored.")
     motion: MotionSettings = Field(default_factory=MotionSettings)
+    regions: RegionSettings = Field(default_factory=RegionSettings)
     tracker: TrackerSettings = Field(default_factory=TrackerSettings)
     events: EventSettings = Field(default_factory=EventSettings)
     alerts: AlertPolicySettings = Field(default_factory=AlertPolicySettings)
