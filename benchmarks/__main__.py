@@ -1,7 +1,7 @@
 """``python -m benchmarks [NAME ...]``: runs the named benchmarks (all by default: detector,
-ingest, pipeline, tracking, regions, rules, llm, gateway, agent, agent_quality, demo, recording,
-rules_backtest) in that order. Exit status 0 even when a target is missed (the line says
-MISSED); non-zero when a benchmark fails to run."""
+ingest, pipeline, tracking, regions, rules, llm, gateway, agent, agent_quality, demo,
+recording, rules_backtest) in that order. Exit status 0 even when a target is missed
+(the line says MISSED); non-zero when a benchmark fails to run."""
 
 from __future__ import annotations
 

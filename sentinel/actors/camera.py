@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from sentinel.actors.rule_engine import CameraRules
 from sentinel.actors.runner import CameraRunner
 from sentinel.actors.sink import StoreSink
 from sentinel.config import AgentSettings, CameraConfig, DetectorSettings
-from sentinel.domain.boxes import letterbox_u8
+from sentinel.domain.boxes import ModelInput, letterbox_u8
 from sentinel.domain.stats import CameraState
 from sentinel.domain.types import DetectResult, EventState
 from sentinel.store.alert_repo import AgentQueue, AlertRepository
@@ -114,6 +115,8 @@ class CameraActor:
                 max_bytes=int(runtime["event_journal_bytes"]),
             ),
             incidents=incidents,
+            detect_inputs=self._detect_inputs if self.handle is not None else None,
+            detector_input_size=self.input_size,
         )
         # The operators' rules, reloaded while running when they (or the arming mode) change.
         self.runner.rules = CameraRules(
@@ -164,6 +167,13 @@ class CameraActor:
             [prepared], self.config.id
         )
         return results[0]
+
+    async def _detect_inputs(self, inputs: Sequence[ModelInput]) -> list[DetectResult]:
+        assert self.handle is not None
+        results: list[DetectResult] = await self.handle.detect_inputs.remote(
+            list(inputs), self.config.id
+        )
+        return results
 
     def _open_events(self) -> list[EventState]:
         return [e.to_state() for e in self.events.open_events(self.config.id)]

@@ -24,7 +24,9 @@ from numpy.typing import NDArray
 from sentinel.actors.recording import CameraRecording
 from sentinel.actors.rule_engine import CameraRules
 from sentinel.config import CameraConfig
+from sentinel.domain.boxes import ModelInput, letterbox_u8
 from sentinel.domain.pipeline import FramePipeline
+from sentinel.domain.regions import RegionPlan, RegionPlanner, crops, merge_detections
 from sentinel.domain.render import Overlay, encode_jpeg
 from sentinel.domain.sources import SourceKind, redact_source
 from sentinel.domain.stats import CameraState, CameraStats
@@ -42,6 +44,8 @@ from sentinel.video.source import (
 logger = logging.getLogger(__name__)
 
 DetectFn = Callable[[NDArray[np.uint8]], Awaitable[DetectResult]]
+# Prepared inputs (letterboxed region crops) → one result per input, in its crop's pixels.
+DetectInputsFn = Callable[[Sequence[ModelInput]], Awaitable[list[DetectResult]]]
 _QUEUE_POLL_S = 0.25
 _MAX_PENDING_CHANGES = 10_000  # in memory, only when the runner has no journal
 _REPLAY_BATCH = 500  # journalled changes per sink call on recovery
@@ -131,11 +135,20 @@ class CameraRunner:
         max_pending_changes: int = _MAX_PENDING_CHANGES,
         incidents: IncidentClock | None = None,
         rules: CameraRules | None = None,
+        detect_inputs: DetectInputsFn | None = None,
+        detector_input_size: int = 640,
     ) -> None:
         self.camera = camera
         self.incidents = incidents
         self.rules = rules
         self.detect = detect if camera.detect else None
+        # Motion regions need a detector that takes several crops in one call.
+        self.detect_inputs = detect_inputs if self.detect is not None else None
+        self.regions = (
+            RegionPlanner(camera.regions.region_config(detector_input_size))
+            if self.detect_inputs is not None and camera.regions.enabled
+            else None
+        )
         self.sink = sink
         self.pipeline = FramePipeline(camera.id, epoch, camera.pipeline_config())
         self.open_events = open_events
@@ -352,7 +365,39 @@ class CameraRunner:
             if self.detect is not None:
                 self.stats.counters.frames_skipped_motion += 1
             return _InFlight(item, None, 0.0)
+        if self.regions is not None and self.detect_inputs is not None:
+            plan = self.regions.plan(
+                (item.frame.width, item.frame.height),
+                decision.mask,
+                self.pipeline.active_tracks(),
+                item.ts,
+            )
+            if self.regions.fallbacks > self.stats.counters.region_fallbacks:
+                self.stats.counters.region_fallbacks = self.regions.fallbacks
+                self.stats.last_error = f"region planner: {self.regions.last_error}"[:500]
+            if not plan.full_frame:
+                detection = self._detect_regions(self.detect_inputs, plan, item.rgb)
+                return _InFlight(item, asyncio.ensure_future(detection), time.perf_counter())
         return _InFlight(item, asyncio.ensure_future(self.detect(item.rgb)), time.perf_counter())
+
+    async def _detect_regions(
+        self, detect_inputs: DetectInputsFn, plan: RegionPlan, rgb: NDArray[np.uint8]
+    ) -> DetectResult:
+        """Detections on the plan's crops (one call, one batch per input size), in frame
+        pixels; a plan without regions (no motion blob, no track) needs no call."""
+        counters = self.stats.counters
+        counters.region_frames += 1
+        counters.regions += len(plan.regions)
+        if not plan.regions:
+            return DetectResult([], 0, 0.0)
+        inputs = [
+            letterbox_u8(crop, region.input_size)
+            for crop, region in zip(crops(rgb, plan), plan.regions, strict=True)
+        ]
+        results = await detect_inputs(inputs)
+        merged = merge_detections(plan, [r.detections for r in results])
+        first = results[0]
+        return DetectResult(merged, first.batch_size, first.infer_ms, first.batch_cameras)
 
     async def _finish(self, inflight: _InFlight) -> None:
         """Tracks a frame's detections (in frame order) and persists what changed."""
@@ -369,12 +414,13 @@ class CameraRunner:
                 self.stats.last_error = f"detector: {exc}"[:500]
                 changes = self.pipeline.on_skipped(item.ts, item.wall)
             else:
-                counters.detector_calls += 1
-                if result.batch_cameras > 1:
-                    counters.detector_calls_shared += 1
-                latency_ms = (time.perf_counter() - inflight.sent_at) * 1000.0
-                self.stats.detector_latency_ms.observe(latency_ms)
-                self.stats.batch_sizes.observe(result.batch_size)
+                if result.batch_size:  # 0: regions planned none, so nothing was sent
+                    counters.detector_calls += 1
+                    if result.batch_cameras > 1:
+                        counters.detector_calls_shared += 1
+                    latency_ms = (time.perf_counter() - inflight.sent_at) * 1000.0
+                    self.stats.detector_latency_ms.observe(latency_ms)
+                    self.stats.batch_sizes.observe(result.batch_size)
                 changes = self.pipeline.on_detections(
                     result.detections, item.ts, item.wall, item.rgb
                 )

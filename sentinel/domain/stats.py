@@ -73,6 +73,11 @@ class CameraCounters:
     detector_calls: int = 0
     detector_calls_shared: int = 0
     detector_errors: int = 0
+    # Motion regions: frames detected on crops instead of whole, the crops sent, and frames
+    # whose region planning failed (sent whole instead).
+    region_frames: int = 0
+    regions: int = 0
+    region_fallbacks: int = 0
     events_opened: int = 0
     events_closed: int = 0
     # Event changes the store refused, written to the camera's journal for replay.
