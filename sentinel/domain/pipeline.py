@@ -317,7 +317,8 @@ class FramePipeline:
         return True
 
     def _scene(self, ts: float, wall: datetime) -> list[EventChange]:
-        """Feed the zone tracker this frame's confirmed tracks (matched now: visible). Without
+        """Feed the zone tracker this frame's confirmed tracks (matched or held now: visible,
+        so a parked car or a person standing still keeps its ``SEEN`` and ``DWELL``). Without
         zones or lines it still reports ``SEEN`` (rules on "a person in view" need no zone).
         Returns the changes of events that are in a zone for the first time."""
         objects = [
@@ -327,13 +328,15 @@ class FramePipeline:
                 score=t.score,
                 box=t.box,
                 event_id=self._events.event_id_of(t.id),
-                visible=t.last_t == ts and not t.lost,
+                # Held stationary tracks are vouched for: in view, at their last box.
+                visible=(t.last_t == ts or t.held_t == ts) and not t.lost,
             )
             for t in self._tracker.active
             if t.confirmed
         ]
         # on_detections refuses a frame without a size when zones or lines exist, and a skipped
-        # frame has no visible object to place: the fallback size is never used to place one.
+        # frame's only visible objects are held ones, tracked on such a frame before: the
+        # fallback size is never used to place one.
         width, height = self._size if self._size is not None else (1, 1)
         self._scene_events = tuple(self._zones.update(objects, width, height, wall))
         changes = []

@@ -20,8 +20,10 @@ from sentinel.config import CameraConfig
 from sentinel.domain.events import EventConfig
 from sentinel.domain.motion import MotionConfig
 from sentinel.domain.pipeline import FramePipeline, PipelineConfig
+from sentinel.domain.scene import SceneEventKind
 from sentinel.domain.tracking import StationaryConfig, Tracker, TrackerConfig
 from sentinel.domain.types import Box, Detection, EventChange, EventChangeKind
+from sentinel.domain.zones import Zone
 from tests.utils.factories import box_at, wall
 
 CAM = "cam-1"
@@ -69,6 +71,7 @@ class Run:
     changes: list[EventChange] = field(default_factory=list)
     closed_ts: list[float] = field(default_factory=list)  # frames that closed an event
     stationary: list[tuple[float, bool]] = field(default_factory=list)  # first track's flag
+    scene: list[tuple[float, SceneEventKind]] = field(default_factory=list)
 
     @property
     def calls(self) -> int:
@@ -108,6 +111,7 @@ def render(things: list[Thing], ts: float, rng: np.random.Generator) -> NDArray[
 def simulate(pipeline: FramePipeline, things: list[Thing], seconds: float, seed: int = 0) -> Run:
     """Drives ``pipeline`` like the camera loop; the fake detector jitters boxes by ~1 px."""
     rng = np.random.default_rng(seed)
+    rgb = np.zeros((SIZE[1], SIZE[0], 3), np.uint8) if pipeline.config.needs_frame else None
     run = Run()
     for i in range(round(seconds * FPS)):
         ts = round(i / FPS, 6)
@@ -121,18 +125,20 @@ def simulate(pipeline: FramePipeline, things: list[Thing], seconds: float, seed:
                 if box is not None:
                     dx, dy = rng.normal(0.0, 1.0, 2)
                     detections.append(Detection(box.shifted(dx, dy), thing.label, 0.85))
-            run.changes += pipeline.on_detections(detections, ts, wall(ts))
+            run.changes += pipeline.on_detections(detections, ts, wall(ts), rgb)
         else:
             run.changes += pipeline.on_skipped(ts, wall(ts))
         if any(c.kind is EventChangeKind.CLOSED for c in run.changes[before:]):
             run.closed_ts.append(ts)
+        run.scene += [(ts, e.kind) for e in pipeline.scene_events]
         tracks = pipeline.active_tracks()
         run.stationary.append((ts, bool(tracks) and tracks[0].stationary))
     return run
 
 
-def make_pipeline(**stationary: float) -> FramePipeline:
+def make_pipeline(zones: tuple[Zone, ...] = (), **stationary: float) -> FramePipeline:
     config = PipelineConfig(
+        zones=zones,
         motion=MotionConfig(max_idle_s=10.0),
         tracker=TrackerConfig(stationary=StationaryConfig(**stationary)),  # type: ignore[arg-type]
         events=EventConfig(close_after_s=5.0),
@@ -156,6 +162,18 @@ def test_parked_car_for_ten_minutes_is_one_event_and_few_calls() -> None:
     (track,) = pipeline.active_tracks()
     assert track.stationary and 600.0 - track.last_t <= 20.0
     assert pipeline.has_open_events
+
+
+def test_a_held_object_stays_in_view_for_the_zones() -> None:
+    kerb = Zone("kerb", ((0.6, 0.0), (1.0, 0.0), (1.0, 0.5), (0.6, 0.5)), inertia=1)
+    run = simulate(make_pipeline(zones=(kerb,), after_s=5.0, recheck_s=20.0), [parked()], 60.0)
+    held = {ts for ts, _, reason in run.decisions if reason == "stationary"}
+    assert len(held) > 200
+    # Every held frame still reports the car in view and dwelling in its zone, as if detected.
+    for kind in (SceneEventKind.SEEN, SceneEventKind.DWELL):
+        assert held <= {ts for ts, k in run.scene if k is kind}
+    assert [k for _, k in run.scene].count(SceneEventKind.ENTER) == 1
+    assert SceneEventKind.EXIT not in {k for _, k in run.scene}
 
 
 def test_without_stationary_objects_every_frame_goes_to_the_detector() -> None:
