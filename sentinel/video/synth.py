@@ -153,7 +153,8 @@ def sensor_frames(
     for offset, frame in enumerate(scene):
         out = frame.astype(np.float32) * sensor.gain((start + offset) / fps)
         if sensor.noise_std > 0.0:
-            noise = rng.normal(0.0, sensor.noise_std, size=frame.shape[:2]).astype(np.float32)
+            noise = rng.standard_normal(frame.shape[:2], dtype=np.float32)
+            noise *= sensor.noise_std
             out += noise[:, :, None]  # luminance noise, as on most sensors
         yield np.clip(out, 0.0, 255.0).round().astype(np.uint8)
 
@@ -168,6 +169,7 @@ def write_quiet_clip(
     width: int | None = None,
     sensor: SensorModel | None = None,
     codec: str = "libx264",
+    background: NDArray[np.uint8] | None = None,
 ) -> QuietClip:
     """Writes ``quiet_s`` of the source's scene without its moving objects (and, with
     ``busy``, the source's real frames between two such stretches).
@@ -182,6 +184,8 @@ def write_quiet_clip(
         width: Scale the frames to this width (even); defaults to the source's.
         sensor: Lighting drift and noise; defaults to :class:`SensorModel`.
         codec: Encoder (libx264 at ``ultrafast``, like a cheap camera; ``mpeg4`` also works).
+        background: The scene without its moving objects, from :func:`scene_background` for
+            the same ``source`` and ``width`` (computed when not given).
 
     Returns:
         The clip and where its busy part lies.
@@ -201,9 +205,8 @@ def write_quiet_clip(
         raise ValueError(f"fps must be in (0, {source_fps}], but got {fps}")
     step = source_fps / fps
     count = _count_frames(source)
-    background = median_background(
-        list(iter_frames(source, step=max(1.0, count / MEDIAN_SAMPLES), width=width))
-    )
+    if background is None:
+        background = scene_background(source, width=width)
     busy_n = int(count / step) if busy else 0
     quiet_n = round(quiet_s * fps)
     total = 2 * quiet_n + busy_n if busy else quiet_n
@@ -233,6 +236,13 @@ def write_quiet_clip(
             out.mux(packet)
     span = (quiet_n / fps, (quiet_n + busy_n) / fps) if busy else None
     return QuietClip(path=dest, fps=fps, frames=total, busy=span)
+
+
+def scene_background(source: Path, *, width: int | None = None) -> NDArray[np.uint8]:
+    """The median of ``MEDIAN_SAMPLES`` frames spread over ``source`` (see
+    :func:`median_background`), scaled to ``width`` when given."""
+    step = max(1.0, _count_frames(source) / MEDIAN_SAMPLES)
+    return median_background(list(iter_frames(source, step=step, width=width)))
 
 
 def _count_frames(video: Path) -> int:
