@@ -1,5 +1,5 @@
 """``python -m benchmarks [NAME ...]``: runs the named benchmarks (all by default: detector,
-ingest, pipeline, tracking, regions, rules, llm, gateway, agent, agent_quality, demo,
+ingest, pipeline, quiet, tracking, regions, rules, llm, gateway, agent, agent_quality, demo,
 recording, rules_backtest) in that order. Exit status 0 even when a target is missed
 (the line says MISSED); non-zero when a benchmark fails to run."""
 
@@ -20,6 +20,7 @@ from benchmarks import (
     ingest,
     llm,
     pipeline,
+    quiet,
     recording,
     regions,
     rules,
@@ -32,6 +33,7 @@ BENCHMARKS: dict[str, Callable[[Path], None]] = {
     "detector": detector.run,
     "ingest": ingest.run,
     "pipeline": pipeline.run,
+    "quiet": quiet.run,
     "tracking": tracking.run,
     "regions": regions.run,
     "rules": rules.run,
@@ -43,7 +45,7 @@ BENCHMARKS: dict[str, Callable[[Path], None]] = {
     "recording": recording.run,
     "rules_backtest": rules_backtest.run,
 }
-NEEDS_MODEL = {"detector", "pipeline", "tracking", "regions", "rules"}
+NEEDS_MODEL = {"detector", "pipeline", "quiet", "tracking", "regions", "rules"}
 
 
 def main(argv: list[str]) -> int:

@@ -81,8 +81,10 @@ class _ClockPipeline(FramePipeline):
         self.reasons: Counter[str] = Counter()
         self.forced_by_static_only = 0  # "tracking" with only non-person tracks live
 
-    def wants_detection(self, gray_small: NDArray[np.uint8], ts: float) -> MotionDecision:
-        decision = super().wants_detection(gray_small, ts)
+    def wants_detection(
+        self, gray_small: NDArray[np.uint8], ts: float, size: tuple[int, int] | None = None
+    ) -> MotionDecision:
+        decision = super().wants_detection(gray_small, ts, size)
         self.reasons[decision.reason] += 1
         if decision.reason == "tracking" and all(t.label != LABEL for t in self.active_tracks()):
             self.forced_by_static_only += 1

@@ -125,9 +125,11 @@ class TrackingPipeline(FramePipeline):
         self.skipped = 0
         self.events_opened = 0
 
-    def wants_detection(self, gray_small: NDArray[np.uint8], ts: float) -> MotionDecision:
+    def wants_detection(
+        self, gray_small: NDArray[np.uint8], ts: float, size: tuple[int, int] | None = None
+    ) -> MotionDecision:
         self.current_ts = ts
-        return super().wants_detection(gray_small, ts)
+        return super().wants_detection(gray_small, ts, size)
 
     def on_detections(
         self,

@@ -28,7 +28,7 @@ from sentinel.domain.regions import RegionConfig
 from sentinel.domain.scene import CrossDirection
 from sentinel.domain.sources import SourceKind, classify_source
 from sentinel.domain.strict import StrictModel
-from sentinel.domain.tracking import TrackerConfig
+from sentinel.domain.tracking import StationaryConfig, TrackerConfig
 from sentinel.domain.zones import Line, Zone
 from sentinel.store.s3 import ObjectStoreSettings
 
@@ -121,6 +121,31 @@ class TrackerSettings(StrictModel):
                 f"low_score must be <= high_score, but got {self.low_score} > {self.high_score}"
             )
         return self
+
+
+class StationarySettings(StrictModel):
+    """Objects that stay put (a parked car) keep their events without a detector call per
+    frame; they are re-checked on motion in their box or every ``recheck_s``."""
+
+    enabled: bool = Field(True, description="Let still objects rest the detector.")
+    after_s: float = Field(
+        10.0, ge=0, le=3600, description="Seconds an object must stay put to be stationary."
+    )
+    min_iou: float = Field(
+        0.7, gt=0, le=1, description="IoU with its settled box that still counts as not moved."
+    )
+    max_shift: float = Field(
+        0.2, ge=0, le=10, description="Centre shift (fraction of the box's smaller side) allowed."
+    )
+    recheck_s: float = Field(
+        20.0, gt=0, le=3600, description="Re-check stationary objects at least this often."
+    )
+    margin: float = Field(
+        0.15, ge=0, le=2, description="Motion this close to a box (fraction of its size) wakes it."
+    )
+    touch_pixels: int = Field(
+        3, ge=1, le=1000, description="Changed motion-mask pixels in a box that count as motion."
+    )
 
 
 class EventSettings(StrictModel):
@@ -353,6 +378,7 @@ class CameraConfig(CameraScene):
     motion: MotionSettings = Field(default_factory=MotionSettings)
     regions: RegionSettings = Field(default_factory=RegionSettings)
     tracker: TrackerSettings = Field(default_factory=TrackerSettings)
+    stationary: StationarySettings = Field(default_factory=StationarySettings)
     events: EventSettings = Field(default_factory=EventSettings)
     alerts: AlertPolicySettings = Field(default_factory=AlertPolicySettings)
     incidents: IncidentSettings = Field(default_factory=IncidentSettings)
@@ -387,6 +413,7 @@ class CameraConfig(CameraScene):
                 match_iou=self.tracker.match_iou,
                 min_hits=self.tracker.min_hits,
                 max_lost_s=self.events.close_after_s,
+                stationary=StationaryConfig(**self.stationary.model_dump()),
             ),
             events=EventConfig(
                 close_after_s=self.events.close_after_s,

@@ -59,7 +59,10 @@ class MotionDecision:
         detect: Whether the detector should run on this frame.
         reason: Why: ``"first frame"``, ``"reset"`` (frame size changed), ``"gate off"``,
             ``"tracking"``, ``"motion"``, ``"refresh"`` (``max_idle_s`` elapsed) or ``"idle"``
-            (no detection).
+            (no detection). With only stationary objects tracked (see
+            :class:`sentinel.domain.pipeline.FramePipeline`) also ``"touched"`` (motion in a
+            stationary object's box), ``"recheck"`` (their re-check interval elapsed) or
+            ``"stationary"`` (no detection: they are held).
         mask: Which pixels of the gray frame changed against the background (``(H, W)``
             bool, masked pixels never set); ``None`` on the first frame and after a reset,
             when there is no background to compare with. Region planning and stationary
@@ -92,13 +95,23 @@ class MotionGate:
         self._background = None
         self._last_detect_t = None
 
-    def check(self, gray: NDArray[np.uint8], t: float, tracking: bool) -> MotionDecision:
+    def check(
+        self,
+        gray: NDArray[np.uint8],
+        t: float,
+        tracking: bool,
+        *,
+        idle_s: float | None = None,
+        idle_reason: str = "refresh",
+    ) -> MotionDecision:
         """Update the background with ``gray`` and decide whether to run the detector.
 
         Args:
             gray: An ``(H, W)`` uint8 grayscale frame; a new size resets the background.
             t: Stream time of the frame in seconds.
             tracking: Whether something is being tracked (forces detection).
+            idle_s: Replaces ``max_idle_s`` for this frame.
+            idle_reason: The reason given when that interval forces a detection.
 
         Returns:
             The decision for this frame.
@@ -136,9 +149,24 @@ class MotionGate:
         if motion >= self.config.threshold:
             return self._decide(motion, t, "motion", changed)
         last = self._last_detect_t
-        if last is None or t - last >= self.config.max_idle_s:
-            return self._decide(motion, t, "refresh", changed)
+        idle = self.config.max_idle_s if idle_s is None else idle_s
+        if last is None or t - last >= idle:
+            return self._decide(motion, t, idle_reason, changed)
         return MotionDecision(motion=motion, detect=False, reason="idle", mask=changed)
+
+    def force(self, decision: MotionDecision, t: float, reason: str) -> MotionDecision:
+        """Turn a decision of this gate for the frame at ``t`` into a detection (the caller
+        knows better, e.g. motion touched a stationary object): the idle interval restarts.
+
+        Args:
+            decision: The decision :meth:`check` returned for the frame.
+            t: Stream time of the frame in seconds.
+            reason: Why the frame goes to the detector.
+
+        Returns:
+            The decision with ``detect`` set and ``reason`` replaced.
+        """
+        return self._decide(decision.motion, t, reason, decision.mask)
 
     def _keep_mask(self, shape: tuple[int, ...]) -> NDArray[np.bool_] | None:
         """False on the masked pixels of a frame of ``shape``; None without masks."""

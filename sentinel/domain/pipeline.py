@@ -9,6 +9,14 @@ the frame's scene events (zones and lines, see :mod:`sentinel.domain.zones`), wh
 
 Detections are filtered before tracking: by label, by score, then by the object masks (see
 :mod:`sentinel.domain.masks`); motion masks live in the gate's :class:`MotionConfig`.
+
+Stationary objects (see :class:`StationaryConfig`): tracking normally forces a detector call on
+every frame, so a camera that sees a parked car would never rest. Once every live track is
+stationary the pipeline rests: a frame goes to the detector only when the gate's motion mask
+touches a stationary box, when motion elsewhere passes the gate, or when ``recheck_s`` has
+passed since the last call; the frames in between hold the stationary tracks (their events stay
+open). A re-check that misses an object makes its track lost, which forces detection again
+until it is found or closed as usual; a match that has moved wakes the track at once.
 """
 
 from __future__ import annotations
@@ -25,8 +33,14 @@ from sentinel.domain.events import EventBuilder, EventConfig
 from sentinel.domain.masks import ObjectMask
 from sentinel.domain.motion import MotionConfig, MotionDecision, MotionGate
 from sentinel.domain.scene import SceneEvent, SceneEventKind
-from sentinel.domain.tracking import Track, Tracker, TrackerConfig, TrackerUpdate
-from sentinel.domain.types import Detection, EventChange, EventState
+from sentinel.domain.tracking import (
+    StationaryConfig,
+    Track,
+    Tracker,
+    TrackerConfig,
+    TrackerUpdate,
+)
+from sentinel.domain.types import Box, Detection, EventChange, EventState
 from sentinel.domain.zones import Line, SceneObject, Zone, ZoneTracker
 
 
@@ -91,6 +105,12 @@ class FramePipeline:
         self._last_ts: float | None = None
         self._size: tuple[int, int] | None = None  # (width, height) of the last frame
         self._scene_events: tuple[SceneEvent, ...] = ()
+        self._resting: list[float] = []  # frames skipped while holding stationary tracks
+
+    @property
+    def stationary(self) -> StationaryConfig:
+        """The stationary-object settings (the tracker's)."""
+        return self.config.tracker.stationary
 
     @property
     def scene_events(self) -> tuple[SceneEvent, ...]:
@@ -125,17 +145,63 @@ class FramePipeline:
         """Copies of the events currently open."""
         return self._events.open_events
 
-    def wants_detection(self, gray_small: NDArray[np.uint8], ts: float) -> MotionDecision:
+    def wants_detection(
+        self, gray_small: NDArray[np.uint8], ts: float, size: tuple[int, int] | None = None
+    ) -> MotionDecision:
         """Feed the motion gate and say whether this frame should go to the detector.
+
+        Detection is forced while something is tracked, unless every live track is stationary
+        (see the module docstring): then only motion touching their boxes, motion elsewhere or
+        the re-check interval sends the frame.
 
         Args:
             gray_small: The frame downscaled to a small ``(H, W)`` uint8 grayscale image.
             ts: Stream time of the frame in seconds.
+            size: ``(width, height)`` of the full frame, in which the tracks' boxes are;
+                defaults to the size of the last frame given to :meth:`on_detections`. Without
+                either the pipeline never rests (it cannot place the boxes on the mask).
 
         Returns:
-            The gate's decision (detection is forced while something is tracked).
+            The gate's decision.
         """
-        return self._gate.check(gray_small, ts, tracking=self.tracking)
+        tracks = self._tracker.active
+        size = size if size is not None else self._size
+        held = [t for t in tracks if t.stationary and not t.lost]
+        if not tracks or len(held) < len(tracks) or size is None:
+            return self._gate.check(gray_small, ts, tracking=bool(tracks))
+        return self._rest(gray_small, ts, held, size)
+
+    def _rest(
+        self, gray: NDArray[np.uint8], ts: float, held: list[Track], size: tuple[int, int]
+    ) -> MotionDecision:
+        """The decision while every live track is stationary."""
+        cfg = self.stationary
+        decision = self._gate.check(
+            gray, ts, tracking=False, idle_s=cfg.recheck_s, idle_reason="recheck"
+        )
+        if decision.mask is None or decision.reason == "gate off":
+            return decision  # no background yet (or no gate): the detector runs anyway
+        if any(self._touched(decision.mask, t.box, size) for t in held):
+            return self._gate.force(decision, ts, "touched")
+        if decision.detect:
+            return decision  # motion elsewhere, or the re-check is due
+        self._resting.append(ts)
+        return replace(decision, reason="stationary")
+
+    def _touched(self, mask: NDArray[np.bool_], box: Box, size: tuple[int, int]) -> bool:
+        """Whether the gate's mask has motion in ``box`` (frame pixels, widened by the margin)."""
+        cfg = self.stationary
+        height, width = mask.shape
+        sx, sy = width / max(size[0], 1), height / max(size[1], 1)
+        mx = max(cfg.margin * box.width * sx, 1.0)
+        my = max(cfg.margin * box.height * sy, 1.0)
+        x1 = max(int(np.floor(box.x1 * sx - mx)), 0)
+        y1 = max(int(np.floor(box.y1 * sy - my)), 0)
+        x2 = min(int(np.ceil(box.x2 * sx + mx)), width)
+        y2 = min(int(np.ceil(box.y2 * sy + my)), height)
+        if x2 <= x1 or y2 <= y1:
+            return False
+        return int(np.count_nonzero(mask[y1:y2, x1:x2])) >= cfg.touch_pixels
 
     def on_detections(
         self,
@@ -192,6 +258,8 @@ class FramePipeline:
         """
         if not self._accept(ts, wall):
             return []
+        if ts in self._resting:  # skipped because nothing touched the stationary objects
+            self._tracker.hold(ts)
         update = TrackerUpdate(removed=self._tracker.age_out(ts))
         changes = self._events.on_update(update, ts, wall)
         return changes + self._scene(ts, wall)
@@ -232,6 +300,8 @@ class FramePipeline:
         if self._last_ts is not None and ts <= self._last_ts:
             return False
         self._last_ts = ts
+        # Decisions run up to a frame ahead of the frames processed: keep the newer ones.
+        self._resting = [t for t in self._resting if t >= ts]
         return True
 
     def _keep(self, detection: Detection) -> bool:
@@ -247,7 +317,8 @@ class FramePipeline:
         return True
 
     def _scene(self, ts: float, wall: datetime) -> list[EventChange]:
-        """Feed the zone tracker this frame's confirmed tracks (matched now: visible). Without
+        """Feed the zone tracker this frame's confirmed tracks (matched or held now: visible,
+        so a parked car or a person standing still keeps its ``SEEN`` and ``DWELL``). Without
         zones or lines it still reports ``SEEN`` (rules on "a person in view" need no zone).
         Returns the changes of events that are in a zone for the first time."""
         objects = [
@@ -257,13 +328,15 @@ class FramePipeline:
                 score=t.score,
                 box=t.box,
                 event_id=self._events.event_id_of(t.id),
-                visible=t.last_t == ts and not t.lost,
+                # Held stationary tracks are vouched for: in view, at their last box.
+                visible=(t.last_t == ts or t.held_t == ts) and not t.lost,
             )
             for t in self._tracker.active
             if t.confirmed
         ]
         # on_detections refuses a frame without a size when zones or lines exist, and a skipped
-        # frame has no visible object to place: the fallback size is never used to place one.
+        # frame's only visible objects are held ones, tracked on such a frame before: the
+        # fallback size is never used to place one.
         width, height = self._size if self._size is not None else (1, 1)
         self._scene_events = tuple(self._zones.update(objects, width, height, wall))
         changes = []

@@ -45,6 +45,63 @@ MAX_SHIFT_BOXES = 3.0
 
 
 @dataclass(frozen=True)
+class StationaryConfig:
+    """When a tracked object counts as stationary, and how the camera rests on it.
+
+    A confirmed track whose box stays near where it settled (IoU at least ``min_iou`` with that
+    box, centre within ``max_shift`` of its smaller side) for ``after_s`` becomes stationary: a
+    parked car, a person standing still. While every live track is stationary, the pipeline
+    sends a frame to the detector only when motion touches one of their boxes (widened by
+    ``margin``), when motion elsewhere passes the gate, or every ``recheck_s``; the stationary
+    tracks are held (not aged out) on the frames in between, so their events stay open.
+
+    Attributes:
+        enabled: When false no track becomes stationary (every track forces detection).
+        after_s: Stream seconds a track must stay put to become stationary.
+        min_iou: Smallest IoU between a box and the box the track settled on that still
+            counts as not moved.
+        max_shift: Largest centre displacement from the settled box that still counts as not
+            moved, as a fraction of that box's smaller side.
+        recheck_s: Longest time a camera with only stationary objects goes without a detector
+            call (it replaces the motion gate's ``max_idle_s`` while they are held).
+        margin: Each side of a stationary box is widened by this fraction of its size (and at
+            least one motion-mask pixel) before motion is looked for in it.
+        touch_pixels: Changed motion-mask pixels in a widened stationary box that count as
+            motion touching it (the mask is ~96 px wide).
+    """
+
+    enabled: bool = True
+    after_s: float = 10.0
+    min_iou: float = 0.7
+    max_shift: float = 0.2
+    recheck_s: float = 20.0
+    margin: float = 0.15
+    touch_pixels: int = 3
+
+    def __post_init__(self) -> None:
+        if self.after_s < 0.0:
+            raise ValueError(f"after_s must be >= 0, but got {self.after_s}")
+        if not 0.0 < self.min_iou <= 1.0:
+            raise ValueError(f"min_iou must be in (0, 1], but got {self.min_iou}")
+        if self.max_shift < 0.0:
+            raise ValueError(f"max_shift must be >= 0, but got {self.max_shift}")
+        if self.recheck_s <= 0.0:
+            raise ValueError(f"recheck_s must be > 0, but got {self.recheck_s}")
+        if self.margin < 0.0:
+            raise ValueError(f"margin must be >= 0, but got {self.margin}")
+        if self.touch_pixels < 1:
+            raise ValueError(f"touch_pixels must be >= 1, but got {self.touch_pixels}")
+
+    def still(self, box: Box, settled: Box) -> bool:
+        """Whether ``box`` has not moved from ``settled``."""
+        if box.iou(settled) < self.min_iou:
+            return False
+        (bx, by), (sx, sy) = box.center, settled.center
+        side = max(min(settled.width, settled.height), 1.0)
+        return bool(np.hypot(bx - sx, by - sy) <= self.max_shift * side)
+
+
+@dataclass(frozen=True)
 class TrackerConfig:
     """Settings of the tracker.
 
@@ -59,6 +116,7 @@ class TrackerConfig:
         reid_speed: Largest speed, in box heights per second, at which a lost object is
             searched for: a detection re-associates a track only if its centre lies within
             ``1 + reid_speed * seconds lost`` box heights of the track's prediction.
+        stationary: When a track becomes stationary (see :class:`StationaryConfig`).
     """
 
     high_score: float = 0.5
@@ -68,6 +126,7 @@ class TrackerConfig:
     max_lost_s: float = 3.0
     reid_similarity: float = 0.85
     reid_speed: float = 1.0
+    stationary: StationaryConfig = field(default_factory=StationaryConfig)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.low_score <= self.high_score <= 1.0:
@@ -108,6 +167,13 @@ class Track:
             noises are equal); ``None`` until the second match initialises the filter.
         appearance: Moving average of the matched detections' descriptors, if they have one.
         reassociations: Times the track was re-associated by appearance.
+        stationary: Whether the object has stayed put long enough to be stationary (see
+            :class:`StationaryConfig`); it wakes (False) as soon as a match has moved.
+        settled: The box the object has stayed near since ``settled_t``.
+        settled_t: Stream time of the first match near ``settled``.
+        held_t: Last stream time the track was held while stationary (a frame that skipped
+            the detector because nothing touched it); ageing counts from the later of this
+            and ``last_t``.
     """
 
     id: int
@@ -125,6 +191,15 @@ class Track:
     covariance: NDArray[np.float64] | None = field(default=None, repr=False)
     appearance: NDArray[np.float32] | None = field(default=None, repr=False)
     reassociations: int = 0
+    stationary: bool = False
+    settled: Box | None = None
+    settled_t: float = 0.0
+    held_t: float = float("-inf")
+
+    @property
+    def seen_t(self) -> float:
+        """Stream time the object was last known to be there (matched, or held)."""
+        return max(self.last_t, self.held_t)
 
     def predicted(self, t: float) -> Box:
         """The box expected at stream time ``t`` under constant velocity.
@@ -270,6 +345,7 @@ class Tracker:
                 if not track.confirmed and track.hits >= cfg.min_hits:
                     track.confirmed = True
                     result.confirmed_now.append(track)
+                self._settle(track, t)
                 result.matched.append(track)
             for track, _ in pairs3:
                 track.reassociations += 1
@@ -293,6 +369,8 @@ class Tracker:
                     first_t=t,
                     last_t=t,
                     appearance=det.appearance if id(det) not in crowded else None,
+                    settled=det.box,
+                    settled_t=t,
                 )
                 self._next_id += 1
                 if cfg.min_hits <= 1:
@@ -304,8 +382,26 @@ class Tracker:
         self._tracks = sorted(survivors, key=lambda tr: tr.id)
         return result
 
+    def hold(self, t: float) -> list[Track]:
+        """Vouch for the stationary tracks at stream time ``t``: a frame skipped the detector
+        because no motion touched them, so they are taken to be still there (not aged out).
+
+        Lost tracks are not held: an object a detector call missed must be found again.
+
+        Args:
+            t: Stream time in seconds.
+
+        Returns:
+            The tracks held.
+        """
+        held = [tr for tr in self._tracks if tr.stationary and not tr.lost]
+        for track in held:
+            track.held_t = max(track.held_t, t)
+        return held
+
     def age_out(self, t: float) -> list[Track]:
-        """Drop tracks not matched for more than ``max_lost_s`` at stream time ``t``.
+        """Drop tracks not seen for more than ``max_lost_s`` at stream time ``t`` (seen:
+        matched, or held by :meth:`hold`).
 
         Used directly when frames pass without a detector call. Tentative tracks that old are
         dropped silently.
@@ -319,7 +415,7 @@ class Tracker:
         removed: list[Track] = []
         kept: list[Track] = []
         for track in self._tracks:
-            if t - track.last_t > self.config.max_lost_s:
+            if t - track.seen_t > self.config.max_lost_s:
                 if track.confirmed:
                     track.lost = True
                     removed.append(track)
@@ -327,6 +423,19 @@ class Tracker:
                 kept.append(track)
         self._tracks = kept
         return removed
+
+    def _settle(self, track: Track, t: float) -> None:
+        """After a match: a confirmed track near its settled box for ``after_s`` becomes
+        stationary; one that moved settles again where it is now (and wakes)."""
+        cfg = self.config.stationary
+        if not cfg.enabled:
+            return
+        if track.settled is not None and cfg.still(track.box, track.settled):
+            if track.confirmed and t - track.settled_t >= cfg.after_s:
+                track.stationary = True
+            return
+        track.settled, track.settled_t = track.box, t
+        track.stationary = False
 
     def _associate(
         self, tracks: list[Track], detections: list[Detection], t: float

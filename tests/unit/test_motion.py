@@ -45,6 +45,23 @@ def test_max_idle_refresh() -> None:
     assert gate.check(gray(), 20.0, tracking=False).detect
 
 
+def test_idle_interval_override_and_forced_detection() -> None:
+    gate = MotionGate(MotionConfig(max_idle_s=10.0))
+    gate.check(gray(), 0.0, tracking=False)
+    # A longer interval for this frame (stationary objects held): no refresh at 10 s.
+    held = gate.check(gray(), 10.0, tracking=False, idle_s=30.0, idle_reason="recheck")
+    assert (held.detect, held.reason) == (False, "idle")
+    due = gate.check(gray(), 30.0, tracking=False, idle_s=30.0, idle_reason="recheck")
+    assert (due.detect, due.reason) == (True, "recheck")
+    # A decision the caller forces restarts the interval, and keeps the frame's mask.
+    idle = gate.check(gray(), 35.0, tracking=False)
+    forced = gate.force(idle, 35.0, "touched")
+    assert (forced.detect, forced.reason, forced.motion) == (True, "touched", idle.motion)
+    assert forced.mask is idle.mask
+    assert not gate.check(gray(), 44.9, tracking=False).detect
+    assert gate.check(gray(), 45.0, tracking=False).reason == "refresh"
+
+
 def test_tracking_forces_detection() -> None:
     gate = MotionGate(MotionConfig())
     gate.check(gray(), 0.0, tracking=False)
