@@ -1,6 +1,6 @@
 """``python -m benchmarks [NAME ...]``: runs the named benchmarks (all by default: detector,
 ingest, pipeline, quiet, tracking, regions, rules, llm, gateway, agent, agent_quality, demo,
-recording, rules_backtest) in that order. Exit status 0 even when a target is missed
+recording, rules_backtest, capacity) in that order. Exit status 0 even when a target is missed
 (the line says MISSED); non-zero when a benchmark fails to run."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 from benchmarks import (
     agent,
     agent_quality,
+    capacity,
     demo,
     detector,
     gateway,
@@ -44,6 +45,7 @@ BENCHMARKS: dict[str, Callable[[Path], None]] = {
     "demo": demo.run,
     "recording": recording.run,
     "rules_backtest": rules_backtest.run,
+    "capacity": capacity.run,
 }
 NEEDS_MODEL = {"detector", "pipeline", "quiet", "tracking", "regions", "rules"}
 

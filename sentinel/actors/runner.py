@@ -360,14 +360,15 @@ class CameraRunner:
 
     def _begin(self, item: _Sampled) -> _InFlight:
         """Feeds the motion gate and, when it says so, sends the frame to the detector."""
-        decision = self.pipeline.wants_detection(item.gray, item.ts)
+        size = (item.frame.width, item.frame.height)
+        decision = self.pipeline.wants_detection(item.gray, item.ts, size)
         if self.detect is None or not decision.detect:
             if self.detect is not None:
                 self.stats.counters.frames_skipped_motion += 1
             return _InFlight(item, None, 0.0)
         if self.regions is not None and self.detect_inputs is not None:
             plan = self.regions.plan(
-                (item.frame.width, item.frame.height),
+                size,
                 decision.mask,
                 self.pipeline.active_tracks(),
                 item.ts,
