@@ -47,7 +47,7 @@ from benchmarks.demo import SENTINEL, _copy_models, _free_port, _wait
 WIDTH, HEIGHT, FPS = 1280, 720, 5
 CARRIED = 0.01  # dropped share under which a step carries its cameras
 OVERLOAD = 0.05  # the sweep of a mix stops past this
-STEPS = {"quiet": (4, 8, 12, 16), "busy": (1, 2, 3, 4, 5)}
+STEPS = {"quiet": (4, 8, 16, 24, 32), "busy": (1, 2, 3, 4, 6)}
 TARGETS = {"quiet": 8, "busy": 3}
 
 
