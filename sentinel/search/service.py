@@ -1,0 +1,267 @@
+"""Search over events and incidents: build documents, embed them, index them, query them.
+
+No Ray here: the indexer actor, the ``sentinel search backfill`` command and the API all use
+:class:`SearchService` with an ``embed`` function (the Serve deployment's handle in the
+platform, the in-process model elsewhere).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+from sentinel.search.colours import CropColours, crop_colours
+from sentinel.search.documents import (
+    CameraFacts,
+    SearchDocument,
+    event_document,
+    incident_document,
+)
+from sentinel.search.index import SearchFilter, SearchHit, VectorIndex
+from sentinel.store.alert_repo import AlertRepository
+from sentinel.store.incident_repo import IncidentRepository
+from sentinel.store.objects import ObjectNotFound, ObjectStore
+from sentinel.store.repo import CameraRepository, EventRepository, StoredEvent
+from sentinel.store.search_queue_repo import SearchLease, SearchQueue
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["MAX_QUERY_BYTES", "Embed", "IndexReport", "SearchService", "snapshot_colours"]
+
+Embed = Callable[[list[str]], NDArray[np.float32]]
+"""Texts in, ``(n, 384)`` unit vectors out."""
+
+MAX_QUERY_BYTES = 4096
+
+
+def snapshot_colours(jpeg: bytes, ev: StoredEvent) -> CropColours:
+    """The named colours of the event's object, read from its best-frame snapshot."""
+    with Image.open(io.BytesIO(jpeg)) as image:
+        rgb = np.asarray(image.convert("RGB"), dtype=np.uint8)
+    return crop_colours(rgb, (ev.box.x1, ev.box.y1, ev.box.x2, ev.box.y2), ev.label)
+
+
+@dataclass(frozen=True, slots=True)
+class IndexReport:
+    """What one indexing pass did."""
+
+    upserted: int = 0
+    deleted: int = 0
+    failed: int = 0
+
+
+class SearchService:
+    """Builds, indexes and queries the documents of events and incidents.
+
+    Args:
+        index: The vector index.
+        embed: The text embedder.
+        events, incidents, cameras, alerts: The stores the documents are built from (alerts
+            give the agent's summary; None: no summaries).
+        objects: The object store holding the snapshots (None: no crop colours).
+        queue: The indexing queue.
+        timezone: The site's IANA zone, for time phrases.
+    """
+
+    def __init__(
+        self,
+        index: VectorIndex,
+        embed: Embed,
+        *,
+        events: EventRepository,
+        incidents: IncidentRepository,
+        cameras: CameraRepository,
+        queue: SearchQueue,
+        alerts: AlertRepository | None = None,
+        objects: ObjectStore | None = None,
+        timezone: str = "UTC",
+    ) -> None:
+        self.index = index
+        self.embed = embed
+        self.events = events
+        self.incidents = incidents
+        self.cameras = cameras
+        self.queue = queue
+        self.alerts = alerts
+        self.objects = objects
+        self.timezone = timezone
+
+    # -- documents -------------------------------------------------------------------------
+
+    def _camera(self, camera_id: str) -> CameraFacts:
+        cfg = self.cameras.get(camera_id) or {}
+        return CameraFacts(camera_id, cfg.get("name"), str(cfg.get("description") or ""))
+
+    def _colours(self, ev: StoredEvent) -> CropColours | None:
+        if self.objects is None or ev.snapshot_key is None:
+            return None
+        try:
+            return snapshot_colours(self.objects.get(ev.snapshot_key), ev)
+        except ObjectNotFound:
+            return None
+        except (OSError, ValueError) as exc:  # a corrupt snapshot: index the rest
+            logger.warning("search: snapshot of event %s unreadable: %s", ev.id, exc)
+            return None
+
+    def document(self, kind: str, item_id: str) -> SearchDocument | None:
+        """The document of an event or incident, or None if it is gone."""
+        if kind == "event":
+            ev = self.events.get(item_id)
+            if ev is None:
+                return None
+            alert = self.alerts.by_event(item_id) if self.alerts is not None else None
+            return event_document(
+                ev,
+                self._camera(ev.camera_id),
+                colours=self._colours(ev),
+                summary=alert.summary if alert is not None and alert.summary else None,
+                timezone=self.timezone,
+            )
+        if kind == "incident":
+            incident = self.incidents.get(item_id)
+            if incident is None:
+                return None
+            alert = self.alerts.by_incident(item_id) if self.alerts is not None else None
+            return incident_document(
+                incident,
+                self._camera(incident.camera_id),
+                summary=alert.summary if alert is not None and alert.summary else None,
+                timezone=self.timezone,
+            )
+        raise ValueError(f"unknown kind {kind!r}")
+
+    # -- indexing --------------------------------------------------------------------------
+
+    def index_documents(self, docs: Sequence[SearchDocument]) -> None:
+        """Embed and upsert ``docs`` (idempotent by id)."""
+        if docs:
+            self.index.upsert(docs, self.embed([d.text for d in docs]))
+
+    def process(self, leases: Sequence[SearchLease]) -> IndexReport:
+        """Carry out leased queue items: upsert the ones still stored, delete the others.
+
+        An item whose document or embedding fails is handed back (retried after its lease);
+        the others complete under their lease tokens.
+        """
+        docs: list[tuple[SearchLease, SearchDocument]] = []
+        gone: list[SearchLease] = []
+        failed = 0
+        for lease in leases:
+            try:
+                doc = None if lease.op == "delete" else self.document(lease.kind, lease.item_id)
+            except Exception as exc:  # one bad item must not stall the queue
+                logger.exception("search: building the document of %s failed", lease.item_id)
+                self.queue.complete(lease, f"{type(exc).__name__}: {exc}")
+                failed += 1
+                continue
+            if doc is None:
+                gone.append(lease)
+            else:
+                docs.append((lease, doc))
+        if gone:
+            self.index.delete([lease.item_id for lease in gone])
+            for lease in gone:
+                self.queue.complete(lease)
+        if docs:
+            try:
+                self.index_documents([doc for _, doc in docs])
+            except Exception as exc:
+                logger.exception("search: indexing %d documents failed", len(docs))
+                for lease, _ in docs:
+                    self.queue.complete(lease, f"{type(exc).__name__}: {exc}")
+                return IndexReport(0, len(gone), failed + len(docs))
+            for lease, _ in docs:
+                self.queue.complete(lease)
+        return IndexReport(len(docs), len(gone), failed)
+
+    def drain(self, batch: int = 32, lease_s: float = 60.0, max_batches: int | None = None) -> int:
+        """Process queue items until none is claimable; returns how many were handled."""
+        handled = 0
+        batches = 0
+        while max_batches is None or batches < max_batches:
+            leases = self.queue.lease(batch, lease_s)
+            if not leases:
+                break
+            self.process(leases)
+            handled += len(leases)
+            batches += 1
+        return handled
+
+    def backfill(self, batch: int = 64, prune: bool = True) -> IndexReport:
+        """Index every closed event and incident now in the store, and (with ``prune``) remove
+        index entries whose event or incident is gone (retention, deletion)."""
+        upserted = 0
+        for kind, ids in (("event", self._closed_event_ids()), ("incident", self._incident_ids())):
+            for start in range(0, len(ids), batch):
+                docs = [d for i in ids[start : start + batch] if (d := self.document(kind, i))]
+                self.index_documents(docs)
+                upserted += len(docs)
+        deleted = 0
+        if prune:
+            stale = [
+                i
+                for i in self.index.ids()
+                if self.events.get(i) is None and self.incidents.get(i) is None
+            ]
+            self.index.delete(stale)
+            deleted = len(stale)
+        return IndexReport(upserted, deleted, 0)
+
+    def _closed_event_ids(self) -> list[str]:
+        ids: list[str] = []
+        cursor = None
+        while True:
+            page = self.events.list(cursor=cursor, limit=500)
+            ids.extend(e.id for e in page.items if e.ended_at is not None)
+            if page.next_cursor is None:
+                return ids
+            cursor = page.next_cursor
+
+    def _incident_ids(self) -> list[str]:
+        ids: list[str] = []
+        cursor = None
+        while True:
+            page = self.incidents.list(cursor=cursor, limit=500)
+            ids.extend(i.id for i in page.items if i.ended_at is not None)
+            if page.next_cursor is None:
+                return ids
+            cursor = page.next_cursor
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def search(self, query: str, flt: SearchFilter, k: int) -> list[SearchHit]:
+        """The ``k`` items closest to ``query`` among those ``flt`` lets through.
+
+        Raises:
+            ValueError: For an empty query or one over ``MAX_QUERY_BYTES``.
+        """
+        if not query.strip():
+            raise ValueError("the query is empty")
+        if len(query.encode()) > MAX_QUERY_BYTES:
+            raise ValueError(f"the query is over {MAX_QUERY_BYTES} bytes")
+        if flt.matches_nothing():
+            return []
+        vector = self.embed([query])[0]
+        return self.index.query(vector, flt, k)
+
+    def similar(self, item_id: str, flt: SearchFilter, k: int) -> list[SearchHit] | None:
+        """The ``k`` items closest to an indexed item (itself left out); None if it is not
+        indexed."""
+        vector = self.index.vector(item_id)
+        if vector is None:
+            return None
+        return self.index.query(vector, flt, k, exclude=item_id)
+
+    def lag(self) -> dict[str, Any]:
+        """The index's lag: queued items and the age of the oldest."""
+        return {
+            "backlog": self.queue.backlog(),
+            "oldest_pending_age_s": self.queue.oldest_pending_age_s(),
+        }
