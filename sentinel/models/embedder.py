@@ -93,7 +93,12 @@ class TextEmbedder:
             str(self.folder), device="cpu", local_files_only=True
         )
         self._lock = threading.Lock()  # one forward pass at a time per model
-        dim = self._model.get_sentence_embedding_dimension()
+        # Renamed in sentence-transformers 6; the old name is kept for older releases.
+        dimension = (
+            getattr(self._model, "get_embedding_dimension", None)
+            or self._model.get_sentence_embedding_dimension
+        )
+        dim = dimension()
         if dim != EMBED_DIM:
             raise ModelFileError(f"model {self.folder} gives {dim}-d vectors, not {EMBED_DIM}")
 
