@@ -206,5 +206,9 @@ def incident_document(
         camera_id=incident.camera_id,
         label=incident.labels[0] if incident.labels else "",
         started_at=incident.started_at,
-        extra={"members": len(incident.members)},
+        extra={
+            "members": len(incident.members),
+            # The best member's snapshot stands for the incident ("" when none is known).
+            "snapshot_event": incident.key_frames[0].event_id if incident.key_frames else "",
+        },
     )

@@ -251,12 +251,18 @@ class SearchService:
         vector = self.embed([query])[0]
         return self.index.query(vector, flt, k)
 
-    def similar(self, item_id: str, flt: SearchFilter, k: int) -> list[SearchHit] | None:
-        """The ``k`` items closest to an indexed item (itself left out); None if it is not
-        indexed."""
+    def similar(
+        self, item_id: str, flt: SearchFilter, k: int, kind: str = "event"
+    ) -> list[SearchHit] | None:
+        """The ``k`` items closest to an item (itself left out): its indexed vector, or for
+        one not indexed yet (still open, or queued) its document embedded now. None if the
+        item does not exist."""
         vector = self.index.vector(item_id)
         if vector is None:
-            return None
+            doc = self.document(kind, item_id)
+            if doc is None:
+                return None
+            vector = self.embed([doc.text])[0]
         return self.index.query(vector, flt, k, exclude=item_id)
 
     def lag(self) -> dict[str, Any]:

@@ -214,3 +214,4 @@ def test_incident_document() -> None:
     assert doc.metadata["kind"] == "incident"
     assert doc.metadata["label"] == "person"
     assert doc.metadata["members"] == 3
+    assert doc.metadata["snapshot_event"] == ""

@@ -1,0 +1,151 @@
+"""Search routes: events and incidents by words, and events like a given one.
+
+The caller's camera scope goes into the vector query's filter (``SearchFilter.cameras``), so a
+user limited to some cameras gets the top-k among those cameras, never a top-k of everything
+cut down afterwards. Results carry their score (cosine similarity), the indexed text as a
+snippet, and a snapshot URL.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Path, Query, Security
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from sentinel.api.deps import SearchServices, Services, ServicesDep
+from sentinel.api.security import allowed_cameras, authorize, require_event
+from sentinel.gateway.roles import EVENTS_READ, Principal
+from sentinel.search.index import SearchFilter, SearchHit
+from sentinel.search.service import MAX_QUERY_BYTES
+
+router = APIRouter(tags=["search"])
+
+MAX_RESULTS = 100
+SNIPPET_CHARS = 300
+
+
+class SearchHitPublic(BaseModel):
+    id: str = Field(description="The event's or incident's id.")
+    kind: Literal["event", "incident"]
+    score: float = Field(description="Cosine similarity to the query, higher is closer.")
+    snippet: str = Field(description="The indexed description (what matched).")
+    camera_id: str
+    label: str
+    started_at: datetime
+    snapshot_url: str | None
+
+
+class SearchResults(BaseModel):
+    items: list[SearchHitPublic]
+    index_backlog: int = Field(description="Items waiting to be indexed (search lags by them).")
+
+
+def _search(services: Services) -> SearchServices:
+    found: SearchServices | None = services.search
+    if found is None:
+        raise HTTPException(404, "search is not enabled (settings: search.enabled)")
+    return found
+
+
+def _public(hit: SearchHit) -> SearchHitPublic:
+    meta = hit.metadata
+    kind = "incident" if meta.get("kind") == "incident" else "event"
+    snapshot_of = hit.id if meta.get("snapshot") else str(meta.get("snapshot_event") or "")
+    text = hit.text if len(hit.text) <= SNIPPET_CHARS else hit.text[: SNIPPET_CHARS - 1] + "…"
+    return SearchHitPublic(
+        id=hit.id,
+        kind=kind,
+        score=round(hit.score, 4),
+        snippet=text,
+        camera_id=str(meta.get("camera_id", "")),
+        label=str(meta.get("label", "")),
+        started_at=datetime.fromtimestamp(int(meta.get("start", 0)), UTC),
+        snapshot_url=f"/api/v1/events/{snapshot_of}/snapshot.jpg" if snapshot_of else None,
+    )
+
+
+def _query_error(msg: str, kind: str) -> RequestValidationError:
+    return RequestValidationError([{"loc": ("query", "q"), "msg": msg, "type": kind}])
+
+
+async def _scope(principal: Principal, services: Services) -> frozenset[str] | None:
+    allowed = await allowed_cameras(principal, services)
+    return None if allowed is None else frozenset(allowed)
+
+
+@router.get("/search", response_model=SearchResults, summary="Search events and incidents")
+async def search(
+    services: ServicesDep,
+    principal: Annotated[Principal, Security(authorize, scopes=[EVENTS_READ])],
+    q: Annotated[str, Query(description="What to look for, in words (1 byte to 4 KiB).")],
+    camera_id: Annotated[str | None, Query(max_length=64)] = None,
+    label: Annotated[str | None, Query(max_length=64)] = None,
+    kind: Literal["event", "incident"] | None = None,
+    since: Annotated[datetime | None, Query(description="Started at or after.")] = None,
+    until: Annotated[datetime | None, Query(description="Started at or before.")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_RESULTS)] = 10,
+) -> SearchResults:
+    """The closest events and incidents to `q` among the cameras the caller may see, best
+    first. The camera scope and the filters are part of the vector query."""
+    if not q.strip():
+        raise _query_error("the query is empty", "string_too_short")
+    if len(q.encode()) > MAX_QUERY_BYTES:
+        raise _query_error(f"the query is over {MAX_QUERY_BYTES} bytes", "string_too_long")
+    if since is not None and until is not None and since > until:
+        raise HTTPException(400, "`since` must not be after `until`")
+    search_services = _search(services)
+    flt = SearchFilter(
+        cameras=await _scope(principal, services),
+        camera_id=camera_id,
+        label=label,
+        kind=kind,
+        since=since,
+        until=until,
+    )
+    service = search_services.service
+    if flt.matches_nothing():
+        hits: list[SearchHit] = []
+    elif search_services.embed_async is not None:
+        vector = (await search_services.embed_async([q]))[0]
+        hits = await run_in_threadpool(service.index.query, vector, flt, limit)
+    else:
+        hits = await run_in_threadpool(service.search, q, flt, limit)
+    backlog = await run_in_threadpool(service.queue.backlog)
+    return SearchResults(items=[_public(h) for h in hits], index_backlog=backlog)
+
+
+@router.get(
+    "/events/{event_id}/similar",
+    response_model=SearchResults,
+    summary="Events and incidents like this event",
+)
+async def similar_events(
+    event_id: Annotated[str, Path(max_length=64)],
+    services: ServicesDep,
+    principal: Annotated[Principal, Security(authorize, scopes=[EVENTS_READ])],
+    camera_id: Annotated[str | None, Query(max_length=64)] = None,
+    label: Annotated[str | None, Query(max_length=64)] = None,
+    kind: Literal["event", "incident"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_RESULTS)] = 10,
+) -> SearchResults:
+    """The items closest to the event's description (the event itself left out), within the
+    caller's cameras; an event not indexed yet (still open) is described and embedded now.
+    404 for an event the caller cannot see."""
+    search_services = _search(services)
+    await require_event(event_id, services, principal)
+    flt = SearchFilter(
+        cameras=await _scope(principal, services),
+        camera_id=camera_id,
+        label=label,
+        kind=kind,
+    )
+    service = search_services.service
+    hits = await run_in_threadpool(service.similar, event_id, flt, limit)
+    if hits is None:  # deleted between the check and the query
+        raise HTTPException(404, "event not found")
+    backlog = await run_in_threadpool(service.queue.backlog)
+    return SearchResults(items=[_public(h) for h in hits], index_backlog=backlog)
