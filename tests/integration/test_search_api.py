@@ -95,7 +95,7 @@ def seeded(services: Services) -> Services:
     return services
 
 
-def _get(client: TestClient, user: AuthedUser, url: str, **params: object) -> dict[str, object]:
+def _get(client: TestClient, user: AuthedUser, url: str, **params: str | int) -> dict[str, object]:
     resp = client.get(url, params=params, headers=user.headers)
     assert resp.status_code == 200, resp.text
     body: dict[str, object] = resp.json()
