@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from sentinel.api.gateway import SecurityServices
 from sentinel.config import CameraConfig
 from sentinel.rules.rulegen import RuleGenSettings, Suggestion
+from sentinel.search.index import IndexReader
 from sentinel.search.service import SearchService
 from sentinel.store.alert_repo import AlertRepository, ExperimentRepository, PromptRepository
 from sentinel.store.export_repo import ExportRepository
@@ -82,11 +83,18 @@ class AgentServices:
 
 @dataclass
 class SearchServices:
-    """The search service, and optionally an async embedder (the Serve deployment's handle)
-    that embeds queries instead of the service's own ``embed`` on a worker thread."""
+    """Search: the service (documents, the queue's lag), the index queries read (default:
+    the service's own; in the platform a proxy to the indexer actor, which owns the embedded
+    index), and optionally an async embedder (the Serve deployment's handle) that embeds
+    queries instead of the service's own ``embed`` on a worker thread."""
 
     service: SearchService
+    index: IndexReader | None = None
     embed_async: Callable[[list[str]], Awaitable[NDArray[np.float32]]] | None = None
+
+    @property
+    def reader(self) -> IndexReader:
+        return self.index if self.index is not None else self.service.index
 
 
 RuleGenRunner = Callable[[RuleGenSettings, datetime | None], list[Suggestion]]

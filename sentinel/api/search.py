@@ -11,15 +11,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
+import numpy as np
 from fastapi import APIRouter, HTTPException, Path, Query, Security
 from fastapi.exceptions import RequestValidationError
+from numpy.typing import NDArray
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from sentinel.api.deps import SearchServices, Services, ServicesDep
 from sentinel.api.security import allowed_cameras, authorize, require_event
 from sentinel.gateway.roles import EVENTS_READ, Principal
-from sentinel.search.index import SearchFilter, SearchHit
+from sentinel.search.index import IndexUnavailableError, SearchFilter, SearchHit
 from sentinel.search.service import MAX_QUERY_BYTES
 
 router = APIRouter(tags=["search"])
@@ -68,6 +70,25 @@ def _public(hit: SearchHit) -> SearchHitPublic:
     )
 
 
+async def _embed(search: SearchServices, texts: list[str]) -> NDArray[np.float32]:
+    if search.embed_async is not None:
+        return await search.embed_async(texts)
+    return await run_in_threadpool(search.service.embed, texts)
+
+
+async def _query(
+    search: SearchServices,
+    vector: NDArray[np.float32],
+    flt: SearchFilter,
+    k: int,
+    exclude: str | None = None,
+) -> list[SearchHit]:
+    try:
+        return await run_in_threadpool(search.reader.query, vector, flt, k, exclude=exclude)
+    except IndexUnavailableError as exc:
+        raise HTTPException(503, str(exc)) from exc
+
+
 def _query_error(msg: str, kind: str) -> RequestValidationError:
     return RequestValidationError([{"loc": ("query", "q"), "msg": msg, "type": kind}])
 
@@ -107,13 +128,10 @@ async def search(
         until=until,
     )
     service = search_services.service
-    if flt.matches_nothing():
-        hits: list[SearchHit] = []
-    elif search_services.embed_async is not None:
-        vector = (await search_services.embed_async([q]))[0]
-        hits = await run_in_threadpool(service.index.query, vector, flt, limit)
-    else:
-        hits = await run_in_threadpool(service.search, q, flt, limit)
+    hits: list[SearchHit] = []
+    if not flt.matches_nothing():
+        vector = (await _embed(search_services, [q]))[0]
+        hits = await _query(search_services, vector, flt, limit)
     backlog = await run_in_threadpool(service.queue.backlog)
     return SearchResults(items=[_public(h) for h in hits], index_backlog=backlog)
 
@@ -144,8 +162,17 @@ async def similar_events(
         kind=kind,
     )
     service = search_services.service
-    hits = await run_in_threadpool(service.similar, event_id, flt, limit)
-    if hits is None:  # deleted between the check and the query
-        raise HTTPException(404, "event not found")
+    hits: list[SearchHit] = []
+    if not flt.matches_nothing():
+        try:
+            vector = await run_in_threadpool(search_services.reader.vector, event_id)
+        except IndexUnavailableError as exc:
+            raise HTTPException(503, str(exc)) from exc
+        if vector is None:  # not indexed yet (open, or queued): describe it now
+            doc = await run_in_threadpool(service.document, "event", event_id)
+            if doc is None:  # deleted since the check
+                raise HTTPException(404, "event not found")
+            vector = (await _embed(search_services, [doc.text]))[0]
+        hits = await _query(search_services, vector, flt, limit, exclude=event_id)
     backlog = await run_in_threadpool(service.queue.backlog)
     return SearchResults(items=[_public(h) for h in hits], index_backlog=backlog)

@@ -15,7 +15,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
 import numpy as np
@@ -23,9 +23,22 @@ from numpy.typing import NDArray
 
 from sentinel.search.documents import SearchDocument
 
-__all__ = ["COLLECTION", "SearchFilter", "SearchHit", "VectorIndex", "where_filter"]
+__all__ = [
+    "COLLECTION",
+    "Index",
+    "IndexReader",
+    "IndexUnavailableError",
+    "SearchFilter",
+    "SearchHit",
+    "VectorIndex",
+    "where_filter",
+]
 
 COLLECTION = "sentinel_search"
+
+
+class IndexUnavailableError(RuntimeError):
+    """The index cannot be reached now (its owner is not running)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +97,31 @@ def where_filter(flt: SearchFilter) -> dict[str, Any] | None:
     if not terms:
         return None
     return terms[0] if len(terms) == 1 else {"$and": terms}
+
+
+class IndexReader(Protocol):
+    """What queries need of an index: a ``VectorIndex``, or a proxy to the process that owns
+    it (the indexer actor, :class:`sentinel.actors.indexer.ActorIndex`)."""
+
+    def query(
+        self, vector: NDArray[np.float32], flt: SearchFilter, k: int, *, exclude: str | None = None
+    ) -> list[SearchHit]: ...
+
+    def vector(self, item_id: str) -> NDArray[np.float32] | None: ...
+
+    def count(self) -> int: ...
+
+
+class Index(IndexReader, Protocol):
+    """Everything the indexer needs of an index (``VectorIndex`` or a proxy to it)."""
+
+    def upsert(self, docs: Sequence[SearchDocument], vectors: NDArray[np.float32]) -> None: ...
+
+    def delete(self, ids: Collection[str]) -> None: ...
+
+    def ids(self, batch: int = 5000) -> list[str]: ...
+
+    def get(self, item_id: str) -> SearchHit | None: ...
 
 
 class VectorIndex:

@@ -10,13 +10,16 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
+from sqlalchemy.engine import Engine
 
+from sentinel.config import SearchSettings
 from sentinel.search.colours import CropColours, crop_colours
 from sentinel.search.documents import (
     CameraFacts,
@@ -24,7 +27,7 @@ from sentinel.search.documents import (
     event_document,
     incident_document,
 )
-from sentinel.search.index import SearchFilter, SearchHit, VectorIndex
+from sentinel.search.index import Index, SearchFilter, SearchHit, VectorIndex
 from sentinel.store.alert_repo import AlertRepository
 from sentinel.store.incident_repo import IncidentRepository
 from sentinel.store.objects import ObjectNotFound, ObjectStore
@@ -33,7 +36,15 @@ from sentinel.store.search_queue_repo import SearchLease, SearchQueue
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MAX_QUERY_BYTES", "Embed", "IndexReport", "SearchService", "snapshot_colours"]
+__all__ = [
+    "MAX_QUERY_BYTES",
+    "Embed",
+    "IndexReport",
+    "PreparedBatch",
+    "SearchService",
+    "open_search",
+    "snapshot_colours",
+]
 
 Embed = Callable[[list[str]], NDArray[np.float32]]
 """Texts in, ``(n, 384)`` unit vectors out."""
@@ -57,6 +68,19 @@ class IndexReport:
     failed: int = 0
 
 
+@dataclass
+class PreparedBatch:
+    """Leased items with their documents, waiting for their vectors."""
+
+    items: list[tuple[SearchLease, SearchDocument]] = field(default_factory=list)
+    deleted: int = 0
+    failed: int = 0
+
+    @property
+    def texts(self) -> list[str]:
+        return [doc.text for _, doc in self.items]
+
+
 class SearchService:
     """Builds, indexes and queries the documents of events and incidents.
 
@@ -72,7 +96,7 @@ class SearchService:
 
     def __init__(
         self,
-        index: VectorIndex,
+        index: Index,
         embed: Embed,
         *,
         events: EventRepository,
@@ -144,42 +168,63 @@ class SearchService:
         if docs:
             self.index.upsert(docs, self.embed([d.text for d in docs]))
 
-    def process(self, leases: Sequence[SearchLease]) -> IndexReport:
-        """Carry out leased queue items: upsert the ones still stored, delete the others.
+    def prepare(self, leases: Sequence[SearchLease]) -> PreparedBatch:
+        """First half of indexing leased items: build their documents; items that are gone
+        (or queued for deletion) leave the index now and complete.
 
-        An item whose document or embedding fails is handed back (retried after its lease);
-        the others complete under their lease tokens.
-        """
-        docs: list[tuple[SearchLease, SearchDocument]] = []
+        An item whose document fails is handed back (retried after its lease)."""
+        batch = PreparedBatch()
         gone: list[SearchLease] = []
-        failed = 0
         for lease in leases:
             try:
                 doc = None if lease.op == "delete" else self.document(lease.kind, lease.item_id)
             except Exception as exc:  # one bad item must not stall the queue
                 logger.exception("search: building the document of %s failed", lease.item_id)
                 self.queue.complete(lease, f"{type(exc).__name__}: {exc}")
-                failed += 1
+                batch.failed += 1
                 continue
             if doc is None:
                 gone.append(lease)
             else:
-                docs.append((lease, doc))
+                batch.items.append((lease, doc))
         if gone:
             self.index.delete([lease.item_id for lease in gone])
             for lease in gone:
                 self.queue.complete(lease)
-        if docs:
+        batch.deleted = len(gone)
+        return batch
+
+    def commit(
+        self, batch: PreparedBatch, vectors: NDArray[np.float32] | BaseException
+    ) -> IndexReport:
+        """Second half: upsert the batch's documents with their vectors and complete them, or
+        hand them all back when embedding failed (``vectors`` is the exception)."""
+        docs = [doc for _, doc in batch.items]
+        error: BaseException | None = vectors if isinstance(vectors, BaseException) else None
+        if error is None and docs:
             try:
-                self.index_documents([doc for _, doc in docs])
+                self.index.upsert(docs, vectors)  # type: ignore[arg-type]
             except Exception as exc:
-                logger.exception("search: indexing %d documents failed", len(docs))
-                for lease, _ in docs:
-                    self.queue.complete(lease, f"{type(exc).__name__}: {exc}")
-                return IndexReport(0, len(gone), failed + len(docs))
-            for lease, _ in docs:
-                self.queue.complete(lease)
-        return IndexReport(len(docs), len(gone), failed)
+                logger.exception("search: upserting %d documents failed", len(docs))
+                error = exc
+        if error is not None:
+            for lease, _ in batch.items:
+                self.queue.complete(lease, f"{type(error).__name__}: {error}")
+            return IndexReport(0, batch.deleted, batch.failed + len(docs))
+        for lease, _ in batch.items:
+            self.queue.complete(lease)
+        return IndexReport(len(docs), batch.deleted, batch.failed)
+
+    def process(self, leases: Sequence[SearchLease]) -> IndexReport:
+        """Carry out leased queue items with this service's own ``embed``."""
+        batch = self.prepare(leases)
+        vectors: NDArray[np.float32] | BaseException
+        try:
+            vectors = self.embed(batch.texts) if batch.items else np.zeros((0, 0), np.float32)
+        except Exception as exc:
+            logger.exception("search: embedding %d documents failed", len(batch.items))
+            vectors = exc
+        return self.commit(batch, vectors)
 
     def drain(self, batch: int = 32, lease_s: float = 60.0, max_batches: int | None = None) -> int:
         """Process queue items until none is claimable; returns how many were handled."""
@@ -271,3 +316,29 @@ class SearchService:
             "backlog": self.queue.backlog(),
             "oldest_pending_age_s": self.queue.oldest_pending_age_s(),
         }
+
+
+def open_search(
+    engine: Engine,
+    settings: SearchSettings,
+    index_path: Path,
+    embed: Embed,
+    *,
+    objects: ObjectStore | None = None,
+    index: Index | None = None,
+) -> SearchService:
+    """The search service over a store: ``index``, or by default the embedded index in
+    ``index_path`` or the Chroma server of ``settings.chroma_url``."""
+    if index is None:
+        index = VectorIndex(index_path, url=settings.chroma_url)
+    return SearchService(
+        index,
+        embed,
+        events=EventRepository(engine),
+        incidents=IncidentRepository(engine),
+        cameras=CameraRepository(engine),
+        queue=SearchQueue(engine),
+        alerts=AlertRepository(engine),
+        objects=objects,
+        timezone=settings.timezone,
+    )

@@ -43,8 +43,10 @@ class Embedder:
         return True
 
 
-def build_embedder(threads: int | None = None, num_cpus: float = 1.0) -> Any:
+def build_embedder(
+    threads: int | None = None, num_cpus: float = 0.25, max_batch_size: int = 32
+) -> Any:
     """The bound embedder deployment."""
     return Embedder.options(  # type: ignore[attr-defined]
         ray_actor_options={"num_cpus": num_cpus}
-    ).bind(threads)
+    ).bind(threads, max_batch_size)
