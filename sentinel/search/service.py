@@ -42,7 +42,10 @@ __all__ = [
     "IndexReport",
     "PreparedBatch",
     "SearchService",
+    "closed_event_ids",
+    "closed_incident_ids",
     "open_search",
+    "queue_backfill",
     "snapshot_colours",
 ]
 
@@ -260,24 +263,10 @@ class SearchService:
         return IndexReport(upserted, deleted, 0)
 
     def _closed_event_ids(self) -> list[str]:
-        ids: list[str] = []
-        cursor = None
-        while True:
-            page = self.events.list(cursor=cursor, limit=500)
-            ids.extend(e.id for e in page.items if e.ended_at is not None)
-            if page.next_cursor is None:
-                return ids
-            cursor = page.next_cursor
+        return closed_event_ids(self.events)
 
     def _incident_ids(self) -> list[str]:
-        ids: list[str] = []
-        cursor = None
-        while True:
-            page = self.incidents.list(cursor=cursor, limit=500)
-            ids.extend(i.id for i in page.items if i.ended_at is not None)
-            if page.next_cursor is None:
-                return ids
-            cursor = page.next_cursor
+        return closed_incident_ids(self.incidents)
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -316,6 +305,43 @@ class SearchService:
             "backlog": self.queue.backlog(),
             "oldest_pending_age_s": self.queue.oldest_pending_age_s(),
         }
+
+
+def closed_event_ids(events: EventRepository) -> list[str]:
+    """The ids of every closed event, newest first."""
+    ids: list[str] = []
+    cursor = None
+    while True:
+        page = events.list(cursor=cursor, limit=500)
+        ids.extend(e.id for e in page.items if e.ended_at is not None)
+        if page.next_cursor is None:
+            return ids
+        cursor = page.next_cursor
+
+
+def closed_incident_ids(incidents: IncidentRepository) -> list[str]:
+    """The ids of every closed incident, newest first."""
+    ids: list[str] = []
+    cursor = None
+    while True:
+        page = incidents.list(cursor=cursor, limit=500)
+        ids.extend(i.id for i in page.items if i.ended_at is not None)
+        if page.next_cursor is None:
+            return ids
+        cursor = page.next_cursor
+
+
+def queue_backfill(engine: Engine) -> tuple[int, int]:
+    """Queue every closed event and incident for (re)indexing; the running indexer takes
+    them from the durable queue. Returns ``(events, incidents)`` queued."""
+    queue = SearchQueue(engine)
+    events = closed_event_ids(EventRepository(engine))
+    incidents = closed_incident_ids(IncidentRepository(engine))
+    for event_id in events:
+        queue.enqueue(event_id, "event")
+    for incident_id in incidents:
+        queue.enqueue(incident_id, "incident")
+    return len(events), len(incidents)
 
 
 def open_search(
