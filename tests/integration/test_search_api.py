@@ -167,3 +167,20 @@ def test_missing_query_and_bad_bounds(seeded: Services, client: TestClient) -> N
     )
     assert resp.status_code == 400
     assert client.get("/api/v1/search", params={"q": "x"}).status_code == 401
+
+
+def test_the_index_lag_is_reported(services: Services, client: TestClient) -> None:
+    admin = add_user(services.security, "root", Role.ADMIN)
+    _event(services, "late-1", "gate", RED, 1)
+    _event(services, "late-2", "gate", RED, 2)
+    health = client.get("/health").json()
+    assert health["search_backlog"] == 2
+    metrics = client.get("/metrics", headers=admin.headers).text
+    assert "sentinel_search_backlog 2.0" in metrics
+    # Search answers from what is indexed while the index is behind.
+    behind = _get(client, admin, "/api/v1/search", q=QUERY)
+    assert behind["items"] == [] and behind["index_backlog"] == 2
+    assert services.search is not None
+    services.search.service.drain()
+    assert client.get("/health").json()["search_backlog"] == 0
+    assert "sentinel_search_lag_seconds 0.0" in client.get("/metrics", headers=admin.headers).text

@@ -232,3 +232,17 @@ def test_incidents_are_indexed_too(w: World) -> None:
     hits = w.service.search("incident in the car park", SearchFilter(kind="incident"), 5)
     assert [h.id for h in hits] == ["inc-1"]
     assert hits[0].metadata["kind"] == "incident"
+
+
+def test_a_failed_embedding_hands_the_batch_back(w: World) -> None:
+    store_event(w, "a", frame=person_frame(RED, BLUE))
+    leases = w.queue.lease(10, 30.0)
+    batch = w.service.prepare(leases)
+    assert batch.texts and "wearing red top" in batch.texts[0]
+    report = w.service.commit(batch, RuntimeError("embedder down"))
+    assert (report.upserted, report.failed) == (0, 1)
+    assert w.service.index.count() == 0
+    status = w.queue.status("a")
+    assert status is not None and status[0] == "leased"  # retried once the lease expires
+    assert w.service.drain() == 0  # not claimable before that
+    assert w.service.lag()["backlog"] == 1
