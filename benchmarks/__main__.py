@@ -1,6 +1,6 @@
 """``python -m benchmarks [NAME ...]``: runs the named benchmarks (all by default: detector,
 ingest, pipeline, tracking, rules, llm, gateway, agent, agent_quality, demo, recording,
-rules_backtest) in that order. Exit status 0 even when a target is missed (the line says
+rules_backtest, search) in that order. Exit status 0 even when a target is missed (the line says
 MISSED); non-zero when a benchmark fails to run."""
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from benchmarks import (
     recording,
     rules,
     rules_backtest,
+    search,
     tracking,
 )
 from benchmarks.common import onnx_model
@@ -40,6 +41,7 @@ BENCHMARKS: dict[str, Callable[[Path], None]] = {
     "demo": demo.run,
     "recording": recording.run,
     "rules_backtest": rules_backtest.run,
+    "search": search.run,
 }
 NEEDS_MODEL = {"detector", "pipeline", "tracking", "rules"}
 
