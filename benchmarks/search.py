@@ -16,6 +16,14 @@ matrix (one matrix product and an argpartition), for ``LATENCY_QUERIES`` queries
 without a camera-scope filter (5 of the 50 cameras, as a limited user's). Target: chromadb's
 p99 at most twice numpy's.
 
+**Search by example** (person re-identification): ground-truth person boxes of PETS09-S2L1
+frames 1-400 (every ``REID_EVERY``-th frame), each described by
+:func:`sentinel.search.appearance.appearance_vector`. Every ``REID_QUERY_EVERY``-th crop of a
+person is a query; the gallery is every crop of every person except the query's own person
+within ``REID_GAP_FRAMES`` frames of it (other moments only). Figures: recall@5 (share of
+queries with a crop of the same person in the top 5; target >= 0.8) and precision@5 (share of
+the top 5 that are that person).
+
 ``python -m benchmarks search``; ``SEARCH_BENCH_VECTORS`` shrinks the latency part.
 """
 
@@ -37,9 +45,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from benchmarks.common import median, percentile, verdict
+from benchmarks.common import median, percentile, rgb_frames, sample_video, verdict
 from sentinel.domain.types import Box
 from sentinel.models.embedder import EMBED_DIM, TextEmbedder
+from sentinel.search.appearance import appearance_vector
 from sentinel.search.colours import CropColours
 from sentinel.search.documents import CameraFacts, SearchDocument, event_document
 from sentinel.search.index import SearchFilter, VectorIndex
@@ -53,6 +62,12 @@ SCOPE_CAMERAS = 5
 ALL_CAMERAS = 50
 SEED = 7
 T0 = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)  # a Monday
+GT_FILE = Path(__file__).parent / "data" / "pets09-s2l1-gt-0001-0400.txt"
+REID_FRAMES = 400
+REID_EVERY = 5
+REID_QUERY_EVERY = 4
+REID_GAP_FRAMES = 20  # 2 s at 10 fps
+REID_TARGET = 0.8
 
 CAMERAS = {
     "gate": CameraFacts("gate", "Front gate", "The main gate and the visitor car park."),
@@ -369,6 +384,63 @@ def latency(workdir: Path, n: int = VECTORS) -> dict[str, float]:
     return out
 
 
+@dataclass(frozen=True)
+class Crop:
+    frame: int  # 1-based, as in the ground truth
+    person: int
+    vector: NDArray[np.float32]
+
+
+def ground_truth(path: Path = GT_FILE) -> dict[int, list[tuple[int, Box]]]:
+    """Frame -> [(person, box)] of the MOTChallenge file (ignored boxes left out)."""
+    out: dict[int, list[tuple[int, Box]]] = {}
+    for line in path.read_text().splitlines():
+        fields = line.split(",")
+        if len(fields) < 7 or fields[6].strip() == "0":
+            continue
+        frame, person = int(fields[0]), int(fields[1])
+        x, y, w, h = (float(v) for v in fields[2:6])
+        out.setdefault(frame, []).append((person, Box(x, y, x + w, y + h)))
+    return out
+
+
+def reid_crops(video: Path) -> list[Crop]:
+    truth = ground_truth()
+    frames = rgb_frames(video, REID_FRAMES // REID_EVERY, every=REID_EVERY)
+    crops: list[Crop] = []
+    for i, rgb in enumerate(frames):
+        number = i * REID_EVERY + 1  # decoded frame index i*every is ground-truth frame +1
+        for person, box in truth.get(number, []):
+            vector = appearance_vector(rgb, box)
+            if vector is not None:
+                crops.append(Crop(number, person, vector))
+    return crops
+
+
+def reid(crops: Sequence[Crop], k: int = 5) -> tuple[float, float, int]:
+    """recall@k, precision@k and the number of queries (see the module docstring)."""
+    matrix = np.stack([c.vector for c in crops])
+    persons = np.array([c.person for c in crops])
+    frames = np.array([c.frame for c in crops])
+    hits, precision, queries = 0, 0.0, 0
+    per_person: dict[int, int] = {}
+    for qi, crop in enumerate(crops):
+        seen = per_person.get(crop.person, 0)
+        per_person[crop.person] = seen + 1
+        if seen % REID_QUERY_EVERY:
+            continue
+        allowed = (persons != crop.person) | (np.abs(frames - crop.frame) > REID_GAP_FRAMES)
+        if not np.any(allowed & (persons == crop.person)):
+            continue  # no other moment of this person to find
+        scores = np.where(allowed, matrix @ matrix[qi], -np.inf)
+        top = np.argsort(-scores)[:k]
+        same = persons[top] == crop.person
+        hits += bool(same.any())
+        precision += float(same.mean())
+        queries += 1
+    return hits / queries, precision / queries, queries
+
+
 def run(_model: Path) -> None:
     embedder = TextEmbedder(threads=2)
     with tempfile.TemporaryDirectory() as tmp:
@@ -384,6 +456,15 @@ def run(_model: Path) -> None:
             f"  keyword (BM25):               recall@10 {keyword['recall@10']:.3f}, "
             f"MRR {keyword['mrr']:.3f}\n"
             f"  target: semantic beats keyword on both: {verdict(beats)}",
+            flush=True,
+        )
+        crops = reid_crops(sample_video())
+        recall5, precision5, nq = reid(crops)
+        people = len({c.person for c in crops})
+        print(
+            f"search by example (PETS09 frames 1-{REID_FRAMES}, {len(crops)} crops of {people} "
+            f"people, {nq} queries): recall@5 {recall5:.3f} (target >= {REID_TARGET}: "
+            f"{verdict(recall5 >= REID_TARGET)}), precision@5 {precision5:.3f}",
             flush=True,
         )
         figures = latency(work)

@@ -215,3 +215,21 @@ def test_incident_document() -> None:
     assert doc.metadata["label"] == "person"
     assert doc.metadata["members"] == 3
     assert doc.metadata["snapshot_event"] == ""
+
+
+def test_appearance_vectors_are_unit_and_their_cosine_is_the_bhattacharyya_mean() -> None:
+    from sentinel.domain.appearance import appearance, similarity
+    from sentinel.search.appearance import appearance_vector
+
+    frame, box = _person_frame()
+    other = frame.copy()
+    other[45:110, 80:120] = (40, 170, 50)  # a green top instead
+    b = Box(*box)
+    va, vb = appearance_vector(frame, b), appearance_vector(other, b)
+    assert va is not None and vb is not None
+    assert np.linalg.norm(va) == pytest.approx(1.0, abs=1e-5)
+    ha, hb = appearance(frame, b), appearance(other, b)
+    assert ha is not None and hb is not None
+    assert float(va @ vb) == pytest.approx(similarity(ha, hb), abs=1e-5)
+    assert float(va @ va) > float(va @ vb)
+    assert appearance_vector(frame, Box(5, 5, 6, 5.5)) is None
