@@ -131,40 +131,63 @@ class IndexerActor:
         count = await asyncio.to_thread(self.indexer.service.index.count)
         return {**self.indexer.stats(), **lag, "indexed_items": count}
 
-    # The embedded index belongs to this process (Chroma's persistent store is not shared
-    # between processes): the API queries it through these methods.
+    # The embedded indexes belong to this process (Chroma's persistent store is not shared
+    # between processes): the API reaches them through these methods ("text" or "appearance").
+
+    def _index(self, which: str) -> Any:
+        service = self.indexer.service
+        index = service.appearance if which == "appearance" else service.index
+        if index is None:
+            raise IndexUnavailableError(f"no {which} index")
+        return index
 
     async def query(
-        self, vector: NDArray[np.float32], flt: SearchFilter, k: int, exclude: str | None = None
+        self,
+        which: str,
+        vector: NDArray[np.float32],
+        flt: SearchFilter,
+        k: int,
+        exclude: str | None = None,
     ) -> list[SearchHit]:
-        index = self.indexer.service.index
-        return await asyncio.to_thread(index.query, vector, flt, k, exclude=exclude)
+        index = self._index(which)
+        hits: list[SearchHit] = await asyncio.to_thread(
+            index.query, vector, flt, k, exclude=exclude
+        )
+        return hits
 
-    async def vector(self, item_id: str) -> NDArray[np.float32] | None:
-        return await asyncio.to_thread(self.indexer.service.index.vector, item_id)
+    async def vector(self, which: str, item_id: str) -> NDArray[np.float32] | None:
+        found: NDArray[np.float32] | None = await asyncio.to_thread(
+            self._index(which).vector, item_id
+        )
+        return found
 
-    async def count(self) -> int:
-        return await asyncio.to_thread(self.indexer.service.index.count)
+    async def count(self, which: str) -> int:
+        return int(await asyncio.to_thread(self._index(which).count))
 
-    async def get(self, item_id: str) -> SearchHit | None:
-        return await asyncio.to_thread(self.indexer.service.index.get, item_id)
+    async def get(self, which: str, item_id: str) -> SearchHit | None:
+        hit: SearchHit | None = await asyncio.to_thread(self._index(which).get, item_id)
+        return hit
 
-    async def ids(self, batch: int = 5000) -> list[str]:
-        return await asyncio.to_thread(self.indexer.service.index.ids, batch)
+    async def ids(self, which: str, batch: int = 5000) -> list[str]:
+        found: list[str] = await asyncio.to_thread(self._index(which).ids, batch)
+        return found
 
-    async def upsert(self, docs: list[SearchDocument], vectors: NDArray[np.float32]) -> None:
-        await asyncio.to_thread(self.indexer.service.index.upsert, docs, vectors)
+    async def upsert(
+        self, which: str, docs: list[SearchDocument], vectors: NDArray[np.float32]
+    ) -> None:
+        await asyncio.to_thread(self._index(which).upsert, docs, vectors)
 
-    async def delete(self, ids: list[str]) -> None:
-        await asyncio.to_thread(self.indexer.service.index.delete, ids)
+    async def delete(self, which: str, ids: list[str]) -> None:
+        await asyncio.to_thread(self._index(which).delete, ids)
 
 
 class ActorIndex:
-    """The API's view of the indexer's index (``SearchService.index`` in the ingress): the
-    read methods of ``VectorIndex``, called on the indexer actor found by name."""
+    """The API's view of one of the indexer's indexes (``which``: "text" or "appearance"):
+    the methods of ``VectorIndex``, called on the indexer actor found by name."""
 
-    def __init__(self, namespace: str, timeout_s: float = 10.0) -> None:
+    def __init__(self, namespace: str, which: str = "text", timeout_s: float = 10.0) -> None:
         self.namespace = namespace
+        self.which = which
         self.timeout_s = timeout_s
 
     def _actor(self) -> Any:
@@ -177,29 +200,35 @@ class ActorIndex:
         self, vector: NDArray[np.float32], flt: SearchFilter, k: int, *, exclude: str | None = None
     ) -> list[SearchHit]:
         hits: list[SearchHit] = ray.get(
-            self._actor().query.remote(vector, flt, k, exclude), timeout=self.timeout_s
+            self._actor().query.remote(self.which, vector, flt, k, exclude), timeout=self.timeout_s
         )
         return hits
 
     def vector(self, item_id: str) -> NDArray[np.float32] | None:
         found: NDArray[np.float32] | None = ray.get(
-            self._actor().vector.remote(item_id), timeout=self.timeout_s
+            self._actor().vector.remote(self.which, item_id), timeout=self.timeout_s
         )
         return found
 
     def count(self) -> int:
-        return int(ray.get(self._actor().count.remote(), timeout=self.timeout_s))
+        return int(ray.get(self._actor().count.remote(self.which), timeout=self.timeout_s))
 
     def get(self, item_id: str) -> SearchHit | None:
-        hit: SearchHit | None = ray.get(self._actor().get.remote(item_id), timeout=self.timeout_s)
+        hit: SearchHit | None = ray.get(
+            self._actor().get.remote(self.which, item_id), timeout=self.timeout_s
+        )
         return hit
 
     def ids(self, batch: int = 5000) -> list[str]:
-        found: list[str] = ray.get(self._actor().ids.remote(batch), timeout=self.timeout_s)
+        found: list[str] = ray.get(
+            self._actor().ids.remote(self.which, batch), timeout=self.timeout_s
+        )
         return found
 
     def upsert(self, docs: Sequence[SearchDocument], vectors: NDArray[np.float32]) -> None:
-        ray.get(self._actor().upsert.remote(list(docs), vectors), timeout=self.timeout_s)
+        ray.get(
+            self._actor().upsert.remote(self.which, list(docs), vectors), timeout=self.timeout_s
+        )
 
     def delete(self, ids: Collection[str]) -> None:
-        ray.get(self._actor().delete.remote(list(ids)), timeout=self.timeout_s)
+        ray.get(self._actor().delete.remote(self.which, list(ids)), timeout=self.timeout_s)

@@ -148,11 +148,17 @@ async def similar_events(
     camera_id: Annotated[str | None, Query(max_length=64)] = None,
     label: Annotated[str | None, Query(max_length=64)] = None,
     kind: Literal["event", "incident"] | None = None,
+    by: Annotated[
+        Literal["description", "appearance"],
+        Query(description="description: what, where, when; appearance: how the object looks."),
+    ] = "description",
     limit: Annotated[int, Query(ge=1, le=MAX_RESULTS)] = 10,
 ) -> SearchResults:
-    """The items closest to the event's description (the event itself left out), within the
-    caller's cameras; an event not indexed yet (still open) is described and embedded now.
-    404 for an event the caller cannot see."""
+    """The items closest to the event (itself left out), within the caller's cameras: by its
+    description (an event not indexed yet is described and embedded now), or by appearance
+    (the colours of its object's upper and lower body in its snapshot; events only). 404 for
+    an event the caller cannot see; 409 by appearance for an event without a usable
+    snapshot."""
     search_services = _search(services)
     await require_event(event_id, services, principal)
     flt = SearchFilter(
@@ -163,7 +169,18 @@ async def similar_events(
     )
     service = search_services.service
     hits: list[SearchHit] = []
-    if not flt.matches_nothing():
+    if by == "appearance":
+        found = None
+        # Appearance vectors are the events' own (an incident has no single object).
+        if kind != "incident" and not flt.matches_nothing():
+            try:
+                found = await run_in_threadpool(service.similar_looking, event_id, flt, limit)
+            except IndexUnavailableError as exc:
+                raise HTTPException(503, str(exc)) from exc
+            if found is None:
+                raise HTTPException(409, f"event {event_id} has no usable snapshot")
+        hits = found or []
+    elif not flt.matches_nothing():
         try:
             vector = await run_in_threadpool(search_services.reader.vector, event_id)
         except IndexUnavailableError as exc:

@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 from sentinel.search.documents import SearchDocument
 
 __all__ = [
+    "APPEARANCE",
     "COLLECTION",
     "Index",
     "IndexReader",
@@ -35,6 +36,7 @@ __all__ = [
 ]
 
 COLLECTION = "sentinel_search"
+APPEARANCE = "sentinel_appearance"  # the events' appearance vectors (search by example)
 
 
 class IndexUnavailableError(RuntimeError):

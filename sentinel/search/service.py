@@ -20,6 +20,7 @@ from PIL import Image
 from sqlalchemy.engine import Engine
 
 from sentinel.config import SearchSettings
+from sentinel.search.appearance import appearance_vector
 from sentinel.search.colours import CropColours, crop_colours
 from sentinel.search.documents import (
     CameraFacts,
@@ -27,7 +28,7 @@ from sentinel.search.documents import (
     event_document,
     incident_document,
 )
-from sentinel.search.index import Index, SearchFilter, SearchHit, VectorIndex
+from sentinel.search.index import APPEARANCE, Index, SearchFilter, SearchHit, VectorIndex
 from sentinel.store.alert_repo import AlertRepository
 from sentinel.store.incident_repo import IncidentRepository
 from sentinel.store.objects import ObjectNotFound, ObjectStore
@@ -55,11 +56,14 @@ Embed = Callable[[list[str]], NDArray[np.float32]]
 MAX_QUERY_BYTES = 4096
 
 
+def _decode(jpeg: bytes) -> NDArray[np.uint8]:
+    with Image.open(io.BytesIO(jpeg)) as image:
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
 def snapshot_colours(jpeg: bytes, ev: StoredEvent) -> CropColours:
     """The named colours of the event's object, read from its best-frame snapshot."""
-    with Image.open(io.BytesIO(jpeg)) as image:
-        rgb = np.asarray(image.convert("RGB"), dtype=np.uint8)
-    return crop_colours(rgb, (ev.box.x1, ev.box.y1, ev.box.x2, ev.box.y2), ev.label)
+    return crop_colours(_decode(jpeg), (ev.box.x1, ev.box.y1, ev.box.x2, ev.box.y2), ev.label)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +80,7 @@ class PreparedBatch:
     """Leased items with their documents, waiting for their vectors."""
 
     items: list[tuple[SearchLease, SearchDocument]] = field(default_factory=list)
+    looks: list[tuple[SearchDocument, Any]] = field(default_factory=list)  # appearance vectors
     deleted: int = 0
     failed: int = 0
 
@@ -95,6 +100,8 @@ class SearchService:
         objects: The object store holding the snapshots (None: no crop colours).
         queue: The indexing queue.
         timezone: The site's IANA zone, for time phrases.
+        appearance: The index of the events' appearance vectors (search by example), kept
+            beside the text index; None: not kept.
     """
 
     def __init__(
@@ -109,8 +116,10 @@ class SearchService:
         alerts: AlertRepository | None = None,
         objects: ObjectStore | None = None,
         timezone: str = "UTC",
+        appearance: Index | None = None,
     ) -> None:
         self.index = index
+        self.appearance = appearance
         self.embed = embed
         self.events = events
         self.incidents = incidents
@@ -126,16 +135,49 @@ class SearchService:
         cfg = self.cameras.get(camera_id) or {}
         return CameraFacts(camera_id, cfg.get("name"), str(cfg.get("description") or ""))
 
-    def _colours(self, ev: StoredEvent) -> CropColours | None:
+    def _snapshot(self, ev: StoredEvent) -> NDArray[np.uint8] | None:
         if self.objects is None or ev.snapshot_key is None:
             return None
         try:
-            return snapshot_colours(self.objects.get(ev.snapshot_key), ev)
+            return _decode(self.objects.get(ev.snapshot_key))
         except ObjectNotFound:
             return None
         except (OSError, ValueError) as exc:  # a corrupt snapshot: index the rest
             logger.warning("search: snapshot of event %s unreadable: %s", ev.id, exc)
             return None
+
+    def _colours(self, ev: StoredEvent) -> CropColours | None:
+        rgb = self._snapshot(ev)
+        if rgb is None:
+            return None
+        return crop_colours(rgb, (ev.box.x1, ev.box.y1, ev.box.x2, ev.box.y2), ev.label)
+
+    def appearance_of(self, event_id: str) -> NDArray[np.float32] | None:
+        """The appearance vector of an event's object from its snapshot (None: no event, no
+        readable snapshot, or a box too small)."""
+        ev = self.events.get(event_id)
+        if ev is None:
+            return None
+        rgb = self._snapshot(ev)
+        return None if rgb is None else appearance_vector(rgb, ev.box)
+
+    def _looks(self, docs: Sequence[SearchDocument]) -> list[tuple[SearchDocument, Any]]:
+        if self.appearance is None:
+            return []
+        out = []
+        for doc in docs:
+            if doc.kind == "event" and (vector := self.appearance_of(doc.id)) is not None:
+                out.append((doc, vector))
+        return out
+
+    def _upsert_looks(self, looks: list[tuple[SearchDocument, Any]]) -> None:
+        if self.appearance is not None and looks:
+            self.appearance.upsert([d for d, _ in looks], np.stack([v for _, v in looks]))
+
+    def _delete(self, ids: list[str]) -> None:
+        self.index.delete(ids)
+        if self.appearance is not None:
+            self.appearance.delete(ids)
 
     def document(self, kind: str, item_id: str) -> SearchDocument | None:
         """The document of an event or incident, or None if it is gone."""
@@ -170,6 +212,7 @@ class SearchService:
         """Embed and upsert ``docs`` (idempotent by id)."""
         if docs:
             self.index.upsert(docs, self.embed([d.text for d in docs]))
+            self._upsert_looks(self._looks(docs))
 
     def prepare(self, leases: Sequence[SearchLease]) -> PreparedBatch:
         """First half of indexing leased items: build their documents; items that are gone
@@ -190,8 +233,9 @@ class SearchService:
                 gone.append(lease)
             else:
                 batch.items.append((lease, doc))
+        batch.looks = self._looks([doc for _, doc in batch.items])
         if gone:
-            self.index.delete([lease.item_id for lease in gone])
+            self._delete([lease.item_id for lease in gone])
             for lease in gone:
                 self.queue.complete(lease)
         batch.deleted = len(gone)
@@ -207,6 +251,7 @@ class SearchService:
         if error is None and docs:
             try:
                 self.index.upsert(docs, vectors)  # type: ignore[arg-type]
+                self._upsert_looks(batch.looks)
             except Exception as exc:
                 logger.exception("search: upserting %d documents failed", len(docs))
                 error = exc
@@ -258,7 +303,7 @@ class SearchService:
                 for i in self.index.ids()
                 if self.events.get(i) is None and self.incidents.get(i) is None
             ]
-            self.index.delete(stale)
+            self._delete(stale)
             deleted = len(stale)
         return IndexReport(upserted, deleted, 0)
 
@@ -298,6 +343,19 @@ class SearchService:
                 return None
             vector = self.embed([doc.text])[0]
         return self.index.query(vector, flt, k, exclude=item_id)
+
+    def similar_looking(self, event_id: str, flt: SearchFilter, k: int) -> list[SearchHit] | None:
+        """The ``k`` events whose object looks most like this event's (colours of the upper
+        and lower body), itself left out; None without an appearance index or a readable
+        snapshot of the event."""
+        if self.appearance is None:
+            return None
+        vector = self.appearance.vector(event_id)
+        if vector is None:
+            vector = self.appearance_of(event_id)
+        if vector is None:
+            return None
+        return self.appearance.query(vector, flt, k, exclude=event_id)
 
     def lag(self) -> dict[str, Any]:
         """The index's lag: queued items and the age of the oldest."""
@@ -352,11 +410,14 @@ def open_search(
     *,
     objects: ObjectStore | None = None,
     index: Index | None = None,
+    appearance: Index | None = None,
 ) -> SearchService:
     """The search service over a store: ``index``, or by default the embedded index in
     ``index_path`` or the Chroma server of ``settings.chroma_url``."""
     if index is None:
         index = VectorIndex(index_path, url=settings.chroma_url)
+    if appearance is None:
+        appearance = VectorIndex(index_path, url=settings.chroma_url, collection=APPEARANCE)
     return SearchService(
         index,
         embed,
@@ -367,4 +428,5 @@ def open_search(
         alerts=AlertRepository(engine),
         objects=objects,
         timezone=settings.timezone,
+        appearance=appearance,
     )

@@ -194,7 +194,13 @@ def search_services(
 
     index = ActorIndex(runtime["namespace"])
     service = open_search(
-        engine, settings, Path(runtime["data_dir"]) / "search", embed, objects=objects, index=index
+        engine,
+        settings,
+        Path(runtime["data_dir"]) / "search",
+        embed,
+        objects=objects,
+        index=index,
+        appearance=ActorIndex(runtime["namespace"], "appearance"),
     )
     return SearchServices(service, index=index, embed_async=embed_async)
 

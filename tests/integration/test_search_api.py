@@ -19,7 +19,7 @@ from sentinel.domain.render import Overlay, encode_jpeg
 from sentinel.domain.types import Box, EventState
 from sentinel.gateway.roles import Role
 from sentinel.models.embedder import TextEmbedder
-from sentinel.search.index import VectorIndex
+from sentinel.search.index import APPEARANCE, VectorIndex
 from sentinel.search.service import SearchService
 from sentinel.store.alert_repo import AlertRepository
 from sentinel.store.incident_repo import IncidentRepository
@@ -50,6 +50,7 @@ def services(store_engine: Engine, tmp_path: Path, embedder: TextEmbedder) -> Se
         queue=SearchQueue(store_engine),
         alerts=AlertRepository(store_engine),
         objects=services.objects,
+        appearance=VectorIndex(tmp_path / "search", collection=APPEARANCE),
     )
     services.search = SearchServices(service)
     return services
@@ -146,6 +147,24 @@ def test_similar_keeps_to_the_callers_cameras(seeded: Services, client: TestClie
     own = _get(client, dock_user, "/api/v1/events/dock-0/similar", limit=5)["items"]
     assert isinstance(own, list)
     assert len(own) == 3 and {h["camera_id"] for h in own} == {"dock"}
+
+
+def test_similar_by_appearance(seeded: Services, client: TestClient) -> None:
+    admin = add_user(seeded.security, "root", Role.ADMIN)
+    dock_user = add_user(seeded.security, "docker", Role.VIEWER, ["dock"])
+    url = "/api/v1/events/gate-0/similar"
+    like = _get(client, admin, url, by="appearance", limit=7)["items"]
+    assert isinstance(like, list) and len(like) == 7
+    assert [h["camera_id"] for h in like] == ["gate"] * 7  # the red tops: the gate's
+    assert all(h["snapshot_url"] for h in like)
+    own = _get(client, dock_user, "/api/v1/events/dock-1/similar", by="appearance")["items"]
+    assert isinstance(own, list) and len(own) == 3
+    assert {h["camera_id"] for h in own} == {"dock"}
+    assert own[0]["id"] == "dock-3"  # the other green top
+    none = _get(client, admin, url, by="appearance", kind="incident")
+    assert none["items"] == []
+    bad = client.get(url, params={"by": "smell"}, headers=admin.headers)
+    assert bad.status_code == 422
 
 
 @pytest.mark.parametrize("q", ["", "   ", "é" * 2049, "x" * 4097])

@@ -17,7 +17,7 @@ from sentinel.domain.incidents import Incident
 from sentinel.domain.render import Overlay, encode_jpeg
 from sentinel.domain.types import Box, EventState
 from sentinel.models.embedder import TextEmbedder
-from sentinel.search.index import SearchFilter, VectorIndex
+from sentinel.search.index import APPEARANCE, SearchFilter, VectorIndex
 from sentinel.search.service import SearchService
 from sentinel.store.alert_repo import AlertRepository
 from sentinel.store.incident_repo import IncidentRepository
@@ -42,6 +42,7 @@ class World:
     queue: SearchQueue
     objects: LocalObjectStore
     engine: Engine
+    service_path: Path
 
 
 @pytest.fixture
@@ -62,7 +63,7 @@ def world(store_engine: Engine, tmp_path: Path, embedder: TextEmbedder) -> Itera
         alerts=AlertRepository(store_engine),
         objects=objects,
     )
-    yield World(service, events, queue, objects, store_engine)
+    yield World(service, events, queue, objects, store_engine, tmp_path)
 
 
 def person_frame(top: tuple[int, int, int], bottom: tuple[int, int, int]) -> np.ndarray:
@@ -246,3 +247,27 @@ def test_a_failed_embedding_hands_the_batch_back(w: World) -> None:
     assert status is not None and status[0] == "leased"  # retried once the lease expires
     assert w.service.drain() == 0  # not claimable before that
     assert w.service.lag()["backlog"] == 1
+
+
+def test_similar_by_appearance_ranks_the_same_colours_first(w: World) -> None:
+    w.service.appearance = VectorIndex(w.service_path / "search", collection=APPEARANCE)
+    for i in range(3):
+        store_event(w, f"red-{i}", frame=person_frame(RED, BLUE), start=i)
+        store_event(w, f"green-{i}", frame=person_frame(GREEN, WHITE), start=i)
+    store_event(w, "no-snapshot")
+    w.service.drain()
+    assert w.service.appearance.count() == 6  # the event without a snapshot has no looks
+    like = w.service.similar_looking("red-0", SearchFilter(), 3)
+    assert like is not None
+    assert [h.id for h in like[:2]] == sorted(h.id for h in like[:2]) and {
+        h.id for h in like[:2]
+    } == {"red-1", "red-2"}
+    assert like[0].score > like[2].score
+    assert w.service.similar_looking("no-snapshot", SearchFilter(), 3) is None
+    scoped = w.service.similar_looking("red-0", SearchFilter(cameras=frozenset({"dock"})), 3)
+    assert scoped == []
+    with w.engine.begin() as conn:
+        conn.execute(sa.delete(EVENTS).where(EVENTS.c.id == "red-1"))
+    w.queue.enqueue("red-1", "event", "delete")
+    w.service.drain()
+    assert "red-1" not in w.service.appearance.ids()
