@@ -61,4 +61,11 @@ def test_events_are_indexed_and_found_by_words(sentinel_stack: Stack, clip: Path
     similar = stack.http.get(f"/api/v1/events/{best['id']}/similar", params={"limit": 3})
     assert similar.status_code == 200, similar.text
     assert best["id"] not in {h["id"] for h in similar.json()["items"]}
+    looks = stack.http.get(
+        f"/api/v1/events/{best['id']}/similar", params={"by": "appearance", "limit": 3}
+    )
+    assert looks.status_code == 200, looks.text
+    looking = looks.json()["items"]
+    assert looking and best["id"] not in {h["id"] for h in looking}
+    assert all(h["kind"] == "event" for h in looking)
     assert stack.http.delete("/api/v1/cameras/search-cam").status_code == 204
