@@ -1,6 +1,7 @@
 """``python -m benchmarks [NAME ...]``: runs the named benchmarks (all by default: detector,
 ingest, pipeline, tracking, rules, llm, gateway, agent, agent_quality, demo, recording,
-rules_backtest, search) in that order. Exit status 0 even when a target is missed (the line says
+rules_backtest, search,
+search_serve) in that order. Exit status 0 even when a target is missed (the line says
 MISSED); non-zero when a benchmark fails to run."""
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ BENCHMARKS: dict[str, Callable[[Path], None]] = {
     "recording": recording.run,
     "rules_backtest": rules_backtest.run,
     "search": search.run,
+    "search_serve": search.run_serve,
 }
 NEEDS_MODEL = {"detector", "pipeline", "tracking", "rules"}
 

@@ -24,6 +24,11 @@ within ``REID_GAP_FRAMES`` frames of it (other moments only). Figures: recall@5 
 queries with a crop of the same person in the top 5; target >= 0.8) and precision@5 (share of
 the top 5 that are that person).
 
+**Serve** (``python -m benchmarks search_serve``, a private Ray cluster): embedding
+throughput through the Embedder deployment's handle against the same model in-process
+(interleaved rounds of ``SERVE_TEXTS`` documents), sent as the indexer sends them (requests of
+32 texts) and as queries arrive (single texts, batched by ``@serve.batch``). Target: >= 0.9x.
+
 ``python -m benchmarks search``; ``SEARCH_BENCH_VECTORS`` shrinks the latency part.
 """
 
@@ -479,3 +484,95 @@ def run(_model: Path) -> None:
                 f"overlap with exact top-{K} {figures[f'{name}_recall']:.3f}",
                 flush=True,
             )
+
+
+SERVE_ROUNDS = 6
+SERVE_TEXTS = 64
+SERVE_THREADS = 2
+SERVE_TARGET = 0.9
+
+
+async def _served(handle: Any, texts: list[str]) -> float:
+    """Seconds to embed ``texts`` sent as single-text requests at once (as the API's queries
+    and the indexer's items arrive); the deployment batches them."""
+    import asyncio
+
+    start = time.perf_counter()
+    results = await asyncio.gather(*(handle.embed.remote([t]) for t in texts))
+    if len(results) != len(texts):
+        raise AssertionError("lost requests")
+    return time.perf_counter() - start
+
+
+async def _served_batches(handle: Any, texts: list[str], batch: int) -> float:
+    """Seconds to embed ``texts`` sent in requests of ``batch`` texts (as the indexer sends
+    its leased items)."""
+    start = time.perf_counter()
+    for i in range(0, len(texts), batch):
+        await handle.embed.remote(texts[i : i + batch])
+    return time.perf_counter() - start
+
+
+def _local(embedder: TextEmbedder, texts: list[str], batch: int) -> float:
+    start = time.perf_counter()
+    for i in range(0, len(texts), batch):
+        embedder.embed(texts[i : i + batch])
+    return time.perf_counter() - start
+
+
+def run_serve(_model: Path) -> None:
+    """Embedding throughput through the Embedder deployment vs the same model in-process."""
+    import asyncio
+    import uuid
+
+    import ray
+    from ray import serve
+
+    from benchmarks.common import init_ray
+    from sentinel.serve.embedder import build_embedder
+
+    texts = [d.text for _, d in make_history(SERVE_TEXTS)]
+    embedder = TextEmbedder(threads=SERVE_THREADS)
+    init_ray(f"sentinel-bench-{uuid.uuid4().hex[:8]}")
+    try:
+        serve.start(proxy_location="Disabled")
+        start = time.perf_counter()
+        handle = serve.run(
+            build_embedder(SERVE_THREADS, num_cpus=0, max_batch_size=32),
+            name="embed-bench",
+            route_prefix=None,
+        )
+        print(f"search_serve: serve.run {time.perf_counter() - start:.1f} s", flush=True)
+
+        async def compare() -> tuple[list[float], list[float], list[float]]:
+            await _served(handle, texts[:4])  # warm-up
+            _local(embedder, texts[:4], 32)
+            served, batched, local = [], [], []
+            for rnd in range(SERVE_ROUNDS):
+                sides = ("serve", "batched", "local")
+                for side in sides if rnd % 2 == 0 else tuple(reversed(sides)):
+                    if side == "serve":
+                        served.append(await _served(handle, texts))
+                    elif side == "batched":
+                        batched.append(await _served_batches(handle, texts, 32))
+                    else:
+                        local.append(_local(embedder, texts, 32))
+            return served, batched, local
+
+        served, batched, local = asyncio.run(compare())
+    finally:
+        ray.shutdown()
+    rate_served = SERVE_TEXTS * len(served) / sum(served)
+    rate_batched = SERVE_TEXTS * len(batched) / sum(batched)
+    rate_local = SERVE_TEXTS * len(local) / sum(local)
+    ratio = rate_served / rate_local
+    ratio_batched = rate_batched / rate_local
+    print(
+        f"search_serve: {SERVE_TEXTS} documents a round, {SERVE_ROUNDS} rounds interleaved, "
+        f"{SERVE_THREADS} torch threads, in-process {rate_local:.1f} docs/s (batches of 32);\n"
+        f"  served, requests of 32 texts (the indexer's path): {rate_batched:.1f} docs/s, ratio "
+        f"{ratio_batched:.2f} (target >= {SERVE_TARGET}: {verdict(ratio_batched >= SERVE_TARGET)})"
+        f"\n  served, single-text requests batched by the deployment (queries): "
+        f"{rate_served:.1f} docs/s, ratio {ratio:.2f}; load average {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
