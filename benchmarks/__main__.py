@@ -1,7 +1,7 @@
 """``python -m benchmarks [NAME ...]``: runs the named benchmarks (all by default: detector,
 ingest, pipeline, quiet, tracking, regions, rules, llm, gateway, agent, agent_quality, demo,
-recording, rules_backtest, capacity) in that order. Exit status 0 even when a target is missed
-(the line says MISSED); non-zero when a benchmark fails to run."""
+recording, rules_backtest, capacity, search, search_serve) in that order. Exit status 0 even when
+a target is missed (the line says MISSED); non-zero when a benchmark fails to run."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from benchmarks import (
     regions,
     rules,
     rules_backtest,
+    search,
     tracking,
 )
 from benchmarks.common import onnx_model
@@ -46,6 +47,8 @@ BENCHMARKS: dict[str, Callable[[Path], None]] = {
     "recording": recording.run,
     "rules_backtest": rules_backtest.run,
     "capacity": capacity.run,
+    "search": search.run,
+    "search_serve": search.run_serve,
 }
 NEEDS_MODEL = {"detector", "pipeline", "quiet", "tracking", "regions", "rules"}
 

@@ -347,6 +347,56 @@ def models_init(force: bool) -> None:
     click.echo(f"LLM ready: {gguf}")
 
 
+@main.group()
+def search() -> None:
+    """The search index over events and incidents."""
+
+
+@search.command("backfill")
+@click.option(
+    "--direct",
+    is_flag=True,
+    help="Index here and now with the in-process model, and prune entries whose event or "
+    "incident is gone. The embedded index must not be open in a running platform then "
+    "(stop it first, or use search.chroma_url).",
+)
+def search_backfill(direct: bool) -> None:
+    """Index every stored closed event and incident (idempotent: upserts by id).
+
+    By default they are put on the durable indexing queue, which the running platform's
+    indexer drains; --direct indexes them in this process.
+    """
+    from sentinel.search.service import open_search, queue_backfill
+
+    settings = _settings(None)
+    engine = _store(settings)
+    if not direct:
+        events, incidents = queue_backfill(engine)
+        click.echo(f"queued {events} event(s) and {incidents} incident(s) for indexing")
+        return
+    from sentinel.models.embedder import TextEmbedder
+    from sentinel.models.files import ModelFileError
+    from sentinel.store.s3 import make_object_store
+
+    try:
+        embedder = TextEmbedder(threads=settings.search.threads)
+    except ModelFileError as exc:
+        raise click.ClickException(str(exc)) from exc
+    service = open_search(
+        engine,
+        settings.search,
+        settings.search_index_path(),
+        embedder.embed,
+        objects=make_object_store(settings.objects, settings.data_dir),
+    )
+    report = service.backfill()
+    drained = service.drain()  # what the queue still held (deletions, newer states)
+    click.echo(
+        f"indexed {report.upserted} item(s), removed {report.deleted} gone item(s), "
+        f"{drained} queued item(s) handled; the index holds {service.index.count()}"
+    )
+
+
 def _api(url: str) -> httpx.Client:
     """An HTTP client carrying SENTINEL_TOKEN (from `sentinel login`) or SENTINEL_API_KEY."""
     headers: dict[str, str] = {}

@@ -614,6 +614,45 @@ class RuleGenConfig(StrictModel):
         return value
 
 
+class SearchSettings(StrictModel):
+    """Search over events and incidents: the embedder deployment, the index, the indexer."""
+
+    enabled: bool = Field(
+        True, description="Run the embedder and the indexer, and serve /api/v1/search."
+    )
+    chroma_url: str | None = Field(
+        None,
+        max_length=2048,
+        description="A Chroma server (http://host:port) shared by several nodes; null: an "
+        "embedded persistent index in <data dir>/search.",
+    )
+    timezone: str = Field(
+        "UTC", min_length=1, max_length=64, description="The site's IANA zone (time phrases)."
+    )
+    threads: int = Field(1, ge=1, le=64, description="torch threads of the embedder replica.")
+    num_cpus: float = Field(0.25, ge=0, le=64, description="CPUs reserved for the embedder.")
+    max_batch_size: int = Field(32, ge=1, le=256, description="Texts per embedder batch.")
+    batch: int = Field(32, ge=1, le=256, description="Queue items the indexer leases at once.")
+    lease_s: float = Field(120.0, gt=0, le=3600, description="How long a lease holds.")
+    poll_interval_s: float = Field(1.0, gt=0, le=60, description="Idle wait of the indexer.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"timezone must be an IANA name, but got {value!r}") from exc
+        return value
+
+    @field_validator("chroma_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s:]+(:\d+)?/?$", value):
+            raise ValueError(f"chroma_url must be http(s)://host[:port], but got {value!r}")
+        return value
+
+
 class Settings(BaseSettings):
     """Process settings: ``SENTINEL_*`` env vars, then the YAML file, then the defaults."""
 
@@ -637,6 +676,7 @@ class Settings(BaseSettings):
     agent: AgentSettings = Field(default_factory=AgentSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     rulegen: RuleGenConfig = Field(default_factory=RuleGenConfig)
+    search: SearchSettings = Field(default_factory=SearchSettings)
     cameras: list[CameraConfig] = Field(default_factory=list)
     reconcile_interval_s: float = Field(2.0, gt=0, le=300)
     max_request_limit: int = 500
@@ -676,6 +716,10 @@ class Settings(BaseSettings):
 
     def gguf_model_path(self) -> Path:
         return self.agent.llm.model_path or self.models_dir / "qwen2.5-coder-0.5b-q4_k_m.gguf"
+
+    def search_index_path(self) -> Path:
+        """The embedded search index's folder (unused with ``search.chroma_url``)."""
+        return self.data_dir / "search"
 
     def onnx_model_path(self) -> Path:
         return self.detector.model_path or self.models_dir / "yolov8n.onnx"

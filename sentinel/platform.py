@@ -20,16 +20,19 @@ import ray
 from ray import serve
 
 from sentinel.actors.agent_worker import AGENT_WORKER_NAME, AgentWorkerActor
+from sentinel.actors.indexer import INDEXER_NAME, IndexerActor
 from sentinel.actors.retention import RETENTION_NAME, RetentionActor
 from sentinel.actors.rulegen_schedule import RULEGEN_NAME, RuleGenActor
 from sentinel.actors.supervisor import get_or_create_supervisor
 from sentinel.config import Settings
 from sentinel.gateway.keys import KeyRing
 from sentinel.gateway.secretbox import open_secret_box
+from sentinel.models.embedder import minilm_dir, verify_minilm
 from sentinel.models.gguf import verify_gguf
 from sentinel.models.yolo import verify_model
 from sentinel.serve.agent_deployment import AgentDeployment
 from sentinel.serve.detector import build_detector
+from sentinel.serve.embedder import build_embedder
 from sentinel.serve.ingress import Ingress
 from sentinel.serve.llm import build_llm
 from sentinel.store.camera_secrets import seal_camera
@@ -58,6 +61,7 @@ def runtime_of(settings: Settings) -> dict[str, Any]:
         "agent": settings.agent.model_dump(mode="json"),
         "storage": settings.storage.model_dump(mode="json"),
         "rulegen": settings.rulegen.model_dump(mode="json"),
+        "search": settings.search.model_dump(mode="json"),
     }
 
 
@@ -75,6 +79,8 @@ def verify_models(settings: Settings) -> None:
     verify_model(settings.onnx_model_path().resolve())
     if wants_embedded_llm(settings):
         verify_gguf(settings.gguf_model_path().resolve())
+    if settings.search.enabled:
+        verify_minilm(minilm_dir())
 
 
 def build_application(settings: Settings) -> Any:
@@ -98,7 +104,13 @@ def build_application(settings: Settings) -> Any:
         if settings.agent.enabled
         else None
     )
-    return Ingress.bind(detector, runtime_of(settings), agent, llm)  # type: ignore[attr-defined]
+    search = settings.search
+    embedder = (
+        build_embedder(search.threads, search.num_cpus, search.max_batch_size)
+        if search.enabled
+        else None
+    )
+    return Ingress.bind(detector, runtime_of(settings), agent, llm, embedder)  # type: ignore[attr-defined]
 
 
 def prepare_storage(settings: Settings) -> None:
@@ -284,6 +296,8 @@ def start(settings: Settings, *, timeout_s: float = 180.0) -> Any:
     _start_detached(RetentionActor, RETENTION_NAME, settings, timeout_s)
     if settings.rulegen.enabled:
         _start_detached(RuleGenActor, RULEGEN_NAME, settings, timeout_s)
+    if settings.search.enabled:
+        _start_detached(IndexerActor, INDEXER_NAME, settings, timeout_s)
     return supervisor
 
 
@@ -317,6 +331,8 @@ def stop(
         ray.kill(ray.get_actor(RETENTION_NAME, namespace=settings.namespace), no_restart=True)
     with contextlib.suppress(ValueError):  # not started (disabled, or start() failed before)
         ray.kill(ray.get_actor(RULEGEN_NAME, namespace=settings.namespace), no_restart=True)
+    with contextlib.suppress(ValueError):  # not started (disabled, or start() failed before)
+        ray.kill(ray.get_actor(INDEXER_NAME, namespace=settings.namespace), no_restart=True)
     if delete_app:
         try:
             serve.delete(settings.app_name)

@@ -27,6 +27,7 @@ from sentinel.api import (
     recordings,
     rulegen,
     rules,
+    search,
     storage,
 )
 from sentinel.api.deps import ServicesDep
@@ -104,6 +105,7 @@ def create_app() -> FastAPI:
     # Before rules: /rules/suggestions must not be taken for GET /rules/{rule_id}.
     api.include_router(rulegen.router)
     api.include_router(rules.router)
+    api.include_router(search.router)
     app.include_router(api)
     app.include_router(llm.router)
 
@@ -133,8 +135,18 @@ def create_app() -> FastAPI:
                 if allowed is None or cid in allowed
             }
         ready = database == "ok" and detector == "ok"
+        # An index that is behind does not make the API unready: search answers from what is
+        # indexed; the lag is reported.
+        search_backlog = None
+        if services.search is not None and database == "ok":
+            search_backlog = await run_in_threadpool(services.search.service.queue.backlog)
         return HealthReport(
-            status="ok", ready=ready, database=database, detector=detector, cameras=cams
+            status="ok",
+            ready=ready,
+            database=database,
+            detector=detector,
+            cameras=cams,
+            search_backlog=search_backlog,
         )
 
     @app.get("/health/ready", response_model=HealthReport, tags=["system"])
@@ -167,11 +179,17 @@ def create_app() -> FastAPI:
         agent = await control.worker_stats() if control is not None else None
         cameras = None if principal is None else await allowed_cameras(principal, services)
         limiter = services.security.route_limiter
+        search = (
+            await run_in_threadpool(services.search.service.lag)
+            if services.search is not None
+            else None
+        )
         body = render_metrics(
             statuses,
             agent,
             cameras=cameras,
             ratelimit=(limiter.failovers, limiter.fallback_hits),
+            search=search,
         )
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Protocol
 
+import numpy as np
 from fastapi import Depends, Request
+from numpy.typing import NDArray
 from sqlalchemy.engine import Engine
 
 from sentinel.api.gateway import SecurityServices
 from sentinel.config import CameraConfig
 from sentinel.rules.rulegen import RuleGenSettings, Suggestion
+from sentinel.search.index import IndexReader
+from sentinel.search.service import SearchService
 from sentinel.store.alert_repo import AlertRepository, ExperimentRepository, PromptRepository
 from sentinel.store.export_repo import ExportRepository
 from sentinel.store.objects import ObjectStore
@@ -77,6 +81,22 @@ class AgentServices:
     llm: LlmControl | None = None
 
 
+@dataclass
+class SearchServices:
+    """Search: the service (documents, the queue's lag), the index queries read (default:
+    the service's own; in the platform a proxy to the indexer actor, which owns the embedded
+    index), and optionally an async embedder (the Serve deployment's handle) that embeds
+    queries instead of the service's own ``embed`` on a worker thread."""
+
+    service: SearchService
+    index: IndexReader | None = None
+    embed_async: Callable[[list[str]], Awaitable[NDArray[np.float32]]] | None = None
+
+    @property
+    def reader(self) -> IndexReader:
+        return self.index if self.index is not None else self.service.index
+
+
 RuleGenRunner = Callable[[RuleGenSettings, datetime | None], list[Suggestion]]
 """Runs RuleGen's mining and backtests over the history since a time (None: all of it)."""
 
@@ -116,6 +136,7 @@ class Services:
     storage: StorageProbe | None = None  # None: no retention sweeper to ask
     exports: ExportRepository | None = None  # None: exports are not configured
     rulegen: RuleGenServices = field(default_factory=RuleGenServices)
+    search: SearchServices | None = None  # None: search is off
 
 
 _process_services: Services | None = None

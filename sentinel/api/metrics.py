@@ -158,12 +158,32 @@ class _GatewayCollector(Collector):
         )
 
 
+class _SearchCollector(Collector):
+    """The search index's lag: items queued for indexing and the age of the oldest."""
+
+    def __init__(self, lag: Mapping[str, Any]) -> None:
+        self.lag = lag
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "sentinel_search_backlog",
+            "Events and incidents waiting to be indexed for search.",
+            self.lag["backlog"],
+        )
+        yield GaugeMetricFamily(
+            "sentinel_search_lag_seconds",
+            "Age of the oldest item waiting to be indexed (0 when none waits).",
+            self.lag["oldest_pending_age_s"] or 0.0,
+        )
+
+
 def render_metrics(
     statuses: Mapping[str, Mapping[str, Any]],
     agent: Mapping[str, Any] | None = None,
     *,
     cameras: Set[str] | None = None,
     ratelimit: tuple[int, int] | None = None,
+    search: Mapping[str, Any] | None = None,
 ) -> bytes:
     """Prometheus text format for ``statuses`` (camera id -> CameraStats dict) and, when the
     agent runs, its worker's stats.
@@ -174,12 +194,15 @@ def render_metrics(
         cameras: The camera ids the caller may see; None means every camera. Samples labelled
             with another camera are left out of every family.
         ratelimit: This replica's rate-limiter failovers and in-process hits, when known.
+        search: The search index's lag (``SearchService.lag()``), when search is on.
     """
     collectors: list[Collector] = [_CamerasCollector(statuses)]
     if agent is not None:
         collectors.append(_AgentCollector(agent))
     if ratelimit is not None:
         collectors.append(_GatewayCollector(*ratelimit))
+    if search is not None:
+        collectors.append(_SearchCollector(search))
     registry = CollectorRegistry(auto_describe=False)
     for collector in collectors:
         registry.register(collector if cameras is None else _CameraScoped(collector, cameras))

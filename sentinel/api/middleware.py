@@ -29,6 +29,10 @@ async def _reject(send: Send, status: int, detail: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+SEARCH_PATH = "/api/v1/search"
+SEARCH_QUERY_BYTES = 3 * 4096 + 1024
+
+
 class LimitRequestSize:
     """413 for bodies over the limit (declared or streamed) and for oversized query strings,
     before any route parses them. Limits come from the installed services' settings."""
@@ -47,6 +51,10 @@ class LimitRequestSize:
         services = current_services(scope)
         max_body = services.security.max_body_bytes if services else self.default_body
         max_query = services.security.max_query_bytes if services else self.default_query
+        if scope.get("path") == SEARCH_PATH:
+            # A search text of up to 4 KiB may triple when percent-encoded; the route answers
+            # a longer one with a 422 that names the parameter.
+            max_query = max(max_query, SEARCH_QUERY_BYTES)
         if len(scope.get("query_string", b"")) > max_query:
             await _reject(send, 413, f"query string over {max_query} bytes")
             return

@@ -116,3 +116,6 @@ class HealthReport(BaseModel):
     database: str
     detector: str
     cameras: dict[str, str]
+    search_backlog: int | None = Field(
+        None, description="Items waiting to be indexed for search; null when search is off."
+    )

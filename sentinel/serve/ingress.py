@@ -8,25 +8,37 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
+import numpy as np
 import ray
+from numpy.typing import NDArray
 from ray import serve
 from ray.exceptions import RayActorError
 from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
+from sqlalchemy.engine import Engine
 
 from sentinel.actors.agent_worker import AGENT_WORKER_NAME
 from sentinel.actors.camera import camera_actor_name
+from sentinel.actors.indexer import ActorIndex
 from sentinel.actors.retention import RetentionProbe
 from sentinel.actors.rulegen import run_rulegen
 from sentinel.actors.supervisor import SUPERVISOR_NAME
 from sentinel.api.app import create_app
-from sentinel.api.deps import AgentServices, RuleGenServices, Services, install_services
+from sentinel.api.deps import (
+    AgentServices,
+    RuleGenServices,
+    SearchServices,
+    Services,
+    install_services,
+)
 from sentinel.api.setup import build_security
-from sentinel.config import AuthSettings, CameraConfig, RuleGenConfig
+from sentinel.config import AuthSettings, CameraConfig, RuleGenConfig, SearchSettings
 from sentinel.models.llm_runner import await_or_cancel
 from sentinel.rules.rulegen import RuleGenSettings, Suggestion
+from sentinel.search.service import open_search
 from sentinel.store.alert_repo import AlertRepository, ExperimentRepository, PromptRepository
 from sentinel.store.db import make_engine
 from sentinel.store.export_repo import ExportRepository
+from sentinel.store.objects import ObjectStore
 from sentinel.store.repo import CameraRepository, EventRepository
 from sentinel.store.s3 import make_object_store
 from sentinel.store.segment_repo import SegmentRepository
@@ -163,6 +175,36 @@ class DetectorHandleProbe:
         return ok
 
 
+def search_services(
+    engine: Engine, runtime: dict[str, Any], objects: ObjectStore, embedder: Any | None
+) -> SearchServices | None:
+    """Search in the ingress: queries embedded by the Embedder deployment and run on the
+    indexer actor's index (it owns the embedded store); None when search is off."""
+    settings = SearchSettings(**runtime.get("search", {}))
+    if embedder is None or not settings.enabled:
+        return None
+
+    async def embed_async(texts: list[str]) -> NDArray[np.float32]:
+        result: NDArray[np.float32] = await embedder.embed.remote(texts)
+        return result
+
+    def embed(texts: list[str]) -> NDArray[np.float32]:  # off the event loop only
+        result: NDArray[np.float32] = embedder.embed.remote(texts).result()
+        return result
+
+    index = ActorIndex(runtime["namespace"])
+    service = open_search(
+        engine,
+        settings,
+        Path(runtime["data_dir"]) / "search",
+        embed,
+        objects=objects,
+        index=index,
+        appearance=ActorIndex(runtime["namespace"], "appearance"),
+    )
+    return SearchServices(service, index=index, embed_async=embed_async)
+
+
 @serve.deployment(name="Ingress", max_ongoing_requests=256, ray_actor_options={"num_cpus": 0})
 @serve.ingress(app)
 class Ingress:
@@ -174,8 +216,10 @@ class Ingress:
         runtime: dict[str, Any],
         agent: DeploymentHandle[Any] | None = None,
         llm: DeploymentHandle[Any] | None = None,
+        embedder: DeploymentHandle[Any] | None = None,
     ) -> None:
         engine = make_engine(runtime["db_url"])
+        objects = make_object_store(runtime["objects"], Path(runtime["data_dir"]))
         security = build_security(
             AuthSettings(**runtime["auth"]),
             engine,
@@ -187,7 +231,7 @@ class Ingress:
                 engine=engine,
                 events=EventRepository(engine),
                 cameras=CameraRepository(engine),
-                objects=make_object_store(runtime["objects"], Path(runtime["data_dir"])),
+                objects=objects,
                 control=RayCameraControl(runtime["namespace"]),
                 detector=DetectorHandleProbe(detector),
                 security=security,
@@ -206,5 +250,6 @@ class Ingress:
                     else None,
                     llm=LlmHandleControl(llm) if llm is not None else None,
                 ),
+                search=search_services(engine, runtime, objects, embedder),
             )
         )

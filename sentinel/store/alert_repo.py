@@ -30,6 +30,7 @@ from sentinel.store.prompt_repo import (
     PromptRepository,
     Variant,
 )
+from sentinel.store.search_tables import enqueue_in
 from sentinel.store.sql import (
     InvalidCursor,
     as_utc,
@@ -244,7 +245,7 @@ class AlertRepository(Repository):
         else:
             status = ALERTS.c.status
             values["status"] = sa.case((status == "withdrawn", "open"), else_=status)
-        return self._update(ALERTS.c.event_id == event_id, values)
+        return self._update(ALERTS.c.event_id == event_id, values, reindex=True)
 
     def attach_rule(
         self, alert_id: str, rule_id: str, rule_version: int, explanation: str
@@ -292,11 +293,20 @@ class AlertRepository(Repository):
             values["llm_status"] = sa.case((judged, "done"), else_=status)
         return self._update(ALERTS.c.event_id == event_id, values) is not None
 
-    def _update(self, where: sa.ColumnElement[bool], values: dict[str, Any]) -> AlertRecord | None:
+    def _update(
+        self, where: sa.ColumnElement[bool], values: dict[str, Any], *, reindex: bool = False
+    ) -> AlertRecord | None:
         with self._engine.begin() as conn:
             if conn.execute(sa.update(ALERTS).where(where).values(**values)).rowcount == 0:
                 return None
-            return _to_alert(conn.execute(sa.select(ALERTS).where(where)).mappings().one())
+            record = _to_alert(conn.execute(sa.select(ALERTS).where(where)).mappings().one())
+            if reindex:
+                # The agent's summary is part of the search document: index it anew, queued
+                # in this transaction.
+                kind = "incident" if record.incident_id else "event"
+                item = record.incident_id or record.event_id
+                enqueue_in(conn, item, kind, "upsert", as_utc(self._clock(), "clock()"))
+            return record
 
     def get(self, alert_id: str) -> AlertRecord | None:
         """The alert with this id, or None."""

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sentinel.domain.incidents import Incident, IncidentStatus, KeyFrame
 from sentinel.store.clock import Repository
 from sentinel.store.incident_tables import INCIDENT_MEMBERS, INCIDENTS
+from sentinel.store.search_tables import enqueue_in
 from sentinel.store.sql import (
     MAX_PAGE_SIZE,
     InvalidCursor,
@@ -111,7 +112,7 @@ class IncidentRepository(Repository):
             index_elements=[INCIDENTS.c.id],
             set_={name: new[name] for name in values if name != "id"},
             where=INCIDENTS.c.revision <= new.revision,
-        )
+        ).returning(INCIDENTS.c.id)
         default = incident.labels[0] if incident.labels else ""
         members = [
             {
@@ -122,7 +123,10 @@ class IncidentRepository(Repository):
             for member in incident.members
         ]
         with self._engine.begin() as conn:
-            conn.execute(stmt)
+            written = conn.execute(stmt).first() is not None
+            if written and incident.ended_at is not None:
+                # A closed incident is (re)indexed for search, queued in this transaction.
+                enqueue_in(conn, incident.id, "incident", "upsert", values["updated_at"])
             if members:
                 insert = upsert_insert(self._engine, INCIDENT_MEMBERS).values(members)
                 conn.execute(insert.on_conflict_do_nothing())

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from sentinel.domain.types import Box, EventState
 from sentinel.store.clock import Repository
+from sentinel.store.search_tables import enqueue_in
 from sentinel.store.sql import (
     MAX_PAGE_SIZE,
     InvalidCursor,
@@ -125,7 +126,8 @@ class EventRepository(Repository):
         out-of-order older state is ignored, and closing an event at its last-seen time wins,
         while a replayed pre-close state cannot reopen it (a real reopen comes with a newer
         sighting, hence a later ``last_seen_at``). A non-null stored ``snapshot_key`` is never
-        replaced by None.
+        replaced by None. A write that closes the event (or changes a closed one) queues it for
+        the search index in the same transaction (``search_queue``).
 
         Args:
             state: The event's current state from the pipeline.
@@ -166,9 +168,13 @@ class EventRepository(Repository):
         )
         stmt = stmt.on_conflict_do_update(
             index_elements=[EVENTS.c.id], set_=updates, where=not_stale
-        )
+        ).returning(EVENTS.c.id)
         with self._engine.begin() as conn:
-            conn.execute(stmt)
+            written = conn.execute(stmt).first() is not None
+            if written and state.ended_at is not None:
+                # A closed event is (re)indexed for search: queued in the same transaction,
+                # so no stored close is ever missing from the index's queue.
+                enqueue_in(conn, state.id, "event", "upsert", values["updated_at"])
 
     def get(self, event_id: str) -> StoredEvent | None:
         """The event with this id, or None."""

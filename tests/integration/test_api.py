@@ -315,6 +315,7 @@ def test_health_and_metrics(client: TestClient, services: Services, control: Fak
         "database": "ok",
         "detector": "ok",
         "cameras": {"a": "running"},
+        "search_backlog": None,  # search is off in these services
     }
     metrics = client.get("/metrics")
     assert metrics.status_code == 200

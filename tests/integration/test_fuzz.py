@@ -17,8 +17,14 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
+from sentinel.api.deps import SearchServices
 from sentinel.gateway.roles import Role
+from sentinel.models.embedder import TextEmbedder
+from sentinel.search.index import VectorIndex
+from sentinel.search.service import SearchService
 from sentinel.store.db import make_engine, migrate, sqlite_url
+from sentinel.store.incident_repo import IncidentRepository
+from sentinel.store.search_queue_repo import SearchQueue
 from tests.utils.api import api_app
 from tests.utils.auth import add_user
 from tests.utils.services import make_services
@@ -29,6 +35,17 @@ def fuzz_app(tmp_path: Path) -> Iterator[tuple[Any, dict[str, str]]]:
     engine = make_engine(sqlite_url(tmp_path / "fuzz.sqlite"))
     migrate(engine)
     services = make_services(engine, tmp_path, auth={"rate_per_s": 10_000, "rate_burst": 100_000})
+    services.search = SearchServices(
+        SearchService(
+            VectorIndex(tmp_path / "search"),
+            TextEmbedder(threads=1).embed,
+            events=services.events,
+            incidents=IncidentRepository(engine),
+            cameras=services.cameras,
+            queue=SearchQueue(engine),
+            objects=services.objects,
+        )
+    )
     admin = add_user(services.security, "fuzzer", Role.ADMIN)
     yield api_app(services), admin.headers
     engine.dispose()

@@ -32,7 +32,7 @@ from fastapi.testclient import TestClient
 
 from sentinel.actors.retention import SweepReport
 from sentinel.api.app import create_app
-from sentinel.api.deps import Services
+from sentinel.api.deps import SearchServices, Services
 from sentinel.api.security import authorize, authorize_every_camera, require_metrics
 from sentinel.domain.alerts import AlertDecision, DecidedBy, Severity
 from sentinel.domain.experiments import Variant
@@ -42,11 +42,15 @@ from sentinel.domain.rule_model import Rule
 from sentinel.domain.types import Box, EventState
 from sentinel.gateway.roles import ROLE_SCOPES, Role
 from sentinel.gateway.tokens import new_opaque_token
+from sentinel.models.embedder import TextEmbedder
+from sentinel.search.index import VectorIndex
+from sentinel.search.service import SearchService
 from sentinel.store.db import make_engine, migrate, sqlite_url
 from sentinel.store.export_repo import ExportRepository
 from sentinel.store.incident_repo import IncidentRepository
 from sentinel.store.objects import snapshot_key
 from sentinel.store.rule_repo import RuleRepository, SuggestionRepository
+from sentinel.store.search_queue_repo import SearchQueue
 from sentinel.store.segment_repo import SegmentInfo, SegmentRepository
 from sentinel.video.segments import finalize_segment
 from tests.integration import test_segments as seg
@@ -111,6 +115,7 @@ LISTS_SHOW_A = {
     "/api/v1/rules": "rule",
     "/api/v1/rules/suggestions": "suggestion",
     "/metrics": "series",
+    "/api/v1/search": "event",
 }
 
 recorded = seg.recorded  # the module-scoped fixture: five real 4 s H.264 segments
@@ -255,8 +260,15 @@ def _event(camera: str, n: int) -> EventState:
     )
 
 
+@pytest.fixture(scope="module")
+def search_embedder() -> TextEmbedder:
+    return TextEmbedder(threads=1)
+
+
 @pytest.fixture
-def world(tmp_path: Path, recorded: list[SegmentInfo]) -> Iterator[World]:
+def world(
+    tmp_path: Path, recorded: list[SegmentInfo], search_embedder: TextEmbedder
+) -> Iterator[World]:
     engine = make_engine(sqlite_url(tmp_path / "db.sqlite"))
     migrate(engine)
     control = FakeControl()
@@ -373,6 +385,20 @@ def world(tmp_path: Path, recorded: list[SegmentInfo]) -> Iterator[World]:
             bytes_freed=2000,
         )
     )
+    # Search over both cameras' events (their stored closes queued them for the index).
+    services.search = SearchServices(
+        SearchService(
+            VectorIndex(tmp_path / "search"),
+            search_embedder.embed,
+            events=services.events,
+            incidents=IncidentRepository(engine),
+            cameras=services.cameras,
+            queue=SearchQueue(engine),
+            alerts=services.agent.alerts,
+            objects=services.objects,
+        )
+    )
+    assert services.search.service.drain() >= 2
     app = api_app(services)
     with TestClient(app, raise_server_exceptions=False) as client:
         # A mutating request naming camera B's alert, so the audit log holds B's ids.
@@ -516,6 +542,7 @@ def _requests(w: World, method: str, path: str) -> list[dict[str, Any]]:
                 "name": "walk",
             }
         },
+        "GET /api/v1/search": {"params": {"q": "person"}},
         "POST /v1/chat/completions": {
             "json": {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
         },

@@ -1,0 +1,1 @@
+"""Search: event and incident documents built from facts, their embeddings and index."""
