@@ -57,8 +57,18 @@ MAX_QUERY_BYTES = 4096
 
 
 def _decode(jpeg: bytes) -> NDArray[np.uint8]:
-    with Image.open(io.BytesIO(jpeg)) as image:
-        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    """The snapshot's pixels.
+
+    Raises:
+        ValueError: The bytes are not an image PIL reads. (Ultralytics, when imported in the
+            process, wraps ``Image.open`` and turns an unreadable file into an ImportError of
+            its optional HEIF plugin; that is reported as unreadable too.)
+    """
+    try:
+        with Image.open(io.BytesIO(jpeg)) as image:
+            return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    except (OSError, ImportError) as exc:
+        raise ValueError(f"unreadable image: {exc}") from exc
 
 
 def snapshot_colours(jpeg: bytes, ev: StoredEvent) -> CropColours:

@@ -233,3 +233,14 @@ def test_appearance_vectors_are_unit_and_their_cosine_is_the_bhattacharyya_mean(
     assert float(va @ vb) == pytest.approx(similarity(ha, hb), abs=1e-5)
     assert float(va @ va) > float(va @ vb)
     assert appearance_vector(frame, Box(5, 5, 6, 5.5)) is None
+
+
+def test_unreadable_snapshot_is_a_value_error_even_with_ultralytics_loaded() -> None:
+    """Ultralytics wraps PIL's Image.open on import and turns an unreadable file into an
+    ImportError of its HEIF plugin; the search service must still see "unreadable"."""
+    import ultralytics  # noqa: F401  (its import patches Image.open)
+
+    from sentinel.search.service import _decode
+
+    with pytest.raises(ValueError, match="unreadable image"):
+        _decode(b"not an image at all")
