@@ -1,0 +1,71 @@
+"""Camera placement on the session's Ray cluster: pinned cameras, unschedulable ones, nodes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import ray
+
+from sentinel.actors.camera import camera_actor_name
+from tests.integration.conftest import Stack
+from tests.utils.media import h264_clip
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return h264_clip(tmp_path_factory.mktemp("clips"), seconds=20)
+
+
+def _add(stack: Stack, **body: object) -> None:
+    r = stack.http.post("/api/v1/cameras", json=body)
+    assert r.status_code == 201, r.text
+
+
+def _remove(stack: Stack, camera_id: str) -> None:
+    assert stack.http.delete(f"/api/v1/cameras/{camera_id}").status_code == 204
+
+
+def test_camera_pinned_to_a_missing_site_is_unschedulable(
+    sentinel_stack: Stack, clip: Path
+) -> None:
+    stack = sentinel_stack
+    for cid, placement, wanted in [
+        ("pin-label", {"labels": {"site": "nowhere"}}, "label site=nowhere"),
+        ("pin-res", {"resources": {"site_nowhere": 0.01}}, "site_nowhere>=0.01"),
+    ]:
+        _add(stack, id=cid, source=str(clip), detect=False, placement=placement)
+        try:
+            cam = stack.wait_state(cid, "unschedulable", timeout=60)
+            assert wanted in cam["status"]["last_error"], cam["status"]
+            assert cam["status"]["node"] is None
+            # Not started anywhere else.
+            with pytest.raises(ValueError):
+                ray.get_actor(camera_actor_name(cid), namespace=stack.settings.namespace)
+        finally:
+            _remove(stack, cid)
+
+
+def test_camera_reports_its_node_and_runs_where_pinned(sentinel_stack: Stack, clip: Path) -> None:
+    stack = sentinel_stack
+    nodes = ray.nodes()  # type: ignore[no-untyped-call]
+    node_id = nodes[0]["NodeID"]
+    assert len([n for n in nodes if n["Alive"]]) == 1
+    _add(
+        stack,
+        id="pin-node",
+        source=str(clip),
+        detect=False,
+        realtime=True,
+        placement={"labels": {"ray.io/node-id": node_id}},
+    )
+    try:
+        cam = stack.wait_state("pin-node", "running", "finished", timeout=90)
+        node = cam["status"]["node"]
+        assert node["node_id"] == node_id, node
+        assert node["labels"]["ray.io/node-id"] == node_id
+        assert node["ip"]
+        listed = {c["id"]: c for c in stack.http.get("/api/v1/cameras").json()}
+        assert listed["pin-node"]["status"]["node"]["node_id"] == node_id
+    finally:
+        _remove(stack, "pin-node")
