@@ -69,3 +69,63 @@ def test_camera_reports_its_node_and_runs_where_pinned(sentinel_stack: Stack, cl
         assert listed["pin-node"]["status"]["node"]["node_id"] == node_id
     finally:
         _remove(stack, "pin-node")
+
+
+def test_start_refuses_a_config_no_node_can_run(
+    sentinel_stack: Stack, onnx_model: Path, tmp_path: Path
+) -> None:
+    from ray import serve
+
+    from sentinel import platform as runtime
+    from sentinel.config import Settings
+
+    settings = Settings(
+        data_dir=tmp_path,
+        app_name="refused",
+        namespace=sentinel_stack.settings.namespace,
+        detector={"model_path": onnx_model, "num_gpus": 1},
+        agent={"enabled": False},
+        rulegen={"enabled": False},
+        cameras=[
+            {
+                "id": "gate",
+                "source": "rtsp://127.0.0.1:9/gate",
+                "placement": {"labels": {"site": "gate"}},
+            }
+        ],
+    )
+    with pytest.raises(ValueError) as err:
+        runtime.start(settings)
+    message = str(err.value)
+    assert "camera gate: no alive node offers label site=gate" in message
+    assert "detector replica: no alive node offers CPU>=1, GPU>=1" in message
+    assert "refused" not in serve.status().applications  # nothing was deployed
+
+
+def test_app_builder_builds_the_app_from_a_config_file(onnx_model: Path, tmp_path: Path) -> None:
+    """What `serve run`/`serve deploy`/KubeRay import: storage ready, cameras seeded, an app."""
+    import yaml
+    from ray.serve import Application
+
+    from sentinel.config import Settings
+    from sentinel.platform import app_builder
+    from sentinel.store.db import make_engine
+    from sentinel.store.repo import CameraRepository
+
+    config = tmp_path / "sentinel.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "data_dir": str(tmp_path / "data"),
+                "detector": {"model_path": str(onnx_model)},
+                "agent": {"enabled": False},
+                "cameras": [{"id": "gate", "source": "rtsp://127.0.0.1:9/gate"}],
+            }
+        )
+    )
+    app = app_builder({"config": str(config)})
+    assert isinstance(app, Application)
+    settings = Settings(data_dir=tmp_path / "data")
+    assert [cid for cid, _ in CameraRepository(make_engine(settings.db_url)).list()] == ["gate"]
+    with pytest.raises(ValueError):  # a bad path fails the build, with the file named
+        app_builder({"config": str(tmp_path / "missing.yaml")})
