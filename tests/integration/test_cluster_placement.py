@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import ray
 
 from sentinel.actors.camera import camera_actor_name
-from tests.integration.conftest import Stack
+from tests.integration.conftest import Stack, wait_for
 from tests.utils.media import h264_clip
 
 
@@ -48,9 +53,9 @@ def test_camera_pinned_to_a_missing_site_is_unschedulable(
 
 def test_camera_reports_its_node_and_runs_where_pinned(sentinel_stack: Stack, clip: Path) -> None:
     stack = sentinel_stack
-    nodes = ray.nodes()  # type: ignore[no-untyped-call]
-    node_id = nodes[0]["NodeID"]
-    assert len([n for n in nodes if n["Alive"]]) == 1
+    alive = [n for n in ray.nodes() if n["Alive"]]  # type: ignore[no-untyped-call]
+    assert len(alive) == 1
+    node_id = alive[0]["NodeID"]
     _add(
         stack,
         id="pin-node",
@@ -129,3 +134,80 @@ def test_app_builder_builds_the_app_from_a_config_file(onnx_model: Path, tmp_pat
     assert [cid for cid, _ in CameraRepository(make_engine(settings.db_url)).list()] == ["gate"]
     with pytest.raises(ValueError):  # a bad path fails the build, with the file named
         app_builder({"config": str(tmp_path / "missing.yaml")})
+
+
+@pytest.fixture
+def gate_node(sentinel_stack: Stack, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A second Ray node on this machine, labelled site=gate, joined to the session's cluster."""
+    gcs = ray.get_runtime_context().gcs_address
+    before = {n["NodeID"] for n in ray.nodes()}  # type: ignore[no-untyped-call]
+    with (tmp_path / "gate-node.log").open("wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ray.scripts.scripts",
+                "start",
+                f"--address={gcs}",
+                "--block",
+                "--num-cpus=1",
+                "--labels=site=gate",
+                "--node-ip-address=127.0.0.1",
+                "--disable-usage-stats",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for(
+            lambda: [
+                n
+                for n in ray.nodes()  # type: ignore[no-untyped-call]
+                if n["Alive"] and n["NodeID"] not in before
+            ],
+            timeout=90,
+            what="the gate node to join",
+        )
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def test_pinned_camera_runs_on_its_site_node_and_is_not_moved_when_it_is_gone(
+    sentinel_stack: Stack, clip: Path, gate_node: subprocess.Popen[bytes]
+) -> None:
+    stack = sentinel_stack
+    gate_id = next(
+        n["NodeID"]
+        for n in ray.nodes()  # type: ignore[no-untyped-call]
+        if n["Alive"] and (n.get("Labels") or {}).get("site") == "gate"
+    )
+    _add(
+        stack,
+        id="gate-cam",
+        source=str(clip),
+        detect=False,
+        realtime=True,
+        placement={"labels": {"site": "gate"}},
+    )
+    try:
+        cam = stack.wait_state("gate-cam", "running", timeout=90)
+        assert cam["status"]["node"]["node_id"] == gate_id
+        assert cam["status"]["node"]["labels"]["site"] == "gate"
+        # The site node goes away: the camera waits for it, reported, and is not moved.
+        os.killpg(gate_node.pid, signal.SIGTERM)
+        gate_node.wait(60)
+        cam = stack.wait_state("gate-cam", "unschedulable", timeout=90)
+        assert "label site=gate" in cam["status"]["last_error"], cam["status"]
+        assert cam["status"]["node"] is None
+        with pytest.raises(ValueError):
+            ray.get_actor(camera_actor_name("gate-cam"), namespace=stack.settings.namespace)
+    finally:
+        _remove(stack, "gate-cam")
