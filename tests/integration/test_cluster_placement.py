@@ -138,7 +138,8 @@ def test_app_builder_builds_the_app_from_a_config_file(onnx_model: Path, tmp_pat
 
 @pytest.fixture
 def gate_node(sentinel_stack: Stack, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A second Ray node on this machine, labelled site=gate, joined to the session's cluster."""
+    """A second Ray node on this machine, labelled site=gate with a budget of one camera,
+    joined to the session's cluster."""
     gcs = ray.get_runtime_context().gcs_address
     before = {n["NodeID"] for n in ray.nodes()}  # type: ignore[no-untyped-call]
     with (tmp_path / "gate-node.log").open("wb") as log:
@@ -152,6 +153,7 @@ def gate_node(sentinel_stack: Stack, tmp_path: Path) -> Iterator[subprocess.Pope
                 "--block",
                 "--num-cpus=1",
                 "--labels=site=gate",
+                '--resources={"sentinel_camera_slot": 1}',
                 "--node-ip-address=127.0.0.1",
                 "--disable-usage-stats",
             ],
@@ -201,6 +203,13 @@ def test_pinned_camera_runs_on_its_site_node_and_is_not_moved_when_it_is_gone(
         cam = stack.wait_state("gate-cam", "running", timeout=90)
         assert cam["status"]["node"]["node_id"] == gate_id
         assert cam["status"]["node"]["labels"]["site"] == "gate"
+        # The node advertises a camera budget of 1: the camera holds that slot.
+        assert ray.cluster_resources()["sentinel_camera_slot"] == 1  # type: ignore[no-untyped-call]
+        wait_for(
+            lambda: ray.available_resources().get("sentinel_camera_slot", 0) == 0,  # type: ignore[no-untyped-call]
+            timeout=10,
+            what="the camera to hold the gate node's slot",
+        )
         # The site node goes away: the camera waits for it, reported, and is not moved.
         os.killpg(gate_node.pid, signal.SIGTERM)
         gate_node.wait(60)
