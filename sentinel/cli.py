@@ -200,6 +200,43 @@ def up(config: Path | None, port: int | None) -> None:
     _run_until_signal(_settings(config, port=port))
 
 
+@main.command("serve-config")
+@click.option("--config", "config", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--config-path",
+    default=None,
+    help="Where the config file is on the cluster's nodes (default: --config as given).",
+)
+def serve_config_command(config: Path | None, config_path: str | None) -> None:
+    """Print the Serve config (YAML) for `serve deploy` or a KubeRay RayService."""
+    from sentinel.platform import serve_config
+
+    settings = _settings(config)
+    where = config_path or (str(config) if config else "/etc/sentinel/sentinel.yaml")
+    click.echo(yaml.safe_dump(serve_config(settings, where), sort_keys=False), nl=False)
+
+
+@main.command()
+@click.option("--config", "config", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--address", default=None, help="Ray address (default: RAY_ADDRESS, else auto).")
+def actors(config: Path | None, address: str | None) -> None:
+    """Start the platform's actors (supervisor, cameras, agent worker...) on a cluster whose
+    Serve app was deployed with `serve deploy` or KubeRay (idempotent)."""
+    import ray
+
+    from sentinel.platform import start_actors
+
+    settings = _settings(config)
+    ray.init(
+        address=address or os.environ.get("RAY_ADDRESS") or "auto", namespace=settings.namespace
+    )
+    try:
+        start_actors(settings)
+    finally:
+        ray.shutdown()
+    click.echo("platform actors running")
+
+
 @main.command()
 @click.option("--port", type=int, default=None, help="HTTP port (default 8000).")
 def demo(port: int | None) -> None:

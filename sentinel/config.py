@@ -345,6 +345,34 @@ class CameraScene(StrictModel):
 SCENE_FIELDS = tuple(CameraScene.model_fields)
 
 
+class CameraPlacement(StrictModel):
+    """Where the camera's actor may run: pinned to a site node (by label or custom resource).
+
+    Empty: any node. A camera whose pinned node is gone is reported ``unschedulable`` with the
+    reason and started when such a node comes back; it is never moved elsewhere.
+    """
+
+    labels: dict[Annotated[str, Field(min_length=1, max_length=63)], str] = Field(
+        default_factory=dict,
+        max_length=16,
+        description="Ray node labels the node must carry (e.g. {site: gate}; `ray start "
+        "--labels site=gate`).",
+    )
+    resources: dict[Annotated[str, Field(min_length=1, max_length=63)], float] = Field(
+        default_factory=dict,
+        max_length=16,
+        description="Ray custom resources the actor asks for (e.g. {site_gate: 0.01}).",
+    )
+
+    @field_validator("resources")
+    @classmethod
+    def _positive(cls, value: dict[str, float]) -> dict[str, float]:
+        for key, amount in value.items():
+            if not (0 < amount <= 10000) or not math.isfinite(amount):
+                raise ValueError(f"resource {key!r} must be in (0, 10000], but got {amount}")
+        return value
+
+
 class CameraConfig(CameraScene):
     """One camera, as written in the YAML file or posted to ``/api/v1/cameras``."""
 
@@ -386,6 +414,7 @@ class CameraConfig(CameraScene):
     max_reconnect_attempts: int = Field(
         0, ge=0, le=100000, description="Network sources: give up after this many (0 = never)."
     )
+    placement: CameraPlacement = Field(default_factory=CameraPlacement)
 
     @field_validator("source")
     @classmethod
@@ -450,6 +479,32 @@ class CameraConfig(CameraScene):
         )
 
 
+class AutoscalingSettings(StrictModel):
+    """Serve autoscaling of a deployment, driven by its ongoing requests per replica."""
+
+    min_replicas: int = Field(1, ge=0, le=64)
+    max_replicas: int = Field(2, ge=1, le=64)
+    target_ongoing_requests: float = Field(
+        2.0, gt=0, le=1000, description="Ongoing requests per replica the autoscaler aims at."
+    )
+    upscale_delay_s: float = Field(10.0, ge=0, le=3600)
+    downscale_delay_s: float = Field(60.0, ge=0, le=3600)
+    metrics_interval_s: float = Field(2.0, gt=0, le=60)
+    look_back_period_s: float = Field(10.0, gt=0, le=600)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AutoscalingSettings:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"min_replicas ({self.min_replicas}) exceeds max_replicas ({self.max_replicas})"
+            )
+        return self
+
+    def serve_config(self) -> dict[str, Any]:
+        """Serve's ``autoscaling_config`` for these settings."""
+        return self.model_dump()
+
+
 class DetectorSettings(StrictModel):
     model_path: Path | None = Field(
         None, description="YOLO-format ONNX model; default: the one `sentinel models init` made."
@@ -461,7 +516,10 @@ class DetectorSettings(StrictModel):
     threads: int = Field(2, ge=1, le=64, description="ONNX Runtime intra-op threads per replica.")
     num_cpus: float = Field(1.0, ge=0, le=64, description="Ray CPUs reserved per replica.")
     num_gpus: float = Field(0.0, ge=0, le=8)
-    replicas: int = Field(1, ge=1, le=64)
+    replicas: int = Field(1, ge=1, le=64, description="Fixed replicas (without autoscaling).")
+    autoscaling: AutoscalingSettings | None = Field(
+        None, description="Scale replicas with load instead of a fixed count (replicas unused)."
+    )
     max_batch_size: int = Field(4, ge=1, le=64)
     batch_wait_timeout_s: float = Field(
         0.05,
@@ -564,6 +622,9 @@ class AgentSettings(StrictModel):
         description="Re-judge an incident on a material change at most this often.",
     )
     llm: LlmSettings = Field(default_factory=LlmSettings)
+    autoscaling: AutoscalingSettings | None = Field(
+        None, description="Scale the Agent deployment with load (default: one replica)."
+    )
 
 
 class StorageSettings(StrictModel):
@@ -653,6 +714,24 @@ class SearchSettings(StrictModel):
         return value
 
 
+class ClusterSettings(StrictModel):
+    """Placement on a multi-node Ray cluster."""
+
+    camera_slot_resource: str | None = Field(
+        "sentinel_camera_slot",
+        min_length=1,
+        max_length=63,
+        description="Each camera actor takes one unit of this custom resource when some node "
+        "advertises it (a per-node camera budget: `ray start --resources "
+        "'{\"sentinel_camera_slot\": 8}'`); no node has it: no budget. null: never.",
+    )
+    check_resources: bool = Field(
+        True,
+        description="At start, fail when a camera, the detector or the LLM asks for resources "
+        "or labels no node has. Turn off where the autoscaler adds such nodes on demand.",
+    )
+
+
 class Settings(BaseSettings):
     """Process settings: ``SENTINEL_*`` env vars, then the YAML file, then the defaults."""
 
@@ -677,6 +756,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     rulegen: RuleGenConfig = Field(default_factory=RuleGenConfig)
     search: SearchSettings = Field(default_factory=SearchSettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     cameras: list[CameraConfig] = Field(default_factory=list)
     reconcile_interval_s: float = Field(2.0, gt=0, le=300)
     max_request_limit: int = 500

@@ -24,14 +24,15 @@ from sentinel.actors.indexer import INDEXER_NAME, IndexerActor
 from sentinel.actors.retention import RETENTION_NAME, RetentionActor
 from sentinel.actors.rulegen_schedule import RULEGEN_NAME, RuleGenActor
 from sentinel.actors.supervisor import get_or_create_supervisor
-from sentinel.config import Settings
+from sentinel.config import Settings, load_settings
+from sentinel.domain.placement import Demand, camera_demand, infeasible_demands
 from sentinel.gateway.keys import KeyRing
 from sentinel.gateway.secretbox import open_secret_box
 from sentinel.models.embedder import minilm_dir, verify_minilm
 from sentinel.models.gguf import verify_gguf
 from sentinel.models.yolo import verify_model
 from sentinel.serve.agent_deployment import AgentDeployment
-from sentinel.serve.detector import build_detector
+from sentinel.serve.detector import build_detector, detector_options
 from sentinel.serve.embedder import build_embedder
 from sentinel.serve.ingress import Ingress
 from sentinel.serve.llm import build_llm
@@ -62,6 +63,7 @@ def runtime_of(settings: Settings) -> dict[str, Any]:
         "storage": settings.storage.model_dump(mode="json"),
         "rulegen": settings.rulegen.model_dump(mode="json"),
         "search": settings.search.model_dump(mode="json"),
+        "cluster": settings.cluster.model_dump(mode="json"),
     }
 
 
@@ -99,11 +101,15 @@ def build_application(settings: Settings) -> Any:
         llm = build_llm(
             gguf, threads=llm_cfg.threads, num_cpus=llm_cfg.num_cpus, ctx_size=llm_cfg.ctx_size
         )
-    agent = (
-        AgentDeployment.bind(settings.agent.model_dump(mode="json"), llm)  # type: ignore[attr-defined]
-        if settings.agent.enabled
-        else None
-    )
+    agent = None
+    if settings.agent.enabled:
+        scaling = settings.agent.autoscaling
+        deployment: Any = (
+            AgentDeployment.options(autoscaling_config=scaling.serve_config())  # type: ignore[attr-defined]
+            if scaling is not None
+            else AgentDeployment
+        )
+        agent = deployment.bind(settings.agent.model_dump(mode="json"), llm)
     search = settings.search
     embedder = (
         build_embedder(search.threads, search.num_cpus, search.max_batch_size)
@@ -111,6 +117,38 @@ def build_application(settings: Settings) -> Any:
         else None
     )
     return Ingress.bind(detector, runtime_of(settings), agent, llm, embedder)  # type: ignore[attr-defined]
+
+
+def placement_demands(settings: Settings, nodes: list[dict[str, Any]]) -> dict[str, Demand]:
+    """What the configured cameras, the detector and the embedded LLM ask of a node."""
+    slot = settings.cluster.camera_slot_resource
+    demands = {
+        f"camera {c.id}": camera_demand(c.placement.resources, c.placement.labels, slot, nodes)
+        for c in settings.cameras
+        if c.enabled
+    }
+    det = settings.detector
+    det_resources = {"CPU": det.num_cpus, "GPU": det.num_gpus}
+    demands["detector replica"] = Demand({k: v for k, v in det_resources.items() if v > 0})
+    if wants_embedded_llm(settings) and settings.agent.llm.num_cpus > 0:
+        demands["LLM replica"] = Demand({"CPU": settings.agent.llm.num_cpus})
+    return demands
+
+
+def check_placement(settings: Settings, nodes: list[dict[str, Any]]) -> None:
+    """Fails when the config asks for resources or labels no alive node has.
+
+    Raises:
+        ValueError: naming each camera or deployment no node can run, and why.
+    """
+    problems = infeasible_demands(placement_demands(settings, nodes), nodes)
+    if problems:
+        lines = "; ".join(f"{name}: {reason}" for name, reason in problems.items())
+        raise ValueError(
+            f"the config asks for what no node of this Ray cluster has: {lines}. Add such "
+            "nodes, change the placement, or set cluster.check_resources: false where the "
+            "autoscaler adds them on demand"
+        )
 
 
 def prepare_storage(settings: Settings) -> None:
@@ -286,8 +324,21 @@ def start(settings: Settings, *, timeout_s: float = 180.0) -> Any:
     prepare_storage(settings)
     seed_cameras(settings)
     connect_ray(settings)
+    if settings.cluster.check_resources:
+        check_placement(settings, ray.nodes())  # type: ignore[no-untyped-call]
     serve.start(http_options={"host": settings.host, "port": settings.port})
     serve.run(app, name=settings.app_name, route_prefix="/")
+    return start_actors(settings, timeout_s=timeout_s)
+
+
+def start_actors(settings: Settings, *, timeout_s: float = 180.0) -> Any:
+    """Starts (or finds) the platform's detached actors next to a running Serve app.
+
+    The supervisor (and through it the cameras), the agent worker, retention and RuleGen.
+    ``start`` calls it; where the app is deployed by ``serve deploy`` or KubeRay instead,
+    ``sentinel actors`` calls it once against the cluster (idempotent: running actors are
+    kept). Returns the supervisor handle.
+    """
     supervisor = get_or_create_supervisor(runtime_of(settings))
     ray.get(supervisor.ping.remote(), timeout=timeout_s)
     ray.get(supervisor.reconcile.remote(), timeout=timeout_s)
@@ -299,6 +350,56 @@ def start(settings: Settings, *, timeout_s: float = 180.0) -> Any:
     if settings.search.enabled:
         _start_detached(IndexerActor, INDEXER_NAME, settings, timeout_s)
     return supervisor
+
+
+APP_IMPORT_PATH = "sentinel.platform:app_builder"
+
+
+def app_builder(args: dict[str, Any]) -> Any:
+    """The application builder ``serve run`` / ``serve deploy`` / KubeRay import.
+
+    ``args``: ``config``, the path of the Sentinel YAML on every node (``SENTINEL_*`` env
+    vars override it, as for ``sentinel up``). Checks the models, migrates the database and
+    seeds the config's cameras, then returns the bound app. The detached actors (supervisor
+    and cameras, agent worker, retention, RuleGen) are not started here: run
+    ``sentinel actors --config PATH`` once the app is up.
+    """
+    config = args.get("config")
+    settings = load_settings(Path(config) if config else None)
+    app = build_application(settings)
+    prepare_storage(settings)
+    seed_cameras(settings)
+    return app
+
+
+def serve_config(settings: Settings, config_path: str) -> dict[str, Any]:
+    """The Serve config (``serve deploy`` / KubeRay ``serveConfigV2``) of these settings.
+
+    It names the builder and the config file; the deployments' sizing (replicas or
+    autoscaling, CPUs, GPUs) is spelled out so that it can be tuned in place.
+    """
+    detector = {"name": "Detector", **detector_options(settings.detector)}
+    deployments: list[dict[str, Any]] = [
+        {"name": "Ingress", "max_ongoing_requests": 256},
+        detector,
+    ]
+    if settings.agent.enabled and settings.agent.autoscaling is not None:
+        deployments.append(
+            {"name": "Agent", "autoscaling_config": settings.agent.autoscaling.serve_config()}
+        )
+    return {
+        "proxy_location": "EveryNode",
+        "http_options": {"host": settings.host, "port": settings.port},
+        "applications": [
+            {
+                "name": settings.app_name,
+                "route_prefix": "/",
+                "import_path": APP_IMPORT_PATH,
+                "args": {"config": config_path},
+                "deployments": deployments,
+            }
+        ],
+    }
 
 
 def _start_detached(actor_class: Any, name: str, settings: Settings, timeout_s: float) -> None:

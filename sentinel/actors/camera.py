@@ -130,6 +130,12 @@ class CameraActor:
         )
         self.task: asyncio.Task[CameraState] | None = None
         self.crashed = False
+        context = ray.get_runtime_context()
+        self.node = {
+            "node_id": context.get_node_id(),
+            "ip": ray.util.get_node_ip_address(),  # type: ignore[no-untyped-call]
+            "labels": {k: str(v) for k, v in (context.get_node_labels() or {}).items()},
+        }
 
     def _recording(
         self, engine: Any, objects: ObjectStore, runtime: dict[str, Any]
@@ -196,7 +202,7 @@ class CameraActor:
         stats = self.runner.stats.to_dict()
         if self.runner.recording is not None:
             stats["recording"] = self.runner.recording.status()
-        return {**stats, "crashed": self.crashed}
+        return {**stats, "crashed": self.crashed, "node": self.node}
 
     async def camera_config(self) -> dict[str, Any]:
         return self.config.model_dump(mode="json")

@@ -20,6 +20,7 @@ from ray.exceptions import GetTimeoutError, RayActorError
 
 from sentinel.actors.camera import CameraActor, camera_actor_name
 from sentinel.config import AuthSettings, CameraConfig
+from sentinel.domain.placement import Demand, camera_demand, unschedulable_reason
 from sentinel.domain.restarts import RestartPolicy
 from sentinel.domain.stats import CameraState, CameraStats
 from sentinel.gateway.secretbox import SecretError, open_secret_box
@@ -43,6 +44,7 @@ class _Camera:
     restart_at: float | None = None
     status: dict[str, Any] | None = None
     given_up: str | None = None
+    unschedulable: str | None = None
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_concurrency=16)  # type: ignore[call-overload]
@@ -126,6 +128,10 @@ class Supervisor:
         if cam.given_up:
             status["state"] = CameraState.FAILED.value
             status["last_error"] = cam.given_up
+        elif cam.unschedulable:
+            status["state"] = CameraState.UNSCHEDULABLE.value
+            status["last_error"] = cam.unschedulable
+            status.pop("node", None)
         elif cam.restart_at is not None:
             status["state"] = CameraState.STARTING.value
         status["restarts"] = cam.restarts
@@ -146,7 +152,9 @@ class Supervisor:
         if cam.given_up:
             return
         if cam.actor is None:
-            if cam.restart_at is not None and time.monotonic() >= cam.restart_at:
+            if cam.unschedulable or (
+                cam.restart_at is not None and time.monotonic() >= cam.restart_at
+            ):
                 self._start(cid, cam)
             return
         try:
@@ -195,11 +203,19 @@ class Supervisor:
         except ValueError as exc:
             cam.given_up = f"invalid camera config: {exc}"
             return
+        nodes = ray.nodes()  # type: ignore[no-untyped-call]
+        demand = self._demand(camera, nodes)
+        cam.unschedulable = unschedulable_reason(demand, nodes)
+        if cam.unschedulable:
+            # Pinned to a node that is gone (or never was): wait for it, never move elsewhere.
+            logger.warning("camera %s is unschedulable: %s", cid, cam.unschedulable)
+            return
         actor = CameraActor.options(  # type: ignore[attr-defined]
             name=camera_actor_name(cid),
             namespace=self.namespace,
             lifetime="detached",
             get_if_exists=False,
+            **demand.actor_options(),
         ).remote(camera, self.runtime)
         try:
             ray.get(actor.start.remote(), timeout=60)
@@ -208,6 +224,14 @@ class Supervisor:
             self._on_crash(cid, cam, f"camera actor failed to start: {exc}")
             return
         cam.actor = actor
+
+    def _demand(self, camera: dict[str, Any], nodes: list[dict[str, Any]]) -> Demand:
+        """The camera's placement, plus a camera slot where the cluster has a budget."""
+        placement = camera.get("placement") or {}
+        slot = (self.runtime.get("cluster") or {}).get("camera_slot_resource")
+        return camera_demand(
+            placement.get("resources", {}), placement.get("labels", {}), slot, nodes
+        )
 
     def _stop(self, cid: str) -> None:
         cam = self.running.pop(cid, None)

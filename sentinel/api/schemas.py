@@ -8,7 +8,14 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from sentinel.api.records import RecordView
-from sentinel.config import CameraConfig, LineConfig, MaskConfig, ObjectMaskConfig, ZoneConfig
+from sentinel.config import (
+    CameraConfig,
+    CameraPlacement,
+    LineConfig,
+    MaskConfig,
+    ObjectMaskConfig,
+    ZoneConfig,
+)
 from sentinel.domain.sources import redact_source
 from sentinel.store.repo import StoredEvent
 
@@ -46,8 +53,17 @@ class EventPage(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
 
 
+class CameraNodePublic(BaseModel):
+    node_id: str = Field(description="The Ray node id the camera's actor runs on.")
+    ip: str
+    labels: dict[str, str] = Field(default_factory=dict, description="The node's Ray labels.")
+
+
 class CameraStatusPublic(BaseModel):
-    state: str = Field(description="starting, running, reconnecting, finished, failed, stopped")
+    state: str = Field(
+        description="starting, running, reconnecting, finished, failed, stopped, unschedulable "
+        "(no alive node meets its placement: last_error says which)"
+    )
     last_error: str | None = None
     restarts: int = 0
     codec: str | None = None
@@ -58,6 +74,7 @@ class CameraStatusPublic(BaseModel):
     recording: dict[str, Any] | None = Field(
         None, description="mode, state (recording, storage_full, ...), transcoded, segments"
     )
+    node: CameraNodePublic | None = Field(None, description="Where it runs; null: not running.")
 
     @classmethod
     def of(cls, status: dict[str, Any] | None) -> CameraStatusPublic:
@@ -73,6 +90,7 @@ class CameraStatusPublic(BaseModel):
             fps=status.get("fps"),
             counters=status.get("counters", {}),
             recording=status.get("recording"),
+            node=CameraNodePublic(**status["node"]) if status.get("node") else None,
         )
 
 
@@ -89,6 +107,7 @@ class CameraPublic(BaseModel):
     lines: list[LineConfig] = Field(default_factory=list)
     motion_masks: list[MaskConfig] = Field(default_factory=list)
     object_masks: list[ObjectMaskConfig] = Field(default_factory=list)
+    placement: CameraPlacement = Field(default_factory=CameraPlacement)
     status: CameraStatusPublic
 
     @classmethod
@@ -106,6 +125,7 @@ class CameraPublic(BaseModel):
             lines=cfg.lines,
             motion_masks=cfg.motion_masks,
             object_masks=cfg.object_masks,
+            placement=cfg.placement,
             status=CameraStatusPublic.of(status),
         )
 

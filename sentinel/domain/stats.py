@@ -18,6 +18,7 @@ class CameraState(StrEnum):
     FINISHED = "finished"
     FAILED = "failed"
     STOPPED = "stopped"
+    UNSCHEDULABLE = "unschedulable"  # no alive node meets its placement; waits for one
 
 
 @dataclass(slots=True)

@@ -94,9 +94,24 @@ class Detector:
         return True
 
 
+def detector_options(settings: DetectorSettings) -> dict[str, Any]:
+    """The deployment options ``settings`` ask for: a fixed replica count, or autoscaling.
+
+    ``num_gpus`` > 0 places replicas on GPU nodes only (Ray schedules by resources).
+    """
+    sizing: dict[str, Any] = (
+        {"autoscaling_config": settings.autoscaling.serve_config()}
+        if settings.autoscaling is not None
+        else {"num_replicas": settings.replicas}
+    )
+    return {
+        **sizing,
+        "ray_actor_options": {"num_cpus": settings.num_cpus, "num_gpus": settings.num_gpus},
+    }
+
+
 def build_detector(settings: DetectorSettings, model_path: Path) -> Any:
     """The bound detector deployment, sized by ``settings``."""
-    return Detector.options(  # type: ignore[attr-defined]
-        num_replicas=settings.replicas,
-        ray_actor_options={"num_cpus": settings.num_cpus, "num_gpus": settings.num_gpus},
-    ).bind(settings.model_dump(mode="json"), str(model_path))
+    return Detector.options(**detector_options(settings)).bind(  # type: ignore[attr-defined]
+        settings.model_dump(mode="json"), str(model_path)
+    )
