@@ -394,20 +394,29 @@ class Relay:
 
     def send_once(self, report: TickReport) -> None:
         batch = self.repo.lease_deliveries(self.settings.batch, self.settings.lease_s)
-        for outcome in self._pool.map(self._safe_send, batch):
-            if outcome == "error":
-                report.errors.append("send failed")
-            elif outcome == "bounced":
-                report.failed += 1
-            elif hasattr(report, outcome):
-                setattr(report, outcome, getattr(report, outcome) + 1)
+        # The changes of one alert to one target go in order (new, update, end), one at a
+        # time; different alerts and targets go in parallel.
+        groups: dict[tuple[str, str, str], list[DeliveryRecord]] = {}
+        for d in batch:
+            groups.setdefault((d.alert_id, d.channel, d.target), []).append(d)
+        for outcomes in self._pool.map(self._send_group, groups.values()):
+            for outcome in outcomes:
+                if outcome == "error":
+                    report.errors.append("send failed")
+                elif outcome == "bounced":
+                    report.failed += 1
+                elif hasattr(report, outcome):
+                    setattr(report, outcome, getattr(report, outcome) + 1)
 
-    def _safe_send(self, d: DeliveryRecord) -> str:
-        try:
-            return self.send_one(d)
-        except Exception:  # the store is down: the lease expires and it is sent again
-            logger.exception("delivery %s could not be recorded", d.id)
-            return "error"
+    def _send_group(self, group: list[DeliveryRecord]) -> list[str]:
+        outcomes = []
+        for d in group:
+            try:
+                outcomes.append(self.send_one(d))
+            except Exception:  # the store is down: the lease expires and it is sent again
+                logger.exception("delivery %s could not be recorded", d.id)
+                outcomes.append("error")
+        return outcomes
 
     def tick(self) -> TickReport:
         """One round of planning, digests and sending."""

@@ -210,7 +210,8 @@ class AlertRepository(Repository):
             stmt = stmt.on_conflict_do_nothing()
             where = ALERTS.c.incident_id == incident_id
         with self._engine.begin() as conn:
-            inserted = conn.execute(stmt).rowcount == 1
+            # RETURNING says whether this call inserted (rowcount is -1 on some drivers).
+            inserted = conn.execute(stmt.returning(ALERTS.c.id)).first() is not None
             row = conn.execute(sa.select(ALERTS).where(where)).mappings().first()
             if inserted and row is not None and row["id"] == values["id"] and values["alert"]:
                 self._outbox(conn, values["id"], "new", None)

@@ -209,7 +209,7 @@ class NotifyRepository(Repository):
                     values["digest_of"] = json.dumps(list(values["digest_of"]))
                 stmt = upsert_insert(self._engine, NOTIFY_DELIVERIES).values(**values)
                 stmt = stmt.on_conflict_do_nothing(index_elements=[NOTIFY_DELIVERIES.c.key])
-                new += conn.execute(stmt).rowcount
+                new += conn.execute(stmt.returning(NOTIFY_DELIVERIES.c.id)).first() is not None
             return new
 
     def outbox_backlog(self) -> int:
@@ -256,7 +256,7 @@ class NotifyRepository(Repository):
             sa.or_(c.leased_until.is_(None), c.leased_until <= now),
         )
         query = self._skip_locked(
-            sa.select(c.id).where(claimable).order_by(c.due_at, c.id).limit(limit)
+            sa.select(c.id).where(claimable).order_by(c.due_at, c.created_at, c.id).limit(limit)
         )
         token = uuid.uuid4().hex
         with self._write() as conn:
@@ -276,7 +276,7 @@ class NotifyRepository(Repository):
             rows = conn.execute(
                 sa.select(NOTIFY_DELIVERIES).where(c.id.in_(ids), c.lease_token == token)
             ).mappings()
-            return sorted((_delivery(r) for r in rows), key=lambda d: (d.due_at, d.id))
+            return sorted((_delivery(r) for r in rows), key=lambda d: (d.created_at, d.id))
 
     def finish(
         self,
