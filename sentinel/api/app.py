@@ -23,6 +23,7 @@ from sentinel.api import (
     exports,
     incidents,
     llm,
+    notify,
     prompts,
     recordings,
     rulegen,
@@ -104,6 +105,7 @@ def create_app() -> FastAPI:
     # Before rules: /rules/suggestions must not be taken for GET /rules/{rule_id}.
     api.include_router(rulegen.router)
     api.include_router(rules.router)
+    api.include_router(notify.router)
     app.include_router(api)
     app.include_router(llm.router)
 

@@ -11,7 +11,8 @@ from fastapi import Depends, Request
 from sqlalchemy.engine import Engine
 
 from sentinel.api.gateway import SecurityServices
-from sentinel.config import CameraConfig
+from sentinel.config import CameraConfig, NotifySettings
+from sentinel.notify.channels import Sender
 from sentinel.rules.rulegen import RuleGenSettings, Suggestion
 from sentinel.store.alert_repo import AlertRepository, ExperimentRepository, PromptRepository
 from sentinel.store.export_repo import ExportRepository
@@ -101,6 +102,23 @@ class RuleGenServices:
 
 
 @dataclass
+class NotifyServices:
+    """What the notification routes need: the settings, the secrets and the channels.
+
+    Attributes:
+        settings: The notifier's settings.
+        webhook_secret: Signs webhooks (test notifications too).
+        link_secret: Verifies the signed media links.
+        senders: Builds the channels for a test notification (closed after it).
+    """
+
+    settings: NotifySettings
+    webhook_secret: str
+    link_secret: str
+    senders: Callable[[], dict[str, Sender]]
+
+
+@dataclass
 class Services:
     """Everything the API needs, injected by the ingress (or by a test)."""
 
@@ -116,6 +134,7 @@ class Services:
     storage: StorageProbe | None = None  # None: no retention sweeper to ask
     exports: ExportRepository | None = None  # None: exports are not configured
     rulegen: RuleGenServices = field(default_factory=RuleGenServices)
+    notify: NotifyServices | None = None  # None: the notifier's routes answer 503
 
 
 _process_services: Services | None = None

@@ -226,7 +226,8 @@ class MqttChannel:
         self.settings = settings
         self._lock = threading.Lock()
         self._client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=f"sentinel-notifier-{id(self):x}"
+            mqtt.CallbackAPIVersion.VERSION2,  # type: ignore[attr-defined]
+            client_id=f"sentinel-notifier-{id(self):x}",
         )
         if settings.username:
             self._client.username_pw_set(settings.username, settings.password)

@@ -40,7 +40,7 @@ _NEXT: dict[str, frozenset[str]] = {
 }
 
 
-class InvalidTransition(ValueError):
+class InvalidTransition(ValueError):  # noqa: N818 - a ValueError named for what it rejects
     """A delivery state change the state machine does not allow."""
 
 

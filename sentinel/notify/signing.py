@@ -5,7 +5,7 @@ v1=<hex>``, the HMAC-SHA256 under the shared secret of ``f"{timestamp}.{body}"``
 recomputes it over the raw body, compares in constant time, and refuses a timestamp further
 than ``REPLAY_WINDOW_S`` (300 s) from its clock; with the idempotency key that defeats replays.
 
-Links in messages never carry a bearer token: ``/api/v1/notify/media/<kind>/<alert_id>?exp=..
+Links in messages never carry a bearer token: ``/api/v1/notifications/media/<kind>/<alert_id>?exp=..
 &sig=..`` with an HMAC over kind, alert and expiry, verified by ``verify_link``.
 """
 
@@ -63,7 +63,7 @@ def _link_mac(secret: str, kind: str, alert_id: str, exp: int) -> str:
 def sign_link(base_url: str, secret: str, kind: str, alert_id: str, expires_at: int) -> str:
     """A link to an alert's ``kind`` ("snapshot" or "clip") valid until ``expires_at``."""
     query = urlencode({"exp": expires_at, "sig": _link_mac(secret, kind, alert_id, expires_at)})
-    return f"{base_url.rstrip('/')}/api/v1/notify/media/{kind}/{alert_id}?{query}"
+    return f"{base_url.rstrip('/')}/api/v1/notifications/media/{kind}/{alert_id}?{query}"
 
 
 def verify_link(secret: str, kind: str, alert_id: str, exp: int, sig: str, now: float) -> bool:

@@ -34,7 +34,7 @@ _METADATA = {
 }
 
 
-class Blocked(ValueError):
+class Blocked(ValueError):  # noqa: N818 - a ValueError named for what it refuses
     """An outbound URL or address the guard refuses."""
 
 

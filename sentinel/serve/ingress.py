@@ -19,10 +19,17 @@ from sentinel.actors.retention import RetentionProbe
 from sentinel.actors.rulegen import run_rulegen
 from sentinel.actors.supervisor import SUPERVISOR_NAME
 from sentinel.api.app import create_app
-from sentinel.api.deps import AgentServices, RuleGenServices, Services, install_services
+from sentinel.api.deps import (
+    AgentServices,
+    NotifyServices,
+    RuleGenServices,
+    Services,
+    install_services,
+)
 from sentinel.api.setup import build_security
-from sentinel.config import AuthSettings, CameraConfig, RuleGenConfig
+from sentinel.config import AuthSettings, CameraConfig, NotifySettings, RuleGenConfig
 from sentinel.models.llm_runner import await_or_cancel
+from sentinel.notify.relay import make_senders, secrets_of
 from sentinel.rules.rulegen import RuleGenSettings, Suggestion
 from sentinel.store.alert_repo import AlertRepository, ExperimentRepository, PromptRepository
 from sentinel.store.db import make_engine
@@ -55,6 +62,18 @@ def rulegen_services(db_url: str, config: RuleGenConfig) -> RuleGenServices:
         engine=config.engine,
         run=run,
         interval_s=config.interval_s if config.enabled else None,
+    )
+
+
+def notify_services(settings: NotifySettings, data_dir: Path) -> NotifyServices:
+    """The notification routes' settings, secrets (shared with the notifier actor through the
+    data dir) and channels."""
+    webhook_secret, link_secret = secrets_of(settings, data_dir)
+    return NotifyServices(
+        settings=settings,
+        webhook_secret=webhook_secret,
+        link_secret=link_secret,
+        senders=lambda: make_senders(settings, webhook_secret),
     )
 
 
@@ -196,6 +215,9 @@ class Ingress:
                 exports=ExportRepository(engine),
                 rulegen=rulegen_services(
                     runtime["db_url"], RuleGenConfig(**runtime.get("rulegen", {}))
+                ),
+                notify=notify_services(
+                    NotifySettings(**runtime.get("notify", {})), Path(runtime["data_dir"])
                 ),
                 agent=AgentServices(
                     alerts=AlertRepository(engine),

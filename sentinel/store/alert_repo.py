@@ -5,8 +5,9 @@ An alert is recorded once per event, from the rules' decision (``record_rule_dec
 amended by the LLM agent's decision. Operators acknowledge alerts and give verdicts; both are
 single conditional ``UPDATE`` statements. Every change of an alert that is an alert (created,
 amended, acknowledged or withdrawn) writes a ``notify_outbox`` row in the same transaction, so
-the notifier hears of each change exactly when it is committed. The queue, prompt and experiment repositories live in
-``agent_queue_repo`` and ``prompt_repo`` and are re-exported here.
+the notifier hears of each change exactly when it is committed. The queue, prompt and
+experiment repositories live in ``agent_queue_repo`` and ``prompt_repo`` and are re-exported
+here.
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ __all__ = [
 _MAX_LEASE = 5000
 
 
-class VersionConflict(ValueError):
+class VersionConflict(ValueError):  # noqa: N818 - named like RuleConflict
     """The template was edited by someone else (its version moved)."""
 
 
@@ -109,7 +109,7 @@ class StoredTemplate:
     updated_at: datetime
 
 
-def _delivery(row: Mapping[str, Any]) -> DeliveryRecord:
+def _delivery(row: Mapping[Any, Any]) -> DeliveryRecord:
     values = {k: row[k] for k in DeliveryRecord.__slots__}
     values["digest_of"] = tuple(json.loads(row["digest_of"] or "[]"))
     values["requires_open"] = bool(row["requires_open"])
@@ -243,6 +243,24 @@ class NotifyRepository(Repository):
         found = self.get_delivery(row["id"])
         assert found is not None
         return found
+
+    def lease_one(self, delivery_id: str, lease_s: float = 60.0) -> str:
+        """Lease one queued delivery now (a test send); returns the lease's token."""
+        now = self._now()
+        c = NOTIFY_DELIVERIES.c
+        token = uuid.uuid4().hex
+        with self._write() as conn:
+            conn.execute(
+                sa.update(NOTIFY_DELIVERIES)
+                .where(c.id == delivery_id, c.state == "queued")
+                .values(
+                    lease_token=token,
+                    leased_until=now + timedelta(seconds=lease_s),
+                    attempts=c.attempts + 1,
+                    updated_at=now,
+                )
+            )
+        return token
 
     def lease_deliveries(self, limit: int, lease_s: float) -> list[DeliveryRecord]:
         """Claim up to ``limit`` due queued deliveries, each with this lease's token."""
@@ -388,9 +406,7 @@ class NotifyRepository(Repository):
             for sub_id, camera_id in conn.execute(due).all():
                 rows = conn.execute(
                     sa.select(NOTIFY_DELIVERIES)
-                    .where(
-                        c.state == "held", c.subscription_id == sub_id, c.camera_id == camera_id
-                    )
+                    .where(c.state == "held", c.subscription_id == sub_id, c.camera_id == camera_id)
                     .order_by(c.created_at, c.id)
                 ).mappings()
                 out.append((sub_id, camera_id, [_delivery(r) for r in rows]))
@@ -519,9 +535,13 @@ class NotifyRepository(Repository):
         return None if row is None else self._sub(row)
 
     @staticmethod
-    def _sub(row: Mapping[str, Any]) -> StoredSubscription:
+    def _sub(row: Mapping[Any, Any]) -> StoredSubscription:
         return StoredSubscription(
-            row["id"], json.loads(row["body"]), row["created_by"], row["created_at"], row["updated_at"]
+            row["id"],
+            json.loads(row["body"]),
+            row["created_by"],
+            row["created_at"],
+            row["updated_at"],
         )
 
     def subscriptions(self) -> list[StoredSubscription]:
@@ -626,7 +646,7 @@ class NotifyRepository(Repository):
         return None if row is None else self._tpl(row)
 
     @staticmethod
-    def _tpl(row: Mapping[str, Any]) -> StoredTemplate:
+    def _tpl(row: Mapping[Any, Any]) -> StoredTemplate:
         return StoredTemplate(**{k: row[k] for k in StoredTemplate.__slots__})
 
     def templates(self) -> list[StoredTemplate]:

@@ -37,7 +37,9 @@ OURS = {
 
 
 def decision(alert: bool = True, severity: Severity = Severity.HIGH) -> AlertDecision:
-    return AlertDecision(alert, severity, "person at the gate", ("person",), "look", DecidedBy.RULES)
+    return AlertDecision(
+        alert, severity, "person at the gate", ("person",), "look", DecidedBy.RULES
+    )
 
 
 @pytest.fixture
@@ -128,9 +130,9 @@ def drain(relay: Relay, until: Callable[[], Any], timeout: float = 30.0) -> None
 
 def outbox(engine: Engine) -> list[tuple[str, str]]:
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(NOTIFY_OUTBOX.c.alert_id, NOTIFY_OUTBOX.c.kind).order_by(
-            NOTIFY_OUTBOX.c.id
-        ))
+        rows = conn.execute(
+            sa.select(NOTIFY_OUTBOX.c.alert_id, NOTIFY_OUTBOX.c.kind).order_by(NOTIFY_OUTBOX.c.id)
+        )
         return [(r[0], r[1]) for r in rows]
 
 
@@ -190,7 +192,10 @@ def test_every_channel_delivers_with_proof(
     assert len(hooks) == 1 and hooks[0].verified and hooks[0].path == "/hook"
     body = json.loads(hooks[0].body)
     assert body["alert_id"] == a.id and body["kind"] == "new" and body["id"] == hooks[0].key
-    assert "/api/v1/notify/media/snapshot/" in body["snapshot_url"] and "sig=" in body["snapshot_url"]
+    assert (
+        "/api/v1/notifications/media/snapshot/" in body["snapshot_url"]
+        and "sig=" in body["snapshot_url"]
+    )
 
     assert len(smtp.messages) == 1
     mail = smtp.messages[0]

@@ -84,7 +84,9 @@ def sub(**kw: Any) -> Subscription:
         ({"quiet_hours": [{"start": "13:00", "end": "14:00"}]}, {}, AlertKind.NEW, True),
     ],
 )
-def test_matching(kw: dict[str, Any], view: dict[str, Any], kind: AlertKind, expected: bool) -> None:
+def test_matching(
+    kw: dict[str, Any], view: dict[str, Any], kind: AlertKind, expected: bool
+) -> None:
     assert matches(sub(**kw), alert(**view), kind, T0) is expected
 
 
@@ -107,7 +109,9 @@ def test_matching(kw: dict[str, Any], view: dict[str, Any], kind: AlertKind, exp
     ],
 )
 def test_quiet_hours(start: str, end: str, days: list[str], tz: str, at: str, quiet: bool) -> None:
-    q = QuietHours(start=time.fromisoformat(start), end=time.fromisoformat(end), days=days, timezone=tz)
+    q = QuietHours(
+        start=time.fromisoformat(start), end=time.fromisoformat(end), days=days, timezone=tz
+    )
     assert in_quiet_hours([q], datetime.fromisoformat(at)) is quiet
 
 
@@ -153,7 +157,14 @@ def test_idempotency_keys() -> None:
 
 @pytest.mark.parametrize(
     ("attempt", "rand", "expected"),
-    [(1, 1.0, 1.0), (2, 1.0, 2.0), (3, 0.5, 2.0), (10, 1.0, 30.0), (10, 0.0, 0.5), (200, 1.0, 30.0)],
+    [
+        (1, 1.0, 1.0),
+        (2, 1.0, 2.0),
+        (3, 0.5, 2.0),
+        (10, 1.0, 30.0),
+        (10, 0.0, 0.5),
+        (200, 1.0, 30.0),
+    ],
 )
 def test_backoff_full_jitter(attempt: int, rand: float, expected: float) -> None:
     assert backoff_s(attempt, 1.0, 30.0, rng=lambda: rand) == pytest.approx(expected)
@@ -236,7 +247,9 @@ def test_templates_render_sandboxed_and_strict() -> None:
     for subject, body in DEFAULT_TEMPLATES.values():
         validate(subject, body)
     ctx = {"alert": {"label": "person", "camera_id": "gate"}, "count": 1}
-    assert render("{{ alert.label }} at {{ alert.camera_id }}", "x", ctx).subject == "person at gate"
+    assert (
+        render("{{ alert.label }} at {{ alert.camera_id }}", "x", ctx).subject == "person at gate"
+    )
     with pytest.raises(TemplateError, match="Undefined"):
         render("{{ alert.nothing }}", "", ctx)
     with pytest.raises(TemplateError, match="SecurityError"):  # the sandbox refuses internals
@@ -261,7 +274,7 @@ def test_webhook_signature_and_replay_window() -> None:
 
 def test_signed_links_expire_and_bind_their_target() -> None:
     url = sign_link("http://h:8000/", "k", "snapshot", "a1", 2000)
-    assert url.startswith("http://h:8000/api/v1/notify/media/snapshot/a1?exp=2000&sig=")
+    assert url.startswith("http://h:8000/api/v1/notifications/media/snapshot/a1?exp=2000&sig=")
     sig = url.rsplit("sig=", 1)[1]
     assert "token" not in url and "Bearer" not in url
     assert verify_link("k", "snapshot", "a1", 2000, sig, now=1999)

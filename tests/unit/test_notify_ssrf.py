@@ -70,7 +70,7 @@ def test_public_and_allowed_hosts_pass() -> None:
 class _Redirect(http.server.BaseHTTPRequestHandler):
     hits = 0
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         type(self).hits += 1
         self.send_response(302)
         self.send_header("Location", "http://127.0.0.1:1/secret")
@@ -109,7 +109,7 @@ def test_redirects_are_never_followed(redirecting: int) -> None:
 
 def test_answers_are_cut_at_max_bytes() -> None:
     class Big(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             self.send_response(200)
             self.end_headers()
             self.wfile.write(b"x" * 100_000)
