@@ -110,12 +110,15 @@ class NotifyServices:
         webhook_secret: Signs webhooks (test notifications too).
         link_secret: Verifies the signed media links.
         senders: Builds the channels for a test notification (closed after it).
+        resolver: Resolves host names for the outbound guard's save-time check; None: the
+            system's resolver (tests pass one that never leaves the machine).
     """
 
     settings: NotifySettings
     webhook_secret: str
     link_secret: str
     senders: Callable[[], dict[str, Sender]]
+    resolver: Callable[[str, int], list[str]] | None = None
 
 
 @dataclass
