@@ -20,6 +20,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import logging
+import os
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -53,15 +54,25 @@ logger = logging.getLogger(__name__)
 
 
 def load_or_create_secret(path: Path) -> str:
-    """A secret kept in a file of the data dir (created on first use, mode 0600)."""
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
+    """A secret kept in a file of the data dir, created on first use (mode 0600).
+
+    Several processes (the notifier actor, the API's replicas) may start at once: the new
+    secret is written to a private temporary file and linked into place, so exactly one
+    candidate wins and everyone reads the same secret.
+    """
+    if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        value = secrets.token_hex(32)
-        path.touch(mode=0o600)
-        path.write_text(value)
-        return value
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process won
+        finally:
+            tmp.unlink()
+    return path.read_text().strip()
 
 
 def view_of(alert: AlertRecord, groups: tuple[str, ...] = ()) -> AlertView:
