@@ -1,6 +1,6 @@
 """``python -m benchmarks [NAME ...]``: runs the named benchmarks (all by default: detector,
 ingest, pipeline, tracking, rules, llm, gateway, agent, agent_quality, demo, recording,
-rules_backtest) in that order. Exit status 0 even when a target is missed (the line says
+rules_backtest, notify) in that order. Exit status 0 even when a target is missed (the line says
 MISSED); non-zero when a benchmark fails to run."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from benchmarks import (
     gateway,
     ingest,
     llm,
+    notify,
     pipeline,
     recording,
     rules,
@@ -40,6 +41,7 @@ BENCHMARKS: dict[str, Callable[[Path], None]] = {
     "demo": demo.run,
     "recording": recording.run,
     "rules_backtest": rules_backtest.run,
+    "notify": notify.run,
 }
 NEEDS_MODEL = {"detector", "pipeline", "tracking", "rules"}
 

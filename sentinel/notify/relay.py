@@ -50,6 +50,10 @@ from sentinel.store.repo import CameraRepository
 
 __all__ = ["Relay", "TickReport", "build_message", "load_or_create_secret", "view_of"]
 
+Finished = tuple[str, str, str, str | None, str | None]
+"""What ``NotifyRepository.finish_many`` records: id, token, state, provider id, error."""
+Outcome = tuple[str, Finished | None]
+
 logger = logging.getLogger(__name__)
 
 
@@ -279,15 +283,19 @@ class Relay:
         if not items:
             return
         subs, groups = self._subscriptions(), self._groups()
-        for item in items:
-            report.planned += self.repo.plan(item, self._plan(item, subs, groups))
+        last_sent: dict[tuple[str, str], datetime | None] = {}
+        batch = [(item, self._plan(item, subs, groups, last_sent)) for item in items]
+        report.planned += self.repo.plan_many(batch)
 
     def _plan(
         self,
         item: OutboxItem,
         subs: list[tuple[str, Subscription]],
         groups: Mapping[str, tuple[str, ...]],
+        last_sent: dict[tuple[str, str], datetime | None],
     ) -> list[dict[str, Any]]:
+        """The deliveries of one outbox row; ``last_sent`` carries the cooldowns' last sends
+        across the batch (planned in one transaction, so the store does not see them yet)."""
         alert = self.alerts.get(item.alert_id)
         try:
             kind = AlertKind(item.kind)
@@ -315,11 +323,15 @@ class Relay:
             due = escalation_due(sub, alert.created_at)
             if due is not None:
                 values.update(due_at=max(due, now), requires_open=True)
-            elif kind is AlertKind.NEW:
-                last = self.repo.last_sent_at(sub_id, alert.camera_id)
-                hold = cooldown_hold_until(sub.cooldown_s, last, now)
+            elif kind is AlertKind.NEW and sub.cooldown_s > 0:
+                slot = (sub_id, alert.camera_id)
+                if slot not in last_sent:
+                    last_sent[slot] = self.repo.last_sent_at(sub_id, alert.camera_id)
+                hold = cooldown_hold_until(sub.cooldown_s, last_sent[slot], now)
                 if hold is not None:
                     values.update(state="held", due_at=hold)
+                else:
+                    last_sent[slot] = now
             out.append(values)
         return out
 
@@ -346,87 +358,97 @@ class Relay:
 
     # -- send --------------------------------------------------------------------------------
 
-    def _template(self, delivery: DeliveryRecord) -> tuple[str, str]:
-        sub = None
+    def _template(self, delivery: DeliveryRecord, cache: dict[str, Any]) -> tuple[str, str]:
+        sub: dict[str, Any] | None = None
         if delivery.subscription_id is not None:
-            stored = self.repo.get_subscription(delivery.subscription_id)
-            sub = stored.body if stored else None
+            key = "sub:" + delivery.subscription_id
+            if key not in cache:
+                stored = self.repo.get_subscription(delivery.subscription_id)
+                cache[key] = stored.body if stored else None
+            sub = cache[key]
         tid = (sub or {}).get("template_id")
         if tid:
-            tpl = self.repo.get_template(tid)
-            if tpl is not None:
-                return tpl.subject, tpl.body
+            key = "tpl:" + tid
+            if key not in cache:
+                tpl = self.repo.get_template(tid)
+                cache[key] = None if tpl is None else (tpl.subject, tpl.body)
+            if cache[key] is not None:
+                found: tuple[str, str] = cache[key]
+                return found
         return DEFAULT_TEMPLATES["sms" if delivery.channel == "sms" else "default"]
 
-    def send_one(self, d: DeliveryRecord) -> str:
-        """Sends one leased delivery and records what happened; returns the outcome."""
+    def send_one(self, d: DeliveryRecord, cache: dict[str, Any] | None = None) -> Outcome:
+        """Sends one leased delivery. Returns its outcome and, when it reached a final state,
+        what to record (``finish_many``); retries and deferrals are recorded here."""
+        cache = {} if cache is None else cache
         token = d.lease_token or ""
         ids = d.digest_of or (d.alert_id,)
         alerts = [a for a in (self.alerts.get(i) for i in ids) if a is not None]
         if not alerts:
-            self.repo.finish(d.id, token, "failed", error="the alert no longer exists")
-            return "failed"
+            return "failed", (d.id, token, "failed", None, "the alert no longer exists")
         if d.requires_open and alerts[-1].status != "open":
-            self.repo.finish(d.id, token, "cancelled", error=f"alert {alerts[-1].status}")
-            return "cancelled"
+            return "cancelled", (d.id, token, "cancelled", None, f"alert {alerts[-1].status}")
         wait = self.limiter.wait_s(d.channel, d.recipient)
         if wait > 0:
             self.repo.defer(d.id, token, wait)
-            return "deferred"
+            return "deferred", None
         sender = self.senders.get(d.channel)
         if sender is None:
-            self.repo.finish(d.id, token, "failed", error=f"channel {d.channel} not configured")
-            return "failed"
+            return "failed", (d.id, token, "failed", None, f"channel {d.channel} not configured")
+        s = self.settings
         try:
             msg = build_message(
-                d, alerts, self._template(d), self.settings, self.link_secret, self._wall()
+                d, alerts, self._template(d, cache), s, self.link_secret, self._wall()
             )
             receipt = sender.send(msg)
         except TemplateError as exc:
-            self.repo.finish(d.id, token, "failed", error=f"template: {exc}")
-            return "failed"
+            return "failed", (d.id, token, "failed", None, f"template: {exc}")
         except DeliveryError as exc:
-            if exc.permanent or d.attempts >= self.settings.max_attempts:
+            if exc.permanent or d.attempts >= s.max_attempts:
                 state = "bounced" if exc.bounced else "failed"
-                self.repo.finish(d.id, token, state, error=str(exc)[:2000])
-                return state
-            s = self.settings
+                return state, (d.id, token, state, None, str(exc)[:2000])
             delay = backoff_s(d.attempts, s.backoff_base_s, s.backoff_cap_s)
             self.repo.retry_later(d.id, token, delay, str(exc))
-            return "retried"
+            return "retried", None
         except Exception as exc:  # a bug in a channel must not stop the relay
             logger.exception("delivery %s: unexpected error", d.id)
-            s = self.settings
             delay = backoff_s(d.attempts, s.backoff_base_s, s.backoff_cap_s)
             self.repo.retry_later(d.id, token, delay, f"{type(exc).__name__}: {exc}")
-            return "retried"
-        self.repo.finish(d.id, token, receipt.state, provider_id=receipt.provider_id)
-        return receipt.state
+            return "retried", None
+        return receipt.state, (d.id, token, receipt.state, receipt.provider_id, None)
 
     def send_once(self, report: TickReport) -> None:
         batch = self.repo.lease_deliveries(self.settings.batch, self.settings.lease_s)
+        if not batch:
+            return
         # The changes of one alert to one target go in order (new, update, end), one at a
         # time; different alerts and targets go in parallel.
         groups: dict[tuple[str, str, str], list[DeliveryRecord]] = {}
         for d in batch:
             groups.setdefault((d.alert_id, d.channel, d.target), []).append(d)
-        for outcomes in self._pool.map(self._send_group, groups.values()):
-            for outcome in outcomes:
+        cache: dict[str, Any] = {}
+        finished: list[Finished] = []
+        for outcomes in self._pool.map(lambda g: self._send_group(g, cache), groups.values()):
+            for outcome, record in outcomes:
+                if record is not None:
+                    finished.append(record)
                 if outcome == "error":
                     report.errors.append("send failed")
                 elif outcome == "bounced":
                     report.failed += 1
                 elif hasattr(report, outcome):
                     setattr(report, outcome, getattr(report, outcome) + 1)
+        # One transaction records the batch; a crash before it resends the batch (same keys).
+        self.repo.finish_many(finished)
 
-    def _send_group(self, group: list[DeliveryRecord]) -> list[str]:
-        outcomes = []
+    def _send_group(self, group: list[DeliveryRecord], cache: dict[str, Any]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
         for d in group:
             try:
-                outcomes.append(self.send_one(d))
+                outcomes.append(self.send_one(d, cache))
             except Exception:  # the store is down: the lease expires and it is sent again
-                logger.exception("delivery %s could not be recorded", d.id)
-                outcomes.append("error")
+                logger.exception("delivery %s could not be handled", d.id)
+                outcomes.append(("error", None))
         return outcomes
 
     def tick(self) -> TickReport:

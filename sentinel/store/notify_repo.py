@@ -173,44 +173,55 @@ class NotifyRepository(Repository):
         return sorted(items, key=lambda i: i.id)
 
     def plan(self, item: OutboxItem, deliveries: list[dict[str, Any]]) -> int:
-        """Insert an outbox row's deliveries (idempotently) and finish the row, atomically.
+        """``plan_many`` of one outbox row."""
+        return self.plan_many([(item, deliveries)])
+
+    def plan_many(self, batch: list[tuple[OutboxItem, list[dict[str, Any]]]]) -> int:
+        """Insert outbox rows' deliveries (idempotently) and finish the rows, atomically.
 
         Each delivery is a dict of ``notify_deliveries`` columns without the bookkeeping ones
         (id, state, attempts, timestamps: filled here; ``state`` may be given, e.g. "held").
+        A row whose lease is no longer the item's is skipped with its deliveries. Deliveries
+        are stamped one microsecond apart in batch order, so they are sent in that order.
 
         Returns:
-            How many deliveries were new; 0 and nothing written if the lease is not ``item``'s.
+            How many deliveries were new.
         """
         now = self._now()
         c = NOTIFY_OUTBOX.c
+        new = 0
+        tick = 0
         with self._write() as conn:
-            done = conn.execute(
-                sa.update(NOTIFY_OUTBOX)
-                .where(c.id == item.id, c.status == "leased", c.lease_token == item.token)
-                .values(status="done", leased_until=None)
-            ).rowcount
-            if done == 0:
-                return 0
-            new = 0
-            for d in deliveries:
-                values = {
-                    "id": str(uuid.uuid4()),
-                    "state": "queued",
-                    "attempts": 0,
-                    "requires_open": False,
-                    "digest_of": None,
-                    "before": None,
-                    "created_at": now,
-                    "updated_at": now,
-                    "due_at": now,
-                    **d,
-                }
-                if isinstance(values["digest_of"], (list, tuple)):
-                    values["digest_of"] = json.dumps(list(values["digest_of"]))
-                stmt = upsert_insert(self._engine, NOTIFY_DELIVERIES).values(**values)
-                stmt = stmt.on_conflict_do_nothing(index_elements=[NOTIFY_DELIVERIES.c.key])
-                new += conn.execute(stmt.returning(NOTIFY_DELIVERIES.c.id)).first() is not None
-            return new
+            for item, deliveries in batch:
+                done = conn.execute(
+                    sa.update(NOTIFY_OUTBOX)
+                    .where(c.id == item.id, c.status == "leased", c.lease_token == item.token)
+                    .values(status="done", leased_until=None)
+                ).rowcount
+                if done == 0:
+                    continue
+                for d in deliveries:
+                    tick += 1
+                    at = now + timedelta(microseconds=tick)
+                    values = {
+                        "id": str(uuid.uuid4()),
+                        "state": "queued",
+                        "attempts": 0,
+                        "requires_open": False,
+                        "digest_of": None,
+                        "before": None,
+                        "created_at": at,
+                        "updated_at": at,
+                        "due_at": now,
+                        **d,
+                    }
+                    if isinstance(values["digest_of"], (list, tuple)):
+                        values["digest_of"] = json.dumps(list(values["digest_of"]))
+                    stmt = upsert_insert(self._engine, NOTIFY_DELIVERIES).values(**values)
+                    stmt = stmt.on_conflict_do_nothing(index_elements=[NOTIFY_DELIVERIES.c.key])
+                    inserted = conn.execute(stmt.returning(NOTIFY_DELIVERIES.c.id)).first()
+                    new += inserted is not None
+        return new
 
     def outbox_backlog(self) -> int:
         c = NOTIFY_OUTBOX.c
@@ -327,6 +338,33 @@ class NotifyRepository(Repository):
         )
         with self._write() as conn:
             return conn.execute(stmt).rowcount > 0
+
+    def finish_many(self, outcomes: list[tuple[str, str, str, str | None, str | None]]) -> int:
+        """``finish`` of many deliveries in one transaction: (id, token, state, provider_id,
+        error) each; returns how many changed."""
+        now = self._now()
+        c = NOTIFY_DELIVERIES.c
+        changed = 0
+        with self._write() as conn:
+            for delivery_id, token, state, provider_id, error in outcomes:
+                values: dict[str, Any] = {
+                    "state": state,
+                    "leased_until": None,
+                    "updated_at": now,
+                    "last_error": error,
+                }
+                if provider_id is not None:
+                    values["provider_id"] = provider_id
+                if state in ("sent", "delivered"):
+                    values["sent_at"] = now
+                if state == "delivered":
+                    values["delivered_at"] = now
+                changed += conn.execute(
+                    sa.update(NOTIFY_DELIVERIES)
+                    .where(c.id == delivery_id, c.state == "queued", c.lease_token == token)
+                    .values(**values)
+                ).rowcount
+        return changed
 
     def retry_later(self, delivery_id: str, token: str, delay_s: float, error: str) -> bool:
         """Put a leased delivery back in the queue, due in ``delay_s`` (fenced by ``token``)."""
