@@ -8,6 +8,7 @@ import json
 import os
 import threading
 import time
+from typing import Any
 
 from sentinel.actors.notifier import NOTIFIER_NAME
 from sentinel.domain.alerts import AlertDecision, DecidedBy, Severity
@@ -60,7 +61,7 @@ def test_notifier_actor_killed_mid_burst(sentinel_stack: Stack) -> None:
         writer.join()
         wait_for(lambda: len(sink.keys()) >= BURST, timeout=300, what="every alert delivered")
         time.sleep(4.0)  # the killed actor's leases (3 s) expire: nothing more may arrive
-        restarted = ray.get(
+        restarted: dict[str, Any] = ray.get(
             ray.get_actor(NOTIFIER_NAME, namespace=settings.namespace).status.remote()
         )
     finally:
