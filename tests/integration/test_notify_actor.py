@@ -61,7 +61,7 @@ def test_notifier_actor_killed_mid_burst(sentinel_stack: Stack) -> None:
         writer.join()
         wait_for(lambda: len(sink.keys()) >= BURST, timeout=300, what="every alert delivered")
         time.sleep(4.0)  # the killed actor's leases (3 s) expire: nothing more may arrive
-        restarted: dict[str, Any] = ray.get(
+        restarted: Any = ray.get(
             ray.get_actor(NOTIFIER_NAME, namespace=settings.namespace).status.remote()
         )
     finally:
