@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.engine import Engine
@@ -21,6 +22,7 @@ from sentinel.config import NotifySettings
 from sentinel.domain.alerts import AlertDecision, DecidedBy, Severity
 from sentinel.notify.relay import Relay, make_limiter, make_senders
 from sentinel.store.alert_repo import AlertRepository
+from sentinel.store.db import alembic_config, make_engine, migrate
 from sentinel.store.notify_repo import NotifyRepository
 from sentinel.store.notify_tables import NOTIFY_OUTBOX
 from sentinel.store.repo import CameraRepository
@@ -141,6 +143,21 @@ def test_migration_matches_the_tables(store_engine: Engine) -> None:
     with store_engine.connect() as conn:
         diffs = compare_metadata(MigrationContext.configure(conn, opts=opts), SQLModel.metadata)
     assert diffs == []
+
+
+def test_migration_0013_downgrades_and_upgrades(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        migrate(engine)
+        with engine.connect() as conn:
+            command.downgrade(alembic_config(conn), "0012")
+            conn.commit()
+        assert not any(sa.inspect(engine).has_table(t) for t in OURS)
+        assert sa.inspect(engine).has_table("alerts")
+        migrate(engine)
+        assert all(sa.inspect(engine).has_table(t) for t in OURS)
+    finally:
+        engine.dispose()
 
 
 def test_outbox_rows_come_with_each_alert_change(store_engine: Engine) -> None:
