@@ -33,7 +33,7 @@ from sentinel.api.security import allowed_cameras, authorize
 from sentinel.domain.alerts import Severity
 from sentinel.domain.strict import StrictModel
 from sentinel.gateway.roles import ADMIN, ALERTS_READ, ALERTS_WRITE, GROUP_PREFIX, Principal
-from sentinel.notify.channels import DeliveryError, OutMessage
+from sentinel.notify.channels import DeliveryError, OutMessage, check_apprise_url
 from sentinel.notify.policy import STATES
 from sentinel.notify.signing import verify_link
 from sentinel.notify.ssrf import Blocked, UrlPolicy, check_url
@@ -122,8 +122,9 @@ def _check_writable(sub: Subscription, principal: Principal, allowed: set[str] |
 
 
 def _check_target(sub: Subscription, services: Services) -> None:
-    """A webhook's URL must pass the outbound guard when saved (and again when sent)."""
-    if sub.channel is not Channel.WEBHOOK:
+    """A webhook's (or an Apprise) URL must pass the outbound guard when saved (and again
+    when sent)."""
+    if sub.channel not in (Channel.WEBHOOK, Channel.APPRISE):
         return
     settings = _notify(services).settings
     policy = UrlPolicy(
@@ -131,7 +132,10 @@ def _check_target(sub: Subscription, services: Services) -> None:
         allow_hosts=frozenset(h.lower() for h in settings.allow_hosts),
     )
     try:
-        check_url(sub.target, policy)
+        if sub.channel is Channel.APPRISE:
+            check_apprise_url(sub.target, policy)
+        else:
+            check_url(sub.target, policy)
     except Blocked as exc:
         raise _unprocessable("target", [f"refused: {exc}"]) from exc
 

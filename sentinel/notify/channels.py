@@ -11,6 +11,12 @@ raises ``DeliveryError`` (``permanent``: do not retry; ``bounced``: the address 
   (and ``<prefix>/reviews``); the broker's PUBACK is the receipt.
 - sms: a Twilio-shaped ``Messages.json`` POST through the SSRF guard; the provider's message
   sid is the receipt of "sent" (its status callback later makes it delivered or failed).
+- apprise: the long tail (ntfy, Telegram, Slack, Pushover, …) through an Apprise URL. Apprise
+  answers only True/False, so True is the receipt ("delivered") and False a transient failure
+  (retried with backoff); the idempotency key ends the message text. The outbound guard
+  checks the generic HTTP schemes (``json``/``form``/``xml`` and their ``s`` forms), whose host
+  the user chooses, when the URL is checked; Apprise does its own HTTP, so there is no
+  connect-time re-check for them (webhooks have one).
 """
 
 from __future__ import annotations
@@ -36,9 +42,10 @@ from sentinel.notify.signing import (
     TIMESTAMP_HEADER,
     webhook_signature,
 )
-from sentinel.notify.ssrf import Blocked, GuardedClient
+from sentinel.notify.ssrf import Blocked, GuardedClient, UrlPolicy, check_url
 
 __all__ = [
+    "AppriseChannel",
     "DeliveryError",
     "EmailChannel",
     "MqttChannel",
@@ -271,3 +278,49 @@ class MqttChannel:
                 self._client.disconnect()
                 self._client.loop_stop()
                 self._connected = False
+
+
+APPRISE_HTTP_SCHEMES = frozenset({"json", "jsons", "form", "forms", "xml", "xmls"})
+
+
+def check_apprise_url(url: str, policy: UrlPolicy) -> None:
+    """Blocked unless Apprise understands ``url`` and, for the generic HTTP schemes, its host
+    passes the outbound guard."""
+    import apprise
+
+    plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
+    if not plugin:
+        raise Blocked("Apprise does not understand this URL")
+    scheme = url.split("://", 1)[0].lower()
+    if scheme in APPRISE_HTTP_SCHEMES:
+        secure = scheme.endswith("s")
+        port = getattr(plugin, "port", None)
+        host = str(getattr(plugin, "host", "") or "")
+        netloc = f"[{host}]" if ":" in host else host
+        check_url(
+            f"{'https' if secure else 'http'}://{netloc}{f':{port}' if port else ''}/", policy
+        )
+
+
+class AppriseChannel:
+    """An Apprise URL per message, behind our own tracking (see the module docstring)."""
+
+    def __init__(self, policy: UrlPolicy) -> None:
+        self.policy = policy
+
+    def send(self, msg: OutMessage) -> Receipt:
+        import apprise
+
+        try:
+            check_apprise_url(msg.target, self.policy)
+        except Blocked as exc:
+            raise DeliveryError(f"refused by the outbound guard: {exc}", permanent=True) from exc
+        sender = apprise.Apprise()
+        sender.add(msg.target)
+        body = f"{msg.body}\n\nid: {msg.key}"
+        if not sender.notify(title=msg.subject, body=body):
+            raise DeliveryError("apprise reported a failure")
+        return Receipt("delivered", None, "apprise: accepted")
+
+    def close(self) -> None:
+        return None

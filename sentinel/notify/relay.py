@@ -469,7 +469,13 @@ def secrets_of(settings: NotifySettings, data_dir: Path) -> tuple[str, str]:
 
 def make_senders(settings: NotifySettings, webhook_secret: str) -> dict[str, Sender]:
     """One sender per channel, from the settings (MQTT only when enabled)."""
-    from sentinel.notify.channels import EmailChannel, MqttChannel, SmsChannel, WebhookChannel
+    from sentinel.notify.channels import (
+        AppriseChannel,
+        EmailChannel,
+        MqttChannel,
+        SmsChannel,
+        WebhookChannel,
+    )
     from sentinel.notify.ssrf import GuardedClient, UrlPolicy
 
     policy = UrlPolicy(
@@ -487,6 +493,7 @@ def make_senders(settings: NotifySettings, webhook_secret: str) -> dict[str, Sen
         "webhook": WebhookChannel(client(), webhook_secret),
         "email": EmailChannel(settings.smtp),
         "sms": SmsChannel(client(), settings.sms, callback),
+        "apprise": AppriseChannel(policy),
     }
     if settings.mqtt.enabled:
         senders["mqtt"] = MqttChannel(settings.mqtt)

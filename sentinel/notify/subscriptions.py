@@ -46,6 +46,7 @@ class Channel(StrEnum):
     EMAIL = "email"
     SMS = "sms"
     MQTT = "mqtt"
+    APPRISE = "apprise"
 
 
 class AlertKind(StrEnum):
@@ -97,7 +98,8 @@ class Subscription(StrictModel):
     target: str = Field(
         min_length=1,
         max_length=2000,
-        description="webhook: URL; email: address; sms: E.164 number; mqtt: topic prefix.",
+        description="webhook: URL; email: address; sms: E.164 number; mqtt: topic prefix "
+        "(- for the default); apprise: an Apprise URL (ntfy://, tgram://, slack://, json://…).",
     )
     cameras: list[Name] = Field(default_factory=list, max_length=256)
     camera_groups: list[Name] = Field(default_factory=list, max_length=64)
@@ -131,6 +133,8 @@ class Subscription(StrictModel):
             raise ValueError("an sms target must be an E.164 number (+ and digits)")
         if self.channel is Channel.MQTT and any(c in t for c in "#+\0"):
             raise ValueError("an mqtt target must be a topic prefix without wildcards")
+        if self.channel is Channel.APPRISE and "://" not in t:
+            raise ValueError("an apprise target must be an Apprise URL (scheme://...)")
         return self
 
 

@@ -266,3 +266,20 @@ def test_signed_media_links(http: TestClient, services: Services) -> None:
     assert http.get(old).status_code == 403
     forged = sign_link("http://testserver", "other-secret", "snapshot", "nope", exp)
     assert http.get(forged).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("target", "status"),
+    [
+        ("json://169.254.169.254/latest", 422),
+        ("jsons://10.0.0.1/x", 422),
+        ("nonsense://x", 422),
+        ("json://127.0.0.1:9/ok", 201),  # allowed host (notify.allow_hosts)
+    ],
+)
+def test_apprise_targets_are_checked_when_saved(
+    http: TestClient, users: dict[str, AuthedUser], target: str, status: int
+) -> None:
+    body = {"name": "a", "recipient": "r", "channel": "apprise", "target": target}
+    r = http.post(SUBS, json=body, headers=users["admin"].headers)
+    assert r.status_code == status, r.text

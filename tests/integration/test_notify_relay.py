@@ -341,3 +341,23 @@ def test_rate_limits_defer_without_losing(
     assert min(d.due_at for d in deliveries) < max(d.due_at for d in deliveries) - timedelta(
         seconds=0.3
     )
+
+
+def test_apprise_urls_are_tracked_and_guarded(
+    store_engine: Engine, relay_factory: Callable[..., Relay], sink: HttpSink
+) -> None:
+    """Apprise's json:// plugin posts to the local sink; a private host is refused for good."""
+    subscribe(store_engine, channel="apprise", target=f"json://127.0.0.1:{sink.port}/apprise")
+    subscribe(store_engine, channel="apprise", target="json://10.1.2.3/x", recipient="internal")
+    a = AlertRepository(store_engine).record_rule_decision("e1", "gate", "person", decision())
+    relay = relay_factory()
+    repo = NotifyRepository(store_engine)
+    drain(relay, lambda: repo.state_counts().get("queued", 0) == 0 and repo.state_counts())
+    (got,) = [r for r in sink.received if r.path == "/apprise"]
+    payload = json.loads(got.body)
+    assert "person on gate" in payload["title"] and a.id not in payload["title"]
+    by_recipient = {d.recipient: d for d in repo.list_deliveries()[0]}
+    assert payload["message"].endswith(f"id: {by_recipient['alice'].key}")
+    assert by_recipient["alice"].state == "delivered"
+    assert by_recipient["internal"].state == "failed"
+    assert "private" in (by_recipient["internal"].last_error or "")
