@@ -26,6 +26,7 @@ import http.server
 import json
 import os
 import socket
+import tempfile
 import threading
 import time
 import uuid
@@ -234,8 +235,14 @@ def latency(workdir: Path, sink: _Sink, settings: NotifySettings) -> list[float]
     return [(sink.arrivals[k] - t) * 1000 for k, t in written.items() if k in sink.arrivals]
 
 
-def run(workdir: Path) -> None:
-    workdir.mkdir(parents=True, exist_ok=True)
+def run(model: Path) -> None:
+    """The benchmark (``model`` is unused: no detector here); works in a temporary folder."""
+    del model
+    with tempfile.TemporaryDirectory(prefix="sentinel-bench-notify-") as tmp:
+        _run(Path(tmp))
+
+
+def _run(workdir: Path) -> None:
     db = "SENTINEL_BENCH_DB_URL" if os.environ.get("SENTINEL_BENCH_DB_URL") else "SQLite"
     print(f"notify: database {db}, {os.cpu_count()} CPUs", flush=True)
     with_outbox = write_rate(workdir, True)

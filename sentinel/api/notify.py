@@ -29,6 +29,7 @@ from starlette.concurrency import run_in_threadpool
 
 from sentinel.api.deps import NotifyServices, Services, ServicesDep
 from sentinel.api.media import ranged_response
+from sentinel.api.recordings import clip_around, require_recordings
 from sentinel.api.security import allowed_cameras, authorize
 from sentinel.domain.alerts import Severity
 from sentinel.domain.strict import StrictModel
@@ -665,8 +666,12 @@ async def sms_status(request: Request, services: ServicesDep) -> Response:
 
 @router.get(
     "/notifications/media/{kind}/{alert_id}",
-    summary="A snapshot linked from a message (signed, expiring link)",
-    responses={200: {"content": {"image/jpeg": {}}}, 403: {"description": "Bad or expired"}},
+    summary="The snapshot or clip linked from a message (signed, expiring link)",
+    responses={
+        200: {"content": {"image/jpeg": {}, "video/mp4": {}}},
+        403: {"description": "Bad or expired link"},
+        404: {"description": "No such alert, snapshot or footage"},
+    },
 )
 async def signed_media(
     kind: Annotated[str, Path(pattern="^(snapshot|clip)$")],
@@ -677,13 +682,20 @@ async def signed_media(
     sig: Annotated[str, Query(min_length=64, max_length=64)],
 ) -> Response:
     """The link's HMAC must match and ``exp`` (Unix s) must not have passed (403 otherwise).
-    A clip link answers the event's snapshot until clips are cut for alerts."""
+    A snapshot is the alert's event's; a clip runs from 5 s before the event to 5 s after it
+    (as ``GET /events/{id}/clip.mp4``; 404 when recording is off or there is no footage)."""
     notify = _notify(services)
     if not verify_link(notify.link_secret, kind, alert_id, exp, sig, time.time()):
         raise HTTPException(403, "invalid or expired link")
     alert = await run_in_threadpool(services.agent.alerts.get, alert_id)
     event = None if alert is None else await run_in_threadpool(services.events.get, alert.event_id)
-    if event is None or event.snapshot_key is None:
+    if event is None:
+        raise HTTPException(404, "no such alert or event")
+    if kind == "clip":
+        require_recordings(services)
+        last = event.ended_at or event.last_seen_at
+        return await clip_around(services, event.camera_id, event.started_at, last, 5.0, 5.0)
+    if event.snapshot_key is None:
         raise HTTPException(404, "no snapshot for this alert")
     try:
         data = await run_in_threadpool(services.objects.get, event.snapshot_key)

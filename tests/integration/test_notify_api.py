@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,12 @@ from sentinel.api.deps import NotifyServices, Services
 from sentinel.api.notify import twilio_signature
 from sentinel.config import NotifySettings
 from sentinel.domain.alerts import AlertDecision, DecidedBy, Severity
+from sentinel.domain.types import Box, EventState
 from sentinel.gateway.roles import Role
 from sentinel.notify.relay import make_senders
 from sentinel.notify.signing import sign_link
 from sentinel.store.notify_repo import NotifyRepository
+from sentinel.store.objects import snapshot_key
 from tests.utils.api import api_client
 from tests.utils.auth import AuthedUser, add_user
 from tests.utils.notify_sinks import HttpSink, SmtpSink
@@ -258,7 +261,30 @@ def test_deliveries_per_alert_and_camera_scoped(
 
 
 def test_signed_media_links(http: TestClient, services: Services) -> None:
+    start = datetime.now(UTC)
+    ev = EventState(
+        id="ev-media",
+        camera_id="cam-a",
+        label="person",
+        track_id=1,
+        started_at=start,
+        last_seen_at=start,
+        score=0.9,
+        box=Box(1, 2, 30, 60),
+        best_at=start,
+    )
+    key = snapshot_key("cam-a", ev.id)
+    services.objects.put(key, b"\xff\xd8jpeg-bytes", "image/jpeg")
+    services.events.upsert(ev, key)
+    d = AlertDecision(True, Severity.HIGH, "x", ("y",), "z", DecidedBy.RULES)
+    alert = services.agent.alerts.record_rule_decision(ev.id, "cam-a", "person", d)
     exp = int(time.time()) + 60
+    good = sign_link("http://testserver", "link-secret", "snapshot", alert.id, exp)
+    r = http.get(good)  # no bearer token: the signature is the authorisation
+    assert r.status_code == 200 and r.content == b"\xff\xd8jpeg-bytes"
+    clip = sign_link("http://testserver", "link-secret", "clip", alert.id, exp)
+    assert http.get(clip).status_code == 404  # recording is not configured here
+    assert http.get(good.replace("/snapshot/", "/clip/")).status_code == 403  # kind is signed
     url = sign_link("http://testserver", "link-secret", "snapshot", "nope", exp)
     assert http.get(url).status_code == 404  # valid link, no such alert
     assert http.get(url.replace("sig=", "sig=0")[:-1]).status_code == 403
