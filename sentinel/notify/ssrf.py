@@ -135,7 +135,10 @@ class GuardedBackend(httpcore.NetworkBackend):
                 addrs = check_addresses(host, self.policy.resolver(host, port))
             except OSError as exc:
                 raise Blocked(f"{host} does not resolve: {exc}") from exc
-        return self._inner.connect_tcp(addrs[0], port, timeout, local_address, socket_options)
+        # No Nagle: a request's head and body go out as separate writes, and waiting for the
+        # peer's delayed ACK between them costs ~40 ms per request.
+        options = [*(socket_options or ()), (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+        return self._inner.connect_tcp(addrs[0], port, timeout, local_address, options)
 
     def sleep(self, seconds: float) -> None:
         self._inner.sleep(seconds)

@@ -8,6 +8,7 @@ variables at save time, so a broken template never reaches a delivery.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -110,11 +111,17 @@ def alert_context(alert: AlertView) -> dict[str, Any]:
     }
 
 
+@functools.lru_cache(maxsize=256)
+def _compiled(source: str) -> jinja2.Template:
+    """A template compiled once per source text (compiling costs more than rendering)."""
+    return _ENV.from_string(source)
+
+
 def render(subject: str, body: str, context: Mapping[str, Any]) -> RenderedMessage:
     """Renders both parts; TemplateError on any failure (an undefined value included)."""
     try:
-        out_subject = _ENV.from_string(subject).render(context)
-        out_body = _ENV.from_string(body).render(context)
+        out_subject = _compiled(subject).render(context)
+        out_body = _compiled(body).render(context)
     except jinja2.TemplateError as exc:  # SecurityError and UndefinedError included
         raise TemplateError([f"render: {type(exc).__name__}: {exc}"]) from exc
     return RenderedMessage(" ".join(out_subject.split())[:998], out_body)
