@@ -128,6 +128,7 @@ def _fresh_engine(workdir: Path, name: str) -> Any:
     url = os.environ.get("SENTINEL_BENCH_DB_URL")
     if url:
         engine = make_engine(url)
+        migrate(engine)
         with engine.begin() as conn:  # a clean slate in the given database
             for table in ("notify_deliveries", "notify_outbox", "notify_subscriptions", "alerts"):
                 conn.exec_driver_sql(f"DELETE FROM {table}")
