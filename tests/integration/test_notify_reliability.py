@@ -27,7 +27,7 @@ from sentinel.store.notify_repo import NotifyRepository
 from tests.utils.notify_sinks import HttpSink
 from tests.utils.redis_server import redis_server
 
-BURST = int(os.environ.get("SENTINEL_NOTIFY_BURST", "3000"))
+BURST = int(os.environ.get("SENTINEL_NOTIFY_BURST", "10000"))  # the burst
 SECRET = "burst-secret"
 
 
