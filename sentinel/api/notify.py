@@ -654,7 +654,8 @@ async def sms_status(request: Request, services: ServicesDep) -> Response:
     token = notify.settings.sms.auth_token
     url = notify.settings.public_url.rstrip("/") + "/api/v1/notifications/sms/status"
     given = request.headers.get("x-twilio-signature", "")
-    if not token or not hmac.compare_digest(twilio_signature(token, url, form), given):
+    expected = twilio_signature(token, url, form).encode()
+    if not token or not hmac.compare_digest(expected, given.encode("utf-8", "replace")):
         raise HTTPException(403, "bad signature")
     state = _SMS_STATES.get(form.get("MessageStatus", ""))
     sid = form.get("MessageSid", "")
@@ -679,7 +680,7 @@ async def signed_media(
     request: Request,
     services: ServicesDep,
     exp: Annotated[int, Query(ge=0, le=2**40)],
-    sig: Annotated[str, Query(min_length=64, max_length=64)],
+    sig: Annotated[str, Query(pattern="^[0-9a-f]{64}$")],
 ) -> Response:
     """The link's HMAC must match and ``exp`` (Unix s) must not have passed (403 otherwise).
     A snapshot is the alert's event's; a clip runs from 5 s before the event to 5 s after it

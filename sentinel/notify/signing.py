@@ -52,7 +52,8 @@ def verify_webhook(
         return False
     if abs(now - ts) > window_s:
         return False
-    return hmac.compare_digest(webhook_signature(secret, ts, body), signature)
+    expected = webhook_signature(secret, ts, body).encode()
+    return hmac.compare_digest(expected, signature.encode("utf-8", "replace"))
 
 
 def _link_mac(secret: str, kind: str, alert_id: str, exp: int) -> str:
@@ -70,4 +71,5 @@ def verify_link(secret: str, kind: str, alert_id: str, exp: int, sig: str, now: 
     """Whether a link's signature is right and it has not expired."""
     if now > exp:
         return False
-    return hmac.compare_digest(_link_mac(secret, kind, alert_id, exp), sig)
+    expected = _link_mac(secret, kind, alert_id, exp).encode()
+    return hmac.compare_digest(expected, sig.encode("utf-8", "replace"))

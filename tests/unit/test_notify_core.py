@@ -270,6 +270,7 @@ def test_webhook_signature_and_replay_window() -> None:
     assert not verify_webhook("other", "1000", sig, body, now=1100)
     assert not verify_webhook("s3cret", "1000", sig, body + b" ", now=1100)
     assert not verify_webhook("s3cret", "x", sig, body, now=1100)
+    assert not verify_webhook("s3cret", "1000", "v1=é" + sig[4:], body, now=1100)  # no raise
 
 
 def test_signed_links_expire_and_bind_their_target() -> None:
@@ -282,3 +283,4 @@ def test_signed_links_expire_and_bind_their_target() -> None:
     assert not verify_link("k", "clip", "a1", 2000, sig, now=1999)
     assert not verify_link("k", "snapshot", "a2", 2000, sig, now=1999)
     assert not verify_link("k", "snapshot", "a1", 3000, sig, now=1999)
+    assert not verify_link("k", "snapshot", "a1", 2000, "é" * 64, now=1999)  # no raise
