@@ -24,6 +24,7 @@ from sentinel.api import (
     incidents,
     llm,
     notify,
+    notify_delivery,
     prompts,
     recordings,
     rulegen,
@@ -106,6 +107,7 @@ def create_app() -> FastAPI:
     api.include_router(rulegen.router)
     api.include_router(rules.router)
     api.include_router(notify.router)
+    api.include_router(notify_delivery.router)
     app.include_router(api)
     app.include_router(llm.router)
 

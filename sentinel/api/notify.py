@@ -1,5 +1,5 @@
-"""Notification routes: subscriptions, templates (with preview), deliveries, test sends, the
-SMS provider's status callback and the signed media links of messages.
+"""Notification routes: subscriptions and templates (with preview). Deliveries, test sends and
+the signed routes (the SMS status callback, media links) are in ``notify_delivery``.
 
 Reading needs ``alerts:read``; writing subscriptions ``alerts:write``; writing templates and
 sending test notifications ``admin``. Camera limits hold as everywhere: a camera-limited
@@ -14,47 +14,30 @@ kind, alert and expiry, see ``sentinel.notify.signing``) and the SMS status call
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import time
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, Security
+from fastapi import APIRouter, HTTPException, Path, Response, Security
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from sentinel.api.deps import NotifyServices, Services, ServicesDep
-from sentinel.api.media import ranged_response
-from sentinel.api.recordings import clip_around, require_recordings
 from sentinel.api.security import allowed_cameras, authorize
 from sentinel.domain.alerts import Severity
 from sentinel.domain.strict import StrictModel
 from sentinel.gateway.roles import ADMIN, ALERTS_READ, ALERTS_WRITE, GROUP_PREFIX, Principal
-from sentinel.notify.channels import DeliveryError, OutMessage, check_apprise_url
-from sentinel.notify.policy import STATES
-from sentinel.notify.signing import verify_link
-from sentinel.notify.ssrf import Blocked, UrlPolicy, check_url
+from sentinel.notify.channels import check_apprise_url
+from sentinel.notify.ssrf import Blocked, UrlPolicy, check_url, system_resolver
 from sentinel.notify.subscriptions import AlertView, Channel, Subscription, new_subscription_id
-from sentinel.notify.templates import (
-    DEFAULT_TEMPLATES,
-    TemplateError,
-    alert_context,
-    render,
-    validate,
-)
+from sentinel.notify.templates import TemplateError, alert_context, render, validate
 from sentinel.store.notify_repo import (
-    DeliveryRecord,
     NotifyRepository,
     StoredSubscription,
     StoredTemplate,
     VersionConflict,
 )
-from sentinel.store.objects import ObjectNotFound
-from sentinel.store.sql import InvalidCursor
 
 router = APIRouter(tags=["notifications"])
 
@@ -65,19 +48,19 @@ SubId = Annotated[str, Path(max_length=64)]
 TemplateId = Annotated[str, Path(max_length=64)]
 
 
-def _unprocessable(field: str, problems: list[str]) -> RequestValidationError:
+def unprocessable(field: str, problems: list[str]) -> RequestValidationError:
     return RequestValidationError(
         [{"loc": ("body", field), "msg": p, "type": "value_error"} for p in problems]
     )
 
 
-def _notify(services: Services) -> NotifyServices:
+def notify_services(services: Services) -> NotifyServices:
     if services.notify is None:
         raise HTTPException(503, "the notifier is not configured")
     return services.notify
 
 
-def _repo(services: Services) -> NotifyRepository:
+def store(services: Services) -> NotifyRepository:
     return NotifyRepository(services.engine)
 
 
@@ -122,15 +105,17 @@ def _check_writable(sub: Subscription, principal: Principal, allowed: set[str] |
         raise HTTPException(403, "the subscription names cameras outside your access")
 
 
-def _check_target(sub: Subscription, services: Services) -> None:
+def check_target(sub: Subscription, services: Services) -> None:
     """A webhook's (or an Apprise) URL must pass the outbound guard when saved (and again
     when sent)."""
     if sub.channel not in (Channel.WEBHOOK, Channel.APPRISE):
         return
-    settings = _notify(services).settings
+    notify = notify_services(services)
+    settings = notify.settings
     policy = UrlPolicy(
         allow_http=settings.allow_http,
         allow_hosts=frozenset(h.lower() for h in settings.allow_hosts),
+        resolver=notify.resolver or system_resolver,
     )
     try:
         if sub.channel is Channel.APPRISE:
@@ -138,13 +123,13 @@ def _check_target(sub: Subscription, services: Services) -> None:
         else:
             check_url(sub.target, policy)
     except Blocked as exc:
-        raise _unprocessable("target", [f"refused: {exc}"]) from exc
+        raise unprocessable("target", [f"refused: {exc}"]) from exc
 
 
 async def _require_sub(
     sub_id: str, services: Services, principal: Principal
 ) -> tuple[StoredSubscription, set[str] | None]:
-    stored = await run_in_threadpool(_repo(services).get_subscription, sub_id)
+    stored = await run_in_threadpool(store(services).get_subscription, sub_id)
     allowed = await allowed_cameras(principal, services)
     if stored is None or not _visible(stored.body, principal, allowed):
         raise HTTPException(404, "subscription not found")
@@ -158,7 +143,7 @@ async def _require_sub(
 )
 async def list_subscriptions(services: ServicesDep, principal: Reader) -> list[SubscriptionPublic]:
     allowed = await allowed_cameras(principal, services)
-    stored = await run_in_threadpool(_repo(services).subscriptions)
+    stored = await run_in_threadpool(store(services).subscriptions)
     return [SubscriptionPublic.of(s) for s in stored if _visible(s.body, principal, allowed)]
 
 
@@ -175,10 +160,10 @@ async def create_subscription(
     ``notify.allow_http``; no private, loopback, link-local or metadata address)."""
     allowed = await allowed_cameras(principal, services)
     _check_writable(body, principal, allowed)
-    _check_target(body, services)
+    check_target(body, services)
     await _check_template(body.template_id, services)
     stored = await run_in_threadpool(
-        _repo(services).put_subscription,
+        store(services).put_subscription,
         new_subscription_id(),
         body.model_dump(mode="json"),
         principal.subject,
@@ -210,10 +195,10 @@ async def update_subscription(
 ) -> SubscriptionPublic:
     _, allowed = await _require_sub(subscription_id, services, principal)
     _check_writable(body, principal, allowed)
-    _check_target(body, services)
+    check_target(body, services)
     await _check_template(body.template_id, services)
     stored = await run_in_threadpool(
-        _repo(services).put_subscription,
+        store(services).put_subscription,
         subscription_id,
         body.model_dump(mode="json"),
         principal.subject,
@@ -234,7 +219,7 @@ async def delete_subscription(
     subscription_id: SubId, services: ServicesDep, principal: Writer
 ) -> Response:
     await _require_sub(subscription_id, services, principal)
-    await run_in_threadpool(_repo(services).delete_subscription, subscription_id)
+    await run_in_threadpool(store(services).delete_subscription, subscription_id)
     return Response(status_code=204)
 
 
@@ -280,21 +265,21 @@ def _validated(body: TemplateIn) -> None:
     try:
         validate(body.subject, body.body)
     except TemplateError as exc:
-        raise _unprocessable("body", exc.problems) from exc
+        raise unprocessable("body", exc.problems) from exc
 
 
 async def _check_template(template_id: str | None, services: Services) -> None:
     if template_id is None:
         return
-    if await run_in_threadpool(_repo(services).get_template, template_id) is None:
-        raise _unprocessable("template_id", [f"no template {template_id!r}"])
+    if await run_in_threadpool(store(services).get_template, template_id) is None:
+        raise unprocessable("template_id", [f"no template {template_id!r}"])
 
 
 @router.get(
     "/notifications/templates", response_model=list[TemplatePublic], summary="Message templates"
 )
 async def list_templates(services: ServicesDep, principal: Reader) -> list[TemplatePublic]:
-    return [TemplatePublic.of(t) for t in await run_in_threadpool(_repo(services).templates)]
+    return [TemplatePublic.of(t) for t in await run_in_threadpool(store(services).templates)]
 
 
 @router.post(
@@ -309,7 +294,7 @@ async def create_template(
     _validated(body)
     channel = None if body.channel is None else str(body.channel)
     created = await run_in_threadpool(
-        _repo(services).create_template,
+        store(services).create_template,
         "tpl_" + uuid.uuid4().hex[:16],
         body.name,
         channel,
@@ -320,8 +305,8 @@ async def create_template(
     return TemplatePublic.of(created)
 
 
-async def _require_template(template_id: str, services: Services) -> StoredTemplate:
-    found = await run_in_threadpool(_repo(services).get_template, template_id)
+async def require_template(template_id: str, services: Services) -> StoredTemplate:
+    found = await run_in_threadpool(store(services).get_template, template_id)
     if found is None:
         raise HTTPException(404, "template not found")
     return found
@@ -333,7 +318,7 @@ async def _require_template(template_id: str, services: Services) -> StoredTempl
 async def get_template(
     template_id: TemplateId, services: ServicesDep, principal: Reader
 ) -> TemplatePublic:
-    return TemplatePublic.of(await _require_template(template_id, services))
+    return TemplatePublic.of(await require_template(template_id, services))
 
 
 @router.put(
@@ -344,12 +329,12 @@ async def get_template(
 async def update_template(
     template_id: TemplateId, body: TemplateUpdate, services: ServicesDep, principal: Admin
 ) -> TemplatePublic:
-    await _require_template(template_id, services)
+    await require_template(template_id, services)
     _validated(body)
     channel = None if body.channel is None else str(body.channel)
     try:
         updated = await run_in_threadpool(
-            _repo(services).update_template,
+            store(services).update_template,
             template_id,
             body.version,
             body.name,
@@ -374,7 +359,7 @@ async def update_template(
 async def delete_template(
     template_id: TemplateId, services: ServicesDep, principal: Admin
 ) -> Response:
-    if not await run_in_threadpool(_repo(services).delete_template, template_id):
+    if not await run_in_threadpool(store(services).delete_template, template_id):
         raise HTTPException(404, "template not found")
     return Response(status_code=204)
 
@@ -394,7 +379,7 @@ class Preview(BaseModel):
     body: str
 
 
-def _sample(sample: SampleAlert, now: datetime) -> AlertView:
+def sample_view(sample: SampleAlert, now: datetime) -> AlertView:
     return AlertView(
         id="sample-alert",
         camera_id=sample.camera_id,
@@ -407,7 +392,7 @@ def _sample(sample: SampleAlert, now: datetime) -> AlertView:
     )
 
 
-def _context(view: AlertView, count: int, base_url: str) -> dict[str, Any]:
+def render_context(view: AlertView, count: int, base_url: str) -> dict[str, Any]:
     one = alert_context(view)
     return {
         "alert": one,
@@ -432,274 +417,12 @@ async def preview_template(
     principal: Reader,
     body: SampleAlert | None = None,
 ) -> Preview:
-    tpl = await _require_template(template_id, services)
+    tpl = await require_template(template_id, services)
     sample = body or SampleAlert()
     base = services.notify.settings.public_url if services.notify else "http://127.0.0.1:8000"
-    ctx = _context(_sample(sample, datetime.now(UTC)), sample.count, base.rstrip("/"))
+    ctx = render_context(sample_view(sample, datetime.now(UTC)), sample.count, base.rstrip("/"))
     try:
         out = render(tpl.subject, tpl.body, ctx)
     except TemplateError as exc:
-        raise _unprocessable("body", exc.problems) from exc
+        raise unprocessable("body", exc.problems) from exc
     return Preview(subject=out.subject, body=out.body)
-
-
-# -- deliveries ------------------------------------------------------------------------------
-
-
-class DeliveryPublic(BaseModel):
-    id: str
-    key: str = Field(description="The idempotency key receivers dedupe on.")
-    alert_id: str
-    camera_id: str
-    subscription_id: str | None
-    recipient: str
-    channel: str
-    kind: str
-    state: str
-    attempts: int
-    due_at: datetime
-    last_error: str | None
-    provider_id: str | None
-    digest_of: list[str]
-    created_at: datetime
-    updated_at: datetime
-    sent_at: datetime | None
-    delivered_at: datetime | None
-
-    @classmethod
-    def of(cls, d: DeliveryRecord) -> DeliveryPublic:
-        return cls(
-            id=d.id,
-            key=d.key,
-            alert_id=d.alert_id,
-            camera_id=d.camera_id,
-            subscription_id=d.subscription_id,
-            recipient=d.recipient,
-            channel=d.channel,
-            kind=d.kind,
-            state=d.state,
-            attempts=d.attempts,
-            due_at=d.due_at,
-            last_error=d.last_error,
-            provider_id=d.provider_id,
-            digest_of=list(d.digest_of),
-            created_at=d.created_at,
-            updated_at=d.updated_at,
-            sent_at=d.sent_at,
-            delivered_at=d.delivered_at,
-        )
-
-
-class DeliveryPage(BaseModel):
-    items: list[DeliveryPublic]
-    next_cursor: str | None
-
-
-State = Annotated[str | None, Query(pattern="^(" + "|".join(STATES) + ")$")]
-
-
-@router.get("/deliveries", response_model=DeliveryPage, summary="Notification deliveries")
-async def list_deliveries(
-    services: ServicesDep,
-    principal: Reader,
-    alert_id: Annotated[str | None, Query(max_length=64)] = None,
-    state: State = None,
-    channel: Channel | None = None,
-    recipient: Annotated[str | None, Query(max_length=255)] = None,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> DeliveryPage:
-    """Newest first; a camera-limited caller sees its cameras' deliveries only."""
-    allowed = await allowed_cameras(principal, services)
-    try:
-        items, nxt = await run_in_threadpool(
-            _repo(services).list_deliveries,
-            camera_ids=allowed,
-            alert_id=alert_id,
-            state=state,
-            channel=None if channel is None else str(channel),
-            recipient=recipient,
-            cursor=cursor,
-            limit=limit,
-        )
-    except InvalidCursor as exc:
-        raise HTTPException(400, f"invalid cursor: {exc}") from exc
-    return DeliveryPage(items=[DeliveryPublic.of(d) for d in items], next_cursor=nxt)
-
-
-# -- test notifications ----------------------------------------------------------------------
-
-
-class TestNotification(StrictModel):
-    channel: Channel
-    target: str = Field(min_length=1, max_length=2000)
-    recipient: str = Field("test", min_length=1, max_length=255)
-    template_id: str | None = Field(None, max_length=64)
-
-
-class TestResult(BaseModel):
-    delivery_id: str
-    state: str
-    detail: str | None = None
-    error: str | None = None
-
-
-@router.post(
-    "/notifications/test",
-    response_model=TestResult,
-    summary="Send a test notification now (recorded as a delivery)",
-)
-async def test_notification(
-    body: TestNotification, services: ServicesDep, principal: Admin
-) -> TestResult:
-    """Sends a sample alert to ``target`` on ``channel`` through the same channel code, SSRF
-    guard and signing as real deliveries; the answer says what happened."""
-    notify = _notify(services)
-    try:
-        sub = Subscription(
-            name="test", recipient=body.recipient, channel=body.channel, target=body.target
-        )
-    except ValidationError as exc:
-        raise _unprocessable("target", [e["msg"] for e in exc.errors()]) from exc
-    _check_target(sub, services)
-    tpl: tuple[str, str] = DEFAULT_TEMPLATES["sms" if sub.channel is Channel.SMS else "default"]
-    if body.template_id is not None:
-        stored = await _require_template(body.template_id, services)
-        tpl = (stored.subject, stored.body)
-    repo = _repo(services)
-    key = "test-" + uuid.uuid4().hex
-    record = await run_in_threadpool(
-        repo.insert_delivery,
-        {
-            "key": key,
-            "alert_id": "test",
-            "camera_id": "",
-            "subscription_id": None,
-            "recipient": body.recipient,
-            "channel": str(body.channel),
-            "target": body.target,
-            "kind": "test",
-        },
-    )
-    view = _sample(SampleAlert(), datetime.now(UTC))
-    ctx = _context(view, 1, notify.settings.public_url.rstrip("/"))
-    ctx["kind"] = "test"
-    try:
-        rendered = render(tpl[0], tpl[1], ctx)
-    except TemplateError as exc:
-        raise _unprocessable("template_id", exc.problems) from exc
-    msg = OutMessage(
-        key=key,
-        recipient=body.recipient,
-        target=body.target,
-        kind="test",
-        subject=rendered.subject,
-        body=rendered.body,
-        payload={"alert_id": view.id, "camera_id": view.camera_id, "test": True}
-        if sub.channel is not Channel.MQTT
-        else {"event": {"type": "new", "before": None, "after": ctx["alert"], "id": key}},
-    )
-
-    def send() -> TestResult:
-        senders = notify.senders()
-        lease = repo.lease_one(record.id)
-        try:
-            sender = senders.get(str(body.channel))
-            if sender is None:
-                repo.finish(record.id, lease, "failed", error="channel not configured")
-                return TestResult(delivery_id=record.id, state="failed", error="not configured")
-            try:
-                receipt = sender.send(msg)
-            except DeliveryError as exc:
-                state = "bounced" if exc.bounced else "failed"
-                repo.finish(record.id, lease, state, error=str(exc)[:2000])
-                return TestResult(delivery_id=record.id, state=state, error=str(exc))
-            repo.finish(record.id, lease, receipt.state, provider_id=receipt.provider_id)
-            return TestResult(delivery_id=record.id, state=receipt.state, detail=receipt.detail)
-        finally:
-            for s in senders.values():
-                s.close()
-
-    return await run_in_threadpool(send)
-
-
-# -- signed callbacks ------------------------------------------------------------------------
-
-
-def twilio_signature(auth_token: str, url: str, form: dict[str, str]) -> str:
-    """Twilio's ``X-Twilio-Signature``: base64 HMAC-SHA1 of the URL and the sorted form."""
-    data = url + "".join(k + form[k] for k in sorted(form))
-    mac = hmac.new(auth_token.encode(), data.encode(), hashlib.sha1)
-    return base64.b64encode(mac.digest()).decode()
-
-
-_SMS_STATES = {
-    "delivered": "delivered",
-    "undelivered": "bounced",
-    "failed": "failed",
-}
-
-
-@router.post(
-    "/notifications/sms/status",
-    status_code=204,
-    response_class=Response,
-    summary="The SMS provider's status callback (signed)",
-)
-async def sms_status(request: Request, services: ServicesDep) -> Response:
-    """Authenticated by ``X-Twilio-Signature`` under the SMS auth token (403 otherwise);
-    "delivered", "undelivered" and "failed" settle a "sent" delivery."""
-    notify = _notify(services)
-    form = {k: str(v) for k, v in (await request.form()).items()}
-    token = notify.settings.sms.auth_token
-    url = notify.settings.public_url.rstrip("/") + "/api/v1/notifications/sms/status"
-    given = request.headers.get("x-twilio-signature", "")
-    expected = twilio_signature(token, url, form).encode()
-    if not token or not hmac.compare_digest(expected, given.encode("utf-8", "replace")):
-        raise HTTPException(403, "bad signature")
-    state = _SMS_STATES.get(form.get("MessageStatus", ""))
-    sid = form.get("MessageSid", "")
-    if state and sid:
-        error = form.get("ErrorCode") or None
-        await run_in_threadpool(_repo(services).receipt, sid, state, error)
-    return Response(status_code=204)
-
-
-@router.get(
-    "/notifications/media/{kind}/{alert_id}",
-    summary="The snapshot or clip linked from a message (signed, expiring link)",
-    responses={
-        200: {"content": {"image/jpeg": {}, "video/mp4": {}}},
-        403: {"description": "Bad or expired link"},
-        404: {"description": "No such alert, snapshot or footage"},
-    },
-)
-async def signed_media(
-    kind: Annotated[str, Path(pattern="^(snapshot|clip)$")],
-    alert_id: Annotated[str, Path(max_length=64)],
-    request: Request,
-    services: ServicesDep,
-    exp: Annotated[int, Query(ge=0, le=2**40)],
-    sig: Annotated[str, Query(pattern="^[0-9a-f]{64}$")],
-) -> Response:
-    """The link's HMAC must match and ``exp`` (Unix s) must not have passed (403 otherwise).
-    A snapshot is the alert's event's; a clip runs from 5 s before the event to 5 s after it
-    (as ``GET /events/{id}/clip.mp4``; 404 when recording is off or there is no footage)."""
-    notify = _notify(services)
-    if not verify_link(notify.link_secret, kind, alert_id, exp, sig, time.time()):
-        raise HTTPException(403, "invalid or expired link")
-    alert = await run_in_threadpool(services.agent.alerts.get, alert_id)
-    event = None if alert is None else await run_in_threadpool(services.events.get, alert.event_id)
-    if event is None:
-        raise HTTPException(404, "no such alert or event")
-    if kind == "clip":
-        require_recordings(services)
-        last = event.ended_at or event.last_seen_at
-        return await clip_around(services, event.camera_id, event.started_at, last, 5.0, 5.0)
-    if event.snapshot_key is None:
-        raise HTTPException(404, "no snapshot for this alert")
-    try:
-        data = await run_in_threadpool(services.objects.get, event.snapshot_key)
-    except ObjectNotFound as exc:
-        raise HTTPException(404, "the snapshot is missing") from exc
-    return ranged_response(data, "image/jpeg", request, {"Cache-Control": "private, max-age=60"})

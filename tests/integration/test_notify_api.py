@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from sentinel.api.deps import NotifyServices, Services
-from sentinel.api.notify import twilio_signature
+from sentinel.api.notify_delivery import twilio_signature
 from sentinel.config import NotifySettings
 from sentinel.domain.alerts import AlertDecision, DecidedBy, Severity
 from sentinel.domain.types import Box, EventState
@@ -309,3 +309,28 @@ def test_apprise_targets_are_checked_when_saved(
     body = {"name": "a", "recipient": "r", "channel": "apprise", "target": target}
     r = http.post(SUBS, json=body, headers=users["admin"].headers)
     assert r.status_code == status, r.text
+
+
+def test_the_save_time_check_resolves_names_through_the_guard(
+    store_engine: Engine, tmp_path: Path
+) -> None:
+    """A name is judged by what it resolves to (here a fixed resolver: no DNS in tests)."""
+    answers = {"public.test": ["93.184.215.14"], "internal.test": ["10.0.0.7"]}
+    notify = NotifyServices(
+        NotifySettings(),
+        "w",
+        "l",
+        lambda: {},
+        resolver=lambda host, port: answers[host],
+    )
+    services = make_services(store_engine, tmp_path, notify=notify)
+    admin = add_user(services.security, "root", Role.ADMIN)
+    body = {"name": "h", "recipient": "r", "channel": "webhook"}
+    with api_client(services) as http:
+        good = {**body, "target": "https://public.test/h"}
+        ok = http.post(SUBS, json=good, headers=admin.headers)
+        assert ok.status_code == 201, ok.text
+        bad = http.post(
+            SUBS, json={**body, "target": "https://internal.test/h"}, headers=admin.headers
+        )
+        assert bad.status_code == 422 and "private" in bad.text
