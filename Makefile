@@ -7,7 +7,8 @@ BIN := $(VENV)/bin
 TORCH_PAIR := torch==2.14.1 torchvision==0.29.1
 APT_PACKAGES := ffmpeg opencv-doc libgl1 libglib2.0-0 python3-gi gir1.2-gst-rtsp-server-1.0 \
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
-	gstreamer1.0-plugins-ugly gstreamer1.0-libav postgresql redis-server
+	gstreamer1.0-plugins-ugly gstreamer1.0-libav postgresql redis-server mosquitto \
+	mosquitto-clients
 DEMO_APT := opencv-doc libgl1 libglib2.0-0
 export RAY_AUTH_MODE ?= disabled
 export RAY_USAGE_STATS_ENABLED := 0
@@ -27,8 +28,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 	touch $@
 
 # Debian packages: the sample video (opencv-doc), libGL for the model export, and for tests
-# ffmpeg, GStreamer's RTSP server, and the PostgreSQL and Redis servers (scripts/services.sh
-# starts them and creates the tests' database).
+# ffmpeg, GStreamer's RTSP server, and the PostgreSQL, Redis and Mosquitto servers
+# (scripts/services.sh starts them and creates the tests' database).
 define apt_install
 	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

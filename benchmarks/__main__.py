@@ -1,7 +1,7 @@
 """``python -m benchmarks [NAME ...]``: runs the named benchmarks (all by default: detector,
 ingest, pipeline, quiet, tracking, regions, rules, llm, gateway, agent, agent_quality, demo,
-recording, rules_backtest, capacity, search, search_serve) in that order. Exit status 0 even when
-a target is missed (the line says MISSED); non-zero when a benchmark fails to run."""
+recording, rules_backtest, capacity, search, search_serve, notify) in that order. Exit status 0
+even when a target is missed (the line says MISSED); non-zero when a benchmark fails to run."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from benchmarks import (
     gateway,
     ingest,
     llm,
+    notify,
     pipeline,
     quiet,
     recording,
@@ -49,6 +50,7 @@ BENCHMARKS: dict[str, Callable[[Path], None]] = {
     "capacity": capacity.run,
     "search": search.run,
     "search_serve": search.run_serve,
+    "notify": notify.run,
 }
 NEEDS_MODEL = {"detector", "pipeline", "quiet", "tracking", "regions", "rules"}
 

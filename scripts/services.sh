@@ -2,8 +2,9 @@
 # Starts the servers the test suite talks to, when they are not running already, and makes
 # sure PostgreSQL has the database and role of the tests' default URL
 # (postgresql+psycopg://postgres@127.0.0.1:5432/test, tests/utils/db.py), reachable over
-# 127.0.0.1 without a password. `make test` installs the Debian packages first (postgresql,
-# redis-server: APT_PACKAGES in the Makefile). Idempotent: when all is there it only checks.
+# 127.0.0.1 without a password, and Mosquitto answers on 127.0.0.1:1883 (the notifier's MQTT
+# tests). `make test` installs the Debian packages first (postgresql, redis-server,
+# mosquitto: APT_PACKAGES in the Makefile). Idempotent: when all is there it only checks.
 # With SENTINEL_TEST_POSTGRES_URL pointing at another role or database, name them in
 # SENTINEL_TEST_PG_USER and SENTINEL_TEST_PG_DB.
 set -euo pipefail
@@ -84,3 +85,15 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   for _ in $(seq 30); do redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 && break; sleep 0.5; done
 fi
 redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null || { echo "Redis did not start" >&2; exit 1; }
+
+# -- Mosquitto (MQTT broker of the notifier's tests) ------------------------------------------
+mqtt_up() { (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null; }
+if ! mqtt_up; then
+  need mosquitto mosquitto
+  echo "starting Mosquitto"
+  conf=$(mktemp /tmp/sentinel-mosquitto.XXXXXX.conf)
+  printf 'listener 1883 127.0.0.1\nallow_anonymous true\npersistence false\n' >"$conf"
+  mosquitto -d -c "$conf"
+  for _ in $(seq 30); do mqtt_up && break; sleep 0.5; done
+fi
+mqtt_up || { echo "Mosquitto did not start" >&2; exit 1; }

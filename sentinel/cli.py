@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -239,14 +240,82 @@ def actors(config: Path | None, address: str | None) -> None:
 
 @main.command()
 @click.option("--port", type=int, default=None, help="HTTP port (default 8000).")
-def demo(port: int | None) -> None:
-    """Run with a built-in config: one camera looping the sample video."""
+@click.option(
+    "--webhook",
+    default=None,
+    envvar="SENTINEL_DEMO_WEBHOOK",
+    help="Also notify this webhook URL of every alert (e.g. `sentinel notify listen`'s).",
+)
+def demo(port: int | None, webhook: str | None) -> None:
+    """Run with a built-in config: one camera looping the sample video.
+
+    Alerts are published to MQTT (127.0.0.1:1883, topics sentinel/events and sentinel/reviews)
+    when a broker answers there, and POSTed to ``--webhook`` when given.
+    """
     settings = _settings(None, port=port)
     sample = find_sample(settings)
     settings = settings.model_copy(update={"cameras": [demo_camera(sample)]})
+    if webhook:
+        settings = _allow_webhook(settings, webhook)
     _ensure_demo_admin(settings)
     _ensure_demo_rules(settings)
+    _ensure_demo_subscriptions(settings, webhook)
     _run_until_signal(settings)
+
+
+def _allow_webhook(settings: Settings, url: str) -> Settings:
+    """The demo's webhook may be plain http on this machine (the guard refuses it otherwise)."""
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(url).hostname or "").lower()
+    notify = settings.notify.model_copy(
+        update={"allow_http": True, "allow_hosts": [*settings.notify.allow_hosts, host]}
+    )
+    return settings.model_copy(update={"notify": notify})
+
+
+def _mqtt_broker_up(host: str, port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def _ensure_demo_subscriptions(settings: Settings, webhook: str | None) -> None:
+    """MQTT (every change, Frigate's shape) when a broker answers; the webhook when given."""
+    from sentinel.store.notify_repo import NotifyRepository
+
+    repo = NotifyRepository(_store(settings))
+    mqtt = settings.notify.mqtt
+    wanted: dict[str, dict[str, Any]] = {}
+    if mqtt.enabled and _mqtt_broker_up(mqtt.host, mqtt.port):
+        wanted["demo-mqtt"] = {
+            "name": "Demo: every alert change to MQTT",
+            "recipient": "home-automation",
+            "channel": "mqtt",
+            "target": "-",
+            "kinds": ["new", "update", "end"],
+        }
+        topic = f"{mqtt.prefix}/#"
+        click.echo(f"alerts go to MQTT: mosquitto_sub -h {mqtt.host} -t '{topic}' -v")
+    else:
+        click.echo(f"no MQTT broker on {mqtt.host}:{mqtt.port}: alerts are not published there")
+    if webhook:
+        wanted["demo-webhook"] = {
+            "name": "Demo: webhook",
+            "recipient": "demo-webhook",
+            "channel": "webhook",
+            "target": webhook,
+        }
+        click.echo(f"alerts are POSTed to {webhook} (signed, X-Sentinel-Signature)")
+    for sub_id, body in wanted.items():
+        if repo.get_subscription(sub_id) is None:
+            repo.put_subscription(sub_id, body, "demo", create=True)
+        else:
+            repo.put_subscription(sub_id, body, "demo", create=False)
 
 
 def _store(settings: Settings) -> Any:
@@ -555,6 +624,53 @@ def cameras_remove(url: str, camera_id: str) -> None:
     with _api(url) as client:
         _fail_on_error(client.delete(f"/api/v1/cameras/{camera_id}"))
     click.echo(f"removed {camera_id}")
+
+
+@main.group()
+def notify() -> None:
+    """Notifications."""
+
+
+@notify.command("listen")
+@click.option("--port", type=int, default=9000, show_default=True)
+@click.option("--config", "config", type=click.Path(path_type=Path, dir_okay=False))
+def notify_listen(port: int, config: Path | None) -> None:
+    """Receive webhooks on 127.0.0.1:PORT and print them, checking their signatures."""
+    import http.server
+    import json
+    import time
+
+    from sentinel.notify.relay import secrets_of
+    from sentinel.notify.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_webhook
+
+    settings = _settings(config)
+    secret, _ = secrets_of(settings.notify, settings.data_dir)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            ok = verify_webhook(
+                secret,
+                self.headers.get(TIMESTAMP_HEADER, ""),
+                self.headers.get(SIGNATURE_HEADER, ""),
+                body,
+                now=time.time(),
+            )
+            self.send_response(200 if ok else 401)
+            self.end_headers()
+            try:
+                shown = json.dumps(json.loads(body), indent=2)
+            except ValueError:
+                shown = body.decode(errors="replace")
+            click.echo(f"{'signed' if ok else 'BAD SIGNATURE'} {self.path}\n{shown}")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    click.echo(f"listening on http://127.0.0.1:{port}/ (Ctrl-C to stop)")
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
 
 
 if __name__ == "__main__":

@@ -732,6 +732,77 @@ class ClusterSettings(StrictModel):
     )
 
 
+class SmtpSettings(StrictModel):
+    """The SMTP server email notifications go through."""
+
+    host: str = Field("127.0.0.1", min_length=1, max_length=255)
+    port: int = Field(25, ge=1, le=65535)
+    security: Literal["none", "starttls", "tls"] = Field(
+        "none", description="none: plain; starttls: upgrade after EHLO; tls: implicit TLS."
+    )
+    username: str | None = Field(None, max_length=255)
+    password: str | None = Field(None, max_length=1024, repr=False)
+    sender: str = Field("sentinel@localhost", min_length=3, max_length=255)
+    timeout_s: float = Field(10.0, gt=0, le=120)
+
+
+class SmsSettings(StrictModel):
+    """A Twilio-shaped SMS API (``POST {base_url}/2010-04-01/Accounts/{sid}/Messages.json``)."""
+
+    base_url: str = Field("https://api.twilio.com", min_length=8, max_length=500)
+    account_sid: str = Field("", max_length=128)
+    auth_token: str = Field("", max_length=256, repr=False)
+    sender: str = Field("", max_length=32, description="The From number.")
+
+
+class MqttSettings(StrictModel):
+    """The MQTT broker alerts are published to, in the shape of Frigate's topics."""
+
+    enabled: bool = True
+    host: str = Field("127.0.0.1", min_length=1, max_length=255)
+    port: int = Field(1883, ge=1, le=65535)
+    prefix: str = Field("sentinel", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_/-]+$")
+    username: str | None = Field(None, max_length=255)
+    password: str | None = Field(None, max_length=1024, repr=False)
+    timeout_s: float = Field(10.0, gt=0, le=120)
+
+
+class NotifySettings(StrictModel):
+    """The notifier: channels, outbound safety, signing, retries and rate limits."""
+
+    enabled: bool = True
+    webhook_secret: str = Field(
+        "", max_length=512, repr=False, description="Signs webhooks; empty: derived per site."
+    )
+    link_secret: str = Field("", max_length=512, repr=False, description="Signs media links.")
+    public_url: str = Field(
+        "http://127.0.0.1:8000", max_length=500, description="Base of links in messages."
+    )
+    link_ttl_s: float = Field(86400.0, gt=0, le=30 * 86400)
+    allow_http: bool = Field(False, description="Allow plain-http outbound URLs.")
+    allow_hosts: list[str] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Hosts or IPs exempt from the private-address guard (local sinks, tests).",
+    )
+    max_response_bytes: int = Field(65536, ge=1024, le=16 << 20)
+    timeout_s: float = Field(10.0, gt=0, le=120)
+    max_attempts: int = Field(12, ge=1, le=100)
+    backoff_base_s: float = Field(1.0, gt=0, le=3600)
+    backoff_cap_s: float = Field(300.0, gt=0, le=86400)
+    channel_rate_per_s: float = Field(200.0, gt=0, le=100000)
+    channel_burst: int = Field(400, ge=1, le=100000)
+    recipient_rate_per_s: float = Field(5.0, gt=0, le=100000)
+    recipient_burst: int = Field(20, ge=1, le=100000)
+    poll_interval_s: float = Field(0.2, gt=0, le=60)
+    lease_s: float = Field(30.0, gt=0, le=3600)
+    batch: int = Field(100, ge=1, le=5000)
+    workers: int = Field(8, ge=1, le=128, description="Concurrent sends.")
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    sms: SmsSettings = Field(default_factory=SmsSettings)
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+
+
 class Settings(BaseSettings):
     """Process settings: ``SENTINEL_*`` env vars, then the YAML file, then the defaults."""
 
@@ -757,6 +828,7 @@ class Settings(BaseSettings):
     rulegen: RuleGenConfig = Field(default_factory=RuleGenConfig)
     search: SearchSettings = Field(default_factory=SearchSettings)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
     cameras: list[CameraConfig] = Field(default_factory=list)
     reconcile_interval_s: float = Field(2.0, gt=0, le=300)
     max_request_limit: int = 500

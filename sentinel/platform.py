@@ -21,6 +21,7 @@ from ray import serve
 
 from sentinel.actors.agent_worker import AGENT_WORKER_NAME, AgentWorkerActor
 from sentinel.actors.indexer import INDEXER_NAME, IndexerActor
+from sentinel.actors.notifier import NOTIFIER_NAME, NotifierActor
 from sentinel.actors.retention import RETENTION_NAME, RetentionActor
 from sentinel.actors.rulegen_schedule import RULEGEN_NAME, RuleGenActor
 from sentinel.actors.supervisor import get_or_create_supervisor
@@ -64,6 +65,7 @@ def runtime_of(settings: Settings) -> dict[str, Any]:
         "rulegen": settings.rulegen.model_dump(mode="json"),
         "search": settings.search.model_dump(mode="json"),
         "cluster": settings.cluster.model_dump(mode="json"),
+        "notify": settings.notify.model_dump(mode="json"),
     }
 
 
@@ -345,6 +347,8 @@ def start_actors(settings: Settings, *, timeout_s: float = 180.0) -> Any:
     if settings.agent.enabled:
         _start_detached(AgentWorkerActor, AGENT_WORKER_NAME, settings, timeout_s)
     _start_detached(RetentionActor, RETENTION_NAME, settings, timeout_s)
+    if settings.notify.enabled:
+        _start_detached(NotifierActor, NOTIFIER_NAME, settings, timeout_s)
     if settings.rulegen.enabled:
         _start_detached(RuleGenActor, RULEGEN_NAME, settings, timeout_s)
     if settings.search.enabled:
@@ -430,6 +434,8 @@ def stop(
         ray.kill(ray.get_actor(AGENT_WORKER_NAME, namespace=settings.namespace), no_restart=True)
     with contextlib.suppress(ValueError):  # not started (start() failed before it)
         ray.kill(ray.get_actor(RETENTION_NAME, namespace=settings.namespace), no_restart=True)
+    with contextlib.suppress(ValueError):  # not started (disabled, or start() failed before)
+        ray.kill(ray.get_actor(NOTIFIER_NAME, namespace=settings.namespace), no_restart=True)
     with contextlib.suppress(ValueError):  # not started (disabled, or start() failed before)
         ray.kill(ray.get_actor(RULEGEN_NAME, namespace=settings.namespace), no_restart=True)
     with contextlib.suppress(ValueError):  # not started (disabled, or start() failed before)

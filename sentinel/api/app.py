@@ -23,6 +23,8 @@ from sentinel.api import (
     exports,
     incidents,
     llm,
+    notify,
+    notify_delivery,
     prompts,
     recordings,
     rulegen,
@@ -106,6 +108,8 @@ def create_app() -> FastAPI:
     api.include_router(rulegen.router)
     api.include_router(rules.router)
     api.include_router(search.router)
+    api.include_router(notify.router)
+    api.include_router(notify_delivery.router)
     app.include_router(api)
     app.include_router(llm.router)
 

@@ -13,7 +13,8 @@ from numpy.typing import NDArray
 from sqlalchemy.engine import Engine
 
 from sentinel.api.gateway import SecurityServices
-from sentinel.config import CameraConfig
+from sentinel.config import CameraConfig, NotifySettings
+from sentinel.notify.channels import Sender
 from sentinel.rules.rulegen import RuleGenSettings, Suggestion
 from sentinel.search.index import IndexReader
 from sentinel.search.service import SearchService
@@ -121,6 +122,26 @@ class RuleGenServices:
 
 
 @dataclass
+class NotifyServices:
+    """What the notification routes need: the settings, the secrets and the channels.
+
+    Attributes:
+        settings: The notifier's settings.
+        webhook_secret: Signs webhooks (test notifications too).
+        link_secret: Verifies the signed media links.
+        senders: Builds the channels for a test notification (closed after it).
+        resolver: Resolves host names for the outbound guard's save-time check; None: the
+            system's resolver (tests pass one that never leaves the machine).
+    """
+
+    settings: NotifySettings
+    webhook_secret: str
+    link_secret: str
+    senders: Callable[[], dict[str, Sender]]
+    resolver: Callable[[str, int], list[str]] | None = None
+
+
+@dataclass
 class Services:
     """Everything the API needs, injected by the ingress (or by a test)."""
 
@@ -137,6 +158,7 @@ class Services:
     exports: ExportRepository | None = None  # None: exports are not configured
     rulegen: RuleGenServices = field(default_factory=RuleGenServices)
     search: SearchServices | None = None  # None: search is off
+    notify: NotifyServices | None = None  # None: the notifier's routes answer 503
 
 
 _process_services: Services | None = None

@@ -25,14 +25,22 @@ from sentinel.actors.supervisor import SUPERVISOR_NAME
 from sentinel.api.app import create_app
 from sentinel.api.deps import (
     AgentServices,
+    NotifyServices,
     RuleGenServices,
     SearchServices,
     Services,
     install_services,
 )
 from sentinel.api.setup import build_security
-from sentinel.config import AuthSettings, CameraConfig, RuleGenConfig, SearchSettings
+from sentinel.config import (
+    AuthSettings,
+    CameraConfig,
+    NotifySettings,
+    RuleGenConfig,
+    SearchSettings,
+)
 from sentinel.models.llm_runner import await_or_cancel
+from sentinel.notify.relay import make_senders, secrets_of
 from sentinel.rules.rulegen import RuleGenSettings, Suggestion
 from sentinel.search.service import open_search
 from sentinel.store.alert_repo import AlertRepository, ExperimentRepository, PromptRepository
@@ -67,6 +75,18 @@ def rulegen_services(db_url: str, config: RuleGenConfig) -> RuleGenServices:
         engine=config.engine,
         run=run,
         interval_s=config.interval_s if config.enabled else None,
+    )
+
+
+def notify_services(settings: NotifySettings, data_dir: Path) -> NotifyServices:
+    """The notification routes' settings, secrets (shared with the notifier actor through the
+    data dir) and channels."""
+    webhook_secret, link_secret = secrets_of(settings, data_dir)
+    return NotifyServices(
+        settings=settings,
+        webhook_secret=webhook_secret,
+        link_secret=link_secret,
+        senders=lambda: make_senders(settings, webhook_secret),
     )
 
 
@@ -240,6 +260,9 @@ class Ingress:
                 exports=ExportRepository(engine),
                 rulegen=rulegen_services(
                     runtime["db_url"], RuleGenConfig(**runtime.get("rulegen", {}))
+                ),
+                notify=notify_services(
+                    NotifySettings(**runtime.get("notify", {})), Path(runtime["data_dir"])
                 ),
                 agent=AgentServices(
                     alerts=AlertRepository(engine),

@@ -3,8 +3,11 @@
 An alert is recorded once per event, from the rules' decision (``record_rule_decision`` is an
 ``INSERT ... ON CONFLICT DO NOTHING``, so a replayed event never duplicates or changes it), then
 amended by the LLM agent's decision. Operators acknowledge alerts and give verdicts; both are
-single conditional ``UPDATE`` statements. The queue, prompt and experiment repositories live in
-``agent_queue_repo`` and ``prompt_repo`` and are re-exported here.
+single conditional ``UPDATE`` statements. Every change of an alert that is an alert (created,
+amended, acknowledged or withdrawn) writes a ``notify_outbox`` row in the same transaction, so
+the notifier hears of each change exactly when it is committed. The queue, prompt and
+experiment repositories live in ``agent_queue_repo`` and ``prompt_repo`` and are re-exported
+here.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from sentinel.domain.alerts import AlertDecision, DecidedBy, Severity
 from sentinel.store.agent_queue_repo import AgentQueue
 from sentinel.store.agent_tables import ALERTS, LLM_STATUSES, VERDICTS
 from sentinel.store.clock import Repository
+from sentinel.store.notify_tables import NOTIFY_OUTBOX
 from sentinel.store.prompt_repo import (
     ExperimentRecord,
     ExperimentRepository,
@@ -128,6 +132,11 @@ def _to_alert(row: Mapping[Any, Any]) -> AlertRecord:
     return AlertRecord(**values)
 
 
+def alert_json(record: AlertRecord) -> str:
+    """The alert as JSON (the notifier's ``before`` of a change)."""
+    return json.dumps(dataclasses.asdict(record), default=str)
+
+
 def _decision_values(decision: AlertDecision) -> dict[str, Any]:
     values = dataclasses.asdict(decision)
     reasons, latency = values["reasons"], values["latency_ms"]
@@ -203,8 +212,11 @@ class AlertRepository(Repository):
             stmt = stmt.on_conflict_do_nothing()
             where = ALERTS.c.incident_id == incident_id
         with self._engine.begin() as conn:
-            conn.execute(stmt)
+            # RETURNING says whether this call inserted (rowcount is -1 on some drivers).
+            inserted = conn.execute(stmt.returning(ALERTS.c.id)).first() is not None
             row = conn.execute(sa.select(ALERTS).where(where)).mappings().first()
+            if inserted and row is not None and row["id"] == values["id"] and values["alert"]:
+                self._outbox(conn, values["id"], "new", None)
         if row is None:  # the event already has an alert of another incident (or none)
             raise ValueError(f"event {event_id} already has an alert that is not {incident_id}'s")
         return _to_alert(row)
@@ -245,7 +257,12 @@ class AlertRepository(Repository):
         else:
             status = ALERTS.c.status
             values["status"] = sa.case((status == "withdrawn", "open"), else_=status)
-        return self._update(ALERTS.c.event_id == event_id, values, reindex=True)
+        return self._update(
+            ALERTS.c.event_id == event_id,
+            values,
+            reindex=True,
+            outbox="end" if withdrawn else "update",
+        )
 
     def attach_rule(
         self, alert_id: str, rule_id: str, rule_version: int, explanation: str
@@ -293,10 +310,36 @@ class AlertRepository(Repository):
             values["llm_status"] = sa.case((judged, "done"), else_=status)
         return self._update(ALERTS.c.event_id == event_id, values) is not None
 
+    outbox: bool = True
+    """Whether alert changes write notifier outbox rows (off only to measure their cost)."""
+
+    def _outbox(self, conn: sa.Connection, alert_id: str, kind: str, before: str | None) -> None:
+        if not self.outbox:
+            return
+        conn.execute(
+            NOTIFY_OUTBOX.insert().values(
+                alert_id=alert_id,
+                kind=kind,
+                before=before,
+                status="pending",
+                attempts=0,
+                created_at=as_utc(self._clock(), "clock()"),
+            )
+        )
+
     def _update(
-        self, where: sa.ColumnElement[bool], values: dict[str, Any], *, reindex: bool = False
+        self,
+        where: sa.ColumnElement[bool],
+        values: dict[str, Any],
+        *,
+        outbox: str | None = None,
+        reindex: bool = False,
     ) -> AlertRecord | None:
         with self._engine.begin() as conn:
+            before = None
+            if outbox is not None and self.outbox:
+                old = conn.execute(sa.select(ALERTS).where(where)).mappings().first()
+                before = None if old is None else alert_json(_to_alert(old))
             if conn.execute(sa.update(ALERTS).where(where).values(**values)).rowcount == 0:
                 return None
             record = _to_alert(conn.execute(sa.select(ALERTS).where(where)).mappings().one())
@@ -306,6 +349,8 @@ class AlertRepository(Repository):
                 kind = "incident" if record.incident_id else "event"
                 item = record.incident_id or record.event_id
                 enqueue_in(conn, item, kind, "upsert", as_utc(self._clock(), "clock()"))
+            if outbox is not None and (record.alert or outbox == "end"):
+                self._outbox(conn, record.id, outbox, before)
             return record
 
     def get(self, alert_id: str) -> AlertRecord | None:
@@ -406,8 +451,11 @@ class AlertRepository(Repository):
             .values(updated_at=when)
         )
         with self._engine.begin() as conn:
-            conn.execute(stmt)
+            old = conn.execute(sa.select(ALERTS).where(c.id == alert_id)).mappings().first()
+            changed = conn.execute(stmt).rowcount == 1
             row = conn.execute(sa.select(ALERTS).where(c.id == alert_id)).mappings().first()
+            if changed and old is not None and row is not None and row["alert"]:
+                self._outbox(conn, alert_id, "end", alert_json(_to_alert(old)))
         if row is None:
             return None
         record = _to_alert(row)

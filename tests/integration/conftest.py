@@ -125,6 +125,17 @@ def sentinel_stack(tmp_path_factory: pytest.TempPathFactory, onnx_model: Path) -
         # test with the real model; here it would only compete for the 2 cores.
         agent={"enabled": False},
         rulegen={"first_run_after_s": 0},
+        # The notifier's tests send to receivers on 127.0.0.1 (test_notify_actor.py).
+        notify={
+            "allow_http": True,
+            "allow_hosts": ["127.0.0.1"],
+            "lease_s": 3.0,
+            "poll_interval_s": 0.1,
+            "backoff_base_s": 0.2,
+            "backoff_cap_s": 2.0,
+            "max_attempts": 100,
+            "mqtt": {"prefix": "sentinel-test"},
+        },
     )
     # A private cluster on loopback: never join one that `ray start` left on this machine.
     ray.init(

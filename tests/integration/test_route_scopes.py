@@ -48,6 +48,12 @@ from sentinel.search.service import SearchService
 from sentinel.store.db import make_engine, migrate, sqlite_url
 from sentinel.store.export_repo import ExportRepository
 from sentinel.store.incident_repo import IncidentRepository
+from sentinel.store.notify_repo import NotifyRepository
+from sentinel.store.notify_tables import (
+    NOTIFY_SUBSCRIPTIONS,
+    NOTIFY_TEMPLATE_VERSIONS,
+    NOTIFY_TEMPLATES,
+)
 from sentinel.store.objects import snapshot_key
 from sentinel.store.rule_repo import RuleRepository, SuggestionRepository
 from sentinel.store.search_queue_repo import SearchQueue
@@ -443,6 +449,31 @@ def world(
         )
 
 
+def _walk_subscriptions(w: World) -> list[str]:
+    """A subscription per camera (its id names the camera), fresh for every request: an
+    earlier principal may have edited or deleted it."""
+    repo = NotifyRepository(w.services.engine)
+    ids = []
+    for cam in (w.a.camera, w.b.camera):
+        sid = f"sub-{cam}"
+        with w.services.engine.begin() as conn:
+            conn.execute(NOTIFY_SUBSCRIPTIONS.delete().where(NOTIFY_SUBSCRIPTIONS.c.id == sid))
+        body = {"name": sid, "recipient": "r", "channel": "email", "target": "r@x.y"}
+        repo.put_subscription(sid, {**body, "cameras": [cam]}, "walk", create=True)
+        ids.append(sid)
+    return ids
+
+
+def _walk_template(w: World) -> str:
+    repo = NotifyRepository(w.services.engine)
+    with w.services.engine.begin() as conn:
+        for table in (NOTIFY_TEMPLATE_VERSIONS, NOTIFY_TEMPLATES):
+            key = table.c.template_id if table is NOTIFY_TEMPLATE_VERSIONS else table.c.id
+            conn.execute(table.delete().where(key == "tpl-walk"))
+    repo.create_template("tpl-walk", "walk", None, "{{ alert.label }}", "{{ count }}", "walk")
+    return "tpl-walk"
+
+
 def _requests(w: World, method: str, path: str) -> list[dict[str, Any]]:
     """Concrete requests for one route: camera/event params once for A and once for B."""
     subs: list[dict[str, str]] = [{}]
@@ -465,8 +496,14 @@ def _requests(w: World, method: str, path: str) -> list[dict[str, Any]]:
         subs = [{"key_id": w.admin_key}]
     elif "{incident_id}" in path:
         subs = [{"incident_id": a.incident}, {"incident_id": b.incident}]
+    elif "{kind}" in path:
+        subs = [{"kind": "snapshot", "alert_id": x.alert} for x in (a, b)]
     elif "{alert_id}" in path:
         subs = [{"alert_id": a.alert}, {"alert_id": b.alert}]
+    elif "{subscription_id}" in path:
+        subs = [{"subscription_id": sid} for sid in _walk_subscriptions(w)]
+    elif "{template_id}" in path:
+        subs = [{"template_id": _walk_template(w)}]
     elif "{suggestion_id}" in path:
         subs = [{"suggestion_id": a.suggestion}, {"suggestion_id": b.suggestion}]
     elif "{rule_id}" in path:
@@ -491,6 +528,31 @@ def _requests(w: World, method: str, path: str) -> list[dict[str, Any]]:
         "POST /api/v1/auth/session": {"data": {"username": "admin", "password": "wrong-password"}},
         "POST /api/v1/auth/refresh": {"data": {"refresh_token": "srt_not-a-real-token"}},
         "POST /api/v1/alerts/{alert_id}/feedback": {"json": {"verdict": "false_positive"}},
+        "POST /api/v1/notifications/subscriptions": {
+            "json": {
+                "name": "s",
+                "recipient": "r",
+                "channel": "email",
+                "target": "r@x.y",
+                "cameras": ["cam-a"],
+            }
+        },
+        "PUT /api/v1/notifications/subscriptions/{subscription_id}": {
+            "json": {
+                "name": "s",
+                "recipient": "r",
+                "channel": "email",
+                "target": "r@x.y",
+                "cameras": ["cam-a"],
+            }
+        },
+        "POST /api/v1/notifications/templates": {
+            "json": {"name": "t", "subject": "{{ alert.label }}", "body": "{{ count }}"}
+        },
+        "PUT /api/v1/notifications/templates/{template_id}": {
+            "json": {"name": "t", "subject": "s", "body": "b", "version": 1}
+        },
+        "POST /api/v1/notifications/test": {"json": {"channel": "email", "target": "r@x.y"}},
         "POST /api/v1/prompts/{name}": {"json": {"system": "s", "template": "A {label}"}},
         "POST /api/v1/experiments": {
             "json": {
@@ -588,6 +650,9 @@ def test_every_guarded_route_has_scopes_or_is_meant_public() -> None:
         "POST /api/v1/auth/token",
         "POST /api/v1/auth/refresh",
         "POST /api/v1/auth/session",
+        # authenticated by signatures instead (sentinel/api/notify.py)
+        "POST /api/v1/notifications/sms/status",
+        "GET /api/v1/notifications/media/{kind}/{alert_id}",
     }
 
 

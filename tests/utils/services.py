@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from sentinel.api.deps import Services
+from sentinel.api.deps import NotifyServices, Services
 from sentinel.api.gateway import SecurityServices
-from sentinel.config import CameraConfig
+from sentinel.config import CameraConfig, NotifySettings
 from sentinel.domain.stats import CameraState, CameraStats
 from sentinel.store.objects import LocalObjectStore, ObjectStore
 from sentinel.store.repo import CameraRepository, EventRepository
@@ -53,6 +53,13 @@ class ReadyDetector:
         return self.is_ready
 
 
+def _no_dns(host: str, port: int) -> list[str]:
+    """Tests never resolve names off this machine: only "localhost" resolves."""
+    if host == "localhost":
+        return ["127.0.0.1"]
+    raise OSError(f"{host}: no DNS in tests")
+
+
 def make_services(
     engine: Engine,
     tmp_path: Path,
@@ -67,6 +74,12 @@ def make_services(
 
     ``auth`` are AuthSettings fields; ``extra`` sets optional services (segments, exports…).
     """
+    extra.setdefault(
+        "notify",
+        NotifyServices(
+            NotifySettings(), "webhook-secret", "link-secret", lambda: {}, resolver=_no_dns
+        ),
+    )
     return Services(
         engine=engine,
         events=EventRepository(engine),

@@ -1,0 +1,326 @@
+"""Channels: how a rendered message reaches its target, and what counts as its receipt.
+
+Each channel's ``send`` returns a ``Receipt`` (the state it reached and the provider's proof) or
+raises ``DeliveryError`` (``permanent``: do not retry; ``bounced``: the address is refused).
+
+- webhook: a signed JSON POST through the SSRF guard; 2xx is the receipt ("delivered"); 3xx,
+  and 4xx but 408/429, are permanent failures; the rest is retried.
+- email: SMTP (plain, STARTTLS or implicit TLS, optional auth); the server's acceptance is the
+  receipt; a refused recipient is "bounced". ``Message-ID`` carries the idempotency key.
+- mqtt: a QoS 1 publish in Frigate's shape (``{type, before, after}``) on ``<prefix>/events``
+  (and ``<prefix>/reviews``); the broker's PUBACK is the receipt.
+- sms: a Twilio-shaped ``Messages.json`` POST through the SSRF guard; the provider's message
+  sid is the receipt of "sent" (its status callback later makes it delivered or failed).
+- apprise: the long tail (ntfy, Telegram, Slack, Pushover, …) through an Apprise URL. Apprise
+  answers only True/False, so True is the receipt ("delivered") and False a transient failure
+  (retried with backoff); the idempotency key ends the message text. The outbound guard
+  checks the generic HTTP schemes (``json``/``form``/``xml`` and their ``s`` forms), whose host
+  the user chooses, when the URL is checked; Apprise does its own HTTP, so there is no
+  connect-time re-check for them (webhooks have one).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import smtplib
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import formatdate
+from typing import Any, Protocol
+from urllib.parse import urlencode
+
+import httpcore
+
+from sentinel.config import MqttSettings, SmsSettings, SmtpSettings
+from sentinel.notify.signing import (
+    IDEMPOTENCY_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    webhook_signature,
+)
+from sentinel.notify.ssrf import Blocked, GuardedClient, UrlPolicy, check_url
+
+__all__ = [
+    "AppriseChannel",
+    "DeliveryError",
+    "EmailChannel",
+    "MqttChannel",
+    "OutMessage",
+    "Receipt",
+    "Sender",
+    "SmsChannel",
+    "WebhookChannel",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class OutMessage:
+    """One message to one target, rendered."""
+
+    key: str  # the idempotency key
+    recipient: str
+    target: str
+    kind: str  # new | update | end | digest | test
+    subject: str
+    body: str
+    payload: dict[str, Any] = field(default_factory=dict)  # structured (webhook, mqtt)
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    state: str  # "delivered" or "sent"
+    provider_id: str | None = None
+    detail: str = ""
+
+
+class DeliveryError(Exception):
+    def __init__(self, message: str, *, permanent: bool = False, bounced: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent or bounced
+        self.bounced = bounced
+
+
+class Sender(Protocol):
+    def send(self, msg: OutMessage) -> Receipt: ...
+
+    def close(self) -> None: ...
+
+
+def _http(client: GuardedClient, url: str, headers: dict[str, str], body: bytes) -> Any:
+    try:
+        return client.request("POST", url, headers=headers, content=body)
+    except Blocked as exc:
+        raise DeliveryError(f"refused by the outbound guard: {exc}", permanent=True) from exc
+    except (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError) as exc:
+        raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _classify(status: int, what: str) -> None:
+    if 200 <= status < 300:
+        return
+    if 300 <= status < 400:
+        raise DeliveryError(f"{what} answered {status}: redirects are not followed", permanent=True)
+    permanent = 400 <= status < 500 and status not in (408, 425, 429)
+    raise DeliveryError(f"{what} answered {status}", permanent=permanent)
+
+
+class WebhookChannel:
+    """Signed JSON POSTs (see ``sentinel.notify.signing``)."""
+
+    def __init__(self, client: GuardedClient, secret: str) -> None:
+        self.client = client
+        self.secret = secret
+
+    def send(self, msg: OutMessage) -> Receipt:
+        body = json.dumps(
+            {"id": msg.key, "kind": msg.kind, "subject": msg.subject, "text": msg.body}
+            | msg.payload,
+            separators=(",", ":"),
+        ).encode()
+        ts = int(time.time())
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "sentinel-notifier",
+            TIMESTAMP_HEADER: str(ts),
+            SIGNATURE_HEADER: webhook_signature(self.secret, ts, body),
+            IDEMPOTENCY_HEADER: msg.key,
+        }
+        answer = _http(self.client, msg.target, headers, body)
+        _classify(answer.status, "the webhook")
+        return Receipt("delivered", None, f"HTTP {answer.status}")
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class SmsChannel:
+    """A Twilio-shaped SMS API; the answer's ``sid`` is the provider receipt."""
+
+    def __init__(self, client: GuardedClient, settings: SmsSettings, callback_url: str) -> None:
+        self.client = client
+        self.settings = settings
+        self.callback_url = callback_url
+
+    def send(self, msg: OutMessage) -> Receipt:
+        s = self.settings
+        url = f"{s.base_url.rstrip('/')}/2010-04-01/Accounts/{s.account_sid}/Messages.json"
+        form = {"To": msg.target, "From": s.sender, "Body": msg.body[:1600]}
+        if self.callback_url:
+            form["StatusCallback"] = self.callback_url
+        auth = base64.b64encode(f"{s.account_sid}:{s.auth_token}".encode()).decode()
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Authorization": f"Basic {auth}",
+            "I-Twilio-Idempotency-Token": msg.key,
+            IDEMPOTENCY_HEADER: msg.key,
+        }
+        answer = _http(self.client, url, headers, urlencode(form).encode())
+        _classify(answer.status, "the SMS provider")
+        try:
+            sid = str(json.loads(answer.body)["sid"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DeliveryError(f"the SMS provider's answer has no sid: {exc}") from exc
+        return Receipt("sent", sid, f"HTTP {answer.status}")
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class EmailChannel:
+    """SMTP with optional STARTTLS / implicit TLS and authentication, one connection per mail."""
+
+    def __init__(self, settings: SmtpSettings, ssl_context: ssl.SSLContext | None = None) -> None:
+        self.settings = settings
+        self.ssl_context = ssl_context or ssl.create_default_context()
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        if s.security == "tls":
+            return smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout_s, context=self.ssl_context)
+        conn = smtplib.SMTP(s.host, s.port, timeout=s.timeout_s)
+        if s.security == "starttls":
+            conn.starttls(context=self.ssl_context)
+        return conn
+
+    def send(self, msg: OutMessage) -> Receipt:
+        s = self.settings
+        mail = EmailMessage()
+        mail["From"] = s.sender
+        mail["To"] = msg.target
+        mail["Subject"] = msg.subject
+        mail["Date"] = formatdate()
+        mail["Message-ID"] = f"<{msg.key}@sentinel>"
+        mail[IDEMPOTENCY_HEADER] = msg.key
+        mail.set_content(msg.body)
+        try:
+            with self._connect() as conn:
+                if s.username:
+                    conn.login(s.username, s.password or "")
+                refused = conn.send_message(mail)
+        except smtplib.SMTPRecipientsRefused as exc:
+            raise DeliveryError(f"recipient refused: {exc.recipients}", bounced=True) from exc
+        except smtplib.SMTPAuthenticationError as exc:
+            raise DeliveryError(f"SMTP authentication failed: {exc}", permanent=True) from exc
+        except smtplib.SMTPResponseException as exc:
+            permanent = 500 <= exc.smtp_code < 600
+            raise DeliveryError(
+                f"SMTP {exc.smtp_code}: {exc.smtp_error!r}", permanent=permanent
+            ) from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
+        if refused:
+            raise DeliveryError(f"recipient refused: {refused}", bounced=True)
+        return Receipt("delivered", f"<{msg.key}@sentinel>", "250 accepted")
+
+    def close(self) -> None:
+        return None
+
+
+class MqttChannel:
+    """QoS 1 publishes on one kept-alive connection (paho-mqtt), PUBACK as receipt.
+
+    The topic is ``<settings.prefix>/events`` (and a review on ``<prefix>/reviews``), or under
+    the subscription's own prefix (its target) when that is not the default ``-``.
+    """
+
+    def __init__(self, settings: MqttSettings) -> None:
+        import paho.mqtt.client as mqtt
+
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,  # type: ignore[attr-defined]
+            client_id=f"sentinel-notifier-{id(self):x}",
+        )
+        if settings.username:
+            self._client.username_pw_set(settings.username, settings.password)
+        self._client.reconnect_delay_set(1, 10)
+        self._connected = False
+
+    def _ensure(self) -> None:
+        if not self._connected:
+            self._client.connect(self.settings.host, self.settings.port, keepalive=30)
+            self._client.loop_start()
+            self._connected = True
+
+    def send(self, msg: OutMessage) -> Receipt:
+        prefix = self.settings.prefix if msg.target in ("", "-") else msg.target.rstrip("/")
+        event = msg.payload.get("event") or {}
+        review = msg.payload.get("review")
+        try:
+            with self._lock:
+                self._ensure()
+                infos = [self._client.publish(f"{prefix}/events", json.dumps(event), qos=1)]
+                if review is not None:
+                    infos.append(
+                        self._client.publish(f"{prefix}/reviews", json.dumps(review), qos=1)
+                    )
+            for info in infos:
+                info.wait_for_publish(timeout=self.settings.timeout_s)
+                if not info.is_published():
+                    raise DeliveryError("the broker did not acknowledge the publish in time")
+        except DeliveryError:
+            raise
+        except (OSError, ValueError, RuntimeError) as exc:
+            with self._lock:
+                self._connected = False
+                self._client.loop_stop()
+            raise DeliveryError(f"mqtt: {type(exc).__name__}: {exc}") from exc
+        return Receipt("delivered", str(infos[0].mid), "PUBACK")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._connected:
+                self._client.disconnect()
+                self._client.loop_stop()
+                self._connected = False
+
+
+APPRISE_HTTP_SCHEMES = frozenset({"json", "jsons", "form", "forms", "xml", "xmls"})
+
+
+def check_apprise_url(url: str, policy: UrlPolicy) -> None:
+    """Blocked unless Apprise understands ``url`` and, for the generic HTTP schemes, its host
+    passes the outbound guard."""
+    import apprise
+
+    plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
+    if not plugin:
+        raise Blocked("Apprise does not understand this URL")
+    scheme = url.split("://", 1)[0].lower()
+    if scheme in APPRISE_HTTP_SCHEMES:
+        secure = scheme.endswith("s")
+        port = getattr(plugin, "port", None)
+        host = str(getattr(plugin, "host", "") or "")
+        netloc = f"[{host}]" if ":" in host else host
+        check_url(
+            f"{'https' if secure else 'http'}://{netloc}{f':{port}' if port else ''}/", policy
+        )
+
+
+class AppriseChannel:
+    """An Apprise URL per message, behind our own tracking (see the module docstring)."""
+
+    def __init__(self, policy: UrlPolicy) -> None:
+        self.policy = policy
+
+    def send(self, msg: OutMessage) -> Receipt:
+        import apprise
+
+        try:
+            check_apprise_url(msg.target, self.policy)
+        except Blocked as exc:
+            raise DeliveryError(f"refused by the outbound guard: {exc}", permanent=True) from exc
+        sender = apprise.Apprise()
+        sender.add(msg.target)
+        body = f"{msg.body}\n\nid: {msg.key}"
+        if not sender.notify(title=msg.subject, body=body):
+            raise DeliveryError("apprise reported a failure")
+        return Receipt("delivered", None, "apprise: accepted")
+
+    def close(self) -> None:
+        return None

@@ -1,0 +1,129 @@
+"""The outbound-URL guard: every private target refused, rebinding caught at connect time."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from sentinel.notify.ssrf import Blocked, GuardedClient, UrlPolicy, address_problem, check_url
+
+
+def fixed(*addrs: str) -> UrlPolicy:
+    return UrlPolicy(allow_http=True, resolver=lambda host, port: list(addrs))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/hook",
+        "http://127.1.2.3:8080/",
+        "http://[::1]/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[fd00:ec2::254]/",
+        "http://10.0.0.5/",
+        "http://172.16.3.4/",
+        "http://192.168.1.1/",
+        "http://100.64.0.1/",
+        "http://0.0.0.0/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://[fe80::1]/",
+        "http://224.0.0.1/",
+        "http://localhost/",  # a DNS name resolving to loopback (the real resolver)
+        "http://localhost.localdomain/",
+    ],
+)
+def test_private_targets_are_refused(url: str) -> None:
+    with pytest.raises(Blocked):
+        check_url(url, UrlPolicy(allow_http=True))
+
+
+@pytest.mark.parametrize(
+    ("url", "policy", "why"),
+    [
+        ("http://example.com/", UrlPolicy(resolver=lambda h, p: ["93.184.215.14"]), "plain http"),
+        ("ftp://example.com/", UrlPolicy(), "scheme"),
+        ("https://user:pw@example.com/", fixed("93.184.215.14"), "credentials"),
+        ("https://evil.example/", fixed("93.184.215.14", "10.1.1.1"), "private"),
+        ("https://rebind.example/", fixed("127.0.0.1"), "loopback"),
+        ("https:///nohost", UrlPolicy(), "no host"),
+    ],
+)
+def test_refusals_say_why(url: str, policy: UrlPolicy, why: str) -> None:
+    with pytest.raises(Blocked, match=why):
+        check_url(url, policy)
+
+
+def test_public_and_allowed_hosts_pass() -> None:
+    assert check_url("https://example.com/x", fixed("93.184.215.14")) == (
+        "https",
+        "example.com",
+        443,
+    )
+    assert address_problem("8.8.8.8") is None
+    allowed = UrlPolicy(allow_http=True, allow_hosts=frozenset({"127.0.0.1"}))
+    assert check_url("http://127.0.0.1:9/", allowed)[1] == "127.0.0.1"
+
+
+class _Redirect(http.server.BaseHTTPRequestHandler):
+    hits = 0
+
+    def do_POST(self) -> None:
+        type(self).hits += 1
+        self.send_response(302)
+        self.send_header("Location", "http://127.0.0.1:1/secret")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def redirecting() -> Iterator[int]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+
+
+def test_rebinding_is_caught_at_connect_time(redirecting: int) -> None:
+    """The name resolves to a public address at check time, to loopback at connect time."""
+    answers = iter([["93.184.215.14"], ["127.0.0.1"]])
+    policy = UrlPolicy(allow_http=True, resolver=lambda h, p: next(answers))
+    client = GuardedClient(policy, timeout_s=2)
+    with pytest.raises(Blocked, match="loopback"):
+        client.request("POST", f"http://rebind.test:{redirecting}/", headers={}, content=b"{}")
+    assert _Redirect.hits == 0
+
+
+def test_redirects_are_never_followed(redirecting: int) -> None:
+    """Even from an allowed sink, a redirect (here to loopback) is returned, not followed."""
+    policy = UrlPolicy(allow_http=True, allow_hosts=frozenset({"127.0.0.1"}))
+    client = GuardedClient(policy, timeout_s=2)
+    before = _Redirect.hits
+    answer = client.request("POST", f"http://127.0.0.1:{redirecting}/", headers={}, content=b"")
+    assert answer.status == 302 and _Redirect.hits == before + 1
+
+
+def test_answers_are_cut_at_max_bytes() -> None:
+    class Big(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"x" * 100_000)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Big)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        policy = UrlPolicy(allow_http=True, allow_hosts=frozenset({"127.0.0.1"}))
+        client = GuardedClient(policy, timeout_s=2, max_bytes=1024)
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        answer = client.request("POST", url, headers={}, content=b"")
+        assert answer.status == 200 and len(answer.body) == 1024
+    finally:
+        server.shutdown()
