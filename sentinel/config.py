@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import zoneinfo
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -27,7 +26,7 @@ from sentinel.domain.pipeline import PipelineConfig
 from sentinel.domain.regions import RegionConfig
 from sentinel.domain.scene import CrossDirection
 from sentinel.domain.sources import SourceKind, classify_source
-from sentinel.domain.strict import StrictModel
+from sentinel.domain.strict import StrictModel, TimeZoneName
 from sentinel.domain.tracking import StationaryConfig, TrackerConfig
 from sentinel.domain.zones import Line, Zone
 from sentinel.store.s3 import ObjectStoreSettings
@@ -660,19 +659,8 @@ class RuleGenConfig(StrictModel):
     history_days: float | None = Field(
         28.0, gt=0, le=3650, description="History read (days, ending now); null: all of it."
     )
-    timezone: str = Field(
-        "UTC", min_length=1, max_length=64, description="The site's IANA zone (local hours)."
-    )
+    timezone: TimeZoneName = Field("UTC", description="The site's IANA zone (local hours).")
     parallelism: int = Field(2, ge=1, le=256, description="Read shards and blocks (ray).")
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"timezone must be an IANA name, but got {value!r}") from exc
-        return value
 
 
 class SearchSettings(StrictModel):
@@ -687,24 +675,13 @@ class SearchSettings(StrictModel):
         description="A Chroma server (http://host:port) shared by several nodes; null: an "
         "embedded persistent index in <data dir>/search.",
     )
-    timezone: str = Field(
-        "UTC", min_length=1, max_length=64, description="The site's IANA zone (time phrases)."
-    )
+    timezone: TimeZoneName = Field("UTC", description="The site's IANA zone (time phrases).")
     threads: int = Field(1, ge=1, le=64, description="torch threads of the embedder replica.")
     num_cpus: float = Field(0.25, ge=0, le=64, description="CPUs reserved for the embedder.")
     max_batch_size: int = Field(32, ge=1, le=256, description="Texts per embedder batch.")
     batch: int = Field(32, ge=1, le=256, description="Queue items the indexer leases at once.")
     lease_s: float = Field(120.0, gt=0, le=3600, description="How long a lease holds.")
     poll_interval_s: float = Field(1.0, gt=0, le=60, description="Idle wait of the indexer.")
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"timezone must be an IANA name, but got {value!r}") from exc
-        return value
 
     @field_validator("chroma_url")
     @classmethod

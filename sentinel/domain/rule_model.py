@@ -21,13 +21,12 @@ import uuid
 from collections.abc import Collection, Mapping
 from enum import StrEnum
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
 from sentinel.domain.alerts import Severity
 from sentinel.domain.scene import CrossDirection, SceneEventKind
-from sentinel.domain.strict import StrictModel
+from sentinel.domain.strict import StrictModel, TimeZoneName
 
 __all__ = [
     "ALL_DAYS",
@@ -142,20 +141,7 @@ class Schedule(StrictModel):
         max_length=24,
         description="Local hour ranges; empty = never.",
     )
-    timezone: str = Field(
-        "UTC", min_length=1, max_length=64, description="IANA timezone, e.g. Europe/Berlin."
-    )
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(
-                f"timezone must be an IANA name such as Europe/Berlin, got {value!r}"
-            ) from exc
-        return value
+    timezone: TimeZoneName = Field("UTC", description="IANA timezone, e.g. Europe/Berlin.")
 
     @field_validator("days")
     @classmethod

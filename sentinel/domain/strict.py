@@ -2,9 +2,31 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ["StrictModel"]
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+__all__ = ["StrictModel", "TimeZoneName", "check_timezone"]
+
+
+def check_timezone(value: str) -> str:
+    """``value`` when it names an IANA time zone (``Europe/Berlin``, ``UTC``).
+
+    Raises:
+        ValueError: It names none.
+    """
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(
+            f"timezone must be an IANA name such as Europe/Berlin, but got {value!r}"
+        ) from exc
+    return value
+
+
+TimeZoneName = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(check_timezone)]
+"""A field holding an IANA time zone name, checked when validated."""
 
 
 class StrictModel(BaseModel):

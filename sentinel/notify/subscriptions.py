@@ -20,7 +20,7 @@ from typing import Annotated
 from pydantic import Field, field_validator, model_validator
 
 from sentinel.domain.alerts import Severity
-from sentinel.domain.strict import StrictModel
+from sentinel.domain.strict import StrictModel, TimeZoneName
 
 __all__ = [
     "SEVERITY_RANK",
@@ -68,7 +68,7 @@ class QuietHours(StrictModel):
     start: time
     end: time
     days: list[str] = Field(default_factory=list, max_length=7)
-    timezone: str = Field("UTC", min_length=1, max_length=64)
+    timezone: TimeZoneName = "UTC"
 
     @field_validator("days")
     @classmethod
@@ -77,15 +77,6 @@ class QuietHours(StrictModel):
         if bad:
             raise ValueError(f"days must be among {', '.join(DAYS)}, but got {bad}")
         return days
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"timezone must be an IANA name, but got {value!r}") from exc
-        return value
 
 
 class Subscription(StrictModel):
