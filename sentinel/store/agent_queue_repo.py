@@ -16,17 +16,14 @@ brings the old token; by then another worker may hold the item under a new token
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from sentinel.store.agent_tables import AGENT_QUEUE, QUEUE_STATUSES
 from sentinel.store.clock import Repository
-from sentinel.store.sql import sqlite_lock, upsert_insert
+from sentinel.store.sql import upsert_insert
 
 __all__ = ["COMPLETE_STATUSES", "QUEUE_STATUSES", "AgentQueue", "LeasedItem"]
 
@@ -62,24 +59,6 @@ class AgentQueue(Repository):
         engine: An engine from ``sentinel.store.db.make_engine`` on a migrated database.
         clock: Returns the current tz-aware time; injectable for tests.
     """
-
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[Connection]:
-        """A connection in a transaction that holds the write lock on SQLite; commits on exit."""
-        sqlite = self._engine.dialect.name == "sqlite"
-        with contextlib.ExitStack() as stack:
-            if sqlite:
-                stack.enter_context(sqlite_lock(self._engine))
-            conn = stack.enter_context(self._engine.connect())
-            try:
-                if sqlite:
-                    conn.exec_driver_sql("BEGIN IMMEDIATE")
-                yield conn
-                conn.commit()
-            except BaseException:
-                with contextlib.suppress(sa.exc.SQLAlchemyError):
-                    conn.rollback()
-                raise
 
     def enqueue(self, event_id: str) -> bool:
         """Add an event as "pending"; returns False (and changes nothing) if it was queued."""

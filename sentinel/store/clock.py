@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
-from sentinel.store.sql import as_utc
+from sentinel.store.sql import as_utc, write_transaction
 
 Clock = Callable[[], datetime]
 
@@ -27,6 +28,12 @@ class Repository:
     def __init__(self, engine: Engine, *, clock: Clock = utcnow) -> None:
         self._engine = engine
         self._clock = clock
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A write transaction (see :func:`sentinel.store.sql.write_transaction`)."""
+        with write_transaction(self._engine) as conn:
+            yield conn
 
     def _now(self) -> datetime:
         """The clock's time, checked tz-aware and in UTC."""

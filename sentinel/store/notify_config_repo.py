@@ -6,15 +6,13 @@ base also holds the write transaction both use (SQLite's write lock taken up fro
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from sentinel.store.clock import Repository
 from sentinel.store.notify_tables import (
@@ -22,7 +20,6 @@ from sentinel.store.notify_tables import (
     NOTIFY_TEMPLATE_VERSIONS,
     NOTIFY_TEMPLATES,
 )
-from sentinel.store.sql import sqlite_lock
 
 __all__ = ["NotifyConfigRepository", "StoredSubscription", "StoredTemplate", "VersionConflict"]
 
@@ -54,23 +51,6 @@ class StoredTemplate:
 
 class NotifyConfigRepository(Repository):
     """Subscriptions and templates (and the write transaction of the notifier's tables)."""
-
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[Connection]:
-        sqlite = self._engine.dialect.name == "sqlite"
-        with contextlib.ExitStack() as stack:
-            if sqlite:
-                stack.enter_context(sqlite_lock(self._engine))
-            conn = stack.enter_context(self._engine.connect())
-            try:
-                if sqlite:
-                    conn.exec_driver_sql("BEGIN IMMEDIATE")
-                yield conn
-                conn.commit()
-            except BaseException:
-                with contextlib.suppress(sa.exc.SQLAlchemyError):
-                    conn.rollback()
-                raise
 
     def _skip_locked(self, query: Any) -> Any:
         if self._engine.dialect.name == "postgresql":

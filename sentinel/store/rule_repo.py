@@ -11,16 +11,15 @@ the arming row in the same transaction: a camera that polls ``revision()`` reloa
 from __future__ import annotations
 
 import builtins
-import contextlib
 import json
 import uuid
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from sentinel.domain.rule_model import ArmingMode, Rule, rule_from_dict, rule_to_dict
 from sentinel.store.clock import Repository
@@ -31,7 +30,7 @@ from sentinel.store.rule_tables import (
     RULEGEN_SUGGESTIONS,
     RULES,
 )
-from sentinel.store.sql import check_choice, check_page_size, sqlite_lock, upsert_insert
+from sentinel.store.sql import check_choice, check_page_size, upsert_insert
 
 __all__ = [
     "DEFAULT_MODE",
@@ -148,25 +147,6 @@ def _stored(row: Mapping[Any, Any]) -> StoredRule:
     )
 
 
-@contextlib.contextmanager
-def _write(engine: Engine) -> Iterator[Connection]:
-    """A transaction holding the write lock on SQLite (taken up front: no upgrade deadlock)."""
-    sqlite = engine.dialect.name == "sqlite"
-    with contextlib.ExitStack() as stack:
-        if sqlite:
-            stack.enter_context(sqlite_lock(engine))
-        conn = stack.enter_context(engine.connect())
-        try:
-            if sqlite:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-            yield conn
-            conn.commit()
-        except BaseException:
-            with contextlib.suppress(sa.exc.SQLAlchemyError):
-                conn.rollback()
-            raise
-
-
 class RuleRepository(Repository):
     """Stores rules (versioned, soft-deleted) and the arming mode.
 
@@ -206,7 +186,7 @@ class RuleRepository(Repository):
         rule = rule.model_copy(update={"version": 1})
         now = self._now()
         try:
-            with _write(self._engine) as conn:
+            with self._write() as conn:
                 conn.execute(
                     sa.insert(RULES).values(
                         id=rule.id,
@@ -238,7 +218,7 @@ class RuleRepository(Repository):
         rule = rule.model_copy(update={"version": expected_version + 1})
         now = self._now()
         c = RULES.c
-        with _write(self._engine) as conn:
+        with self._write() as conn:
             done = conn.execute(
                 sa.update(RULES)
                 .where(c.id == rule.id, c.version == expected_version, c.deleted_at.is_(None))
@@ -282,7 +262,7 @@ class RuleRepository(Repository):
         where = [c.id == rule_id, c.deleted_at.is_(None)]
         if expected_version is not None:
             where.append(c.version == expected_version)
-        with _write(self._engine) as conn:
+        with self._write() as conn:
             done = conn.execute(
                 sa.update(RULES).where(*where).values(deleted_at=now, updated_at=now)
             )
@@ -344,7 +324,7 @@ class RuleRepository(Repository):
     def set_arming(self, mode: ArmingMode, changed_by: str) -> ArmingState:
         """Sets the arming mode (bumping the revision even when it is unchanged: the change was
         asked for, and cameras reloading once more costs nothing)."""
-        with _write(self._engine) as conn:
+        with self._write() as conn:
             self._bump(conn, mode=ArmingMode(mode).value, changed_by=changed_by, at=self._now())
         return self.arming()
 

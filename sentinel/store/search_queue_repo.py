@@ -7,18 +7,14 @@ lease is claimable again, and a completion lands only while its lease is the ite
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from sentinel.store.clock import Repository
 from sentinel.store.search_tables import SEARCH_QUEUE, enqueue_in
-from sentinel.store.sql import sqlite_lock
 
 __all__ = ["SearchLease", "SearchQueue"]
 
@@ -37,23 +33,6 @@ class SearchLease:
 
 class SearchQueue(Repository):
     """The queue of events and incidents to (re)index or remove from the index."""
-
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[Connection]:
-        sqlite = self._engine.dialect.name == "sqlite"
-        with contextlib.ExitStack() as stack:
-            if sqlite:
-                stack.enter_context(sqlite_lock(self._engine))
-            conn = stack.enter_context(self._engine.connect())
-            try:
-                if sqlite:
-                    conn.exec_driver_sql("BEGIN IMMEDIATE")
-                yield conn
-                conn.commit()
-            except BaseException:
-                with contextlib.suppress(sa.exc.SQLAlchemyError):
-                    conn.rollback()
-                raise
 
     def enqueue(self, item_id: str, kind: str = "event", op: str = "upsert") -> None:
         """Queue an item (again): see :func:`sentinel.store.search_tables.enqueue_in`."""

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import threading
 import weakref
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 __all__ = [
     "MAX_PAGE_SIZE",
@@ -133,3 +134,23 @@ def sqlite_lock(engine: Engine) -> threading.Lock:
         if lock is None:
             lock = _sqlite_locks[engine] = threading.Lock()
         return lock
+
+
+@contextlib.contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A connection in a transaction that holds the write lock on SQLite, taken up front (no
+    read-to-write upgrade deadlock between threads); commits on exit, rolls back on error."""
+    is_sqlite = engine.dialect.name == "sqlite"
+    with contextlib.ExitStack() as stack:
+        if is_sqlite:
+            stack.enter_context(sqlite_lock(engine))
+        conn = stack.enter_context(engine.connect())
+        try:
+            if is_sqlite:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            yield conn
+            conn.commit()
+        except BaseException:
+            with contextlib.suppress(sa.exc.SQLAlchemyError):
+                conn.rollback()
+            raise
