@@ -249,7 +249,6 @@ def run(_model: Path | None = None, argv: Sequence[str] = ()) -> None:
                     http.post(
                         "/api/v1/rules",
                         json={
-                            "id": "capacity-person",
                             "name": "Any person",
                             "severity": "low",
                             "conditions": {"labels": ["person"], "event": "seen"},

@@ -677,7 +677,13 @@ class SearchSettings(StrictModel):
     )
     timezone: TimeZoneName = Field("UTC", description="The site's IANA zone (time phrases).")
     threads: int = Field(1, ge=1, le=64, description="torch threads of the embedder replica.")
-    num_cpus: float = Field(0.25, ge=0, le=64, description="CPUs reserved for the embedder.")
+    num_cpus: float = Field(
+        0.0,
+        ge=0,
+        le=64,
+        description="CPUs reserved for the embedder (0: it shares the cores; the detector and "
+        "the LLM reserve one each, which on 2 cores leaves nothing to reserve).",
+    )
     max_batch_size: int = Field(32, ge=1, le=256, description="Texts per embedder batch.")
     batch: int = Field(32, ge=1, le=256, description="Queue items the indexer leases at once.")
     lease_s: float = Field(120.0, gt=0, le=3600, description="How long a lease holds.")

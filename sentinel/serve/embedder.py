@@ -44,7 +44,7 @@ class Embedder:
 
 
 def build_embedder(
-    threads: int | None = None, num_cpus: float = 0.25, max_batch_size: int = 32
+    threads: int | None = None, num_cpus: float = 0.0, max_batch_size: int = 32
 ) -> Any:
     """The bound embedder deployment."""
     return Embedder.options(  # type: ignore[attr-defined]
