@@ -54,6 +54,9 @@ def started(tmp_path: Path, onnx_model: Path) -> Iterator[tuple[subprocess.Popen
         # The LLM would add minutes of start on these 2 shared cores; its replica stops
         # with the rest of Serve (serve.shutdown), as the detector's does here.
         "agent": {"enabled": False},
+        # Likewise the search embedder: its first start loads torch and the model on these
+        # cores right when the first event opens, which is when the signal comes.
+        "search": {"enabled": False},
     }
     config = tmp_path / "sentinel.yaml"
     config.write_text(yaml.safe_dump(settings))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,6 +106,34 @@ class Stack:
                 return items
 
 
+class _AdminRelogin(httpx.Auth):
+    """Logs the session's admin in again when its access token expires (the suite outlives
+    the 15-minute token); requests carrying another user's token are left alone."""
+
+    requires_response_body = True
+
+    def __init__(self, http: httpx.Client, password: str) -> None:
+        self.http = http
+        self.password = password
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        mine = request.headers.get("Authorization") == self.http.headers.get("Authorization")
+        response = yield request
+        if not (mine and response.status_code == 401 and "expired" in response.text):
+            return
+        login = yield httpx.Request(
+            "POST",
+            self.http.base_url.join("/api/v1/auth/token"),
+            data={"username": "admin", "password": self.password},
+        )
+        if login.status_code != 200:
+            return
+        bearer = f"Bearer {login.json()['access_token']}"
+        self.http.headers["Authorization"] = bearer
+        request.headers["Authorization"] = bearer
+        yield request
+
+
 @pytest.fixture(scope="session")
 def sentinel_stack(tmp_path_factory: pytest.TempPathFactory, onnx_model: Path) -> Iterator[Stack]:
     import ray
@@ -157,6 +185,7 @@ def sentinel_stack(tmp_path_factory: pytest.TempPathFactory, onnx_model: Path) -
             )
             login.raise_for_status()
             http.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
+            http.auth = _AdminRelogin(http, password)
             yield Stack(settings, url, supervisor, http)
         runtime.stop(settings, supervisor)
         serve.shutdown()  # type: ignore[no-untyped-call]

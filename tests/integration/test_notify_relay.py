@@ -255,7 +255,7 @@ def test_every_channel_delivers_with_proof(
 def test_cooldown_makes_a_digest(
     store_engine: Engine, relay_factory: Callable[..., Relay], sink: HttpSink
 ) -> None:
-    subscribe(store_engine, channel="webhook", target=f"{sink.url}/hook", cooldown_s=1.0)
+    subscribe(store_engine, channel="webhook", target=f"{sink.url}/hook", cooldown_s=5.0)
     alerts = AlertRepository(store_engine)
     relay = relay_factory()
     first = alerts.record_rule_decision("e0", "gate", "person", decision())
