@@ -16,14 +16,13 @@ brings the old token; by then another worker may hold the item under a new token
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
 from sentinel.store.agent_tables import AGENT_QUEUE, QUEUE_STATUSES
 from sentinel.store.clock import Repository
-from sentinel.store.sql import upsert_insert
+from sentinel.store.sql import claim_leases, upsert_insert
 
 __all__ = ["COMPLETE_STATUSES", "QUEUE_STATUSES", "AgentQueue", "LeasedItem"]
 
@@ -120,36 +119,18 @@ class AgentQueue(Repository):
             raise ValueError(f"limit must be between 1 and {_MAX_LEASE}, but got {limit}")
         if not lease_s > 0:
             raise ValueError(f"lease_s must be positive, but got {lease_s}")
-        now = self._now()
         c = AGENT_QUEUE.c
-        claimable = sa.or_(
-            c.status == "pending", sa.and_(c.status == "leased", c.leased_until <= now)
-        )
-        query = (
-            sa.select(c.event_id).where(claimable).order_by(c.enqueued_at, c.event_id).limit(limit)
-        )
-        if self._engine.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        # One token per call is enough to fence: any later lease of an item writes another.
-        token = uuid.uuid4().hex
         with self._write() as conn:
-            ids = list(conn.execute(query).scalars())
-            if not ids:
-                return []
-            claimed = set(
-                conn.execute(
-                    sa.update(AGENT_QUEUE)
-                    .where(c.event_id.in_(ids), claimable)
-                    .values(
-                        status="leased",
-                        leased_until=now + timedelta(seconds=lease_s),
-                        attempts=c.attempts + 1,
-                        lease_token=token,
-                    )
-                    .returning(c.event_id)
-                ).scalars()
+            token, rows = claim_leases(
+                conn,
+                AGENT_QUEUE,
+                c.event_id,
+                (c.enqueued_at, c.event_id),
+                limit=limit,
+                lease_s=lease_s,
+                now=self._now(),
             )
-        return [LeasedItem(event_id, token) for event_id in ids if event_id in claimed]
+        return [LeasedItem(row.event_id, token) for row in rows]
 
     def complete(
         self, event_id: str, status: str, error: str | None = None, *, token: str | None = None

@@ -32,6 +32,7 @@ from sentinel.store.notify_tables import (
 )
 from sentinel.store.sql import (
     check_page_size,
+    claim_leases,
     decode_cursor,
     encode_cursor,
     upsert_insert,
@@ -100,30 +101,19 @@ class NotifyRepository(NotifyConfigRepository):
         """Claim up to ``limit`` outbox rows, oldest first (pending, or their lease expired)."""
         if not 1 <= limit <= _MAX_LEASE or not lease_s > 0:
             raise ValueError("limit must be 1..5000 and lease_s positive")
-        now = self._now()
         c = NOTIFY_OUTBOX.c
-        claimable = sa.or_(
-            c.status == "pending", sa.and_(c.status == "leased", c.leased_until <= now)
-        )
-        query = self._skip_locked(sa.select(c.id).where(claimable).order_by(c.id).limit(limit))
-        token = uuid.uuid4().hex
         with self._write() as conn:
-            ids = list(conn.execute(query).scalars())
-            if not ids:
-                return []
-            rows = conn.execute(
-                sa.update(NOTIFY_OUTBOX)
-                .where(c.id.in_(ids), claimable)
-                .values(
-                    status="leased",
-                    leased_until=now + timedelta(seconds=lease_s),
-                    attempts=c.attempts + 1,
-                    lease_token=token,
-                )
-                .returning(c.id, c.alert_id, c.kind, c.before)
-            ).all()
-        items = [OutboxItem(r.id, r.alert_id, r.kind, r.before, token) for r in rows]
-        return sorted(items, key=lambda i: i.id)
+            token, rows = claim_leases(
+                conn,
+                NOTIFY_OUTBOX,
+                c.id,
+                (c.id,),
+                limit=limit,
+                lease_s=lease_s,
+                now=self._now(),
+                returning=(c.alert_id, c.kind, c.before),
+            )
+        return [OutboxItem(r.id, r.alert_id, r.kind, r.before, token) for r in rows]
 
     def plan(self, item: OutboxItem, deliveries: list[dict[str, Any]]) -> int:
         """``plan_many`` of one outbox row."""

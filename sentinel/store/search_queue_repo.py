@@ -7,14 +7,14 @@ lease is claimable again, and a completion lands only while its lease is the ite
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import sqlalchemy as sa
 
 from sentinel.store.clock import Repository
 from sentinel.store.search_tables import SEARCH_QUEUE, enqueue_in
+from sentinel.store.sql import claim_leases
 
 __all__ = ["SearchLease", "SearchQueue"]
 
@@ -49,34 +49,19 @@ class SearchQueue(Repository):
             raise ValueError(f"limit must be between 1 and {_MAX_LEASE}, but got {limit}")
         if not lease_s > 0:
             raise ValueError(f"lease_s must be positive, but got {lease_s}")
-        now = self._now()
         c = SEARCH_QUEUE.c
-        claimable = sa.or_(
-            c.status == "pending", sa.and_(c.status == "leased", c.leased_until <= now)
-        )
-        query = (
-            sa.select(c.item_id).where(claimable).order_by(c.enqueued_at, c.item_id).limit(limit)
-        )
-        if self._engine.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        token = uuid.uuid4().hex
         with self._write() as conn:
-            ids = list(conn.execute(query).scalars())
-            if not ids:
-                return []
-            rows = conn.execute(
-                sa.update(SEARCH_QUEUE)
-                .where(c.item_id.in_(ids), claimable)
-                .values(
-                    status="leased",
-                    leased_until=now + timedelta(seconds=lease_s),
-                    attempts=c.attempts + 1,
-                    lease_token=token,
-                )
-                .returning(c.item_id, c.kind, c.op)
-            ).all()
-        claimed = {row.item_id: row for row in rows}
-        return [SearchLease(i, claimed[i].kind, claimed[i].op, token) for i in ids if i in claimed]
+            token, rows = claim_leases(
+                conn,
+                SEARCH_QUEUE,
+                c.item_id,
+                (c.enqueued_at, c.item_id),
+                limit=limit,
+                lease_s=lease_s,
+                now=self._now(),
+                returning=(c.kind, c.op),
+            )
+        return [SearchLease(r.item_id, r.kind, r.op, token) for r in rows]
 
     def complete(
         self, lease: SearchLease, error: str | None = None, *, failed: bool = False

@@ -10,9 +10,10 @@ import base64
 import binascii
 import contextlib
 import threading
+import uuid
 import weakref
-from collections.abc import Collection, Iterator
-from datetime import UTC, datetime
+from collections.abc import Collection, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -154,3 +155,50 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
             with contextlib.suppress(sa.exc.SQLAlchemyError):
                 conn.rollback()
             raise
+
+
+def claim_leases(
+    conn: Connection,
+    table: sa.Table,
+    key: sa.ColumnElement[Any],
+    order_by: Sequence[sa.ColumnElement[Any]],
+    *,
+    limit: int,
+    lease_s: float,
+    now: datetime,
+    returning: Sequence[sa.ColumnElement[Any]] = (),
+) -> tuple[str, list[sa.Row[Any]]]:
+    """Claim up to ``limit`` rows of a leased queue, in ``order_by`` order.
+
+    The table has ``status``, ``leased_until``, ``attempts`` and ``lease_token`` columns; a row
+    is claimable while "pending" or once its lease expired. Claimed rows become "leased" until
+    ``now + lease_s``, count one more attempt and carry this call's fresh token, with which a
+    later write is fenced. Run it inside :func:`write_transaction`: on PostgreSQL the rows are
+    locked with ``SKIP LOCKED``, on SQLite the transaction holds the write lock.
+
+    Returns:
+        The token and the claimed rows (``key`` then ``returning``), in ``order_by`` order.
+    """
+    c = table.c
+    claimable = sa.or_(c.status == "pending", sa.and_(c.status == "leased", c.leased_until <= now))
+    query = sa.select(key).where(claimable).order_by(*order_by).limit(limit)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    # One token per call is enough to fence: any later lease of a row writes another.
+    token = uuid.uuid4().hex
+    ids = list(conn.execute(query).scalars())
+    if not ids:
+        return token, []
+    rows = conn.execute(
+        sa.update(table)
+        .where(key.in_(ids), claimable)
+        .values(
+            status="leased",
+            leased_until=now + timedelta(seconds=lease_s),
+            attempts=c.attempts + 1,
+            lease_token=token,
+        )
+        .returning(key, *returning)
+    ).all()
+    position = {item: n for n, item in enumerate(ids)}
+    return token, sorted(rows, key=lambda row: position[row[0]])
