@@ -1,7 +1,8 @@
 """``python -m benchmarks [NAME ...]``: runs the named benchmarks (all by default: detector,
-ingest, pipeline, quiet, tracking, regions, rules, llm, gateway, agent, agent_quality, demo,
-recording, rules_backtest, capacity, search, search_serve, notify) in that order. Exit status 0
-even when a target is missed (the line says MISSED); non-zero when a benchmark fails to run."""
+ingest, pipeline, quiet, tracking, regions, rules, llm, gateway, ingress, agent, agent_quality,
+demo, recording, rules_backtest, capacity, search, search_serve, notify) in that order.
+Exit status 0 even when a target is missed (the line says MISSED); non-zero when a benchmark
+fails to run."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from benchmarks import (
     detector,
     gateway,
     ingest,
+    ingress,
     llm,
     notify,
     pipeline,
@@ -42,6 +44,7 @@ BENCHMARKS: dict[str, Callable[[Path], None]] = {
     "rules": rules.run,
     "llm": llm.run,
     "gateway": gateway.run,
+    "ingress": ingress.run,
     "agent": agent.run,
     "agent_quality": agent_quality.run,
     "demo": demo.run,

@@ -713,6 +713,14 @@ class ClusterSettings(StrictModel):
         description="At start, fail when a camera, the detector or the LLM asks for resources "
         "or labels no node has. Turn off where the autoscaler adds such nodes on demand.",
     )
+    serve_proxy: Literal["haproxy", "ray"] = Field(
+        "haproxy",
+        description="HTTP in front of the ingress on a head Sentinel starts itself: haproxy "
+        "(Ray's bundled HAProxy straight to the ingress replicas, about 1.4x the requests/s "
+        "of ray on a read route here; the replicas then also listen on all interfaces, ports "
+        "30000-31000) or ray (Serve's Python proxy). On a cluster you start, set "
+        "RAY_SERVE_ENABLE_HA_PROXY=1 in `ray start`'s environment instead.",
+    )
 
 
 class SmtpSettings(StrictModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import hashlib
 import logging
 import os
 import signal
@@ -176,6 +177,32 @@ def seed_cameras(settings: Settings) -> None:
         repo.upsert(camera.id, seal_camera(camera.model_dump(mode="json"), box))
 
 
+def serve_env(settings: Settings) -> dict[str, str]:
+    """Environment for the Ray processes of a head Sentinel starts: Serve's HTTP proxy.
+
+    With ``cluster.serve_proxy == "haproxy"`` Serve runs Ray's bundled HAProxy, which sends
+    requests straight to the ingress replicas' own HTTP servers instead of through the Python
+    proxy actor (``benchmarks/ingress.py``). Its files go to a directory of this data dir's
+    own, so two Sentinels on one machine never share them; under /tmp and short, since Serve
+    adds a 56-character directory and HAProxy takes socket paths of at most 97 bytes.
+    """
+    if settings.cluster.serve_proxy != "haproxy":
+        return {}
+    digest = hashlib.sha256(str(settings.data_dir.resolve()).encode()).hexdigest()[:8]
+    base = Path("/tmp") / f"snt-hap-{digest}"  # noqa: S108 (per data dir, not shared)
+    return {
+        "RAY_SERVE_ENABLE_HA_PROXY": "1",
+        # A replica leaving waits this long for HAProxy to stop sending it requests; Ray's 30 s
+        # default would hold every stop of this one-node cluster for 30 s.
+        "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "2",
+        "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(base / "haproxy.cfg"),
+        "RAY_SERVE_HAPROXY_SOCKET_PATH": str(base / "admin.sock"),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(base),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(base / "server-state"),
+        "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": str(base / "metrics.sock"),
+    }
+
+
 def connect_ray(settings: Settings, address: str | None = None) -> None:
     """Joins ``address`` (else ``RAY_ADDRESS``) when set, else starts a local cluster."""
     if ray.is_initialized():
@@ -252,8 +279,11 @@ class LocalHead:
         self.address = address
 
     @classmethod
-    def start(cls, log_path: Path, *, timeout_s: float = 120.0) -> LocalHead:
-        """Starts the head and returns once its GCS accepts connections."""
+    def start(
+        cls, log_path: Path, *, timeout_s: float = 120.0, env: dict[str, str] | None = None
+    ) -> LocalHead:
+        """Starts the head (``env`` added to its environment) and returns once its GCS
+        accepts connections."""
         port = _free_port()
         log_path.parent.mkdir(parents=True, exist_ok=True)
         command = [
@@ -276,6 +306,7 @@ class LocalHead:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 preexec_fn=_die_with_parent(),
+                env={**os.environ, **(env or {})},
             )
         head = cls(process, f"127.0.0.1:{port}")
         deadline = time.monotonic() + timeout_s

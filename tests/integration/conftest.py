@@ -10,6 +10,7 @@ The API tests share ``services`` (real stores over ``store_engine``, fakes for t
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -165,6 +166,8 @@ def sentinel_stack(tmp_path_factory: pytest.TempPathFactory, onnx_model: Path) -
             "mqtt": {"prefix": "sentinel-test"},
         },
     )
+    # Serve's HTTP proxy as `sentinel up` sets it for the head it starts (HAProxy by default).
+    os.environ.update(runtime.serve_env(settings))
     # A private cluster on loopback: never join one that `ray start` left on this machine.
     ray.init(
         address="local",

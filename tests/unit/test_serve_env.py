@@ -1,0 +1,27 @@
+"""The Serve proxy environment `sentinel up` gives the head it starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sentinel.config import Settings
+from sentinel.platform import serve_env
+
+SERVE_HASH_DIR = 56  # Serve puts HAProxy's files one directory of this length deeper
+HAPROXY_SOCKET_MAX = 97
+
+
+def test_haproxy_is_the_default_with_files_of_the_data_dirs_own(tmp_path: Path) -> None:
+    env = serve_env(Settings(data_dir=tmp_path / "a" / ("x" * 150)))
+    assert env["RAY_SERVE_ENABLE_HA_PROXY"] == "1"
+    assert float(env["RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S"]) <= 5
+    for key in ("RAY_SERVE_HAPROXY_SOCKET_PATH", "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH"):
+        path = Path(env[key])
+        assert len(str(path.parent / ("h" * SERVE_HASH_DIR) / path.name)) <= HAPROXY_SOCKET_MAX
+    other = serve_env(Settings(data_dir=tmp_path / "b"))
+    assert other["RAY_SERVE_HAPROXY_SOCKET_PATH"] != env["RAY_SERVE_HAPROXY_SOCKET_PATH"]
+    assert serve_env(Settings(data_dir=tmp_path / "a" / ("x" * 150))) == env
+
+
+def test_the_ray_proxy_sets_nothing(tmp_path: Path) -> None:
+    assert serve_env(Settings(data_dir=tmp_path, cluster={"serve_proxy": "ray"})) == {}
