@@ -176,18 +176,31 @@ class EmailChannel:
 
     def __init__(self, settings: SmtpSettings, ssl_context: ssl.SSLContext | None = None) -> None:
         self.settings = settings
-        cafile = str(settings.ca_file) if settings.ca_file else None
-        # Always verified (certificate and host name): a private CA is trusted through
-        # ``ca_file``, never by turning verification off.
-        self.ssl_context = ssl_context or ssl.create_default_context(cafile=cafile)
+        self._ssl_context = ssl_context
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext:
+        """Always verifying (certificate and host name): a private CA is trusted through
+        ``ca_file``, never by turning verification off. Made on first use, so a bad
+        ``ca_file`` fails the email deliveries (with the reason), not the other channels."""
+        if self._ssl_context is None:
+            ca = self.settings.ca_file
+            try:
+                self._ssl_context = ssl.create_default_context(cafile=str(ca) if ca else None)
+            except (OSError, ssl.SSLError) as exc:
+                raise DeliveryError(
+                    f"notify.smtp.ca_file {ca}: cannot load it: {exc}", permanent=True
+                ) from exc
+        return self._ssl_context
 
     def _connect(self) -> smtplib.SMTP:
         s = self.settings
         if s.security == "tls":
             return smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout_s, context=self.ssl_context)
+        context = self.ssl_context if s.security == "starttls" else None
         conn = smtplib.SMTP(s.host, s.port, timeout=s.timeout_s)
-        if s.security == "starttls":
-            conn.starttls(context=self.ssl_context)
+        if context is not None:
+            conn.starttls(context=context)
         return conn
 
     def send(self, msg: OutMessage) -> Receipt:

@@ -135,3 +135,11 @@ def test_starttls_is_required_when_configured(cert: ServerCert) -> None:
 def test_credentials_need_tls() -> None:
     with pytest.raises(ValidationError, match="only over TLS"):
         SmtpSettings(security="none", username="sentinel", password="pw")
+
+
+def test_a_missing_ca_file_fails_email_only(secure_smtp: SmtpSink, tmp_path: Path) -> None:
+    """The channel (and the relay's other channels) still start; the mail fails for good."""
+    channel = EmailChannel(smtp_settings(secure_smtp, ca_file=tmp_path / "missing.pem"))
+    with pytest.raises(DeliveryError, match=r"ca_file .* cannot load it") as err:
+        channel.send(message())
+    assert err.value.permanent and secure_smtp.messages == []
