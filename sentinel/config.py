@@ -731,10 +731,26 @@ class SmtpSettings(StrictModel):
     security: Literal["none", "starttls", "tls"] = Field(
         "none", description="none: plain; starttls: upgrade after EHLO; tls: implicit TLS."
     )
-    username: str | None = Field(None, max_length=255)
+    username: str | None = Field(
+        None, max_length=255, description="SMTP AUTH user (sent only over TLS)."
+    )
     password: str | None = Field(None, max_length=1024, repr=False)
+    ca_file: Path | None = Field(
+        None,
+        description="PEM file of the CA(s) trusted for the server's certificate (STARTTLS, "
+        "TLS): when set, only these; unset, the system's. Verification is never turned off.",
+    )
     sender: str = Field("sentinel@localhost", min_length=3, max_length=255)
     timeout_s: float = Field(10.0, gt=0, le=120)
+
+    @model_validator(mode="after")
+    def _no_plaintext_credentials(self) -> SmtpSettings:
+        if self.username and self.security == "none":
+            raise ValueError(
+                "SMTP credentials are sent only over TLS: set notify.smtp.security to "
+                "starttls or tls, or remove notify.smtp.username"
+            )
+        return self
 
 
 class SmsSettings(StrictModel):

@@ -14,8 +14,9 @@ raises ``DeliveryError`` (``permanent``: do not retry; ``bounced``: the address 
 - apprise: the long tail (ntfy, Telegram, Slack, Pushover, …) through an Apprise URL. Apprise
   answers only True/False, so True is the receipt ("delivered") and False a transient failure
   (retried with backoff); the idempotency key ends the message text. The outbound guard
-  checks the generic HTTP schemes (``json``/``form``/``xml`` and their ``s`` forms), whose host
-  the user chooses, when the URL is checked; Apprise does its own HTTP, so there is no
+  checks every URL whose plugin contacts a host of the user's choice (json/form/xml, ntfy,
+  gotify, matrix, mmost, rocket, apprise, hassio, mailto, ...: ``apprise_user_hosts``) when the
+  subscription is saved and before each send; Apprise does its own networking, so there is no
   connect-time re-check for them (webhooks have one).
 """
 
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Any, Protocol
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import httpcore
 
@@ -175,15 +176,31 @@ class EmailChannel:
 
     def __init__(self, settings: SmtpSettings, ssl_context: ssl.SSLContext | None = None) -> None:
         self.settings = settings
-        self.ssl_context = ssl_context or ssl.create_default_context()
+        self._ssl_context = ssl_context
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext:
+        """Always verifying (certificate and host name): a private CA is trusted through
+        ``ca_file``, never by turning verification off. Made on first use, so a bad
+        ``ca_file`` fails the email deliveries (with the reason), not the other channels."""
+        if self._ssl_context is None:
+            ca = self.settings.ca_file
+            try:
+                self._ssl_context = ssl.create_default_context(cafile=str(ca) if ca else None)
+            except (OSError, ssl.SSLError) as exc:
+                raise DeliveryError(
+                    f"notify.smtp.ca_file {ca}: cannot load it: {exc}", permanent=True
+                ) from exc
+        return self._ssl_context
 
     def _connect(self) -> smtplib.SMTP:
         s = self.settings
         if s.security == "tls":
             return smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout_s, context=self.ssl_context)
+        context = self.ssl_context if s.security == "starttls" else None
         conn = smtplib.SMTP(s.host, s.port, timeout=s.timeout_s)
-        if s.security == "starttls":
-            conn.starttls(context=self.ssl_context)
+        if context is not None:
+            conn.starttls(context=context)
         return conn
 
     def send(self, msg: OutMessage) -> Receipt:
@@ -204,7 +221,20 @@ class EmailChannel:
         except smtplib.SMTPRecipientsRefused as exc:
             raise DeliveryError(f"recipient refused: {exc.recipients}", bounced=True) from exc
         except smtplib.SMTPAuthenticationError as exc:
-            raise DeliveryError(f"SMTP authentication failed: {exc}", permanent=True) from exc
+            said = exc.smtp_error
+            said = said.decode(errors="replace") if isinstance(said, bytes) else said
+            raise DeliveryError(
+                f"SMTP authentication failed for {s.username!r}: {exc.smtp_code} {said}",
+                permanent=True,
+            ) from exc
+        except smtplib.SMTPNotSupportedError as exc:  # e.g. no AUTH offered (before TLS)
+            raise DeliveryError(f"SMTP server does not support it: {exc}", permanent=True) from exc
+        except ssl.SSLCertVerificationError as exc:
+            raise DeliveryError(
+                f"SMTP server certificate not trusted ({exc.verify_message}); "
+                "trust its CA with notify.smtp.ca_file",
+                permanent=True,
+            ) from exc
         except smtplib.SMTPResponseException as exc:
             permanent = 500 <= exc.smtp_code < 600
             raise DeliveryError(
@@ -280,26 +310,57 @@ class MqttChannel:
                 self._connected = False
 
 
-APPRISE_HTTP_SCHEMES = frozenset({"json", "jsons", "form", "forms", "xml", "xmls"})
+# Attributes some plugins connect to instead of (or besides) ``host``: mailto's ``smtp=``,
+# xmpp's server, Azure Communication Services' endpoint.
+_APPRISE_HOST_ATTRS = ("smtp_host", "xmpp_host", "endpoint")
+
+
+def apprise_user_hosts(plugin: Any) -> list[tuple[str, int | None, bool]]:
+    """(host, port, secure) of each host of the user's choice that an Apprise plugin instance
+    will contact; empty for a fixed public service (tgram, slack, pover, ...).
+
+    A plugin takes a user host when one of its URL templates has ``{host}`` (json, form, xml,
+    ntfy, gotify, matrix, mmost, rocket, apprise, hassio, mailto, mqtt, ...); plugins that also
+    have a hosted mode (ntfy://topic, notica://token, ...) leave ``host`` empty in that mode.
+    Some connect to another host named in the URL (``_APPRISE_HOST_ATTRS``).
+    """
+    port = getattr(plugin, "port", None)
+    port = int(port) if port else None
+    secure = bool(getattr(plugin, "secure", False))
+    found: list[tuple[str, int | None, bool]] = []
+    templates = getattr(type(plugin), "templates", ()) or ()
+    host = str(getattr(plugin, "host", "") or "").strip("[]")
+    if host and any("{host}" in t for t in templates):
+        found.append((host, port, secure))
+    for attr in _APPRISE_HOST_ATTRS:
+        value = getattr(plugin, attr, None)
+        if not isinstance(value, str) or not value.strip():
+            continue
+        other = value.strip()
+        if "://" in other:
+            other = urlsplit(other).hostname or ""
+        other = other.strip("[]")
+        if other and other != host:
+            found.append(
+                (other, port if attr == "smtp_host" else None, secure or attr == "endpoint")
+            )
+    return found
 
 
 def check_apprise_url(url: str, policy: UrlPolicy) -> None:
-    """Blocked unless Apprise understands ``url`` and, for the generic HTTP schemes, its host
-    passes the outbound guard."""
+    """Blocked unless Apprise understands ``url`` and every host of the user's choice that
+    its plugin contacts (``apprise_user_hosts``) passes the outbound guard: resolved, no
+    loopback/private/link-local/metadata address unless in ``allow_hosts``, and an
+    unencrypted transport only with ``allow_http``."""
     import apprise
 
     plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
     if not plugin:
         raise Blocked("Apprise does not understand this URL")
-    scheme = url.split("://", 1)[0].lower()
-    if scheme in APPRISE_HTTP_SCHEMES:
-        secure = scheme.endswith("s")
-        port = getattr(plugin, "port", None)
-        host = str(getattr(plugin, "host", "") or "")
+    for host, port, secure in apprise_user_hosts(plugin):
         netloc = f"[{host}]" if ":" in host else host
-        check_url(
-            f"{'https' if secure else 'http'}://{netloc}{f':{port}' if port else ''}/", policy
-        )
+        scheme = "https" if secure else "http"
+        check_url(f"{scheme}://{netloc}{f':{port}' if port else ''}/", policy)
 
 
 class AppriseChannel:

@@ -6,11 +6,16 @@ One ``tick``:
    and insert one delivery per (alert, recipient, channel, kind) — idempotent on its key — in
    the transaction that finishes the row. An escalation tier's delivery is due later and is
    cancelled if the alert is no longer open by then; a delivery inside its subscription's
-   per-camera cooldown is ``held`` for the digest.
+   per-camera cooldown is ``held`` for the digest. In a subscription's quiet hours a new alert
+   is ``held`` until they end (gathered into one digest per camera then) and an update or end
+   is queued for their end, unless the alert's severity breaks through.
 2. **digest**: held deliveries whose cooldown ended become one digest delivery each
    (subscription, camera).
-3. **send**: lease due deliveries, check rate limits (deferred, not failed, when over), render
-   the template, send through the channel, and record the receipt — or retry with backoff and
+3. **send**: lease due deliveries (one at a time per (alert, recipient, channel): a later
+   message waits while an earlier one is pending or retrying, so ``update`` never overtakes
+   ``new``), defer those whose subscription is in quiet hours now (a digest, an escalation
+   or a retry that fell due in them), check rate limits (deferred, not failed, when over),
+   render the template, send through the channel, and record the receipt — or retry with backoff and
    jitter, or fail for good. A relay that dies after sending and before recording sends again
    when the lease expires, with the same idempotency key: receivers dedupe on it.
 """
@@ -36,12 +41,14 @@ from sentinel.notify.channels import DeliveryError, OutMessage, Sender
 from sentinel.notify.policy import RateLimiter, backoff_s, idempotency_key
 from sentinel.notify.signing import sign_link
 from sentinel.notify.subscriptions import (
+    SEVERITY_RANK,
     AlertKind,
     AlertView,
     Subscription,
     cooldown_hold_until,
     escalation_due,
     matches,
+    quiet_deferral,
 )
 from sentinel.notify.templates import DEFAULT_TEMPLATES, TemplateError, alert_context, render
 from sentinel.store.alert_repo import AlertRecord, AlertRepository
@@ -321,8 +328,13 @@ class Relay:
                 "before": item.before,
             }
             due = escalation_due(sub, alert.created_at)
-            if due is not None:
+            quiet = quiet_deferral(sub, alert.severity, now)
+            if due is not None:  # quiet hours at its due time are checked when it is sent
                 values.update(due_at=max(due, now), requires_open=True)
+            elif quiet is not None and kind is AlertKind.NEW:
+                values.update(state="held", due_at=quiet)  # one digest when quiet hours end
+            elif quiet is not None:
+                values.update(due_at=quiet)
             elif kind is AlertKind.NEW and sub.cooldown_s > 0:
                 slot = (sub_id, alert.camera_id)
                 if slot not in last_sent:
@@ -358,14 +370,35 @@ class Relay:
 
     # -- send --------------------------------------------------------------------------------
 
+    def _subscription_body(
+        self, delivery: DeliveryRecord, cache: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        if delivery.subscription_id is None:
+            return None
+        key = "sub:" + delivery.subscription_id
+        if key not in cache:
+            stored = self.repo.get_subscription(delivery.subscription_id)
+            cache[key] = stored.body if stored else None
+        body: dict[str, Any] | None = cache[key]
+        return body
+
+    def _quiet_until(
+        self, delivery: DeliveryRecord, alerts: list[AlertRecord], cache: dict[str, Any]
+    ) -> datetime | None:
+        """The end of the delivery's subscription's quiet hours, if they hold it now (a
+        digest, an escalation or a retry that fell due inside them)."""
+        body = self._subscription_body(delivery, cache)
+        if body is None or delivery.kind == "test" or not body.get("quiet_hours"):
+            return None
+        try:
+            sub = Subscription(**body)
+        except ValidationError:
+            return None
+        severity = max((a.severity for a in alerts), key=lambda s: SEVERITY_RANK[s])
+        return quiet_deferral(sub, severity, self._clock())
+
     def _template(self, delivery: DeliveryRecord, cache: dict[str, Any]) -> tuple[str, str]:
-        sub: dict[str, Any] | None = None
-        if delivery.subscription_id is not None:
-            key = "sub:" + delivery.subscription_id
-            if key not in cache:
-                stored = self.repo.get_subscription(delivery.subscription_id)
-                cache[key] = stored.body if stored else None
-            sub = cache[key]
+        sub = self._subscription_body(delivery, cache)
         tid = (sub or {}).get("template_id")
         if tid:
             key = "tpl:" + tid
@@ -388,6 +421,10 @@ class Relay:
             return "failed", (d.id, token, "failed", None, "the alert no longer exists")
         if d.requires_open and alerts[-1].status != "open":
             return "cancelled", (d.id, token, "cancelled", None, f"alert {alerts[-1].status}")
+        quiet = self._quiet_until(d, alerts, cache)
+        if quiet is not None:
+            self.repo.defer(d.id, token, max((quiet - self._clock()).total_seconds(), 0.0))
+            return "deferred", None
         wait = self.limiter.wait_s(d.channel, d.recipient)
         if wait > 0:
             self.repo.defer(d.id, token, wait)
@@ -421,14 +458,21 @@ class Relay:
         batch = self.repo.lease_deliveries(self.settings.batch, self.settings.lease_s)
         if not batch:
             return
-        # The changes of one alert to one target go in order (new, update, end), one at a
-        # time; different alerts and targets go in parallel.
-        groups: dict[tuple[str, str, str], list[DeliveryRecord]] = {}
-        for d in batch:
-            groups.setdefault((d.alert_id, d.channel, d.target), []).append(d)
+        # The store leases one message per (alert, recipient, channel) at a time; within the
+        # batch, digests go first (a quiet night's digest before the updates of its alerts),
+        # then the rest, in parallel across alerts and targets.
         cache: dict[str, Any] = {}
         finished: list[Finished] = []
-        for outcomes in self._pool.map(lambda g: self._send_group(g, cache), groups.values()):
+        results: list[list[Outcome]] = []
+        for phase in (
+            [d for d in batch if d.kind == "digest"],
+            [d for d in batch if d.kind != "digest"],
+        ):
+            groups: dict[tuple[str, str, str], list[DeliveryRecord]] = {}
+            for d in phase:
+                groups.setdefault((d.alert_id, d.channel, d.target), []).append(d)
+            results.extend(self._pool.map(lambda g: self._send_group(g, cache), groups.values()))
+        for outcomes in results:
             for outcome, record in outcomes:
                 if record is not None:
                     finished.append(record)

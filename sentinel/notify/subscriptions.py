@@ -2,10 +2,11 @@
 
 A subscription names one recipient and one channel (with its target: an address, a URL, a
 phone number or an MQTT topic suffix) and filters alerts by camera or camera group, label,
-minimum severity, rule and incident type. Its schedule mutes it in quiet hours (local time of
-its zone, on some days); its cooldown holds a camera's further alerts after one was sent, to
-send them later as one digest; its tier delays it until an alert stayed unacknowledged that
-long (escalation).
+minimum severity, rule and incident type. Its schedule defers it in quiet hours (local time of
+its zone, on some days): what matches then waits for their end (``quiet_until``) unless its
+severity breaks through (``quiet_bypass_severity``). Its cooldown holds a camera's further
+alerts after one was sent, to send them later as one digest; its tier delays it until an alert
+stayed unacknowledged that long (escalation).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import uuid
 import zoneinfo
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 from typing import Annotated
 
@@ -34,6 +35,8 @@ __all__ = [
     "in_quiet_hours",
     "matches",
     "new_subscription_id",
+    "quiet_deferral",
+    "quiet_until",
 ]
 
 SEVERITY_RANK = {s: i for i, s in enumerate(Severity)}
@@ -62,8 +65,9 @@ def new_subscription_id() -> str:
 
 
 class QuietHours(StrictModel):
-    """Local hours (``start`` to ``end``, across midnight when ``end`` <= ``start``) on some
-    days (empty: every day) during which a subscription is muted."""
+    """Local hours (``start`` to ``end``, across midnight when ``end`` < ``start``; the whole
+    day when they are equal) on some days (empty: every day) during which a subscription's
+    messages wait (see ``quiet_until``)."""
 
     start: time
     end: time
@@ -104,7 +108,15 @@ class Subscription(StrictModel):
         max_length=3,
         description="Which changes to send (mqtt usually all three).",
     )
-    quiet_hours: list[QuietHours] = Field(default_factory=list, max_length=16)
+    quiet_hours: list[QuietHours] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Messages matching in these hours are deferred to their end (new alerts "
+        "gathered into one digest per camera).",
+    )
+    quiet_bypass_severity: Severity | None = Field(
+        None, description="Alerts at or above this severity are sent even in quiet hours."
+    )
     cooldown_s: float = Field(
         0.0, ge=0, le=86400, description="After a send, hold the camera's alerts this long."
     )
@@ -149,28 +161,64 @@ class AlertView:
     recommended_action: str = ""
 
 
+def _window_end(q: QuietHours, now: datetime) -> datetime | None:
+    """The end (UTC) of ``q``'s window that ``now`` falls in, or None when it is outside."""
+    tz = zoneinfo.ZoneInfo(q.timezone)
+    local = now.astimezone(tz)
+    t, today = local.time().replace(tzinfo=None), local.date()
+    if q.start == q.end:  # a whole (local) day
+        day, end = today, datetime.combine(today + timedelta(days=1), time(0), tzinfo=tz)
+    elif q.start < q.end:
+        if not q.start <= t < q.end:
+            return None
+        day, end = today, datetime.combine(today, q.end, tzinfo=tz)
+    elif t >= q.start:  # across midnight, the evening part
+        day, end = today, datetime.combine(today + timedelta(days=1), q.end, tzinfo=tz)
+    elif t < q.end:  # across midnight: the morning part belongs to the previous day's window
+        day, end = today - timedelta(days=1), datetime.combine(today, q.end, tzinfo=tz)
+    else:
+        return None
+    if q.days and DAYS[day.weekday()] not in q.days:
+        return None
+    return end.astimezone(UTC)
+
+
 def in_quiet_hours(rules: list[QuietHours], now: datetime) -> bool:
     """Whether ``now`` (tz-aware) falls in any of the quiet-hours windows."""
     if now.tzinfo is None:
         raise ValueError("now must be tz-aware")
-    for q in rules:
-        local = now.astimezone(zoneinfo.ZoneInfo(q.timezone))
-        t = local.time().replace(tzinfo=None)
-        if q.start < q.end:
-            inside, day = q.start <= t < q.end, local
-        elif t >= q.start:  # across midnight, the evening part
-            inside, day = True, local
-        else:  # across midnight: the morning part belongs to the previous day's window
-            inside, day = t < q.end, local - timedelta(days=1)
-        if q.start == q.end:
-            inside, day = True, local  # a whole day
-        if inside and (not q.days or DAYS[day.weekday()] in q.days):
-            return True
-    return False
+    return any(_window_end(q, now) is not None for q in rules)
+
+
+def quiet_until(rules: list[QuietHours], now: datetime, *, horizon: int = 16) -> datetime | None:
+    """When the quiet hours ``now`` falls in end (UTC), following windows that touch or
+    overlap; None when ``now`` is not quiet. After ``horizon`` chained windows (a schedule
+    that is always quiet) the last end found is returned: the message is checked again then.
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be tz-aware")
+    at: datetime | None = None
+    probe = now
+    for _ in range(horizon):
+        ends = [e for q in rules if (e := _window_end(q, probe)) is not None]
+        if not ends:
+            break
+        at = probe = max(ends)
+    return at
+
+
+def quiet_deferral(sub: Subscription, severity: Severity, now: datetime) -> datetime | None:
+    """Until when a message of ``sub`` about an alert of ``severity`` must wait at ``now``
+    (the end of its quiet hours), or None to send it now."""
+    bypass = sub.quiet_bypass_severity
+    if bypass is not None and SEVERITY_RANK[severity] >= SEVERITY_RANK[bypass]:
+        return None
+    return quiet_until(sub.quiet_hours, now)
 
 
 def matches(sub: Subscription, alert: AlertView, kind: AlertKind, now: datetime) -> bool:
-    """Whether ``sub`` wants this change of ``alert`` at ``now`` (quiet hours included)."""
+    """Whether ``sub`` wants this change of ``alert`` (whenever: quiet hours only defer it,
+    see ``quiet_deferral``). ``now`` is kept for schedules that filter rather than defer."""
     if not sub.enabled or kind not in sub.kinds:
         return False
     if sub.cameras or sub.camera_groups:
@@ -183,9 +231,7 @@ def matches(sub: Subscription, alert: AlertView, kind: AlertKind, now: datetime)
         return False
     if sub.rule_ids and alert.rule_id not in sub.rule_ids:
         return False
-    if sub.incident_types and alert.incident_type not in sub.incident_types:
-        return False
-    return not in_quiet_hours(sub.quiet_hours, now)
+    return not (sub.incident_types and alert.incident_type not in sub.incident_types)
 
 
 def cooldown_hold_until(

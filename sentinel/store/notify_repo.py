@@ -217,15 +217,34 @@ class NotifyRepository(NotifyConfigRepository):
         return token
 
     def lease_deliveries(self, limit: int, lease_s: float) -> list[DeliveryRecord]:
-        """Claim up to ``limit`` due queued deliveries, each with this lease's token."""
+        """Claim up to ``limit`` due queued deliveries, each with this lease's token, none
+        with an earlier delivery of its (alert, recipient, channel) still pending."""
         if not 1 <= limit <= _MAX_LEASE or not lease_s > 0:
             raise ValueError("limit must be 1..5000 and lease_s positive")
         now = self._now()
         c = NOTIFY_DELIVERIES.c
+        # In order per (alert, recipient, channel): a message waits while an earlier one of
+        # the same stream is queued (due later, retrying or leased) or held for a digest.
+        earlier = NOTIFY_DELIVERIES.alias("earlier")
+        e = earlier.c
+        blocked = (
+            sa.select(e.id)
+            .where(
+                e.alert_id == c.alert_id,
+                e.recipient == c.recipient,
+                e.channel == c.channel,
+                e.state.in_(("queued", "held")),
+                sa.or_(
+                    e.created_at < c.created_at, sa.and_(e.created_at == c.created_at, e.id < c.id)
+                ),
+            )
+            .exists()
+        )
         claimable = sa.and_(
             c.state == "queued",
             c.due_at <= now,
             sa.or_(c.leased_until.is_(None), c.leased_until <= now),
+            ~blocked,
         )
         query = self._skip_locked(
             sa.select(c.id).where(claimable).order_by(c.due_at, c.created_at, c.id).limit(limit)

@@ -21,6 +21,7 @@ from sqlmodel import SQLModel
 
 from sentinel.config import NotifySettings
 from sentinel.domain.alerts import AlertDecision, DecidedBy, Severity
+from sentinel.notify.channels import DeliveryError, OutMessage, Receipt, Sender
 from sentinel.notify.relay import Relay, make_limiter, make_senders
 from sentinel.store.alert_repo import AlertRepository
 from sentinel.store.db import alembic_config, make_engine, migrate
@@ -367,3 +368,187 @@ def test_apprise_urls_are_tracked_and_guarded(
     assert by_recipient["alice"].state == "delivered"
     assert by_recipient["internal"].state == "failed"
     assert "private" in (by_recipient["internal"].last_error or "")
+
+
+class _FlakyOnce:
+    """A sender that fails its first message (a transient error), then relays to ``inner``."""
+
+    def __init__(self, inner: Sender) -> None:
+        self.inner = inner
+        self.calls: list[str] = []
+
+    def send(self, msg: OutMessage) -> Receipt:
+        self.calls.append(msg.kind)
+        if len(self.calls) == 1:
+            raise DeliveryError("the broker hiccuped")
+        return self.inner.send(msg)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_a_retried_new_is_not_overtaken_by_its_update(
+    store_engine: Engine,
+    relay_factory: Callable[..., Relay],
+    sink: HttpSink,
+    mqtt: MqttCollector,
+) -> None:
+    """The first send of each stream fails once; its update and end (already due) must wait
+    until the new went out, on the webhook and on MQTT (Frigate's new → update → end)."""
+    kinds = ["new", "update", "end"]
+    subscribe(store_engine, channel="webhook", target=f"{sink.url}/hook", kinds=kinds)
+    subscribe(store_engine, channel="mqtt", target="-", kinds=kinds)
+    alerts = AlertRepository(store_engine)
+    a = alerts.record_rule_decision("e1", "gate", "person", decision())
+    alerts.amend("e1", decision(severity=Severity.CRITICAL))
+    alerts.acknowledge(a.id, "bob", datetime.now(UTC))
+    relay = relay_factory(backoff_base_s=2.0, backoff_cap_s=2.0)  # a retry in 1..2 s
+    flaky = _FlakyOnce(relay.senders["mqtt"])
+    relay.senders["mqtt"] = flaky
+    sink.fail_next = 1
+    repo = NotifyRepository(store_engine)
+    relay.tick()  # plans and tries the first message of each stream: both fail once
+    assert sink.refused == 1 and flaky.calls == ["new"]
+    for _ in range(3):  # while the new waits for its retry, nothing after it is sent
+        relay.tick()
+    assert sink.webhooks() == [] and flaky.calls == ["new"]
+    assert len(mqtt.topic("events")) == 0
+    drain(relay, lambda: repo.state_counts() == {"delivered": 6})
+    hooks = [json.loads(r.body)["kind"] for r in sink.webhooks()]
+    assert hooks == kinds
+    assert flaky.calls == ["new", *kinds]
+    drain(relay, lambda: len(mqtt.topic("events")) == 3, timeout=10)
+    assert [e["type"] for e in mqtt.topic("events")] == kinds
+
+
+def test_lease_holds_back_later_messages_of_a_pending_stream(store_engine: Engine) -> None:
+    """The store's side of the ordering: only the earliest pending message of an (alert,
+    recipient, channel) is leased; other streams are not held back."""
+    alerts = AlertRepository(store_engine)
+    a = alerts.record_rule_decision("e1", "gate", "person", decision())
+    repo = NotifyRepository(store_engine)
+    (item,) = repo.lease_outbox(10, 30)
+    base = {"alert_id": a.id, "camera_id": "gate", "target": "t"}
+    rows = [
+        {**base, "key": f"k-{who}-{kind}", "recipient": who, "channel": "webhook", "kind": kind}
+        for who in ("alice", "bob")
+        for kind in ("new", "update", "end")
+    ]
+    assert repo.plan(item, rows) == 6
+    first = repo.lease_deliveries(100, 30)
+    assert sorted((d.recipient, d.kind) for d in first) == [("alice", "new"), ("bob", "new")]
+    assert repo.lease_deliveries(100, 30) == []  # leased: the rest still waits
+    alice, bob = sorted(first, key=lambda d: d.recipient)
+    assert repo.retry_later(alice.id, alice.lease_token or "", 0.0, "failed once")
+    assert repo.finish(bob.id, bob.lease_token or "", "delivered")
+    again = repo.lease_deliveries(100, 30)  # alice's new again (due), bob's update
+    assert sorted((d.recipient, d.kind) for d in again) == [("alice", "new"), ("bob", "update")]
+
+
+class FakeClock:
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
+def test_quiet_hours_defer_to_their_end_and_severity_breaks_through(
+    store_engine: Engine, sink: HttpSink, smtp: SmtpSink, mqtt_prefix: str
+) -> None:
+    """Quiet 22:00-06:00 UTC. At 23:00 two alerts and an update wait (not dropped); a
+    critical one breaks through at once; at 06:00 the two come as one digest, then the
+    update. Store and relay share an injected clock."""
+    clock = FakeClock(datetime(2026, 12, 7, 23, 0, tzinfo=UTC))
+    settings = settings_for(sink, smtp.port, mqtt_prefix)
+    repo = NotifyRepository(store_engine, clock=clock)
+    relay = Relay(
+        repo,
+        AlertRepository(store_engine),
+        CameraRepository(store_engine),
+        make_senders(settings, SECRET),
+        make_limiter(settings, None),
+        settings,
+        "link-secret",
+        clock=clock,
+    )
+    try:
+        quiet = [{"start": "22:00", "end": "06:00"}]
+        subscribe(
+            store_engine,
+            channel="webhook",
+            target=f"{sink.url}/hook",
+            kinds=["new", "update"],
+            quiet_hours=quiet,
+            quiet_bypass_severity="critical",
+        )
+        alerts = AlertRepository(store_engine)
+        first = alerts.record_rule_decision("e1", "gate", "person", decision())
+        second = alerts.record_rule_decision("e2", "gate", "person", decision())
+        alerts.amend("e1", decision(severity=Severity.MEDIUM))
+        urgent = alerts.record_rule_decision(
+            "e3", "gate", "person", decision(severity=Severity.CRITICAL)
+        )
+
+        def kinds() -> list[tuple[str, list[str]]]:
+            bodies = [json.loads(r.body) for r in sink.webhooks()]
+            return [(b["kind"], b["alert_ids"]) for b in bodies]
+
+        drain(relay, lambda: len(sink.webhooks()) == 1)
+        for _ in range(3):
+            relay.tick()
+        assert kinds() == [("new", [urgent.id])]  # only the critical one, at once
+        counts = repo.state_counts()
+        assert counts == {"delivered": 1, "held": 2, "queued": 1}  # deferred, not dropped
+        clock.at = datetime(2026, 12, 8, 5, 59, tzinfo=UTC)
+        for _ in range(3):
+            relay.tick()
+        assert len(sink.webhooks()) == 1
+        clock.at = datetime(2026, 12, 8, 6, 0, tzinfo=UTC)
+        drain(relay, lambda: len(sink.webhooks()) == 3)
+        assert kinds()[1] == ("digest", [first.id, second.id])
+        assert kinds()[2] == ("update", [first.id])
+        assert repo.state_counts() == {"delivered": 3, "digested": 2}
+    finally:
+        relay.close()
+
+
+def test_a_retry_falling_due_in_quiet_hours_waits_for_their_end(
+    store_engine: Engine, sink: HttpSink, smtp: SmtpSink, mqtt_prefix: str
+) -> None:
+    """Planned before quiet hours, failed once, due again inside them: deferred, not sent."""
+    clock = FakeClock(datetime(2026, 12, 7, 21, 59, 59, tzinfo=UTC))
+    settings = settings_for(sink, smtp.port, mqtt_prefix, backoff_base_s=0.01)
+    repo = NotifyRepository(store_engine, clock=clock)
+    relay = Relay(
+        repo,
+        AlertRepository(store_engine),
+        CameraRepository(store_engine),
+        make_senders(settings, SECRET),
+        make_limiter(settings, None),
+        settings,
+        "link-secret",
+        clock=clock,
+    )
+    try:
+        subscribe(
+            store_engine,
+            channel="webhook",
+            target=f"{sink.url}/hook",
+            quiet_hours=[{"start": "22:00", "end": "06:00"}],
+        )
+        AlertRepository(store_engine).record_rule_decision("e1", "gate", "person", decision())
+        sink.fail_next = 1
+        relay.tick()
+        assert sink.refused == 1
+        clock.at = datetime(2026, 12, 7, 22, 30, tzinfo=UTC)
+        for _ in range(3):
+            relay.tick()
+        (row,) = repo.list_deliveries()[0]
+        assert row.state == "queued" and sink.webhooks() == []
+        due = row.due_at if row.due_at.tzinfo else row.due_at.replace(tzinfo=UTC)
+        assert due == datetime(2026, 12, 8, 6, 0, tzinfo=UTC)
+        clock.at = datetime(2026, 12, 8, 6, 0, 1, tzinfo=UTC)
+        drain(relay, lambda: len(sink.webhooks()) == 1)
+    finally:
+        relay.close()

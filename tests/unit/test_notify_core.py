@@ -28,6 +28,8 @@ from sentinel.notify.subscriptions import (
     escalation_due,
     in_quiet_hours,
     matches,
+    quiet_deferral,
+    quiet_until,
 )
 from sentinel.notify.templates import DEFAULT_TEMPLATES, TemplateError, render, validate
 
@@ -80,7 +82,8 @@ def sub(**kw: Any) -> Subscription:
         ({"rule_ids": ["r1"]}, {}, AlertKind.NEW, True),
         ({"incident_types": ["loitering"]}, {}, AlertKind.NEW, False),
         ({"incident_types": ["intrusion"]}, {}, AlertKind.NEW, True),
-        ({"quiet_hours": [{"start": "11:00", "end": "13:00"}]}, {}, AlertKind.NEW, False),
+        # quiet hours defer a message (quiet_deferral), they no longer filter it out
+        ({"quiet_hours": [{"start": "11:00", "end": "13:00"}]}, {}, AlertKind.NEW, True),
         ({"quiet_hours": [{"start": "13:00", "end": "14:00"}]}, {}, AlertKind.NEW, True),
     ],
 )
@@ -113,6 +116,79 @@ def test_quiet_hours(start: str, end: str, days: list[str], tz: str, at: str, qu
         start=time.fromisoformat(start), end=time.fromisoformat(end), days=days, timezone=tz
     )
     assert in_quiet_hours([q], datetime.fromisoformat(at)) is quiet
+
+
+def _q(start: str, end: str, days: list[str] | None = None, tz: str = "UTC") -> QuietHours:
+    return QuietHours(
+        start=time.fromisoformat(start), end=time.fromisoformat(end), days=days or [], timezone=tz
+    )
+
+
+@pytest.mark.parametrize(
+    ("windows", "at", "until"),
+    [
+        ([_q("22:00", "06:00")], "2026-12-07T23:30:00+00:00", "2026-12-08T06:00:00+00:00"),
+        ([_q("22:00", "06:00")], "2026-12-08T05:59:00+00:00", "2026-12-08T06:00:00+00:00"),
+        ([_q("22:00", "06:00")], "2026-12-08T06:00:00+00:00", None),
+        ([_q("09:00", "17:00")], "2026-12-07T12:00:00+00:00", "2026-12-07T17:00:00+00:00"),
+        # local time: 22:00-06:00 in Paris (UTC+1 in winter) ends at 05:00 UTC
+        (
+            [_q("22:00", "06:00", tz="Europe/Paris")],
+            "2026-12-07T22:30:00+00:00",
+            "2026-12-08T05:00:00+00:00",
+        ),
+        # touching windows chain: 22-06 then 06-08 ends at 08:00
+        (
+            [_q("22:00", "06:00"), _q("06:00", "08:00")],
+            "2026-12-07T23:00:00+00:00",
+            "2026-12-08T08:00:00+00:00",
+        ),
+        # a whole Saturday and Sunday: from Saturday noon to Monday 00:00
+        (
+            [_q("00:00", "00:00", ["sat", "sun"])],
+            "2026-12-05T12:00:00+00:00",
+            "2026-12-07T00:00:00+00:00",
+        ),
+        # Friday night's window (days=fri) holds Saturday morning too
+        (
+            [_q("23:00", "07:00", ["fri"])],
+            "2026-12-05T03:00:00+00:00",
+            "2026-12-05T07:00:00+00:00",
+        ),
+        ([_q("23:00", "07:00", ["sat"])], "2026-12-05T03:00:00+00:00", None),
+    ],
+)
+def test_quiet_until(windows: list[QuietHours], at: str, until: str | None) -> None:
+    found = quiet_until(windows, datetime.fromisoformat(at))
+    assert found == (None if until is None else datetime.fromisoformat(until))
+
+
+def test_always_quiet_is_bounded() -> None:
+    at = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    found = quiet_until([_q("00:00", "00:00")], at)
+    assert found is not None and at < found <= at + timedelta(days=17)
+
+
+@pytest.mark.parametrize(
+    ("bypass", "severity", "deferred"),
+    [
+        (None, Severity.CRITICAL, True),
+        ("critical", Severity.HIGH, True),
+        ("critical", Severity.CRITICAL, False),
+        ("high", Severity.HIGH, False),
+        ("high", Severity.CRITICAL, False),
+    ],
+)
+def test_quiet_deferral_and_its_bypass(
+    bypass: str | None, severity: Severity, deferred: bool
+) -> None:
+    s = sub(
+        quiet_hours=[{"start": "11:00", "end": "13:00"}],
+        **({"quiet_bypass_severity": bypass} if bypass else {}),
+    )
+    found = quiet_deferral(s, severity, T0)
+    assert found == (datetime(2026, 12, 7, 13, 0, tzinfo=UTC) if deferred else None)
+    assert quiet_deferral(s, severity, T0 + timedelta(hours=2)) is None
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from sentinel.notify.channels import apprise_user_hosts, check_apprise_url
 from sentinel.notify.ssrf import Blocked, GuardedClient, UrlPolicy, address_problem, check_url
 
 
@@ -127,3 +128,104 @@ def test_answers_are_cut_at_max_bytes() -> None:
         assert answer.status == 200 and len(answer.body) == 1024
     finally:
         server.shutdown()
+
+
+# -- Apprise URLs ---------------------------------------------------------------------------
+
+_NAMES = {
+    "example.com": ["93.184.215.14"],
+    "ntfy.example.com": ["93.184.215.14"],
+    "chat.example.com": ["93.184.215.14"],
+    "inside.example.com": ["10.20.30.40"],
+    "rebound.example.com": ["127.0.0.1"],
+}
+
+
+def _resolve(host: str, port: int) -> list[str]:
+    import ipaddress
+
+    try:
+        return [str(ipaddress.ip_address(host.strip("[]")))]
+    except ValueError:
+        if host in _NAMES:
+            return _NAMES[host]
+        raise OSError(f"no such name {host}") from None
+
+
+def apprise_policy(**kw: object) -> UrlPolicy:
+    return UrlPolicy(resolver=_resolve, **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        # every plugin that contacts a host of the user's choice is checked, not only json
+        ("jsons://127.0.0.1/x", "loopback"),
+        ("forms://10.0.0.5/x", "private"),
+        ("xmls://[::1]/x", "loopback"),
+        ("ntfys://127.0.0.1/alerts", "loopback"),
+        ("ntfys://169.254.169.254/alerts", "metadata"),
+        ("ntfys://rebound.example.com/alerts", "loopback"),  # a name resolving to loopback
+        ("gotifys://192.168.1.10/token", "private"),
+        ("matrixs://user:pass@10.0.0.1/#room", "private"),
+        ("mmosts://inside.example.com/token", "private"),
+        ("rockets://user:pass@172.16.0.9/#chan", "private"),
+        ("apprises://127.0.0.1/config-key", "loopback"),
+        ("hassios://10.0.0.3/long-lived-token", "private"),
+        ("mailtos://user:pw@inside.example.com?to=me@example.com", "private"),
+        ("mailtos://user:pw@example.com?smtp=10.0.0.7&to=me@example.com", "private"),  # smtp=
+        ("gotify://chat.example.com/token", "plain http"),  # unencrypted without allow_http
+        ("json://chat.example.com/x", "plain http"),
+        ("ntfys://nowhere.invalid/alerts", "does not resolve"),
+        ("notaservice://whatever", "does not understand"),
+    ],
+)
+def test_apprise_user_hosts_are_guarded(url: str, why: str) -> None:
+    with pytest.raises(Blocked, match=why):
+        check_apprise_url(url, apprise_policy())
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        # well-known public services: their host is fixed, nothing of the user's to check
+        "tgram://123456789:abcdefghijklmnopqrstuvwxyzABCDEFGHI/12345",
+        "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ",
+        "pover://abcdefghijklmnopqrstuvwxyz1234@abcdefghijklmnopqrstuvwxyz1234",
+        "https://discord.com/api/webhooks/4174216298/JHMHI8qBe7bk2ZwO5U711o3dV_js",
+        "ntfy://alerts-topic",  # ntfy.sh, the hosted service
+        "notica://abcdefg",
+        # the user's host, public
+        "ntfys://ntfy.example.com/alerts",
+        "mmosts://chat.example.com/token",
+    ],
+)
+def test_apprise_public_services_pass(url: str) -> None:
+    check_apprise_url(url, apprise_policy())
+
+
+def test_apprise_allowed_hosts_are_exempt() -> None:
+    policy = apprise_policy(allow_http=True, allow_hosts=frozenset({"127.0.0.1"}))
+    check_apprise_url("ntfy://127.0.0.1/alerts", policy)
+    with pytest.raises(Blocked, match="loopback"):
+        check_apprise_url("ntfy://127.0.0.2/alerts", policy)
+
+
+@pytest.mark.parametrize(
+    ("url", "hosts"),
+    [
+        ("ntfy://alerts-topic", []),
+        ("ntfys://ntfy.example.com/alerts", [("ntfy.example.com", None, True)]),
+        ("gotify://10.0.0.1:8080/token", [("10.0.0.1", 8080, False)]),
+        ("xmls://[::1]/x", [("::1", None, True)]),
+        (
+            "mailtos://user:pw@example.com?smtp=10.0.0.7&to=me@example.com",
+            [("example.com", 587, True), ("10.0.0.7", 587, True)],
+        ),
+        ("tgram://123456789:abcdefghijklmnopqrstuvwxyzABCDEFGHI/12345", []),
+    ],
+)
+def test_apprise_user_hosts(url: str, hosts: list[tuple[str, int | None, bool]]) -> None:
+    import apprise
+
+    assert apprise_user_hosts(apprise.Apprise.instantiate(url)) == hosts

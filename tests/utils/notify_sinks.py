@@ -3,9 +3,11 @@
 - ``HttpSink``: an HTTP server receiving webhooks (it verifies each signature and its replay
   window, and counts duplicates by idempotency key) and standing in for a Twilio-shaped SMS
   provider (``POST /2010-04-01/Accounts/<sid>/Messages.json`` answers a message ``sid``). It
-  can be made to answer 503 (a receiver that is down) or stopped and started on the same port.
+  can be made to answer 503 (a receiver that is down, or to the next ``fail_next`` requests) or
+  stopped and started on the same port.
 - ``SmtpSink``: an ``aiosmtpd`` SMTP server keeping every accepted mail; recipients starting
-  with ``bounce`` are refused (550).
+  with ``bounce`` are refused (550); optionally STARTTLS or implicit TLS with a certificate
+  made in the test, and AUTH (LOGIN/PLAIN, over TLS only) against given users.
 - ``MqttCollector``: a paho-mqtt subscriber on the real Mosquitto at 127.0.0.1:1883.
 """
 
@@ -31,6 +33,7 @@ from sentinel.notify.signing import (
     verify_webhook,
 )
 from tests.utils.media import free_port
+from tests.utils.tls import ServerCert
 
 
 @dataclass
@@ -50,6 +53,7 @@ class HttpSink:
     received: list[Received] = field(default_factory=list)
     refused: int = 0
     down: bool = False
+    fail_next: int = 0  # answer 503 to this many of the next POSTs
     lock: threading.Lock = field(default_factory=threading.Lock)
     _server: http.server.ThreadingHTTPServer | None = None
 
@@ -75,9 +79,12 @@ class HttpSink:
                     self.close_connection = True
                     return
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                if sink.down:
-                    with sink.lock:
+                with sink.lock:
+                    refuse = sink.down or sink.fail_next > 0
+                    if refuse:
                         sink.refused += 1
+                        sink.fail_next = max(sink.fail_next - 1, 0)
+                if refuse:
                     self._answer(503, b'{"error":"down"}')
                     return
                 verified = verify_webhook(
@@ -139,13 +146,30 @@ class HttpSink:
 
 
 class SmtpSink:
-    """An aiosmtpd server on a free port."""
+    """An aiosmtpd server on a free port.
 
-    def __init__(self) -> None:
+    Args:
+        security: "none", "starttls" (STARTTLS offered and required before MAIL) or "tls"
+            (implicit TLS from the first byte).
+        cert: The server's certificate (``tests.utils.tls``) for starttls/tls.
+        users: Accepted (login, password) pairs: AUTH is then required, and offered only
+            over TLS (``auth_require_tls``).
+    """
+
+    def __init__(
+        self,
+        security: str = "none",
+        cert: ServerCert | None = None,
+        users: dict[str, str] | None = None,
+    ) -> None:
         from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import AuthResult, LoginPassword
 
         self.port = free_port()
+        self.security = security
         self.messages: list[email.message.EmailMessage] = []
+        self.logins: list[tuple[str, bool]] = []  # (login, accepted)
+        self.tls_sessions = 0  # mails received over TLS
         sink = self
 
         class Handler:
@@ -160,9 +184,36 @@ class SmtpSink:
             async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
                 msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
                 sink.messages.append(msg)
+                # aiosmtpd marks STARTTLS sessions; an implicit-TLS server has no plain socket
+                sink.tls_sessions += session.ssl is not None or security == "tls"
                 return "250 Message accepted for delivery"
 
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        def authenticate(
+            server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+        ) -> Any:
+            if not isinstance(data, LoginPassword):
+                return AuthResult(success=False, handled=False)
+            login, password = data.login.decode(), data.password.decode()
+            ok = users is not None and users.get(login) == password
+            sink.logins.append((login, ok))
+            return AuthResult(success=ok, handled=False)
+
+        kw: dict[str, Any] = {}
+        if security == "starttls":
+            assert cert is not None, "starttls needs a certificate"
+            kw.update(tls_context=cert.server_context(), require_starttls=True)
+        elif security == "tls":
+            assert cert is not None, "tls needs a certificate"
+            kw.update(ssl_context=cert.server_context())
+        if users is not None:
+            # AUTH only over TLS; aiosmtpd counts only STARTTLS as TLS, so an implicit-TLS
+            # server (TLS from the first byte) turns its check off.
+            kw.update(
+                authenticator=authenticate,
+                auth_required=True,
+                auth_require_tls=security != "tls",
+            )
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port, **kw)
 
     def start(self) -> None:
         self.controller.start()
