@@ -75,10 +75,14 @@ def test_search_notebook(notebook_env: ClientDemo, tmp_path: Path) -> None:
     with SentinelClient(demo.stack.url, api_key=demo.viewer_key) as sc:
 
         def indexed() -> Any:
+            # Every incident closed and everything indexed: the answers stay put from here.
+            incidents = list(sc.iter_incidents(camera_id=demo.camera_id))
+            if any(i.status != "closed" for i in incidents):
+                return None
             r = sc.search("a person walking", camera_id=demo.camera_id, limit=5)
             return r if r.items and r.index_backlog == 0 else None
 
-        expected = wait_for(indexed, timeout=120, what="the demo camera indexed")
+        expected = wait_for(indexed, timeout=180, what="the demo camera closed and indexed")
     _, summary = _run("search.ipynb", tmp_path)
     assert summary["questions"] == 3
     assert summary["hits"]["a person walking"] == [h.id for h in expected.items]
