@@ -10,14 +10,18 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import httpx
 import yaml
 
 from sentinel.config import CameraConfig, Settings, load_settings
+
+if TYPE_CHECKING:
+    from sentinel.client import SentinelClient
 
 logger = logging.getLogger("sentinel")
 
@@ -505,24 +509,22 @@ def search_backfill(direct: bool) -> None:
     )
 
 
-def _api(url: str) -> httpx.Client:
-    """An HTTP client carrying SENTINEL_TOKEN (from `sentinel login`) or SENTINEL_API_KEY."""
-    headers: dict[str, str] = {}
-    if token := os.environ.get("SENTINEL_TOKEN"):
-        headers["Authorization"] = f"Bearer {token}"
-    elif key := os.environ.get("SENTINEL_API_KEY"):
-        headers["X-API-Key"] = key
-    return httpx.Client(base_url=url, timeout=30.0, headers=headers)
+@contextlib.contextmanager
+def _api(url: str, **credentials: Any) -> Iterator[SentinelClient]:
+    """A client of ``url`` signed in with ``credentials``, else with SENTINEL_TOKEN (from
+    `sentinel login`), SENTINEL_API_KEY or SENTINEL_USERNAME/SENTINEL_PASSWORD; its errors
+    become the command's error message."""
+    from sentinel.client import Credentials, SentinelAPIError, SentinelClient, SentinelError
+    from sentinel.client.errors import describe
 
-
-def _fail_on_error(response: httpx.Response) -> Any:
-    if response.status_code >= 400:
-        try:
-            detail = response.json().get("detail")
-        except ValueError:
-            detail = response.text
-        raise click.ClickException(f"{response.status_code}: {detail}")
-    return response.json() if response.content else None
+    creds = credentials or vars(Credentials.from_env())
+    try:
+        with SentinelClient(url, **creds) as client:
+            yield client
+    except SentinelAPIError as exc:
+        raise click.ClickException(f"{exc.status}: {describe(exc.detail)}") from exc
+    except SentinelError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 URL_OPTION = click.option(
@@ -531,6 +533,7 @@ URL_OPTION = click.option(
     show_default="SENTINEL_URL or http://127.0.0.1:8000",
     help="Where Sentinel's HTTP API listens.",
 )
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON, one per line.")
 
 
 @main.command()
@@ -543,10 +546,9 @@ def login(url: str, username: str, password: str | None, otp: str | None) -> Non
     if password is None:
         # Prompt on stderr so `eval "$(sentinel login ...)"` captures only the export line.
         password = click.prompt("password", hide_input=True, err=True)
-    form = {"username": username, "password": password, **({"otp": otp} if otp else {})}
-    with _api(url) as client:
-        body = _fail_on_error(client.post("/api/v1/auth/token", data=form))
-    click.echo(f"export SENTINEL_TOKEN={body['access_token']}")
+    with _api(url, username=username, password=password, otp=otp) as client:
+        client.login()
+        click.echo(f"export SENTINEL_TOKEN={client.tokens.access_token}")
 
 
 @main.command()
@@ -554,18 +556,13 @@ def login(url: str, username: str, password: str | None, otp: str | None) -> Non
 def status(url: str) -> None:
     """Health of a running Sentinel and the state of each camera."""
     with _api(url) as client:
-        try:
-            health = client.get("/health").json()
-        except httpx.HTTPError as exc:
-            raise click.ClickException(f"Sentinel is not reachable at {url}: {exc}") from exc
-        cameras = _fail_on_error(client.get("/api/v1/cameras"))
-    click.echo(
-        f"ready={health['ready']} database={health['database']} detector={health['detector']}"
-    )
-    for cam in cameras:
-        st = cam["status"]
-        err = f"  error: {st['last_error']}" if st.get("last_error") else ""
-        click.echo(f"{cam['id']:<20} {st['state']:<13} {cam['source']}{err}")
+        health = client.health()
+        cams = client.cameras()
+    click.echo(f"ready={health.ready} database={health.database} detector={health.detector}")
+    for cam in cams:
+        st = cam.status
+        err = f"  error: {st.last_error}" if st.last_error else ""
+        click.echo(f"{cam.id:<20} {st.state:<13} {cam.source}{err}")
 
 
 @main.group()
@@ -577,7 +574,8 @@ def cameras() -> None:
 @URL_OPTION
 def cameras_list(url: str) -> None:
     with _api(url) as client:
-        click.echo(json.dumps(_fail_on_error(client.get("/api/v1/cameras")), indent=2))
+        cams = [c.model_dump(mode="json") for c in client.cameras()]
+    click.echo(json.dumps(cams, indent=2))
 
 
 @cameras.command("add")
@@ -615,8 +613,8 @@ def cameras_add(
         if value is not None:
             body[key] = value
     with _api(url) as client:
-        cam = _fail_on_error(client.post("/api/v1/cameras", json=body))
-    click.echo(f"added {cam['id']}: {cam['status']['state']}")
+        cam = client.add_camera(body)
+    click.echo(f"added {cam.id}: {cam.status.state}")
 
 
 @cameras.command("remove")
@@ -624,8 +622,111 @@ def cameras_add(
 @click.argument("camera_id")
 def cameras_remove(url: str, camera_id: str) -> None:
     with _api(url) as client:
-        _fail_on_error(client.delete(f"/api/v1/cameras/{camera_id}"))
+        client.remove_camera(camera_id)
     click.echo(f"removed {camera_id}")
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """Times typed on the command line are UTC."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def _when(value: Any) -> str:
+    return value.isoformat(timespec="seconds") if value is not None else "-"
+
+
+@main.command()
+@URL_OPTION
+@click.option("--camera", "camera_id", default=None, help="Only this camera.")
+@click.option("--label", default=None, help="Only this class (person, car, ...).")
+@click.option("--since", type=click.DateTime(), default=None, help="Started at or after (UTC).")
+@click.option("--until", type=click.DateTime(), default=None, help="Started at or before (UTC).")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=20, show_default=True)
+@JSON_OPTION
+def events(
+    url: str,
+    camera_id: str | None,
+    label: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """The newest events of a running Sentinel (following pages up to --limit)."""
+    with _api(url) as client:
+        found = client.iter_events(
+            camera_id=camera_id,
+            label=label,
+            since=_utc(since),
+            until=_utc(until),
+            page_size=min(limit, 500),
+            max_items=limit,
+        )
+        for ev in found:
+            if as_json:
+                click.echo(ev.model_dump_json())
+            else:
+                click.echo(
+                    f"{ev.id:<24} {ev.camera_id:<16} {ev.label:<10} {ev.score:.2f} "
+                    f"{_when(ev.started_at)}  {_when(ev.ended_at)}"
+                )
+
+
+@main.command()
+@URL_OPTION
+@click.option("--camera", "camera_id", default=None, help="Only this camera.")
+@click.option("--label", default=None, help="Only incidents with this class.")
+@click.option("--status", "state", type=click.Choice(["open", "closed"]), default=None)
+@click.option("--limit", type=click.IntRange(1, 100_000), default=20, show_default=True)
+@JSON_OPTION
+def incidents(
+    url: str, camera_id: str | None, label: str | None, state: str | None, limit: int, as_json: bool
+) -> None:
+    """The newest incidents of a running Sentinel (following pages up to --limit)."""
+    with _api(url) as client:
+        found = client.iter_incidents(
+            camera_id=camera_id,
+            label=label,
+            status="open" if state == "open" else "closed" if state == "closed" else None,
+            page_size=min(limit, 500),
+            max_items=limit,
+        )
+        for inc in found:
+            if as_json:
+                click.echo(inc.model_dump_json())
+            else:
+                click.echo(
+                    f"{inc.id:<24} {inc.camera_id:<16} {inc.status:<7} "
+                    f"{','.join(inc.labels):<16} {len(inc.member_ids):>3} event(s) "
+                    f"{_when(inc.started_at)}"
+                )
+
+
+@search.command("query")
+@URL_OPTION
+@click.argument("words")
+@click.option("--camera", "camera_id", default=None, help="Only this camera.")
+@click.option("--kind", type=click.Choice(["event", "incident"]), default=None)
+@click.option("--limit", type=click.IntRange(1, 100), default=10, show_default=True)
+@JSON_OPTION
+def search_query(
+    url: str, words: str, camera_id: str | None, kind: str | None, limit: int, as_json: bool
+) -> None:
+    """Events and incidents of a running Sentinel closest to WORDS, best first."""
+    with _api(url) as client:
+        results = client.search(
+            words,
+            camera_id=camera_id,
+            kind="event" if kind == "event" else "incident" if kind == "incident" else None,
+            limit=limit,
+        )
+    for hit in results.items:
+        if as_json:
+            click.echo(hit.model_dump_json())
+        else:
+            click.echo(f"{hit.score:.3f} {hit.kind:<8} {hit.id:<24} {hit.camera_id}  {hit.snippet}")
+    if results.index_backlog and not as_json:
+        click.echo(f"({results.index_backlog} item(s) still waiting to be indexed)", err=True)
 
 
 @main.group()

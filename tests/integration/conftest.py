@@ -194,3 +194,68 @@ def sentinel_stack(tmp_path_factory: pytest.TempPathFactory, onnx_model: Path) -
         serve.shutdown()  # type: ignore[no-untyped-call]
     finally:
         ray.shutdown()
+
+
+@dataclass(frozen=True)
+class ClientDemo:
+    """A recorded camera with closed events, incidents and alerts on the session stack, and
+    API keys for the Python client and the notebooks."""
+
+    stack: Stack
+    camera_id: str
+    admin_key: str
+    operator_key: str
+    viewer_key: str
+
+
+def _api_key(stack: Stack, name: str, role: str) -> str:
+    r = stack.http.post("/api/v1/apikeys", json={"name": name, "role": role})
+    assert r.status_code == 201, r.text
+    return str(r.json()["key"])
+
+
+@pytest.fixture(scope="session")
+def client_demo(sentinel_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> ClientDemo:
+    """The first 12 s of the sample on camera ``client-cam`` (recorded, not paced), run to the
+    end, with a rule that alerts on every person it sees there."""
+    from tests.utils.media import h264_clip
+
+    stack = sentinel_stack
+    camera = "client-cam"
+    body: dict[str, Any] = {
+        "id": camera,
+        "name": "Plaza",
+        "description": "A paved plaza with people walking past and cars parked.",
+        "source": str(h264_clip(tmp_path_factory.mktemp("client-clips"), seconds=12)),
+        "realtime": False,
+        "detect_fps": 5,
+        "record": {"mode": "continuous"},
+    }
+    # A rule may name only a known camera, and must be in place before the clip runs (it
+    # would end before the rule reached it): name the camera while it is disabled, then
+    # replace it with the running one (removing a camera keeps its rules).
+    r = stack.http.post("/api/v1/cameras", json={**body, "enabled": False})
+    assert r.status_code == 201, r.text
+    rule = stack.http.post(
+        "/api/v1/rules",
+        json={
+            "name": "client: person seen",
+            "cameras": [camera],
+            "severity": "low",
+            "conditions": {"labels": ["person"], "event": "seen"},
+        },
+    )
+    assert rule.status_code == 201, rule.text
+    assert stack.http.delete(f"/api/v1/cameras/{camera}").status_code == 204
+    r = stack.http.post("/api/v1/cameras", json=body)
+    assert r.status_code == 201, r.text
+    stack.wait_state(camera, "finished", timeout=240)
+    events = stack.events(camera_id=camera)
+    assert len(events) >= 3 and all(e["ended_at"] for e in events), events
+    return ClientDemo(
+        stack,
+        camera,
+        admin_key=_api_key(stack, "client-admin", "admin"),
+        operator_key=_api_key(stack, "client-operator", "operator"),
+        viewer_key=_api_key(stack, "client-viewer", "viewer"),
+    )

@@ -1,0 +1,248 @@
+"""The HTTP API as data: one ``Call`` per route, shared by the sync and the async client.
+
+A ``Call`` says how to send a request and how to read its answer into the API's own response
+models (``sentinel.api``), so the clients cannot drift from the routes they call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, Literal, Protocol, TypeVar
+
+import httpx
+from pydantic import BaseModel, TypeAdapter
+
+from sentinel.api.alerts import AlertPage, AlertPublic
+from sentinel.api.auth import MeResponse, TokenResponse
+from sentinel.api.incidents import IncidentDetail, IncidentPage
+from sentinel.api.recordings import RecordingTimeline
+from sentinel.api.schemas import CameraPublic, EventPage, EventPublic, HealthReport
+from sentinel.api.search import SearchResults
+from sentinel.config import CameraConfig
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+T_co = TypeVar("T_co", covariant=True)
+
+API = "/api/v1"
+Verdict = Literal["true_positive", "false_positive"]
+AlertStatus = Literal["open", "acknowledged", "withdrawn"]
+Severity = Literal["info", "low", "medium", "high", "critical"]
+
+
+class Page(Protocol[T_co]):
+    """A page of a cursor-paginated list: its items and the cursor of the next page."""
+
+    @property
+    def items(self) -> Sequence[T_co]: ...
+
+    @property
+    def next_cursor(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    """One request and how its answer is read.
+
+    Attributes:
+        method: The HTTP method.
+        path: The path under the server's root.
+        parse: Reads a successful response.
+        params: Query parameters (``None`` values are left out).
+        json: A JSON body.
+        data: A form body.
+        authed: Whether credentials go with it (the token routes carry their own).
+    """
+
+    method: str
+    path: str
+    parse: Callable[[httpx.Response], T]
+    params: Mapping[str, Any] = field(default_factory=dict)
+    json: Any = None
+    data: Mapping[str, str] | None = None
+    authed: bool = True
+
+    def query(self) -> dict[str, str | int | float | bool]:
+        """The query parameters as httpx takes them: ``None`` dropped, datetimes in ISO 8601."""
+        out: dict[str, str | int | float | bool] = {}
+        for key, value in self.params.items():
+            if value is None:
+                continue
+            out[key] = value.isoformat() if isinstance(value, datetime) else value
+        return out
+
+
+def _model(cls: type[M]) -> Callable[[httpx.Response], M]:
+    return lambda r: cls.model_validate_json(r.content)
+
+
+def _models(cls: type[M]) -> Callable[[httpx.Response], list[M]]:
+    adapter = TypeAdapter(list[cls])  # type: ignore[valid-type]
+    return lambda r: list(adapter.validate_json(r.content))
+
+
+def _nothing(_: httpx.Response) -> None:
+    return None
+
+
+def _text(r: httpx.Response) -> str:
+    return r.text
+
+
+def _bytes(r: httpx.Response) -> bytes:
+    return r.content
+
+
+def _seg(value: str) -> str:
+    """One path segment: ids never carry '/', but a caller's typo must not reach another route."""
+    if not value or "/" in value or value in {".", ".."}:
+        raise ValueError(f"not a valid id: {value!r}")
+    return value
+
+
+# Sign-in ----------------------------------------------------------------------------------
+
+
+def login(username: str, password: str, otp: str | None = None) -> Call[TokenResponse]:
+    form = {"username": username, "password": password}
+    if otp:
+        form["otp"] = otp
+    return Call("POST", f"{API}/auth/token", _model(TokenResponse), data=form, authed=False)
+
+
+def refresh(refresh_token: str) -> Call[TokenResponse]:
+    form = {"refresh_token": refresh_token}
+    return Call("POST", f"{API}/auth/refresh", _model(TokenResponse), data=form, authed=False)
+
+
+def logout() -> Call[None]:
+    return Call("POST", f"{API}/auth/logout", _nothing)
+
+
+def me() -> Call[MeResponse]:
+    return Call("GET", f"{API}/auth/me", _model(MeResponse))
+
+
+# System -----------------------------------------------------------------------------------
+
+
+def health() -> Call[HealthReport]:
+    return Call("GET", "/health", _model(HealthReport))
+
+
+def metrics() -> Call[str]:
+    return Call("GET", "/metrics", _text)
+
+
+# Cameras ----------------------------------------------------------------------------------
+
+
+def cameras() -> Call[list[CameraPublic]]:
+    return Call("GET", f"{API}/cameras", _models(CameraPublic))
+
+
+def camera(camera_id: str) -> Call[CameraPublic]:
+    return Call("GET", f"{API}/cameras/{_seg(camera_id)}", _model(CameraPublic))
+
+
+def add_camera(config: CameraConfig | Mapping[str, Any]) -> Call[CameraPublic]:
+    body = (
+        config.model_dump(mode="json", exclude_unset=True)
+        if isinstance(config, CameraConfig)
+        else dict(config)
+    )
+    return Call("POST", f"{API}/cameras", _model(CameraPublic), json=body)
+
+
+def remove_camera(camera_id: str) -> Call[None]:
+    return Call("DELETE", f"{API}/cameras/{_seg(camera_id)}", _nothing)
+
+
+def latest_frame(camera_id: str) -> Call[bytes]:
+    return Call("GET", f"{API}/cameras/{_seg(camera_id)}/latest.jpg", _bytes)
+
+
+def recordings(
+    camera_id: str, since: datetime | None, until: datetime | None
+) -> Call[RecordingTimeline]:
+    return Call(
+        "GET",
+        f"{API}/cameras/{_seg(camera_id)}/recordings",
+        _model(RecordingTimeline),
+        params={"since": since, "until": until},
+    )
+
+
+# Events and incidents ---------------------------------------------------------------------
+
+
+def events(**params: Any) -> Call[EventPage]:
+    return Call("GET", f"{API}/events", _model(EventPage), params=params)
+
+
+def event(event_id: str) -> Call[EventPublic]:
+    return Call("GET", f"{API}/events/{_seg(event_id)}", _model(EventPublic))
+
+
+def event_snapshot(event_id: str) -> Call[bytes]:
+    return Call("GET", f"{API}/events/{_seg(event_id)}/snapshot.jpg", _bytes)
+
+
+def incidents(**params: Any) -> Call[IncidentPage]:
+    return Call("GET", f"{API}/incidents", _model(IncidentPage), params=params)
+
+
+def incident(incident_id: str) -> Call[IncidentDetail]:
+    return Call("GET", f"{API}/incidents/{_seg(incident_id)}", _model(IncidentDetail))
+
+
+# Alerts -----------------------------------------------------------------------------------
+
+
+def alerts(**params: Any) -> Call[AlertPage]:
+    return Call("GET", f"{API}/alerts", _model(AlertPage), params=params)
+
+
+def alert(alert_id: str) -> Call[AlertPublic]:
+    return Call("GET", f"{API}/alerts/{_seg(alert_id)}", _model(AlertPublic))
+
+
+def ack_alert(alert_id: str) -> Call[AlertPublic]:
+    return Call("POST", f"{API}/alerts/{_seg(alert_id)}/ack", _model(AlertPublic))
+
+
+def alert_verdict(alert_id: str, verdict: Verdict, note: str) -> Call[AlertPublic]:
+    body = {"verdict": verdict, "note": note}
+    return Call("POST", f"{API}/alerts/{_seg(alert_id)}/feedback", _model(AlertPublic), json=body)
+
+
+# Search -----------------------------------------------------------------------------------
+
+
+def search(**params: Any) -> Call[SearchResults]:
+    return Call("GET", f"{API}/search", _model(SearchResults), params=params)
+
+
+def similar(event_id: str, **params: Any) -> Call[SearchResults]:
+    path = f"{API}/events/{_seg(event_id)}/similar"
+    return Call("GET", path, _model(SearchResults), params=params)
+
+
+# Clips (downloaded as streams: the parse reads nothing) ------------------------------------
+
+
+def event_clip(event_id: str, pre_s: float, post_s: float) -> Call[None]:
+    params = {"pre_s": pre_s, "post_s": post_s}
+    return Call("GET", f"{API}/events/{_seg(event_id)}/clip.mp4", _nothing, params=params)
+
+
+def incident_clip(incident_id: str, pre_s: float, post_s: float) -> Call[None]:
+    params = {"pre_s": pre_s, "post_s": post_s}
+    return Call("GET", f"{API}/incidents/{_seg(incident_id)}/clip.mp4", _nothing, params=params)
+
+
+def camera_clip(camera_id: str, start: datetime, end: datetime) -> Call[None]:
+    params = {"start": start, "end": end}
+    return Call("GET", f"{API}/cameras/{_seg(camera_id)}/clip.mp4", _nothing, params=params)
