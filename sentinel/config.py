@@ -697,6 +697,56 @@ class SearchSettings(StrictModel):
         return value
 
 
+class VoiceSettings(StrictModel):
+    """Spoken questions: the transcriber deployment (Whisper base on faster-whisper) and the
+    routes /api/v1/ask/voice and /api/v1/transcribe."""
+
+    enabled: bool = Field(
+        True, description="Run the transcriber and serve /ask/voice and /transcribe."
+    )
+    model_path: Path | None = Field(
+        None,
+        description="A CTranslate2 Whisper folder with a SHA256SUMS file; null: the bundled "
+        "Whisper base, assembled under <data dir>/models/whisper-base by `sentinel models init`.",
+    )
+    language: str | None = Field(
+        "en",
+        pattern=r"^[a-z]{2,3}$",
+        description="Language spoken (Whisper code); null: detected per request.",
+    )
+    threads: int = Field(2, ge=1, le=64, description="CTranslate2 threads of the replica.")
+    num_cpus: float = Field(
+        0.0,
+        ge=0,
+        le=64,
+        description="CPUs reserved for the transcriber (0: it shares the cores, like the "
+        "embedder; it only works while someone speaks to it).",
+    )
+    compute_type: Literal["int8", "int8_float32", "float32"] = Field(
+        "int8", description="CTranslate2 compute type on the CPU."
+    )
+    beam_size: int = Field(1, ge=1, le=10, description="Beam width (1: greedy, fastest).")
+    max_bytes: int = Field(
+        10 << 20, ge=1024, le=200 << 20, description="Largest audio upload, in bytes."
+    )
+    min_seconds: float = Field(0.3, ge=0, le=10, description="Shortest audio accepted.")
+    max_seconds: float = Field(30.0, gt=1, le=600, description="Longest audio accepted.")
+    speak_voice: str = Field(
+        "en-us",
+        pattern=r"^[a-z]{2,3}(-[a-z0-9]{1,8}){0,3}$",
+        description="espeak-ng voice of spoken answers (?speak=true).",
+    )
+    speak_timeout_s: float = Field(10.0, gt=0, le=120, description="espeak-ng's time limit.")
+
+    @model_validator(mode="after")
+    def _durations(self) -> VoiceSettings:
+        if self.min_seconds >= self.max_seconds:
+            raise ValueError(
+                f"min_seconds ({self.min_seconds}) must be below max_seconds ({self.max_seconds})"
+            )
+        return self
+
+
 class ClusterSettings(StrictModel):
     """Placement on a multi-node Ray cluster."""
 
@@ -834,6 +884,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     rulegen: RuleGenConfig = Field(default_factory=RuleGenConfig)
     search: SearchSettings = Field(default_factory=SearchSettings)
+    voice: VoiceSettings = Field(default_factory=VoiceSettings)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
     cameras: list[CameraConfig] = Field(default_factory=list)
@@ -879,6 +930,10 @@ class Settings(BaseSettings):
     def search_index_path(self) -> Path:
         """The embedded search index's folder (unused with ``search.chroma_url``)."""
         return self.data_dir / "search"
+
+    def whisper_model_path(self) -> Path:
+        """The speech-to-text model folder (the bundled Whisper base unless configured)."""
+        return self.voice.model_path or self.models_dir / "whisper-base"
 
     def onnx_model_path(self) -> Path:
         return self.detector.model_path or self.models_dir / "yolov8n.onnx"

@@ -32,12 +32,15 @@ from sentinel.gateway.keys import KeyRing
 from sentinel.gateway.secretbox import open_secret_box
 from sentinel.models.embedder import minilm_dir, verify_minilm
 from sentinel.models.gguf import verify_gguf
+from sentinel.models.whisper import verify_whisper
 from sentinel.models.yolo import verify_model
+from sentinel.search.voice import recognizer_options
 from sentinel.serve.agent_deployment import AgentDeployment
 from sentinel.serve.detector import build_detector, detector_options
 from sentinel.serve.embedder import build_embedder
 from sentinel.serve.ingress import Ingress
 from sentinel.serve.llm import build_llm
+from sentinel.serve.transcriber import build_transcriber
 from sentinel.store.camera_secrets import seal_camera
 from sentinel.store.db import make_engine, migrate
 from sentinel.store.repo import CameraRepository
@@ -65,6 +68,7 @@ def runtime_of(settings: Settings) -> dict[str, Any]:
         "storage": settings.storage.model_dump(mode="json"),
         "rulegen": settings.rulegen.model_dump(mode="json"),
         "search": settings.search.model_dump(mode="json"),
+        "voice": settings.voice.model_dump(mode="json"),
         "cluster": settings.cluster.model_dump(mode="json"),
         "notify": settings.notify.model_dump(mode="json"),
     }
@@ -86,6 +90,10 @@ def verify_models(settings: Settings) -> None:
         verify_gguf(settings.gguf_model_path().resolve())
     if settings.search.enabled:
         verify_minilm(minilm_dir())
+    if settings.voice.enabled:
+        verify_whisper(
+            settings.whisper_model_path().resolve(), pinned=settings.voice.model_path is None
+        )
 
 
 def build_application(settings: Settings) -> Any:
@@ -119,7 +127,17 @@ def build_application(settings: Settings) -> Any:
         if search.enabled
         else None
     )
-    return Ingress.bind(detector, runtime_of(settings), agent, llm, embedder)  # type: ignore[attr-defined]
+    voice = settings.voice
+    transcriber = (
+        build_transcriber(
+            settings.whisper_model_path().resolve(),
+            recognizer_options(voice, pinned=voice.model_path is None),
+            voice.num_cpus,
+        )
+        if voice.enabled
+        else None
+    )
+    return Ingress.bind(detector, runtime_of(settings), agent, llm, embedder, transcriber)  # type: ignore[attr-defined]
 
 
 def placement_demands(settings: Settings, nodes: list[dict[str, Any]]) -> dict[str, Demand]:
@@ -135,6 +153,8 @@ def placement_demands(settings: Settings, nodes: list[dict[str, Any]]) -> dict[s
     demands["detector replica"] = Demand({k: v for k, v in det_resources.items() if v > 0})
     if wants_embedded_llm(settings) and settings.agent.llm.num_cpus > 0:
         demands["LLM replica"] = Demand({"CPU": settings.agent.llm.num_cpus})
+    if settings.voice.enabled and settings.voice.num_cpus > 0:
+        demands["transcriber replica"] = Demand({"CPU": settings.voice.num_cpus})
     return demands
 
 

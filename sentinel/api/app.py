@@ -31,6 +31,7 @@ from sentinel.api import (
     rules,
     search,
     storage,
+    voice,
 )
 from sentinel.api.deps import ServicesDep
 from sentinel.api.metrics import render_metrics
@@ -108,6 +109,7 @@ def create_app() -> FastAPI:
     api.include_router(rulegen.router)
     api.include_router(rules.router)
     api.include_router(search.router)
+    api.include_router(voice.router)
     api.include_router(notify.router)
     api.include_router(notify_delivery.router)
     app.include_router(api)

@@ -18,6 +18,7 @@ from sentinel.notify.channels import Sender
 from sentinel.rules.rulegen import RuleGenSettings, Suggestion
 from sentinel.search.index import IndexReader
 from sentinel.search.service import SearchService
+from sentinel.search.voice import AudioLimits, Recognize
 from sentinel.store.alert_repo import AlertRepository, ExperimentRepository, PromptRepository
 from sentinel.store.export_repo import ExportRepository
 from sentinel.store.objects import ObjectStore
@@ -98,6 +99,17 @@ class SearchServices:
         return self.index if self.index is not None else self.service.index
 
 
+@dataclass
+class VoiceServices:
+    """Voice: the recogniser (in the platform the Transcriber deployment's handle; a runner on
+    a worker thread in tests), the upload limits, and how answers are spoken."""
+
+    recognize: Recognize
+    limits: AudioLimits = field(default_factory=AudioLimits)
+    speak_voice: str = "en-us"
+    speak_timeout_s: float = 10.0
+
+
 RuleGenRunner = Callable[[RuleGenSettings, datetime | None], list[Suggestion]]
 """Runs RuleGen's mining and backtests over the history since a time (None: all of it)."""
 
@@ -158,6 +170,7 @@ class Services:
     exports: ExportRepository | None = None  # None: exports are not configured
     rulegen: RuleGenServices = field(default_factory=RuleGenServices)
     search: SearchServices | None = None  # None: search is off
+    voice: VoiceServices | None = None  # None: voice is off
     notify: NotifyServices | None = None  # None: the notifier's routes answer 503
 
 

@@ -31,6 +31,8 @@ async def _reject(send: Send, status: int, detail: str) -> None:
 
 SEARCH_PATH = "/api/v1/search"
 SEARCH_QUERY_BYTES = 3 * 4096 + 1024
+VOICE_PATHS = frozenset({"/api/v1/ask/voice", "/api/v1/transcribe"})
+MULTIPART_SLACK = 64 << 10  # a multipart envelope around the audio
 
 
 class LimitRequestSize:
@@ -55,6 +57,9 @@ class LimitRequestSize:
             # A search text of up to 4 KiB may triple when percent-encoded; the route answers
             # a longer one with a 422 that names the parameter.
             max_query = max(max_query, SEARCH_QUERY_BYTES)
+        if services is not None and services.voice is not None and scope["path"] in VOICE_PATHS:
+            # Audio uploads have their own limit (voice.max_bytes); the route answers 413 past it.
+            max_body = max(max_body, services.voice.limits.max_bytes + MULTIPART_SLACK)
         if len(scope.get("query_string", b"")) > max_query:
             await _reject(send, 413, f"query string over {max_query} bytes")
             return

@@ -12,7 +12,7 @@ import numpy as np
 import ray
 from numpy.typing import NDArray
 from ray import serve
-from ray.exceptions import RayActorError
+from ray.exceptions import RayActorError, RayError
 from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
 from sqlalchemy.engine import Engine
 
@@ -29,6 +29,7 @@ from sentinel.api.deps import (
     RuleGenServices,
     SearchServices,
     Services,
+    VoiceServices,
     install_services,
 )
 from sentinel.api.setup import build_security
@@ -38,11 +39,14 @@ from sentinel.config import (
     NotifySettings,
     RuleGenConfig,
     SearchSettings,
+    VoiceSettings,
 )
 from sentinel.models.llm_runner import await_or_cancel
+from sentinel.models.whisper import Transcript
 from sentinel.notify.relay import make_senders, secrets_of
 from sentinel.rules.rulegen import RuleGenSettings, Suggestion
 from sentinel.search.service import open_search
+from sentinel.search.voice import VoiceUnavailableError, limits_of
 from sentinel.store.alert_repo import AlertRepository, ExperimentRepository, PromptRepository
 from sentinel.store.db import make_engine
 from sentinel.store.export_repo import ExportRepository
@@ -225,6 +229,31 @@ def search_services(
     return SearchServices(service, index=index, embed_async=embed_async)
 
 
+def voice_services(runtime: dict[str, Any], transcriber: Any | None) -> VoiceServices | None:
+    """Voice in the ingress: uploads decoded and checked here, transcribed by the Transcriber
+    deployment; None when voice is off."""
+    settings = VoiceSettings(**runtime.get("voice", {}))
+    if transcriber is None or not settings.enabled:
+        return None
+
+    async def recognize(samples: NDArray[np.float32]) -> Transcript:
+        try:
+            result: dict[str, Any] = await transcriber.transcribe.remote(samples)
+        except RayError as exc:  # the replica died or failed: not the caller's fault
+            logger.warning("transcriber failed: %s", exc)
+            raise VoiceUnavailableError(
+                f"the transcriber is unavailable ({type(exc).__name__})"
+            ) from exc
+        return Transcript.from_dict(result)
+
+    return VoiceServices(
+        recognize,
+        limits=limits_of(settings),
+        speak_voice=settings.speak_voice,
+        speak_timeout_s=settings.speak_timeout_s,
+    )
+
+
 @serve.deployment(name="Ingress", max_ongoing_requests=256, ray_actor_options={"num_cpus": 0})
 @serve.ingress(app)
 class Ingress:
@@ -237,6 +266,7 @@ class Ingress:
         agent: DeploymentHandle[Any] | None = None,
         llm: DeploymentHandle[Any] | None = None,
         embedder: DeploymentHandle[Any] | None = None,
+        transcriber: DeploymentHandle[Any] | None = None,
     ) -> None:
         engine = make_engine(runtime["db_url"])
         objects = make_object_store(runtime["objects"], Path(runtime["data_dir"]))
@@ -274,5 +304,6 @@ class Ingress:
                     llm=LlmHandleControl(llm) if llm is not None else None,
                 ),
                 search=search_services(engine, runtime, objects, embedder),
+                voice=voice_services(runtime, transcriber),
             )
         )

@@ -136,7 +136,9 @@ class _AdminRelogin(httpx.Auth):
 
 
 @pytest.fixture(scope="session")
-def sentinel_stack(tmp_path_factory: pytest.TempPathFactory, onnx_model: Path) -> Iterator[Stack]:
+def sentinel_stack(
+    tmp_path_factory: pytest.TempPathFactory, onnx_model: Path, whisper_model: Path
+) -> Iterator[Stack]:
     import ray
     from ray import serve
 
@@ -154,6 +156,8 @@ def sentinel_stack(tmp_path_factory: pytest.TempPathFactory, onnx_model: Path) -
         # test with the real model; here it would only compete for the 2 cores.
         agent={"enabled": False},
         rulegen={"first_run_after_s": 0},
+        # The Transcriber deployment (test_voice_ray.py); one thread: it idles otherwise.
+        voice={"model_path": whisper_model, "threads": 1},
         # The notifier's tests send to receivers on 127.0.0.1 (test_notify_actor.py).
         notify={
             "allow_http": True,

@@ -91,6 +91,7 @@ def test_start_refuses_a_config_no_node_can_run(
         detector={"model_path": onnx_model, "num_gpus": 1},
         agent={"enabled": False},
         rulegen={"enabled": False},
+        voice={"enabled": False},
         cameras=[
             {
                 "id": "gate",
@@ -124,6 +125,7 @@ def test_app_builder_builds_the_app_from_a_config_file(onnx_model: Path, tmp_pat
                 "data_dir": str(tmp_path / "data"),
                 "detector": {"model_path": str(onnx_model)},
                 "agent": {"enabled": False},
+                "voice": {"enabled": False},
                 "cameras": [{"id": "gate", "source": "rtsp://127.0.0.1:9/gate"}],
             }
         )

@@ -17,11 +17,13 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from sentinel.api.deps import SearchServices
+from sentinel.api.deps import SearchServices, VoiceServices
 from sentinel.gateway.roles import Role
 from sentinel.models.embedder import TextEmbedder
+from sentinel.models.whisper import SpeechRecognizer
 from sentinel.search.index import VectorIndex
 from sentinel.search.service import SearchService
+from sentinel.search.voice import on_a_thread
 from sentinel.store.db import make_engine, migrate, sqlite_url
 from sentinel.store.incident_repo import IncidentRepository
 from sentinel.store.search_queue_repo import SearchQueue
@@ -31,7 +33,7 @@ from tests.utils.services import make_services
 
 
 @pytest.fixture
-def fuzz_app(tmp_path: Path) -> Iterator[tuple[Any, dict[str, str]]]:
+def fuzz_app(tmp_path: Path, whisper_model: Path) -> Iterator[tuple[Any, dict[str, str]]]:
     engine = make_engine(sqlite_url(tmp_path / "fuzz.sqlite"))
     migrate(engine)
     services = make_services(engine, tmp_path, auth={"rate_per_s": 10_000, "rate_burst": 100_000})
@@ -46,6 +48,8 @@ def fuzz_app(tmp_path: Path) -> Iterator[tuple[Any, dict[str, str]]]:
             objects=services.objects,
         )
     )
+    # The real recogniser: generated bodies must be refused (422) before it, or transcribed.
+    services.voice = VoiceServices(on_a_thread(SpeechRecognizer(whisper_model, threads=2)))
     admin = add_user(services.security, "fuzzer", Role.ADMIN)
     yield api_app(services), admin.headers
     engine.dispose()

@@ -32,7 +32,7 @@ from fastapi.testclient import TestClient
 
 from sentinel.actors.retention import SweepReport
 from sentinel.api.app import create_app
-from sentinel.api.deps import SearchServices, Services
+from sentinel.api.deps import SearchServices, Services, VoiceServices
 from sentinel.api.security import authorize, authorize_every_camera, require_metrics
 from sentinel.domain.alerts import AlertDecision, DecidedBy, Severity
 from sentinel.domain.experiments import Variant
@@ -43,8 +43,10 @@ from sentinel.domain.types import Box, EventState
 from sentinel.gateway.roles import ROLE_SCOPES, Role
 from sentinel.gateway.tokens import new_opaque_token
 from sentinel.models.embedder import TextEmbedder
+from sentinel.models.whisper import SpeechRecognizer
 from sentinel.search.index import VectorIndex
 from sentinel.search.service import SearchService
+from sentinel.search.voice import on_a_thread
 from sentinel.store.db import make_engine, migrate, sqlite_url
 from sentinel.store.export_repo import ExportRepository
 from sentinel.store.incident_repo import IncidentRepository
@@ -63,6 +65,7 @@ from tests.integration import test_segments as seg
 from tests.utils.api import api_app
 from tests.utils.auth import add_user
 from tests.utils.services import FakeControl, make_services
+from tests.utils.speech import espeak_wav
 
 TABLE = Path(__file__).resolve().parents[1] / "route_scopes.json"
 T0 = seg.BASE  # the recorded segments cover T0 to T0 + 20 s
@@ -108,6 +111,9 @@ EVERY_CAMERA = {
     "POST /api/v1/arming",
     "POST /api/v1/rulegen/run",
 }
+# Routes that take a spoken question: every principal allowed to call them gets an answer
+# (a 200, so the leak checks below read a real answer, not a refusal).
+VOICE_ROUTES = {"POST /api/v1/ask/voice", "POST /api/v1/transcribe"}
 # New cameras the walk asks to create (POST /cameras), and the limited principals whose limits
 # hold them; the other limited principals must get 403. cam-new joins group "front".
 CREATABLE = {"cam-new": {"admin_a"}, "cam-new2": set()}
@@ -271,9 +277,21 @@ def search_embedder() -> TextEmbedder:
     return TextEmbedder(threads=1)
 
 
+@pytest.fixture(scope="module")
+def recognizer(whisper_model: Path) -> SpeechRecognizer:
+    return SpeechRecognizer(whisper_model, pinned=True, threads=2)
+
+
+# A spoken question for the voice routes: its answer cites events, which must be the caller's.
+SPOKEN_QUESTION = espeak_wav("show me the person at the camera")
+
+
 @pytest.fixture
 def world(
-    tmp_path: Path, recorded: list[SegmentInfo], search_embedder: TextEmbedder
+    tmp_path: Path,
+    recorded: list[SegmentInfo],
+    search_embedder: TextEmbedder,
+    recognizer: SpeechRecognizer,
 ) -> Iterator[World]:
     engine = make_engine(sqlite_url(tmp_path / "db.sqlite"))
     migrate(engine)
@@ -405,6 +423,7 @@ def world(
         )
     )
     assert services.search.service.drain() >= 2
+    services.voice = VoiceServices(on_a_thread(recognizer))
     app = api_app(services)
     with TestClient(app, raise_server_exceptions=False) as client:
         # A mutating request naming camera B's alert, so the audit log holds B's ids.
@@ -605,6 +624,8 @@ def _requests(w: World, method: str, path: str) -> list[dict[str, Any]]:
             }
         },
         "GET /api/v1/search": {"params": {"q": "person"}},
+        "POST /api/v1/ask/voice": {"content": SPOKEN_QUESTION},
+        "POST /api/v1/transcribe": {"content": SPOKEN_QUESTION},
         "POST /v1/chat/completions": {
             "json": {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
         },
@@ -734,6 +755,8 @@ def test_walk_every_route(world: World, who: str) -> None:
                 assert r.status_code not in (401, 403), where
             else:
                 assert r.status_code == 403, where
+            if key in VOICE_ROUTES and allowed and who != "anonymous":
+                assert r.status_code == 200, where
             assert "argon2" not in r.text, where  # no password hash ever leaves
             if who == "anonymous" or not allowed or guard == "public":
                 continue

@@ -1,0 +1,292 @@
+"""Voice routes: a spoken question in, its transcript and an answer out (and the answer spoken
+back with ``?speak=true``); and plain transcription for the dashboard's microphone button.
+
+The audio is the request body: raw (any ``Content-Type``, e.g. ``audio/wav``, ``audio/ogg``,
+``audio/webm``) or ``multipart/form-data`` with a file field ``audio``. Its container is
+recognised by its first bytes, whatever the client claims. Audio that is not WAV/OGG/WebM,
+does not decode, is too short or too long, is silent, or holds no speech gets a 422 naming the
+reason, as a FastAPI validation error at ``body.audio``; a body over the limit gets a 413.
+
+Spoken answers come back in the JSON, base64-encoded (``audio.data``, a 16-bit mono WAV): one
+response a browser can both read and play (``new Audio("data:audio/wav;base64," + data)``).
+
+The answer comes from one seam, :func:`get_answerer`: today it answers from the semantic search
+(the best matches, as text, with the matches as citations, within the caller's cameras); the
+ask service (``POST /api/v1/ask``) replaces it there, and nothing else changes.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import wave
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Literal, cast
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Security
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+
+from sentinel.api.deps import Services, ServicesDep, VoiceServices
+from sentinel.api.search import SearchHitPublic, search_results
+from sentinel.api.security import authorize
+from sentinel.gateway.roles import EVENTS_READ, Principal
+from sentinel.search.index import SearchFilter
+from sentinel.search.service import MAX_QUERY_BYTES
+from sentinel.search.voice import (
+    Audio,
+    VoiceInputError,
+    VoiceUnavailableError,
+    speak,
+    transcribe_upload,
+)
+
+router = APIRouter(tags=["voice"])
+
+CITATIONS = 5
+"""Matches the search-backed answer cites."""
+SPOKEN = 3
+"""Matches the search-backed answer reads out."""
+
+_BINARY = {"type": "string", "format": "binary"}
+AUDIO_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "The audio (WAV, OGG or WebM; recognised by its first bytes), raw or as "
+        "the multipart file field `audio`.",
+        "content": {
+            "application/octet-stream": {"schema": _BINARY},
+            "audio/wav": {"schema": _BINARY},
+            "audio/ogg": {"schema": _BINARY},
+            "audio/webm": {"schema": _BINARY},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"audio": _BINARY},
+                    "required": ["audio"],
+                }
+            },
+        },
+    }
+}
+
+
+AudioFormat = Literal["wav", "ogg", "webm"]
+
+
+class TranscriptPublic(BaseModel):
+    text: str = Field(description="What was said.")
+    language: str = Field(description="The language decoded.")
+    format: AudioFormat = Field(description="The container received.")
+    codec: str = Field(description="The audio codec received (pcm_s16le, opus, …).")
+    duration_s: float = Field(description="Seconds of audio received.")
+    speech_s: float = Field(description="Seconds of it that sounded like a voice.")
+    seconds: float = Field(description="Seconds the recognition took.")
+
+
+class SpokenAudio(BaseModel):
+    media_type: Literal["audio/wav"] = "audio/wav"
+    encoding: Literal["base64"] = "base64"
+    data: str = Field(description="The WAV file (16-bit mono PCM), base64-encoded.")
+    duration_s: float
+
+
+class VoiceAnswer(BaseModel):
+    """What the answering seam returns (the ask service's result, in this shape)."""
+
+    answer: str = Field(description="The answer, in words.")
+    citations: list[SearchHitPublic] = Field(description="The items the answer rests on.")
+
+
+class VoiceAskResponse(BaseModel):
+    transcript: TranscriptPublic
+    answer: str = Field(description="The answer, in words.")
+    citations: list[SearchHitPublic] = Field(description="The items the answer rests on.")
+    audio: SpokenAudio | None = Field(
+        None, description="The answer spoken (with ?speak=true), else null."
+    )
+
+
+Answerer = Callable[[str, Principal], Awaitable[VoiceAnswer]]
+"""Answers a question for a principal (who may only see some cameras)."""
+
+
+def _when(hit: SearchHitPublic) -> str:
+    return hit.started_at.strftime("%Y-%m-%d %H:%M UTC")
+
+
+async def answer_from_search(
+    services: Services, question: str, principal: Principal
+) -> VoiceAnswer:
+    """An answer from the semantic search: the best matches among the caller's cameras, read
+    out as text, and cited. Says so when nothing matches instead of making something up."""
+    query = question.encode()[:MAX_QUERY_BYTES].decode(errors="ignore")
+    results = await search_results(services, principal, query, SearchFilter(), CITATIONS)
+    hits = results.items
+    if not hits:
+        return VoiceAnswer(
+            answer="I found nothing in the indexed history that matches that.", citations=[]
+        )
+    lines = [
+        f"{n}. {hit.snippet.rstrip('.…')} ({hit.kind} {hit.id[:8]}, {_when(hit)})."
+        for n, hit in enumerate(hits[:SPOKEN], start=1)
+    ]
+    more = f" {len(hits) - SPOKEN} more in the citations." if len(hits) > SPOKEN else ""
+    head = "The closest match is:" if len(hits) == 1 else f"The {len(hits)} closest matches:"
+    return VoiceAnswer(answer=" ".join([head, *lines]) + more, citations=hits)
+
+
+def get_answerer(services: ServicesDep) -> Answerer:
+    """THE answering seam of ``POST /ask/voice``: a question and its asker in, a
+    :class:`VoiceAnswer` out. Today: :func:`answer_from_search`. Swap in the ask service here
+    (and only here) when it lands."""
+
+    async def answer(question: str, principal: Principal) -> VoiceAnswer:
+        return await answer_from_search(services, question, principal)
+
+    return answer
+
+
+AnswererDep = Annotated[Answerer, Depends(get_answerer)]
+
+
+def _voice(services: Services) -> VoiceServices:
+    found = services.voice
+    if found is None:
+        raise HTTPException(404, "voice is not enabled (settings: voice.enabled)")
+    return found
+
+
+def _invalid(msg: str, kind: str = "value_error") -> RequestValidationError:
+    return RequestValidationError([{"loc": ("body", "audio"), "msg": msg, "type": kind}])
+
+
+def _too_large(limit: int) -> HTTPException:
+    return HTTPException(413, f"the audio is over {limit} bytes")
+
+
+async def read_audio(request: Request, limit: int) -> bytes:
+    """The audio of the request: the multipart file field ``audio``, or the raw body.
+
+    Raises:
+        RequestValidationError: no audio, or a malformed multipart body (422).
+        HTTPException: over ``limit`` bytes (413).
+    """
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "multipart/form-data":
+        try:
+            form = await request.form(max_files=1, max_fields=8)
+        except StarletteHTTPException as exc:  # python-multipart's parse errors
+            raise _invalid(f"malformed multipart body: {exc.detail}", "multipart") from exc
+        except ClientDisconnect as exc:  # the size middleware cut it off
+            raise _too_large(limit) from exc
+        try:
+            upload = form.get("audio")
+            if not isinstance(upload, UploadFile):
+                raise _invalid("the multipart body needs a file field named 'audio'", "missing")
+            data = await upload.read(limit + 1)
+        finally:
+            await form.close()
+    else:
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit)
+                chunks.append(chunk)
+        except ClientDisconnect as exc:
+            raise _too_large(limit) from exc
+        data = b"".join(chunks)
+    if len(data) > limit:
+        raise _too_large(limit)
+    if not data:
+        raise _invalid("no audio: send WAV, OGG or WebM as the body or as the field 'audio'")
+    return data
+
+
+async def _transcribe(request: Request, voice: VoiceServices) -> tuple[Audio, TranscriptPublic]:
+    data = await read_audio(request, voice.limits.max_bytes)
+    try:
+        audio, transcript = await transcribe_upload(data, voice.limits, voice.recognize)
+    except VoiceInputError as exc:
+        raise _invalid(str(exc)) from exc
+    except VoiceUnavailableError as exc:
+        raise HTTPException(503, str(exc)) from exc
+    return audio, TranscriptPublic(
+        text=transcript.text,
+        language=transcript.language,
+        format=cast(AudioFormat, audio.format),  # one of FORMATS by construction
+        codec=audio.codec,
+        duration_s=audio.duration_s,
+        speech_s=transcript.speech_s,
+        seconds=transcript.seconds,
+    )
+
+
+def _wav_seconds(data: bytes) -> float:
+    with wave.open(io.BytesIO(data), "rb") as wav:
+        return round(wav.getnframes() / wav.getframerate(), 3)
+
+
+@router.post(
+    "/transcribe",
+    response_model=TranscriptPublic,
+    summary="Transcribe speech",
+    openapi_extra=AUDIO_BODY,
+    responses={413: {"description": "The audio is over the size limit."}},
+)
+async def transcribe(
+    request: Request,
+    services: ServicesDep,
+    principal: Annotated[Principal, Security(authorize, scopes=[EVENTS_READ])],
+) -> TranscriptPublic:
+    """The words spoken in the audio (WAV, OGG or WebM). 422 with the reason for audio that
+    is not a known format, does not decode, is too short or too long, or holds no speech."""
+    voice = _voice(services)
+    _, transcript = await _transcribe(request, voice)
+    return transcript
+
+
+@router.post(
+    "/ask/voice",
+    response_model=VoiceAskResponse,
+    summary="Ask a question by voice",
+    openapi_extra=AUDIO_BODY,
+    responses={413: {"description": "The audio is over the size limit."}},
+)
+async def ask_voice(
+    request: Request,
+    services: ServicesDep,
+    principal: Annotated[Principal, Security(authorize, scopes=[EVENTS_READ])],
+    answerer: AnswererDep,
+    speak_answer: Annotated[
+        bool,
+        Query(alias="speak", description="Also return the answer as speech (base64 WAV)."),
+    ] = False,
+) -> VoiceAskResponse:
+    """Transcribes the spoken question and answers it from the history of the cameras the
+    caller may see, with citations; with `speak=true` the answer also comes back as a WAV
+    (base64 in `audio.data`). 422 with the reason for audio that is not usable speech."""
+    voice = _voice(services)
+    _, transcript = await _transcribe(request, voice)
+    result = await answerer(transcript.text, principal)
+    audio = None
+    if speak_answer and result.answer.strip():
+        try:
+            wav = await run_in_threadpool(
+                speak, result.answer, voice=voice.speak_voice, timeout_s=voice.speak_timeout_s
+            )
+        except VoiceUnavailableError as exc:
+            raise HTTPException(503, f"the answer cannot be spoken: {exc}") from exc
+        audio = SpokenAudio(
+            data=base64.b64encode(wav).decode("ascii"), duration_s=_wav_seconds(wav)
+        )
+    return VoiceAskResponse(
+        transcript=transcript, answer=result.answer, citations=result.citations, audio=audio
+    )
