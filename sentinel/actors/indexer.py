@@ -21,7 +21,8 @@ from numpy.typing import NDArray
 
 from sentinel.config import SearchSettings
 from sentinel.search.documents import SearchDocument
-from sentinel.search.index import IndexUnavailableError, SearchFilter, SearchHit
+from sentinel.search.index import IndexUnavailableError, SearchFilter, SearchHit, VectorIndex
+from sentinel.search.kb import KB_COLLECTION
 from sentinel.search.service import IndexReport, SearchService
 
 logger = logging.getLogger(__name__)
@@ -108,6 +109,10 @@ class IndexerActor:
             objects=make_object_store(runtime["objects"], data_dir),
         )
         self.indexer = Indexer(service, embed, settings)
+        # The knowledge base's sections: a collection of the same store, owned here too.
+        self.kb_index = VectorIndex(
+            data_dir / "search", url=settings.chroma_url, collection=KB_COLLECTION
+        )
         self.interval = settings.poll_interval_s
         self.task: asyncio.Task[None] | None = None
 
@@ -135,6 +140,8 @@ class IndexerActor:
     # between processes): the API reaches them through these methods ("text" or "appearance").
 
     def _index(self, which: str) -> Any:
+        if which == "kb":
+            return self.kb_index
         service = self.indexer.service
         index = service.appearance if which == "appearance" else service.index
         if index is None:
@@ -182,7 +189,8 @@ class IndexerActor:
 
 
 class ActorIndex:
-    """The API's view of one of the indexer's indexes (``which``: "text" or "appearance"):
+    """The API's view of one of the indexer's indexes (``which``: "text", "appearance" or
+    "kb", the knowledge base's sections):
     the methods of ``VectorIndex``, called on the indexer actor found by name."""
 
     def __init__(self, namespace: str, which: str = "text", timeout_s: float = 10.0) -> None:

@@ -12,13 +12,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+)
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict
 
 from sentinel.config import BackendSettings
@@ -39,6 +45,11 @@ from sentinel.models.llm_runner import await_or_cancel
 logger = logging.getLogger(__name__)
 
 _ROLE = {"system": "system", "human": "user", "ai": "assistant"}
+_MESSAGE = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
+
+
+class NoBackendError(RuntimeError):
+    """No backend gave an answer: breakers open, token budget spent, or every one failed."""
 
 
 class ServeChatModel(BaseChatModel):
@@ -92,6 +103,36 @@ class ServeChatModel(BaseChatModel):
         response = await await_or_cancel(self.handle.chat.remote(self.request_body(messages)))
         return self._result(response)
 
+    async def _astream(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        """The deployment's ``chat_stream`` (OpenAI chunks) as langchain chunks; the usage
+        chunk at the end carries the token counts."""
+        body = {**self.request_body(messages), "stream": True}
+        body["stream_options"] = {"include_usage": True}
+        chunks = self.handle.options(stream=True).chat_stream.remote(body)
+        finished = False
+        try:
+            async for chunk in chunks:
+                usage = chunk.get("usage") or {}
+                choices = chunk.get("choices") or []
+                delta = (choices[0].get("delta") or {}).get("content") if choices else None
+                message = AIMessageChunk(content=delta or "")
+                if usage:
+                    message = AIMessageChunk(
+                        content=delta or "",
+                        usage_metadata={
+                            "input_tokens": int(usage.get("prompt_tokens", 0)),
+                            "output_tokens": int(usage.get("completion_tokens", 0)),
+                            "total_tokens": int(usage.get("total_tokens", 0)),
+                        },
+                    )
+                yield ChatGenerationChunk(message=message)
+            finished = True
+        finally:
+            if not finished:  # the reader left: stop the replica generating for nobody
+                chunks.cancel()
+
 
 @dataclass(frozen=True)
 class BackendConfig:
@@ -137,6 +178,7 @@ def make_chat_model(cfg: BackendConfig, llm_handle: Any | None) -> BaseChatModel
         timeout=cfg.timeout_s,
         max_completion_tokens=cfg.max_tokens,
         temperature=0.0,
+        stream_usage=True,  # token counts of streamed answers (the budget counts them)
         # Constrained decoding where the server supports it (vLLM, OpenAI, llama.cpp).
         model_kwargs={"response_format": RESPONSE_FORMAT} if cfg.structured else {},
     )
@@ -177,6 +219,10 @@ class AlertAgent:
             raise ValueError("the agent needs at least one backend")
         self.configs = {b.name: b for b in backends}
         self.models = {b.name: make_chat_model(b, llm_handle) for b in backends}
+        # Free text (ask's answers): the same backends without the decision's JSON format.
+        self.text_models = {
+            b.name: make_chat_model(replace(b, structured=False), llm_handle) for b in backends
+        }
         self.router = BackendRouter(
             [BackendSpec(b.name, b.priority, b.weight, b.timeout_s) for b in backends],
             lambda: CircuitBreaker(
@@ -254,6 +300,47 @@ class AlertAgent:
                 return AgentOutcome(None, "; ".join(errors)[-500:], parse_failures, name)
         return AgentOutcome(
             None, "; ".join(errors)[-500:] or "no backend available", transient=True
+        )
+
+    async def stream_text(self, messages: list[dict[str, str]], key: str) -> AsyncIterator[str]:
+        """Free text for chat ``messages`` (``{"role", "content"}``), streamed as written,
+        through the same router: breakers, failover, the daily token budget.
+
+        A backend that fails before its first chunk is recorded and the next one is tried;
+        one that fails later ends the stream with its error (the text so far was sent).
+
+        Raises:
+            NoBackendError: Before any chunk, when no backend answered.
+        """
+        sent = [_MESSAGE[m["role"]](m["content"]) for m in messages]
+        errors: list[str] = []
+        for name in self.router.order(key):
+            cfg = self.configs[name]
+            model = self.text_models[name]
+            chunks = model.astream(sent).__aiter__()
+            tokens = 0
+            started = False
+            try:
+                async with asyncio.timeout(cfg.timeout_s):
+                    async for chunk in chunks:
+                        usage = getattr(chunk, "usage_metadata", None) or {}
+                        tokens += int(usage.get("total_tokens", 0))
+                        text = chunk.content if isinstance(chunk.content, str) else ""
+                        if text:
+                            started = True
+                            yield text
+            except Exception as exc:  # timeouts, HTTP errors, bad bodies
+                reason = f"{type(exc).__name__}: {exc}"[:300]
+                self.router.record(name, False, tokens)
+                self.router.record_error(name, reason)
+                if started:
+                    raise
+                errors.append(f"{name}: {reason}")
+                continue
+            self.router.record(name, True, tokens)
+            return
+        raise NoBackendError(
+            "; ".join(errors)[-500:] or "no backend available (breakers or budget)"
         )
 
     def health(self) -> list[dict[str, Any]]:

@@ -17,11 +17,13 @@ from sentinel import __version__
 from sentinel.api import (
     admin,
     alerts,
+    ask,
     auth,
     cameras,
     events,
     exports,
     incidents,
+    kb,
     llm,
     notify,
     notify_delivery,
@@ -110,6 +112,8 @@ def create_app() -> FastAPI:
     api.include_router(rules.router)
     api.include_router(search.router)
     api.include_router(voice.router)
+    api.include_router(ask.router)
+    api.include_router(kb.router)
     api.include_router(notify.router)
     api.include_router(notify_delivery.router)
     app.include_router(api)

@@ -16,7 +16,9 @@ from sentinel.api.gateway import SecurityServices
 from sentinel.config import CameraConfig, NotifySettings
 from sentinel.notify.channels import Sender
 from sentinel.rules.rulegen import RuleGenSettings, Suggestion
+from sentinel.search.ask import AskSettings, ChatLLM
 from sentinel.search.index import IndexReader
+from sentinel.search.kb import KnowledgeBase
 from sentinel.search.service import SearchService
 from sentinel.search.voice import AudioLimits, Recognize
 from sentinel.store.alert_repo import AlertRepository, ExperimentRepository, PromptRepository
@@ -88,11 +90,15 @@ class SearchServices:
     """Search: the service (documents, the queue's lag), the index queries read (default:
     the service's own; in the platform a proxy to the indexer actor, which owns the embedded
     index), and optionally an async embedder (the Serve deployment's handle) that embeds
-    queries instead of the service's own ``embed`` on a worker thread."""
+    queries instead of the service's own ``embed`` on a worker thread; the knowledge base and
+    the LLM that ask answers with."""
 
     service: SearchService
     index: IndexReader | None = None
     embed_async: Callable[[list[str]], Awaitable[NDArray[np.float32]]] | None = None
+    kb: KnowledgeBase | None = None  # None: no knowledge base (its routes answer 404)
+    llm: ChatLLM | None = None  # ask's LLM (the alert agent's backends); None: retrieval only
+    ask: AskSettings = field(default_factory=AskSettings)
 
     @property
     def reader(self) -> IndexReader:

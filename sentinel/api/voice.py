@@ -10,9 +10,8 @@ reason, as a FastAPI validation error at ``body.audio``; a body over the limit g
 Spoken answers come back in the JSON, base64-encoded (``audio.data``, a 16-bit mono WAV): one
 response a browser can both read and play (``new Audio("data:audio/wav;base64," + data)``).
 
-The answer comes from one seam, :func:`get_answerer`: today it answers from the semantic search
-(the best matches, as text, with the matches as citations, within the caller's cameras); the
-ask service (``POST /api/v1/ask``) replaces it there, and nothing else changes.
+The answer comes from one seam, :func:`get_answerer`: the ask service (``POST /api/v1/ask``),
+within the caller's cameras.
 """
 
 from __future__ import annotations
@@ -31,12 +30,10 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from sentinel.api.ask import CitationPublic, answer_question
 from sentinel.api.deps import Services, ServicesDep, VoiceServices
-from sentinel.api.search import SearchHitPublic, search_results
 from sentinel.api.security import authorize
 from sentinel.gateway.roles import EVENTS_READ, Principal
-from sentinel.search.index import SearchFilter
-from sentinel.search.service import MAX_QUERY_BYTES
 from sentinel.search.voice import (
     Audio,
     VoiceInputError,
@@ -46,11 +43,6 @@ from sentinel.search.voice import (
 )
 
 router = APIRouter(tags=["voice"])
-
-CITATIONS = 5
-"""Matches the search-backed answer cites."""
-SPOKEN = 3
-"""Matches the search-backed answer reads out."""
 
 _BINARY = {"type": "string", "format": "binary"}
 AUDIO_BODY: dict[str, Any] = {
@@ -96,16 +88,26 @@ class SpokenAudio(BaseModel):
 
 
 class VoiceAnswer(BaseModel):
-    """What the answering seam returns (the ask service's result, in this shape)."""
+    """What the answering seam returns: the ask service's answer."""
 
     answer: str = Field(description="The answer, in words.")
-    citations: list[SearchHitPublic] = Field(description="The items the answer rests on.")
+    mode: Literal["llm", "retrieval_only", "nothing_found"] = Field(
+        "retrieval_only", description="As POST /ask's mode."
+    )
+    citations: list[CitationPublic] = Field(description="The items the answer rests on.")
+    count: dict[str, Any] | None = Field(
+        None, description="The count computed by SQL, for counting questions."
+    )
 
 
 class VoiceAskResponse(BaseModel):
     transcript: TranscriptPublic
     answer: str = Field(description="The answer, in words.")
-    citations: list[SearchHitPublic] = Field(description="The items the answer rests on.")
+    mode: Literal["llm", "retrieval_only", "nothing_found"] = Field(
+        description="As POST /ask's mode."
+    )
+    citations: list[CitationPublic] = Field(description="The items the answer rests on.")
+    count: dict[str, Any] | None = Field(None, description="As POST /ask's count.")
     audio: SpokenAudio | None = Field(
         None, description="The answer spoken (with ?speak=true), else null."
     )
@@ -115,38 +117,16 @@ Answerer = Callable[[str, Principal], Awaitable[VoiceAnswer]]
 """Answers a question for a principal (who may only see some cameras)."""
 
 
-def _when(hit: SearchHitPublic) -> str:
-    return hit.started_at.strftime("%Y-%m-%d %H:%M UTC")
-
-
-async def answer_from_search(
-    services: Services, question: str, principal: Principal
-) -> VoiceAnswer:
-    """An answer from the semantic search: the best matches among the caller's cameras, read
-    out as text, and cited. Says so when nothing matches instead of making something up."""
-    query = question.encode()[:MAX_QUERY_BYTES].decode(errors="ignore")
-    results = await search_results(services, principal, query, SearchFilter(), CITATIONS)
-    hits = results.items
-    if not hits:
-        return VoiceAnswer(
-            answer="I found nothing in the indexed history that matches that.", citations=[]
-        )
-    lines = [
-        f"{n}. {hit.snippet.rstrip('.…')} ({hit.kind} {hit.id[:8]}, {_when(hit)})."
-        for n, hit in enumerate(hits[:SPOKEN], start=1)
-    ]
-    more = f" {len(hits) - SPOKEN} more in the citations." if len(hits) > SPOKEN else ""
-    head = "The closest match is:" if len(hits) == 1 else f"The {len(hits)} closest matches:"
-    return VoiceAnswer(answer=" ".join([head, *lines]) + more, citations=hits)
-
-
 def get_answerer(services: ServicesDep) -> Answerer:
-    """THE answering seam of ``POST /ask/voice``: a question and its asker in, a
-    :class:`VoiceAnswer` out. Today: :func:`answer_from_search`. Swap in the ask service here
-    (and only here) when it lands."""
+    """The answering seam of ``POST /ask/voice``: a question and its asker in, a
+    :class:`VoiceAnswer` out, from the ask service (``POST /ask``: search, counts and the
+    knowledge base within the caller's cameras, the agent's LLM when it runs)."""
 
     async def answer(question: str, principal: Principal) -> VoiceAnswer:
-        return await answer_from_search(services, question, principal)
+        result = await answer_question(services, question, principal)
+        return VoiceAnswer(
+            answer=result.answer, mode=result.mode, citations=result.citations, count=result.count
+        )
 
     return answer
 
@@ -275,7 +255,12 @@ async def ask_voice(
     (base64 in `audio.data`). 422 with the reason for audio that is not usable speech."""
     voice = _voice(services)
     _, transcript = await _transcribe(request, voice)
-    result = await answerer(transcript.text, principal)
+    try:
+        result = await answerer(transcript.text, principal)
+    except ValueError as exc:  # nothing usable was said
+        raise RequestValidationError(
+            [{"loc": ("body", "audio"), "msg": f"no question heard: {exc}", "type": "value_error"}]
+        ) from exc
     audio = None
     if speak_answer and result.answer.strip():
         try:
@@ -288,5 +273,10 @@ async def ask_voice(
             data=base64.b64encode(wav).decode("ascii"), duration_s=_wav_seconds(wav)
         )
     return VoiceAskResponse(
-        transcript=transcript, answer=result.answer, citations=result.citations, audio=audio
+        transcript=transcript,
+        answer=result.answer,
+        mode=result.mode,
+        citations=result.citations,
+        count=result.count,
+        audio=audio,
     )

@@ -29,7 +29,7 @@ __all__ = [
     "time_phrase",
 ]
 
-Kind = Literal["event", "incident"]
+Kind = Literal["event", "incident", "kb"]  # kb: a knowledge-base section (its own index)
 
 
 @dataclass(frozen=True, slots=True)

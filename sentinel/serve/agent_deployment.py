@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from ray import serve
@@ -26,6 +27,12 @@ class AgentDeployment:
 
     async def decide(self, ctx: EventContext, prompt: PromptSpec) -> AgentOutcome:
         return await self.agent.decide(ctx, prompt)
+
+    async def answer_stream(self, messages: list[dict[str, str]], key: str) -> AsyncIterator[str]:
+        """Ask's answers: free text through the same breakers and token budget (a generator:
+        call through a ``stream=True`` handle)."""
+        async for piece in self.agent.stream_text(messages, key):
+            yield piece
 
     def backends(self) -> list[dict[str, Any]]:
         return self.agent.health()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
@@ -45,11 +45,13 @@ from sentinel.models.llm_runner import await_or_cancel
 from sentinel.models.whisper import Transcript
 from sentinel.notify.relay import make_senders, secrets_of
 from sentinel.rules.rulegen import RuleGenSettings, Suggestion
+from sentinel.search.kb import KnowledgeBase
 from sentinel.search.service import open_search
 from sentinel.search.voice import VoiceUnavailableError, limits_of
 from sentinel.store.alert_repo import AlertRepository, ExperimentRepository, PromptRepository
 from sentinel.store.db import make_engine
 from sentinel.store.export_repo import ExportRepository
+from sentinel.store.kb_repo import KbRepository
 from sentinel.store.objects import ObjectStore
 from sentinel.store.repo import CameraRepository, EventRepository
 from sentinel.store.s3 import make_object_store
@@ -199,11 +201,38 @@ class DetectorHandleProbe:
         return ok
 
 
+class AgentAnswerLlm:
+    """Ask's LLM: the Agent deployment's ``answer_stream`` (its backends, breakers and token
+    budget), through a streaming handle."""
+
+    def __init__(self, handle: DeploymentHandle[Any]) -> None:
+        self.streaming = handle.options(stream=True)
+
+    async def stream_text(self, messages: list[dict[str, str]], key: str) -> AsyncIterator[str]:
+        pieces = cast(
+            DeploymentResponseGenerator[Any], self.streaming.answer_stream.remote(messages, key)
+        )
+        finished = False
+        try:
+            async for piece in pieces:
+                yield str(piece)
+            finished = True
+        finally:
+            if not finished:  # the client left, or the stream failed: stop generating
+                pieces.cancel()  # type: ignore[no-untyped-call]
+
+
 def search_services(
-    engine: Engine, runtime: dict[str, Any], objects: ObjectStore, embedder: Any | None
+    engine: Engine,
+    runtime: dict[str, Any],
+    objects: ObjectStore,
+    embedder: Any | None,
+    agent: DeploymentHandle[Any] | None = None,
 ) -> SearchServices | None:
     """Search in the ingress: queries embedded by the Embedder deployment and run on the
-    indexer actor's index (it owns the embedded store); None when search is off."""
+    indexer actor's index (it owns the embedded store), the knowledge base (its sections in
+    the indexer's "kb" collection), and ask's LLM through the Agent deployment (None: ask
+    answers from retrieval only); None when search is off."""
     settings = SearchSettings(**runtime.get("search", {}))
     if embedder is None or not settings.enabled:
         return None
@@ -226,7 +255,9 @@ def search_services(
         index=index,
         appearance=ActorIndex(runtime["namespace"], "appearance"),
     )
-    return SearchServices(service, index=index, embed_async=embed_async)
+    kb = KnowledgeBase(KbRepository(engine), ActorIndex(runtime["namespace"], "kb"), embed)
+    llm = AgentAnswerLlm(agent) if agent is not None else None
+    return SearchServices(service, index=index, embed_async=embed_async, kb=kb, llm=llm)
 
 
 def voice_services(runtime: dict[str, Any], transcriber: Any | None) -> VoiceServices | None:
@@ -303,7 +334,7 @@ class Ingress:
                     else None,
                     llm=LlmHandleControl(llm) if llm is not None else None,
                 ),
-                search=search_services(engine, runtime, objects, embedder),
+                search=search_services(engine, runtime, objects, embedder, agent),
                 voice=voice_services(runtime, transcriber),
             )
         )

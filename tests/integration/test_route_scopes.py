@@ -45,11 +45,13 @@ from sentinel.gateway.tokens import new_opaque_token
 from sentinel.models.embedder import TextEmbedder
 from sentinel.models.whisper import SpeechRecognizer
 from sentinel.search.index import VectorIndex
+from sentinel.search.kb import KB_COLLECTION, KnowledgeBase
 from sentinel.search.service import SearchService
 from sentinel.search.voice import on_a_thread
 from sentinel.store.db import make_engine, migrate, sqlite_url
 from sentinel.store.export_repo import ExportRepository
 from sentinel.store.incident_repo import IncidentRepository
+from sentinel.store.kb_repo import KbRepository
 from sentinel.store.notify_repo import NotifyRepository
 from sentinel.store.notify_tables import (
     NOTIFY_SUBSCRIPTIONS,
@@ -110,6 +112,8 @@ EVERY_CAMERA = {
     "POST /api/v1/experiments/{experiment_id}/promote",
     "POST /api/v1/arming",
     "POST /api/v1/rulegen/run",
+    "PUT /api/v1/kb/documents/{name}",
+    "DELETE /api/v1/kb/documents/{name}",
 }
 # Routes that take a spoken question: every principal allowed to call them gets an answer
 # (a 200, so the leak checks below read a real answer, not a refusal).
@@ -420,7 +424,14 @@ def world(
             queue=SearchQueue(engine),
             alerts=services.agent.alerts,
             objects=services.objects,
-        )
+        ),
+        # Ask answers from retrieval here (no LLM): its citations must keep to the caller's
+        # cameras like every other answer.
+        kb=KnowledgeBase(
+            KbRepository(engine),
+            VectorIndex(tmp_path / "search", collection=KB_COLLECTION),
+            search_embedder.embed,
+        ),
     )
     assert services.search.service.drain() >= 2
     services.voice = VoiceServices(on_a_thread(recognizer))
@@ -531,6 +542,8 @@ def _requests(w: World, method: str, path: str) -> list[dict[str, Any]]:
         subs = [{"experiment_id": w.experiment}]
     elif "{model_id:path}" in path:
         subs = [{"model_id:path": "echo"}]  # the model EchoLlm serves
+    elif path.startswith("/api/v1/kb/documents/"):
+        subs = [{"name": "orders.md"}]
     elif "{name}" in path:
         subs = [{"name": "alert", "version": "1"}]
     bodies: dict[str, dict[str, Any]] = {
@@ -626,6 +639,8 @@ def _requests(w: World, method: str, path: str) -> list[dict[str, Any]]:
         "GET /api/v1/search": {"params": {"q": "person"}},
         "POST /api/v1/ask/voice": {"content": SPOKEN_QUESTION},
         "POST /api/v1/transcribe": {"content": SPOKEN_QUESTION},
+        "POST /api/v1/ask": {"json": {"question": "a person walking"}},
+        "PUT /api/v1/kb/documents/{name}": {"content": b"# Gate\nCheck the gate hourly.\n"},
         "POST /v1/chat/completions": {
             "json": {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
         },

@@ -3,6 +3,7 @@ the indexer actor and the Embedder deployment, and the API finds them by words."
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -68,4 +69,34 @@ def test_events_are_indexed_and_found_by_words(sentinel_stack: Stack, clip: Path
     looking = looks.json()["items"]
     assert looking and best["id"] not in {h["id"] for h in looking}
     assert all(h["kind"] == "event" for h in looking)
+
+    # Ask and the knowledge base on the platform: the sections live in the indexer actor's
+    # "kb" collection; the stack runs no agent, so answers are retrieval-only, marked.
+    doc = b"# Plaza\n\n## Patrols\nGuards walk the plaza every thirty minutes after dark.\n"
+    put = stack.http.put(
+        "/api/v1/kb/documents/plaza.md", content=doc, headers={"Content-Type": "text/markdown"}
+    )
+    assert put.status_code == 201, put.text
+    asked = stack.http.post(
+        "/api/v1/ask", json={"question": "How often do guards walk the plaza after dark?"}
+    )
+    assert asked.status_code == 200, asked.text
+    answer = asked.json()
+    assert answer["mode"] == "retrieval_only" and answer["llm_error"]
+    sections = [c for c in answer["citations"] if c["kind"] == "document"]
+    assert sections and sections[0]["section"] == "Plaza > Patrols"
+    counted = stack.http.post(
+        "/api/v1/ask", json={"question": "How many people did search-cam see today?"}
+    ).json()
+    window = counted["count"]
+    since, until = datetime.fromisoformat(window["since"]), datetime.fromisoformat(window["until"])
+    # The database's count, checked against the events API over the same window.
+    in_window = [
+        e
+        for e in stack.events(camera_id="search-cam", label="person")
+        if since <= datetime.fromisoformat(e["started_at"]) <= until
+    ]
+    assert window["total"] == len(in_window) > 0, (window, [e["started_at"] for e in people])
+    assert {c["id"] for c in counted["citations"]} <= {e["id"] for e in in_window}
+    assert stack.http.delete("/api/v1/kb/documents/plaza.md").status_code == 204
     assert stack.http.delete("/api/v1/cameras/search-cam").status_code == 204

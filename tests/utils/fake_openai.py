@@ -10,6 +10,9 @@ its ``mode``:
 - ``malformed``: HTTP 200 with a body that is not JSON;
 - ``garbage_json``: HTTP 200, a valid completion whose content is not a decision.
 
+A request with ``stream: true`` gets the same content as ``chat.completion.chunk`` server-sent
+events (a word per chunk, the usage chunk when ``stream_options.include_usage`` asks for it).
+
 Every request body that parses as JSON is appended to :attr:`FakeOpenAI.requests`. Requests are
 served on their own threads, so concurrent clients (and a ``slow`` one) do not block others::
 
@@ -229,9 +232,6 @@ class _Handler(BaseHTTPRequestHandler):
             return
         fake = self.server.fake
         mode = fake.record(body)
-        if body.get("stream"):
-            self._send(400, _error("the fake does not stream", "invalid_request_error", 400))
-            return
         if mode == "slow":
             fake.wait(fake.delay_s)
         if mode == "fail":
@@ -241,7 +241,37 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, MALFORMED_BODY)
         else:
             content = GARBAGE_CONTENT if mode == "garbage_json" else fake.content
-            self._send(200, json.dumps(fake.completion(body, content)).encode())
+            if body.get("stream"):
+                self._stream(body, fake.completion(body, content))
+            else:
+                self._send(200, json.dumps(fake.completion(body, content)).encode())
+
+    def _stream(self, body: dict[str, Any], completion: dict[str, Any]) -> None:
+        """The completion as OpenAI ``chat.completion.chunk`` server-sent events, a word per
+        chunk, then (with ``stream_options.include_usage``) the usage chunk, then [DONE]."""
+        content = str(completion["choices"][0]["message"]["content"])
+        words = [w + " " for w in content.split(" ")]
+        words[-1] = words[-1][:-1]
+        base = {k: completion[k] for k in ("id", "created", "model")}
+        base["object"] = "chat.completion.chunk"
+        chunks = [
+            {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": w}}]}
+            for w in words
+        ]
+        chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        if (body.get("stream_options") or {}).get("include_usage"):
+            chunks.append({**base, "choices": [], "usage": completion["usage"]})
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            for chunk in chunks:
+                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            self.wfile.write(b"data: [DONE]\n\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        self.close_connection = True
 
 
 class _Server(ThreadingHTTPServer):
