@@ -16,8 +16,9 @@ raises ``DeliveryError`` (``permanent``: do not retry; ``bounced``: the address 
   (retried with backoff); the idempotency key ends the message text. The outbound guard
   checks every URL whose plugin contacts a host of the user's choice (json/form/xml, ntfy,
   gotify, matrix, mmost, rocket, apprise, hassio, mailto, ...: ``apprise_user_hosts``) when the
-  subscription is saved and before each send; Apprise does its own networking, so there is no
-  connect-time re-check for them (webhooks have one).
+  subscription is saved and before each send, and again at connect time: Apprise sends inside
+  ``guarded_connections`` (its pool threads get our context), so every host it resolves —
+  redirect targets, Matrix discovery, a DNS answer that changed since the check — is checked.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from sentinel.notify.signing import (
     TIMESTAMP_HEADER,
     webhook_signature,
 )
-from sentinel.notify.ssrf import Blocked, GuardedClient, UrlPolicy, check_url
+from sentinel.notify.ssrf import Blocked, GuardedClient, UrlPolicy, check_url, guarded_connections
 
 __all__ = [
     "AppriseChannel",
@@ -379,7 +380,13 @@ class AppriseChannel:
         sender = apprise.Apprise()
         sender.add(msg.target)
         body = f"{msg.body}\n\nid: {msg.key}"
-        if not sender.notify(title=msg.subject, body=body):
+        with guarded_connections(self.policy) as guard:
+            sent = sender.notify(title=msg.subject, body=body)
+        if guard.blocked is not None:
+            raise DeliveryError(
+                f"refused by the outbound guard at connect time: {guard.blocked}", permanent=True
+            )
+        if not sent:
             raise DeliveryError("apprise reported a failure")
         return Receipt("delivered", None, "apprise: accepted")
 

@@ -9,21 +9,39 @@ address itself, so a DNS answer that changes between check and connect (rebindin
 bounds the time of every phase and reads at most ``max_bytes`` of an answer.
 
 ``allow_hosts`` exempts named hosts or IPs from the address check (local sinks, the tests).
+
+Code that does its own networking (Apprise's plugins: requests, smtplib) runs inside
+``guarded_connections``: while it is active in a context, every name resolution made in it
+(``socket.getaddrinfo``, which requests/urllib3 and ``socket.create_connection`` call before
+each connect, redirects and discovery lookups included) is checked the same way, and the
+connection can only use the addresses checked.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import ipaddress
 import socket
 import ssl
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpcore
 
-__all__ = ["Blocked", "GuardedBackend", "GuardedClient", "HttpAnswer", "UrlPolicy", "check_url"]
+__all__ = [
+    "Blocked",
+    "ConnectionGuard",
+    "GuardedBackend",
+    "GuardedClient",
+    "HttpAnswer",
+    "UrlPolicy",
+    "check_url",
+    "guarded_connections",
+]
 
 Resolver = Callable[[str, int], list[str]]
 _METADATA = {
@@ -111,6 +129,59 @@ def check_url(url: str, policy: UrlPolicy) -> tuple[str, str, int]:
             raise Blocked(f"{host} does not resolve: {exc}") from exc
         check_addresses(host, addrs)
     return scheme, host, port
+
+
+@dataclass
+class ConnectionGuard:
+    """One ``guarded_connections`` block: its policy and what it refused (first reason)."""
+
+    policy: UrlPolicy
+    blocked: str | None = None
+
+
+# A context variable, not a thread-local: Apprise runs each service on a pool thread with a
+# copy of the caller's context (``submit_with_context``), so the guard follows it there.
+_ACTIVE: contextvars.ContextVar[ConnectionGuard | None] = contextvars.ContextVar(
+    "sentinel_connection_guard", default=None
+)
+_REAL_GETADDRINFO = socket.getaddrinfo
+_INSTALL = threading.Lock()
+
+
+def _guarded_getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+    infos = _REAL_GETADDRINFO(host, port, *args, **kwargs)
+    guard = _ACTIVE.get()
+    if guard is None:
+        return infos
+    name = host.decode() if isinstance(host, bytes) else str(host or "")
+    if guard.policy.exempt(name):
+        return infos
+    try:
+        check_addresses(name, [str(info[4][0]) for info in infos])
+    except Blocked as exc:
+        guard.blocked = guard.blocked or str(exc)
+        # What resolvers raise: callers handle it as "cannot connect", never as a crash.
+        raise socket.gaierror(socket.EAI_NONAME, f"refused by the outbound guard: {exc}") from exc
+    return infos
+
+
+@contextlib.contextmanager
+def guarded_connections(policy: UrlPolicy) -> Iterator[ConnectionGuard]:
+    """Checks every address resolved inside the block against ``policy``: in this thread,
+    and in threads that run with a copy of its context (contextvars).
+
+    Installs a ``socket.getaddrinfo`` wrapper once per process; it checks only inside such a
+    block, so other threads (the database, Redis, the SMTP relay, MQTT) resolve as before.
+    """
+    with _INSTALL:
+        if socket.getaddrinfo is not _guarded_getaddrinfo:
+            socket.getaddrinfo = _guarded_getaddrinfo
+    guard = ConnectionGuard(policy)
+    token = _ACTIVE.set(guard)
+    try:
+        yield guard
+    finally:
+        _ACTIVE.reset(token)
 
 
 class GuardedBackend(httpcore.NetworkBackend):

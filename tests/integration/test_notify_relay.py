@@ -3,8 +3,10 @@ server and the real Mosquitto; on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -368,6 +370,46 @@ def test_apprise_urls_are_tracked_and_guarded(
     assert by_recipient["alice"].state == "delivered"
     assert by_recipient["internal"].state == "failed"
     assert "private" in (by_recipient["internal"].last_error or "")
+
+
+class _Redirect(http.server.BaseHTTPRequestHandler):
+    """Answers every POST with a redirect to ``target`` (set on the server)."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(307)
+        self.send_header("Location", self.server.target)  # type: ignore[attr-defined]
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        return None
+
+
+def test_apprise_is_guarded_at_connect_time_a_redirect_to_loopback_is_refused(
+    store_engine: Engine, relay_factory: Callable[..., Relay], sink: HttpSink
+) -> None:
+    """The saved URL passes (127.0.0.1 is allowed); its answer redirects to `localhost`, a
+    loopback name that is not: Apprise's own HTTP client never reaches it."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Redirect)
+    server.target = f"http://localhost:{sink.port}/stolen"  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        subscribe(store_engine, channel="apprise", target=f"json://127.0.0.1:{port}/hook")
+        AlertRepository(store_engine).record_rule_decision("e1", "gate", "person", decision())
+        relay = relay_factory()
+        repo = NotifyRepository(store_engine)
+        drain(relay, lambda: repo.state_counts().get("failed"))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [r for r in sink.received if r.path == "/stolen"] == []
+    (row,) = repo.list_deliveries()[0]
+    assert row.state == "failed" and row.attempts == 1
+    assert "outbound guard at connect time" in (row.last_error or "")
+    assert "localhost" in (row.last_error or "") and "loopback" in (row.last_error or "")
 
 
 class _FlakyOnce:

@@ -229,3 +229,26 @@ def test_apprise_user_hosts(url: str, hosts: list[tuple[str, int | None, bool]])
     import apprise
 
     assert apprise_user_hosts(apprise.Apprise.instantiate(url)) == hosts
+
+
+# -- connect time: what code with its own networking resolves inside guarded_connections ------
+
+
+def test_guarded_connections_check_what_is_resolved_inside_the_block() -> None:
+    import socket
+    import threading
+
+    from sentinel.notify.ssrf import guarded_connections
+
+    policy = UrlPolicy(allow_http=True, allow_hosts=frozenset({"127.0.0.1"}))
+    with guarded_connections(policy) as guard:
+        assert socket.getaddrinfo("127.0.0.1", 80)  # exempt
+        with pytest.raises(socket.gaierror, match="outbound guard"):
+            socket.getaddrinfo("localhost", 80)  # not exempt: loopback
+        other: list[object] = []
+        thread = threading.Thread(target=lambda: other.append(socket.getaddrinfo("localhost", 80)))
+        thread.start()
+        thread.join()
+        assert other and other[0]  # another thread is not inside the block
+    assert guard.blocked is not None and "loopback" in guard.blocked
+    assert socket.getaddrinfo("localhost", 80)  # after the block: as before
