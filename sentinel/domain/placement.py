@@ -84,3 +84,21 @@ def infeasible_demands(
         if reason is not None:
             problems[name] = reason
     return problems
+
+
+def waiting_reason(demand: Demand, available: Mapping[str, float]) -> str | None:
+    """Why an actor with ``demand`` is probably still waiting to be placed, or None.
+
+    ``available`` is what the cluster has free right now (``ray.available_resources()``, the
+    sum over nodes). A demand for more of a resource than is free in all waits for a node
+    with room, such as a free camera slot; the sum is an upper bound of what one node has, so
+    None does not prove the actor was placed.
+    """
+    short = [
+        f"{k}>={v:g} ({available.get(k, 0.0):g} free)"
+        for k, v in sorted(demand.resources.items())
+        if available.get(k, 0.0) < v
+    ]
+    if not short:
+        return None
+    return f"waiting for a node with a free {', '.join(short)}"

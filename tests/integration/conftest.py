@@ -179,6 +179,10 @@ def sentinel_stack(
         include_dashboard=False,
         namespace=settings.namespace,
         _node_ip_address="127.0.0.1",
+        # A lost node is declared dead after 5 missed health checks: 1 s apart here (Ray's
+        # default is 3 s), as README's "Run on a cluster" suggests for camera failover
+        # (test_failover.py). A live but slow raylet still needs 5 checks to time out (10 s).
+        _system_config={"health_check_period_ms": 1000},
     )
     try:
         supervisor = runtime.start(settings)

@@ -111,3 +111,15 @@ def test_detector_is_fixed_by_default_and_autoscaled_when_configured() -> None:
     AutoscalingConfig(**scaled["autoscaling_config"])
     with pytest.raises(ValidationError):
         AutoscalingSettings(min_replicas=3, max_replicas=2)
+
+
+def test_a_camera_waits_for_a_free_slot_and_says_so() -> None:
+    from sentinel.domain.placement import waiting_reason
+
+    demand = Demand({SLOT: 1.0, "site_gate": 0.01})
+    assert waiting_reason(demand, {SLOT: 0.0, "site_gate": 1.0}) == (
+        f"waiting for a node with a free {SLOT}>=1 (0 free)"
+    )
+    assert waiting_reason(demand, {"site_gate": 1.0}) is not None  # none advertised free
+    assert waiting_reason(demand, {SLOT: 1.0, "site_gate": 0.99}) is None
+    assert waiting_reason(Demand(), {}) is None
