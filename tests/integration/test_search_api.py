@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sentinel.actors.retention import RetentionSweeper
 from sentinel.api.deps import SearchServices, Services
 from sentinel.config import StorageSettings
+from sentinel.domain.incidents import Incident
 from sentinel.domain.render import Overlay, encode_jpeg
 from sentinel.domain.types import Box, EventState
 from sentinel.gateway.roles import Role
@@ -249,3 +250,54 @@ def test_swept_events_leave_the_index(
     assert sweeper.sweep(now=T0 + timedelta(days=1, minutes=3)).events_expired == 0
     service.queue.enqueue("gate-0", "event", "delete")
     assert service.drain() == 1 and len(service.index.ids()) == 9
+
+
+def _incident(
+    services: Services, incident_id: str, camera_id: str, members: tuple[str, ...]
+) -> None:
+    at = T0 + timedelta(minutes=1)
+    IncidentRepository(services.engine).upsert(
+        Incident(
+            id=incident_id,
+            camera_id=camera_id,
+            started_at=at,
+            last_seen_at=at + timedelta(seconds=30),
+            ended_at=at + timedelta(seconds=30),
+            members=members,
+            labels=("person",),
+            zones=("car_park",),
+        )
+    )
+
+
+def test_similar_to_an_incident_keeps_to_the_callers_cameras(
+    seeded: Services, client: TestClient
+) -> None:
+    admin = add_user(seeded.security, "root", Role.ADMIN)
+    dock_user = add_user(seeded.security, "docker", Role.VIEWER, ["dock"])
+    _incident(seeded, "inc-gate", "gate", ("gate-0", "gate-1"))
+    _incident(seeded, "inc-dock", "dock", ("dock-0", "dock-1"))
+    assert seeded.search is not None and seeded.search.service.drain() == 2
+    url = "/api/v1/incidents/inc-gate/similar"
+    like = _get(client, admin, url, limit=5)["items"]
+    assert isinstance(like, list) and len(like) == 5
+    assert "inc-gate" not in {h["id"] for h in like}
+    assert like[0]["id"] == "inc-dock"  # the other incident reads most alike
+    only = _get(client, admin, url, kind="event", camera_id="gate", limit=3)["items"]
+    assert isinstance(only, list) and len(only) == 3
+    assert {(h["kind"], h["camera_id"]) for h in only} == {("event", "gate")}
+    # A hidden incident is a 404 (like a missing one); the limited user's own incident
+    # gets k results of its own cameras although the gate's rank as high.
+    assert client.get(url, headers=dock_user.headers).status_code == 404
+    missing = client.get("/api/v1/incidents/nope/similar", headers=admin.headers)
+    assert missing.status_code == 404
+    own = _get(client, dock_user, "/api/v1/incidents/inc-dock/similar", limit=4)["items"]
+    assert isinstance(own, list) and len(own) == 4
+    assert {h["camera_id"] for h in own} == {"dock"}
+    assert client.get(url, params={"limit": 0}, headers=admin.headers).status_code == 422
+    assert client.get(url).status_code == 401
+    # An incident not indexed yet is described and embedded on the spot.
+    _incident(seeded, "inc-new", "gate", ("gate-2",))
+    fresh = _get(client, admin, "/api/v1/incidents/inc-new/similar", limit=3)["items"]
+    assert isinstance(fresh, list) and len(fresh) == 3
+    assert "inc-new" not in {h["id"] for h in fresh}
