@@ -15,15 +15,20 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import ray
+from numpy.typing import NDArray
+from sqlalchemy.engine import Engine
 
-from sentinel.config import AgentSettings, CameraConfig
+from sentinel.config import AgentSettings, CameraConfig, SearchSettings
 from sentinel.domain.alerts import AgentOutcome, EventContext, PromptSpec, advisory_decision
 from sentinel.domain.experiments import assign
 from sentinel.domain.incident_context import incident_context
 from sentinel.domain.incidents import Incident
 from sentinel.domain.prompts import DEFAULT_SYSTEM_PROMPT, DEFAULT_USER_TEMPLATE
 from sentinel.domain.stats import LATENCY_BUCKETS_MS, Histogram
+from sentinel.search.kb import KbHit
+from sentinel.search.site_docs import SiteLookup, alert_query, cite, kb_lookup, with_sections
 from sentinel.store.agent_queue_repo import LeasedItem
 from sentinel.store.alert_repo import (
     AgentQueue,
@@ -73,8 +78,10 @@ class AgentWorker:
         prompts: PromptRepository,
         experiments: ExperimentRepository,
         incidents: IncidentRepository | None = None,
+        site_docs: SiteLookup | None = None,
     ) -> None:
         self.settings = settings
+        self.site_docs = site_docs
         self.incidents = incidents
         self.decide = decide
         self.events = events
@@ -157,6 +164,8 @@ class AgentWorker:
             await self._complete(item, "failed", "event is gone")
             return
         ctx = await asyncio.to_thread(self.context_of_alert, event)
+        sections = await asyncio.to_thread(self.sections_for, ctx, event)
+        ctx = with_sections(ctx, sections)
         prompt, experiment_id, variant = await asyncio.to_thread(self.prompt_for, event_id)
         started = time.perf_counter()
         outcome = await self.decide(ctx, prompt)
@@ -180,6 +189,7 @@ class AgentWorker:
                 await self._complete(item, "failed", "alert is gone")
                 return
             decision = advisory_decision(decision, current.severity)
+        decision = cite(decision, sections)
         await asyncio.to_thread(
             lambda: self.alerts.amend(
                 event_id,
@@ -191,6 +201,20 @@ class AgentWorker:
         )
         if await self._complete(item, "done"):
             self.stats.decisions += 1
+
+    def sections_for(self, ctx: EventContext, event: StoredEvent) -> list[KbHit]:
+        """The site documents' sections about the alert's context (camera, label, zones, the
+        rules' reasons), for the prompt and the alert's sources; none without a knowledge
+        base or when it cannot be searched (the alert is judged without them)."""
+        if self.site_docs is None:
+            return []
+        alert = self.alerts.by_event(event.id)
+        rule = alert.reasons if alert is not None else ()
+        try:
+            return self.site_docs(alert_query(ctx, event.zones, rule))
+        except Exception as exc:
+            logger.warning("agent: site documents unavailable for %s: %s", event.id, exc)
+            return []
 
     def prompt_for(self, event_id: str) -> tuple[PromptSpec, str | None, str | None]:
         """The running experiment's variant for this event, else the active prompt."""
@@ -290,6 +314,27 @@ def _path_summary(event: StoredEvent) -> str:
     )
 
 
+def _site_docs(runtime: dict[str, Any], engine: Engine) -> SiteLookup | None:
+    """The knowledge base as the agent's site documents when search runs: sections embedded
+    by the Embedder deployment, searched in the indexer's knowledge-base collection."""
+    from ray import serve
+
+    from sentinel.actors.indexer import ActorIndex
+    from sentinel.search.kb import KnowledgeBase
+    from sentinel.store.kb_repo import KbRepository
+
+    if not SearchSettings(**runtime.get("search", {})).enabled:
+        return None
+    embedder = serve.get_deployment_handle("Embedder", app_name=runtime["app_name"])
+
+    def embed(texts: list[str]) -> NDArray[np.float32]:  # called off the event loop
+        result: NDArray[np.float32] = embedder.embed.remote(texts).result(timeout_s=10.0)
+        return result
+
+    kb = KnowledgeBase(KbRepository(engine), ActorIndex(runtime["namespace"], "kb"), embed)
+    return kb_lookup(kb)
+
+
 @ray.remote(num_cpus=0, max_restarts=-1)
 class AgentWorkerActor:
     """Ray adapter: polls the queue and calls the Agent deployment through its handle."""
@@ -317,6 +362,7 @@ class AgentWorkerActor:
             prompts=PromptRepository(engine),
             experiments=ExperimentRepository(engine),
             incidents=IncidentRepository(engine),
+            site_docs=_site_docs(runtime, engine),
         )
         self.interval = settings.poll_interval_s
         self.task: asyncio.Task[None] | None = None

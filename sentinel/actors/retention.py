@@ -24,11 +24,12 @@ import ray
 from sqlalchemy.engine import Engine
 
 from sentinel.config import RecordSettings, StorageSettings
-from sentinel.domain.retention import Deletion, Policies, SegmentView, plan_sweep
+from sentinel.domain.retention import Deletion, Policies, SegmentView, plan_sweep, row_cutoffs
 from sentinel.store.audit_repo import AuditRepository
 from sentinel.store.db import make_engine
+from sentinel.store.incident_repo import IncidentRepository
 from sentinel.store.objects import LocalObjectStore, ObjectStore
-from sentinel.store.repo import CameraRepository
+from sentinel.store.repo import CameraRepository, EventRepository
 from sentinel.store.s3 import make_object_store
 from sentinel.store.segment_repo import SEGMENT_KINDS, SegmentRecord, SegmentRepository
 
@@ -75,6 +76,8 @@ class SweepReport:
     bytes_freed: int = 0
     used_bytes: int = 0
     free_bytes: int | None = None
+    events_expired: int = 0
+    incidents_expired: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -116,6 +119,8 @@ class RetentionSweeper:
         self.audit = AuditRepository(engine)
         self.store = store
         self.settings = settings
+        self.events = EventRepository(engine)
+        self.incidents = IncidentRepository(engine)
         cameras = CameraRepository(engine)
         self.policies = policies or (lambda: camera_policies(cameras))
 
@@ -144,6 +149,7 @@ class RetentionSweeper:
             failed += len(plan) - len(done)
             if not done or complete:
                 break
+        events_expired, incidents_expired = self._expire_rows(policies, now)
         report = SweepReport(
             at=now,
             deleted=deleted,
@@ -151,7 +157,15 @@ class RetentionSweeper:
             bytes_freed=sum(d.size for d in deleted),
             used_bytes=self.used_bytes(),
             free_bytes=free_bytes_of(self.store),
+            events_expired=events_expired,
+            incidents_expired=incidents_expired,
         )
+        if events_expired or incidents_expired:
+            logger.info(
+                "retention sweep: deleted %d events and %d incidents past retention",
+                events_expired,
+                incidents_expired,
+            )
         if deleted or failed:
             logger.info(
                 "retention sweep: deleted %d segments (%d bytes), %d failed",
@@ -160,6 +174,36 @@ class RetentionSweeper:
                 failed,
             )
         return report
+
+    def _expire_rows(self, policies: Policies, now: datetime) -> tuple[int, int]:
+        """Delete the events and incidents past their camera's event retention, with the
+        events' snapshots; the rows' removal queues their removal from the search index in the
+        same transaction. Failures are logged and retried next sweep."""
+        events = incidents = 0
+        for camera_id, cutoff in sorted(row_cutoffs(policies, now).items()):
+            try:
+                for _ in range(_MAX_ROUNDS):
+                    rows = self.events.expire(camera_id, cutoff, limit=_BATCH)
+                    events += len(rows)
+                    for event_id, key in rows:
+                        if key is not None:
+                            self._delete_snapshot(event_id, key)
+                    if len(rows) < _BATCH:
+                        break
+                for _ in range(_MAX_ROUNDS):
+                    ids = self.incidents.expire(camera_id, cutoff, limit=_BATCH)
+                    incidents += len(ids)
+                    if len(ids) < _BATCH:
+                        break
+            except Exception:
+                logger.exception("could not expire the events of camera %s", camera_id)
+        return events, incidents
+
+    def _delete_snapshot(self, event_id: str, key: str) -> None:
+        try:
+            self.store.delete(key)
+        except Exception:  # the row is gone; an orphan snapshot is only wasted space
+            logger.exception("could not delete the snapshot of event %s (%s)", event_id, key)
 
     def _candidates(self) -> tuple[dict[str, SegmentRecord], bool]:
         """The oldest unexported segments of each camera and kind; True if that is all."""

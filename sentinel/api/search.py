@@ -1,4 +1,4 @@
-"""Search routes: events and incidents by words, and events like a given one.
+"""Search routes: events and incidents by words, and items like a given event or incident.
 
 The caller's camera scope goes into the vector query's filter (``SearchFilter.cameras``), so a
 user limited to some cameras gets the top-k among those cameras, never a top-k of everything
@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from sentinel.api.deps import SearchServices, Services, ServicesDep
+from sentinel.api.incidents import require_incident
 from sentinel.api.security import allowed_cameras, authorize, require_event
 from sentinel.gateway.roles import EVENTS_READ, Principal
 from sentinel.search.index import IndexUnavailableError, SearchFilter, SearchHit
@@ -140,6 +141,23 @@ async def search_results(
     return SearchResults(items=[_public(h) for h in hits], index_backlog=backlog)
 
 
+async def _like_description(
+    search_services: SearchServices, kind: str, item_id: str, flt: SearchFilter, limit: int
+) -> list[SearchHit]:
+    """The items closest to an item's indexed description vector (itself left out); one not
+    indexed yet (open, or queued) is described and embedded now. 404 if it is gone."""
+    try:
+        vector = await run_in_threadpool(search_services.reader.vector, item_id)
+    except IndexUnavailableError as exc:
+        raise HTTPException(503, str(exc)) from exc
+    if vector is None:
+        doc = await run_in_threadpool(search_services.service.document, kind, item_id)
+        if doc is None:  # deleted since the check
+            raise HTTPException(404, f"{kind} not found")
+        vector = (await _embed(search_services, [doc.text]))[0]
+    return await _query(search_services, vector, flt, limit, exclude=item_id)
+
+
 @router.get(
     "/events/{event_id}/similar",
     response_model=SearchResults,
@@ -185,15 +203,38 @@ async def similar_events(
                 raise HTTPException(409, f"event {event_id} has no usable snapshot")
         hits = found or []
     elif not flt.matches_nothing():
-        try:
-            vector = await run_in_threadpool(search_services.reader.vector, event_id)
-        except IndexUnavailableError as exc:
-            raise HTTPException(503, str(exc)) from exc
-        if vector is None:  # not indexed yet (open, or queued): describe it now
-            doc = await run_in_threadpool(service.document, "event", event_id)
-            if doc is None:  # deleted since the check
-                raise HTTPException(404, "event not found")
-            vector = (await _embed(search_services, [doc.text]))[0]
-        hits = await _query(search_services, vector, flt, limit, exclude=event_id)
+        hits = await _like_description(search_services, "event", event_id, flt, limit)
     backlog = await run_in_threadpool(service.queue.backlog)
+    return SearchResults(items=[_public(h) for h in hits], index_backlog=backlog)
+
+
+@router.get(
+    "/incidents/{incident_id}/similar",
+    response_model=SearchResults,
+    summary="Events and incidents like this incident",
+)
+async def similar_incidents(
+    incident_id: Annotated[str, Path(max_length=64)],
+    services: ServicesDep,
+    principal: Annotated[Principal, Security(authorize, scopes=[EVENTS_READ])],
+    camera_id: Annotated[str | None, Query(max_length=64)] = None,
+    label: Annotated[str | None, Query(max_length=64)] = None,
+    kind: Literal["event", "incident"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_RESULTS)] = 10,
+) -> SearchResults:
+    """The items closest to the incident's description (itself left out), within the
+    caller's cameras (the scope is inside the vector query); an incident not indexed yet is
+    described and embedded now. 404 for an incident the caller cannot see."""
+    search_services = _search(services)
+    await require_incident(incident_id, services, principal)
+    flt = SearchFilter(
+        cameras=await _scope(principal, services),
+        camera_id=camera_id,
+        label=label,
+        kind=kind,
+    )
+    hits: list[SearchHit] = []
+    if not flt.matches_nothing():
+        hits = await _like_description(search_services, "incident", incident_id, flt, limit)
+    backlog = await run_in_threadpool(search_services.service.queue.backlog)
     return SearchResults(items=[_public(h) for h in hits], index_backlog=backlog)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-__all__ = ["Deletion", "Policies", "Reason", "SegmentView", "plan_sweep"]
+__all__ = ["Deletion", "Policies", "Reason", "SegmentView", "plan_sweep", "row_cutoffs"]
 
 Reason = Literal["retention", "budget", "low_space"]
 Policies = Mapping[str, tuple[float | None, float | None]]
@@ -124,3 +124,14 @@ def plan_sweep(
             break
         take(seg, reason)
     return plan
+
+
+def row_cutoffs(policies: Policies, now: datetime) -> dict[str, datetime]:
+    """Per camera, the time before which its ended events and incidents are deleted: they
+    follow the camera's event footage retention (a camera keeping event footage forever, or
+    not in ``policies``, keeps its rows)."""
+    return {
+        camera_id: now - timedelta(seconds=event_days * _SECONDS_PER_DAY)
+        for camera_id, (_, event_days) in policies.items()
+        if event_days is not None
+    }

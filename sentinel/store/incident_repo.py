@@ -145,6 +145,40 @@ class IncidentRepository(Repository):
         with self._engine.connect() as conn:
             return [str(i) for i in conn.execute(query).scalars()]
 
+    def expire(
+        self, camera_id: str, ended_before: datetime, limit: int = 500
+    ) -> builtins.list[str]:
+        """Delete up to ``limit`` of the camera's incidents that ended before ``ended_before``
+        (oldest first) with their member rows; each leaves the search index through the queue
+        (op "delete"), queued in the same transaction.
+
+        Returns:
+            The ids of the deleted incidents.
+
+        Raises:
+            ValueError: If ``ended_before`` is naive or ``limit`` is below 1.
+        """
+        require_aware(ended_before, "ended_before")
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, but got {limit}")
+        c = INCIDENTS.c
+        query = (
+            sa.select(c.id)
+            .where(c.camera_id == camera_id, c.ended_at.is_not(None), c.ended_at < ended_before)
+            .order_by(c.ended_at, c.id)
+            .limit(limit)
+        )
+        now = self._clock()
+        with self._engine.begin() as conn:
+            ids = [str(i) for i in conn.execute(query).scalars()]
+            if ids:
+                m = INCIDENT_MEMBERS.c
+                conn.execute(sa.delete(INCIDENT_MEMBERS).where(m.incident_id.in_(ids)))
+                conn.execute(sa.delete(INCIDENTS).where(c.id.in_(ids)))
+                for incident_id in ids:
+                    enqueue_in(conn, incident_id, "incident", "delete", now)
+        return ids
+
     def open_incidents(self, camera_id: str) -> builtins.list[Incident]:
         """The camera's incidents that are still open, oldest first."""
         c = INCIDENTS.c

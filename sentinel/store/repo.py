@@ -248,6 +248,38 @@ class EventRepository(Repository):
             next_cursor = encode_cursor(last.started_at, last.id)
         return EventPage(items=items, next_cursor=next_cursor)
 
+    def expire(
+        self, camera_id: str, ended_before: datetime, limit: int = 500
+    ) -> builtins.list[tuple[str, str | None]]:
+        """Delete up to ``limit`` of the camera's events that ended before ``ended_before``
+        (oldest first); each leaves the search index through the queue (op "delete"), queued in
+        the same transaction, so a crash never leaves a stale index entry.
+
+        Returns:
+            ``(event id, snapshot key)`` of each deleted event (the caller deletes the objects).
+
+        Raises:
+            ValueError: If ``ended_before`` is naive or ``limit`` is below 1.
+        """
+        require_aware(ended_before, "ended_before")
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, but got {limit}")
+        c = EVENTS.c
+        query = (
+            sa.select(c.id, c.snapshot_key)
+            .where(c.camera_id == camera_id, c.ended_at.is_not(None), c.ended_at < ended_before)
+            .order_by(c.ended_at, c.id)
+            .limit(limit)
+        )
+        now = self._clock()
+        with self._engine.begin() as conn:
+            rows = [(str(r.id), r.snapshot_key) for r in conn.execute(query)]
+            if rows:
+                conn.execute(sa.delete(EVENTS).where(c.id.in_([i for i, _ in rows])))
+                for event_id, _ in rows:
+                    enqueue_in(conn, event_id, "event", "delete", now)
+        return rows
+
     def open_events(self, camera_id: str) -> builtins.list[StoredEvent]:
         """The camera's events that have not ended, oldest first."""
         query = (

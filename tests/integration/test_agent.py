@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,12 +21,17 @@ from sentinel.config import AgentSettings, AlertPolicySettings
 from sentinel.domain.alerts import AgentOutcome, DecidedBy, EventContext, PromptSpec
 from sentinel.domain.prompts import DEFAULT_SYSTEM_PROMPT, DEFAULT_USER_TEMPLATE
 from sentinel.domain.types import Box, EventState
+from sentinel.models.embedder import TextEmbedder
+from sentinel.search.index import IndexUnavailableError, VectorIndex
+from sentinel.search.kb import KB_COLLECTION, KbHit, KnowledgeBase
+from sentinel.search.site_docs import kb_lookup
 from sentinel.store.alert_repo import (
     AgentQueue,
     AlertRepository,
     ExperimentRepository,
     PromptRepository,
 )
+from sentinel.store.kb_repo import KbRepository
 from sentinel.store.repo import CameraRepository, EventRepository
 from tests.utils.fake_openai import FakeOpenAI, fake_openai_server
 
@@ -341,3 +348,90 @@ def test_backend_outage_fails_after_max_attempts(stores: Stores, primary: FakeOp
     assert alert is not None and alert.decided_by == DecidedBy.RULES
     assert alert.llm_status == "failed" and stores.queue.status(ev.id) == ("failed", 3)
     assert worker.stats.retries == 2 and worker.stats.failures == 1
+
+
+# -- site documents: the knowledge base in the agent's prompt, cited in the alert -----------
+
+POST_ORDERS = b"""# Post orders
+
+## Back yard at night
+A person in the back yard after 23:00 is reported to the duty manager at once.
+The gardener never works at night; the shed must stay locked.
+
+## Lunch
+The canteen serves lunch from noon to two; deliveries use the front gate.
+"""
+
+
+@pytest.fixture(scope="module")
+def embedder() -> TextEmbedder:
+    return TextEmbedder(threads=1)
+
+
+def _kb(engine: Engine, path: Path, embedder: TextEmbedder) -> KnowledgeBase:
+    kb = KnowledgeBase(
+        KbRepository(engine), VectorIndex(path, collection=KB_COLLECTION), embedder.embed
+    )
+    kb.add("post-orders.md", POST_ORDERS, "text/markdown", "admin")
+    return kb
+
+
+def _prompt_text(fake: FakeOpenAI) -> str:
+    return "\n".join(str(m["content"]) for m in fake.requests[-1]["messages"])
+
+
+def test_the_agent_cites_the_site_documents(
+    stores: Stores,
+    primary: FakeOpenAI,
+    store_engine: Engine,
+    tmp_path: Path,
+    embedder: TextEmbedder,
+) -> None:
+    kb = _kb(store_engine, tmp_path / "search", embedder)
+    ev = replace(_event(5), zones=["shed"])
+    stores.events.upsert(ev)
+    _rules(stores)(ev)
+    worker = stores.worker(AlertAgent([_backend(primary, "a")]))
+    worker.site_docs = kb_lookup(kb, k=1)
+    assert run(worker.run_once()) is True
+    prompt = _prompt_text(primary)
+    assert "reported to the duty manager at once" in prompt  # the section reaches the prompt
+    assert "site document 'post-orders.md' v1, section 'Post orders > Back yard at night'" in prompt
+    assert "canteen" not in prompt  # only the closest section (k=1)
+    alert = stores.alerts.by_event(ev.id)
+    assert alert is not None and alert.decided_by == DecidedBy.LLM
+    sources = [r for r in alert.reasons if r.startswith("source: ")]
+    assert sources == [
+        "source: site document 'post-orders.md' v1, section 'Post orders > Back yard at night'"
+    ]
+
+
+def test_no_relevant_section_or_no_knowledge_base_cites_nothing(
+    stores: Stores,
+    primary: FakeOpenAI,
+    store_engine: Engine,
+    tmp_path: Path,
+    embedder: TextEmbedder,
+) -> None:
+    kb = _kb(store_engine, tmp_path / "search", embedder)
+    worker = stores.worker(AlertAgent([_backend(primary, "a")]))
+    worker.site_docs = kb_lookup(kb, k=2, min_score=0.99)  # nothing is that close
+    ev = _event(6)
+    stores.events.upsert(ev)
+    _rules(stores)(ev)
+    assert run(worker.run_once()) is True
+    assert "site document" not in _prompt_text(primary)
+    alert = stores.alerts.by_event(ev.id)
+    assert alert is not None and alert.decided_by == DecidedBy.LLM
+    assert not [r for r in alert.reasons if r.startswith("source: ")]
+
+    def broken(query: str) -> list[KbHit]:
+        raise IndexUnavailableError("the search indexer is not running")
+
+    worker.site_docs = broken  # an unavailable knowledge base does not fail the alert
+    ev = _event(7)
+    stores.events.upsert(ev)
+    _rules(stores)(ev)
+    assert run(worker.run_once()) is True
+    alert = stores.alerts.by_event(ev.id)
+    assert alert is not None and alert.decided_by == DecidedBy.LLM and alert.llm_status == "done"

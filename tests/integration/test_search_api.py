@@ -14,7 +14,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
+from sentinel.actors.retention import RetentionSweeper
 from sentinel.api.deps import SearchServices, Services
+from sentinel.config import StorageSettings
+from sentinel.domain.incidents import Incident
 from sentinel.domain.render import Overlay, encode_jpeg
 from sentinel.domain.types import Box, EventState
 from sentinel.gateway.roles import Role
@@ -203,3 +206,98 @@ def test_the_index_lag_is_reported(services: Services, client: TestClient) -> No
     services.search.service.drain()
     assert client.get("/health").json()["search_backlog"] == 0
     assert "sentinel_search_lag_seconds 0.0" in client.get("/metrics", headers=admin.headers).text
+
+
+def test_swept_events_leave_the_index(
+    seeded: Services, client: TestClient, store_engine: Engine
+) -> None:
+    """Retention deletes the rows and snapshots of events past their camera's event
+    retention; their removal is queued with the row's deletion, and once the indexer has
+    run they are gone from search, "more like this" and the appearance index."""
+    admin = add_user(seeded.security, "root", Role.ADMIN)
+    assert seeded.search is not None
+    service = seeded.search.service
+    sweeper = RetentionSweeper(
+        store_engine,
+        seeded.objects,
+        StorageSettings(),
+        policies=lambda: {"gate": (None, 1.0), "dock": (None, None)},
+    )
+    # gate-0..2 ended more than a day before; gate-3 ended 30 s after the cut-off.
+    report = sweeper.sweep(now=T0 + timedelta(days=1, minutes=3))
+    assert report.events_expired == 3
+    swept = {"gate-0", "gate-1", "gate-2"}
+    for event_id in swept:
+        assert seeded.events.get(event_id) is None
+        assert not seeded.objects.exists(snapshot_key("gate", event_id))
+        assert service.queue.status(event_id) == ("pending", "delete", 0)
+    assert seeded.events.get("gate-3") is not None
+    # Before the indexer runs, the index still holds them; the queue's backlog says so.
+    assert swept <= set(service.index.ids())
+    assert service.drain() == 3
+    assert not swept & set(service.index.ids())
+    assert service.appearance is not None
+    assert not swept & set(service.appearance.ids())
+    for event_id in swept:
+        assert service.queue.status(event_id) == ("done", "delete", 1)
+    found = _get(client, admin, "/api/v1/search", q=QUERY, limit=20)["items"]
+    assert isinstance(found, list)
+    assert len(found) == 9 and not swept & {h["id"] for h in found}
+    like = _get(client, admin, "/api/v1/events/gate-3/similar", by="appearance", limit=20)
+    assert isinstance(like["items"], list) and not swept & {h["id"] for h in like["items"]}
+    assert client.get("/api/v1/events/gate-0/similar", headers=admin.headers).status_code == 404
+    # A second sweep and a replayed delete are no-ops.
+    assert sweeper.sweep(now=T0 + timedelta(days=1, minutes=3)).events_expired == 0
+    service.queue.enqueue("gate-0", "event", "delete")
+    assert service.drain() == 1 and len(service.index.ids()) == 9
+
+
+def _incident(
+    services: Services, incident_id: str, camera_id: str, members: tuple[str, ...]
+) -> None:
+    at = T0 + timedelta(minutes=1)
+    IncidentRepository(services.engine).upsert(
+        Incident(
+            id=incident_id,
+            camera_id=camera_id,
+            started_at=at,
+            last_seen_at=at + timedelta(seconds=30),
+            ended_at=at + timedelta(seconds=30),
+            members=members,
+            labels=("person",),
+            zones=("car_park",),
+        )
+    )
+
+
+def test_similar_to_an_incident_keeps_to_the_callers_cameras(
+    seeded: Services, client: TestClient
+) -> None:
+    admin = add_user(seeded.security, "root", Role.ADMIN)
+    dock_user = add_user(seeded.security, "docker", Role.VIEWER, ["dock"])
+    _incident(seeded, "inc-gate", "gate", ("gate-0", "gate-1"))
+    _incident(seeded, "inc-dock", "dock", ("dock-0", "dock-1"))
+    assert seeded.search is not None and seeded.search.service.drain() == 2
+    url = "/api/v1/incidents/inc-gate/similar"
+    like = _get(client, admin, url, limit=5)["items"]
+    assert isinstance(like, list) and len(like) == 5
+    assert "inc-gate" not in {h["id"] for h in like}
+    assert like[0]["id"] == "inc-dock"  # the other incident reads most alike
+    only = _get(client, admin, url, kind="event", camera_id="gate", limit=3)["items"]
+    assert isinstance(only, list) and len(only) == 3
+    assert {(h["kind"], h["camera_id"]) for h in only} == {("event", "gate")}
+    # A hidden incident is a 404 (like a missing one); the limited user's own incident
+    # gets k results of its own cameras although the gate's rank as high.
+    assert client.get(url, headers=dock_user.headers).status_code == 404
+    missing = client.get("/api/v1/incidents/nope/similar", headers=admin.headers)
+    assert missing.status_code == 404
+    own = _get(client, dock_user, "/api/v1/incidents/inc-dock/similar", limit=4)["items"]
+    assert isinstance(own, list) and len(own) == 4
+    assert {h["camera_id"] for h in own} == {"dock"}
+    assert client.get(url, params={"limit": 0}, headers=admin.headers).status_code == 422
+    assert client.get(url).status_code == 401
+    # An incident not indexed yet is described and embedded on the spot.
+    _incident(seeded, "inc-new", "gate", ("gate-2",))
+    fresh = _get(client, admin, "/api/v1/incidents/inc-new/similar", limit=3)["items"]
+    assert isinstance(fresh, list) and len(fresh) == 3
+    assert "inc-new" not in {h["id"] for h in fresh}

@@ -149,3 +149,38 @@ def test_incident_close_and_agent_summary_queue_their_item(store_engine: Engine)
     )
     assert alerts.amend("e1", agent) is not None
     assert queue.status("e1") == ("pending", "upsert", 0)
+
+
+def test_expired_rows_queue_their_removal_in_the_same_transaction(store_engine: Engine) -> None:
+    events, incidents = EventRepository(store_engine), IncidentRepository(store_engine)
+    queue = SearchQueue(store_engine)
+    for i, end in enumerate((5.0, 10.0, 30.0)):
+        events.upsert(state(f"e{i}", last_seen=end, ended=end), f"gate/e{i}.jpg")
+    events.upsert(state("open", last_seen=1.0))  # never expired while open
+    closed = Incident(
+        id="i1",
+        camera_id="gate",
+        started_at=T0,
+        last_seen_at=T0 + timedelta(seconds=10),
+        ended_at=T0 + timedelta(seconds=10),
+        members=("e0", "e1"),
+        labels=("person",),
+    )
+    incidents.upsert(closed)
+    incidents.upsert(replace(closed, id="i2", ended_at=None, members=("e2",)))
+    cutoff = T0 + timedelta(seconds=20)
+    assert events.expire("dock", cutoff) == []  # another camera's events stay
+    assert events.expire("gate", cutoff, limit=1) == [("e0", "gate/e0.jpg")]
+    assert events.expire("gate", cutoff) == [("e1", "gate/e1.jpg")]
+    assert events.get("e2") is not None and events.get("open") is not None
+    assert incidents.expire("gate", cutoff) == ["i1"]
+    assert incidents.get("i1") is None and incidents.get("i2") is not None
+    assert incidents.of_event("e0") == []
+    for item_id in ("e0", "e1", "i1"):
+        assert queue.status(item_id) == ("pending", "delete", 0)
+    kinds = {lease.item_id: (lease.kind, lease.op) for lease in queue.lease(10, 30.0)}
+    assert kinds["i1"] == ("incident", "delete") and kinds["e0"] == ("event", "delete")
+    with pytest.raises(ValueError):
+        events.expire("gate", datetime(2026, 1, 1))
+    with pytest.raises(ValueError):
+        incidents.expire("gate", cutoff, limit=0)

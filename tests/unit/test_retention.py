@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sentinel.domain.retention import Deletion, Policies, SegmentView, plan_sweep
+from sentinel.domain.retention import Deletion, Policies, SegmentView, plan_sweep, row_cutoffs
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 MB = 1 << 20
@@ -149,3 +149,9 @@ def test_negative_byte_counts_are_refused(used: int, budget: int | None, min_fre
             [], now=NOW, policies={}, used_bytes=used, budget_bytes=budget, free_bytes=None,
             min_free_bytes=min_free,
         )  # fmt: skip
+
+
+def test_rows_follow_the_event_footage_retention() -> None:
+    now = datetime(2026, 3, 1, tzinfo=UTC)
+    cutoffs = row_cutoffs({"a": (1.0, 2.0), "b": (1.0, None), "c": (None, 0.5)}, now)
+    assert cutoffs == {"a": now - timedelta(days=2), "c": now - timedelta(hours=12)}
