@@ -8,7 +8,6 @@ snippet, and a snapshot URL.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -120,18 +119,15 @@ async def search(
         raise _query_error(f"the query is over {MAX_QUERY_BYTES} bytes", "string_too_long")
     if since is not None and until is not None and since > until:
         raise HTTPException(400, "`since` must not be after `until`")
-    flt = SearchFilter(camera_id=camera_id, label=label, kind=kind, since=since, until=until)
-    return await search_results(services, principal, q, flt, limit)
-
-
-async def search_results(
-    services: Services, principal: Principal, q: str, flt: SearchFilter, limit: int
-) -> SearchResults:
-    """The closest items to the text ``q`` under ``flt`` among the cameras ``principal`` may
-    see (its scope replaces ``flt.cameras``, inside the vector query). ``q`` must already be
-    checked (non-empty, at most ``MAX_QUERY_BYTES``). 404 when search is off."""
     search_services = _search(services)
-    flt = replace(flt, cameras=await _scope(principal, services))
+    flt = SearchFilter(
+        cameras=await _scope(principal, services),
+        camera_id=camera_id,
+        label=label,
+        kind=kind,
+        since=since,
+        until=until,
+    )
     service = search_services.service
     hits: list[SearchHit] = []
     if not flt.matches_nothing():

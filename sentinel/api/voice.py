@@ -30,7 +30,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from sentinel.api.ask import CitationPublic, answer_question
+from sentinel.api.ask import AskAnswer, CitationPublic, answer_question
 from sentinel.api.deps import Services, ServicesDep, VoiceServices
 from sentinel.api.security import authorize
 from sentinel.gateway.roles import EVENTS_READ, Principal
@@ -87,19 +87,6 @@ class SpokenAudio(BaseModel):
     duration_s: float
 
 
-class VoiceAnswer(BaseModel):
-    """What the answering seam returns: the ask service's answer."""
-
-    answer: str = Field(description="The answer, in words.")
-    mode: Literal["llm", "retrieval_only", "nothing_found"] = Field(
-        "retrieval_only", description="As POST /ask's mode."
-    )
-    citations: list[CitationPublic] = Field(description="The items the answer rests on.")
-    count: dict[str, Any] | None = Field(
-        None, description="The count computed by SQL, for counting questions."
-    )
-
-
 class VoiceAskResponse(BaseModel):
     transcript: TranscriptPublic
     answer: str = Field(description="The answer, in words.")
@@ -113,20 +100,17 @@ class VoiceAskResponse(BaseModel):
     )
 
 
-Answerer = Callable[[str, Principal], Awaitable[VoiceAnswer]]
+Answerer = Callable[[str, Principal], Awaitable[AskAnswer]]
 """Answers a question for a principal (who may only see some cameras)."""
 
 
 def get_answerer(services: ServicesDep) -> Answerer:
-    """The answering seam of ``POST /ask/voice``: a question and its asker in, a
-    :class:`VoiceAnswer` out, from the ask service (``POST /ask``: search, counts and the
-    knowledge base within the caller's cameras, the agent's LLM when it runs)."""
+    """The answering seam of ``POST /ask/voice``: the ask service (``POST /ask``: search,
+    counts and the knowledge base within the caller's cameras, the agent's LLM when it
+    runs)."""
 
-    async def answer(question: str, principal: Principal) -> VoiceAnswer:
-        result = await answer_question(services, question, principal)
-        return VoiceAnswer(
-            answer=result.answer, mode=result.mode, citations=result.citations, count=result.count
-        )
+    async def answer(question: str, principal: Principal) -> AskAnswer:
+        return await answer_question(services, question, principal)
 
     return answer
 

@@ -16,8 +16,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from sentinel.api import voice as voice_api
+from sentinel.api.ask import AskAnswer
 from sentinel.api.deps import SearchServices, Services, VoiceServices
-from sentinel.api.voice import VoiceAnswer, get_answerer
+from sentinel.api.voice import get_answerer
 from sentinel.gateway.roles import Principal, Role
 from sentinel.models.embedder import TextEmbedder
 from sentinel.models.whisper import SpeechRecognizer, Transcript
@@ -317,9 +318,11 @@ def test_the_answer_comes_from_one_replaceable_seam(
     callable, and its answer is returned as is."""
     asked: list[tuple[str, Principal]] = []
 
-    async def answer(text: str, principal: Principal) -> VoiceAnswer:
+    async def answer(text: str, principal: Principal) -> AskAnswer:
         asked.append((text, principal))
-        return VoiceAnswer(answer="Two people, both at the gate.", citations=[])
+        return AskAnswer(
+            question=text, answer="Two people, both at the gate.", mode="llm", citations=[]
+        )
 
     app = api_app(services)
     app.dependency_overrides[get_answerer] = lambda: answer
