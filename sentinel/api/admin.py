@@ -21,6 +21,7 @@ from sentinel.gateway.roles import (
     ADMIN,
     APIKEYS_WRITE,
     AUDIT_READ,
+    ROLE_SCOPES,
     USERS_ADMIN,
     Principal,
     Role,
@@ -241,7 +242,7 @@ async def create_key(
     # A key minting keys would outlive its own revocation (and has no user row to own them).
     if principal.kind != "user" or principal.role is None:
         raise HTTPException(403, "only users create API keys")
-    if _rank(body.role) > _rank(principal.role):
+    if not ROLE_SCOPES[body.role] <= ROLE_SCOPES[principal.role]:
         raise HTTPException(403, f"cannot create a key with role {body.role.value}")
     scopes = scopes_for(body.role, body.scopes) & principal.scopes
     cameras = body.cameras
@@ -262,10 +263,6 @@ async def create_key(
         principal.subject,
     )
     return ApiKeyCreated(**ApiKeyPublic.of(record).model_dump(), key=key)
-
-
-def _rank(role: Role) -> int:
-    return {Role.VIEWER: 0, Role.OPERATOR: 1, Role.ADMIN: 2}[role]
 
 
 @router.delete("/apikeys/{key_id}", status_code=204, response_class=Response, summary="Revoke")

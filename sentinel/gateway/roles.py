@@ -36,6 +36,8 @@ __all__ = [
     "ALERTS_READ",
     "ALERTS_WRITE",
     "ALL_SCOPES",
+    "ANNOTATIONS_REVIEW",
+    "ANNOTATIONS_WRITE",
     "ANONYMOUS",
     "APIKEYS_WRITE",
     "AUDIT_READ",
@@ -45,7 +47,10 @@ __all__ = [
     "GROUP_PREFIX",
     "LLM_USE",
     "METRICS_READ",
+    "MODELS_ADMIN",
+    "MODELS_READ",
     "PRINCIPAL_KINDS",
+    "PRIVACY_ADMIN",
     "PROMPTS_ADMIN",
     "ROLE_SCOPES",
     "USERS_ADMIN",
@@ -61,6 +66,7 @@ class Role(StrEnum):
     ADMIN = "admin"
     OPERATOR = "operator"
     VIEWER = "viewer"
+    ANNOTATOR = "annotator"
 
 
 EVENTS_READ = "events:read"
@@ -74,6 +80,11 @@ ALERTS_READ = "alerts:read"
 ALERTS_WRITE = "alerts:write"
 PROMPTS_ADMIN = "prompts:admin"
 LLM_USE = "llm:use"
+ANNOTATIONS_WRITE = "annotations:write"
+ANNOTATIONS_REVIEW = "annotations:review"
+MODELS_READ = "models:read"
+MODELS_ADMIN = "models:admin"
+PRIVACY_ADMIN = "privacy:admin"
 ADMIN = "admin"
 ALL_SCOPES: frozenset[str] = frozenset(
     {
@@ -88,14 +99,34 @@ ALL_SCOPES: frozenset[str] = frozenset(
         ALERTS_WRITE,
         PROMPTS_ADMIN,
         LLM_USE,
+        ANNOTATIONS_WRITE,
+        ANNOTATIONS_REVIEW,
+        MODELS_READ,
+        MODELS_ADMIN,
+        PRIVACY_ADMIN,
         ADMIN,
     }
 )
 _VIEWER = frozenset({EVENTS_READ, CAMERAS_READ, ALERTS_READ})
-_OPERATOR = _VIEWER | {METRICS_READ, APIKEYS_WRITE, ALERTS_WRITE, LLM_USE}
+_OPERATOR = _VIEWER | {
+    METRICS_READ,
+    APIKEYS_WRITE,
+    ALERTS_WRITE,
+    LLM_USE,
+    ANNOTATIONS_WRITE,
+    ANNOTATIONS_REVIEW,
+    MODELS_READ,
+}
+# Labels frames of the cameras they may see; reviewing, training and serving models are not theirs.
+_ANNOTATOR = frozenset({CAMERAS_READ, ANNOTATIONS_WRITE})
 # Read-only at runtime: a route that mutated this table would change every user's rights.
 ROLE_SCOPES: Mapping[Role, frozenset[str]] = MappingProxyType(
-    {Role.VIEWER: _VIEWER, Role.OPERATOR: _OPERATOR, Role.ADMIN: ALL_SCOPES}
+    {
+        Role.VIEWER: _VIEWER,
+        Role.ANNOTATOR: _ANNOTATOR,
+        Role.OPERATOR: _OPERATOR,
+        Role.ADMIN: ALL_SCOPES,
+    }
 )
 PRINCIPAL_KINDS = frozenset({"user", "apikey", "anonymous"})
 GROUP_PREFIX = "group:"
