@@ -273,6 +273,16 @@ def test_viewer_cannot_mint_an_admin_key(client: TestClient, services: Services)
     assert r.status_code == 403
 
 
+def test_key_roles_are_capped_by_scopes_not_rank(client: TestClient, services: Services) -> None:
+    """An annotator's scopes lie inside an operator's: an operator may mint an annotator key."""
+    op = add_user(services.security, "op", Role.OPERATOR)
+    r = client.post(
+        "/api/v1/apikeys", json={"name": "labeller", "role": "annotator"}, headers=op.headers
+    )
+    assert r.status_code == 201
+    assert set(r.json()["scopes"]) == {"cameras:read", "annotations:write"}
+
+
 def test_route_rate_limit_answers_429(
     services: Services, viewer: AuthedUser, tmp_path: Path
 ) -> None:

@@ -9,6 +9,8 @@ from sentinel.gateway.roles import (
     ALERTS_READ,
     ALERTS_WRITE,
     ALL_SCOPES,
+    ANNOTATIONS_REVIEW,
+    ANNOTATIONS_WRITE,
     ANONYMOUS,
     APIKEYS_WRITE,
     AUDIT_READ,
@@ -17,6 +19,9 @@ from sentinel.gateway.roles import (
     EVENTS_READ,
     LLM_USE,
     METRICS_READ,
+    MODELS_ADMIN,
+    MODELS_READ,
+    PRIVACY_ADMIN,
     PROMPTS_ADMIN,
     ROLE_SCOPES,
     USERS_ADMIN,
@@ -36,7 +41,13 @@ def test_role_scopes() -> None:
         APIKEYS_WRITE,
         ALERTS_WRITE,
         LLM_USE,
+        ANNOTATIONS_WRITE,
+        ANNOTATIONS_REVIEW,
+        MODELS_READ,
     }
+    # An annotator labels frames of its cameras; it neither reviews nor trains nor serves models.
+    assert ROLE_SCOPES[Role.ANNOTATOR] == {CAMERAS_READ, ANNOTATIONS_WRITE}
+    assert {MODELS_ADMIN, PRIVACY_ADMIN} <= ROLE_SCOPES[Role.ADMIN] - ROLE_SCOPES[Role.OPERATOR]
     assert PROMPTS_ADMIN in ROLE_SCOPES[Role.ADMIN] - ROLE_SCOPES[Role.OPERATOR]
     assert ROLE_SCOPES[Role.ADMIN] == ALL_SCOPES
     assert {CAMERAS_WRITE, AUDIT_READ, USERS_ADMIN, ADMIN} <= ALL_SCOPES
