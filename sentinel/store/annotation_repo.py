@@ -352,6 +352,7 @@ class AnnotationRepo(Repository):
         cameras: Collection[str] | None = None,
         camera_id: str | None = None,
         status: str | None = None,
+        assignee: str | None = None,
         hide_gold_done_by: str | None = None,
         limit: int = 50,
         offset: int = 0,
@@ -362,6 +363,7 @@ class AnnotationRepo(Repository):
             cameras: Only items of these cameras; None: every camera.
             camera_id: Only this camera's items.
             status: Only items in this status.
+            assignee: Only items held by (submitted by, or returned to) this annotator.
             hide_gold_done_by: Leave out the gold items this annotator already submitted.
             limit: At most this many (1..1000).
             offset: Skip this many.
@@ -380,6 +382,8 @@ class AnnotationRepo(Repository):
         if status is not None:
             check_choice(status, ITEM_STATUSES, "status")
             query = query.where(c.status == status)
+        if assignee is not None:
+            query = query.where(c.assignee == assignee)
         if hide_gold_done_by is not None:
             g = ANNOTATION_GOLD_SCORES.c
             done = sa.select(g.item_id).where(g.annotator == hide_gold_done_by)

@@ -124,7 +124,8 @@ class AnnotationGoldScoreRow(SQLModel, table=True):
 
 
 class DatasetRow(SQLModel, table=True):
-    """One version of a named dataset; ``status`` is building, ready or failed."""
+    """One version of a named dataset; ``status`` is building, ready, failed or deleted (the
+    row stays, so a version number is never given out twice)."""
 
     __tablename__ = "datasets"
     __table_args__ = (sa.UniqueConstraint("name", "version", name="uq_datasets_name_version"),)

@@ -260,7 +260,7 @@ class DatasetRepo(Repository):
         return found
 
     def delete(self, name: str, version: int) -> DatasetVersion:
-        """Delete an unlocked version's row (the caller deletes its objects after).
+        """Mark an unlocked version deleted (the caller deletes its objects after).
 
         Raises:
             DatasetNotFound: no ready version ``name`` / ``version``.
@@ -280,5 +280,10 @@ class DatasetRepo(Repository):
                     f"{name} v{version} was used by training run(s) {', '.join(runs)}: "
                     "it is immutable"
                 )
-            conn.execute(sa.delete(DATASETS).where(d.name == name, d.version == version))
+            # The row stays (status "deleted"), so the number is never given out again.
+            conn.execute(
+                sa.update(DATASETS)
+                .where(d.name == name, d.version == version)
+                .values(status="deleted")
+            )
         return _version(row, ())

@@ -172,4 +172,6 @@ def test_dataset_versions_locks_and_immutability(store_engine: Engine) -> None:
     assert repo.latest("site") == repo.get("site", 1)
     repo.finish("site", 3, manifest_sha256="c" * 64, items=1, boxes=1, camera_ids={"a"})
     assert repo.delete("site", 3).version == 3
-    assert repo.get("site", 3) is None and repo.latest("site").version == 1  # type: ignore[union-attr]
+    assert repo.get("site", 3).status == "deleted"  # type: ignore[union-attr]
+    assert repo.latest("site").version == 1  # type: ignore[union-attr]
+    assert repo.reserve("site", manifest_key, labels=[], created_by="x").version == 4
