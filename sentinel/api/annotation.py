@@ -106,7 +106,7 @@ class ItemPublic(RecordView):
     """A queued frame. ``gold`` is shown to reviewers only (None for annotators)."""
 
     record = AnnotationItem
-    hidden = frozenset({"image_key", "phash", "is_gold", "gold_boxes"})
+    hidden = frozenset({"image_key", "phash", "is_gold", "gold_boxes", "gold_author"})
     derived = frozenset({"gold"})
 
     id: str
@@ -447,18 +447,19 @@ async def make_gold(
     item = await _visible_item(item_id, services, principal)
     if body.boxes is not None:
         reference = _checked_boxes(body.boxes, item, ann.labels)
+        author = principal.subject
     else:
-        if item.status != "accepted":
-            raise HTTPException(409, "only an accepted item gives a reference; or send `boxes`")
         latest = await run_in_threadpool(ann.repo.latest, item.id)
-        reference = list(latest.boxes) if latest is not None else []
+        if item.status != "accepted" or latest is None:
+            raise HTTPException(409, "only an accepted item gives a reference; or send `boxes`")
+        reference, author = list(latest.boxes), latest.annotator
     try:
-        gold = await run_in_threadpool(ann.repo.add_gold, item.id, reference)
+        gold = await run_in_threadpool(lambda: ann.repo.add_gold(item.id, reference, author=author))
     except ItemNotFound as exc:
         raise HTTPException(404, _NOT_FOUND) from exc
     except InvalidTransition as exc:
         raise HTTPException(409, str(exc)) from exc
-    _audit(request, item_id=item.id, gold_item_id=gold.id, boxes=len(reference))
+    _audit(request, item_id=item.id, gold_item_id=gold.id, boxes=len(reference), author=author)
     return _item_public(gold, principal)
 
 

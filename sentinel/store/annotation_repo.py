@@ -102,7 +102,8 @@ def _boxes(text: str | None) -> tuple[LabeledBox, ...]:
 
 @dataclass(frozen=True, slots=True)
 class AnnotationItem:
-    """One frame in the queue. ``gold_boxes`` is the hidden reference of a gold item."""
+    """One frame in the queue. ``gold_boxes`` is the hidden reference of a gold item, drawn by
+    ``gold_author`` (who is not scored on it)."""
 
     id: str
     camera_id: str
@@ -121,6 +122,7 @@ class AnnotationItem:
     assignee: str | None
     is_gold: bool
     gold_boxes: tuple[LabeledBox, ...] | None
+    gold_author: str | None
     created_at: datetime
     updated_at: datetime
 
@@ -180,6 +182,7 @@ def _item(row: sa.RowMapping) -> AnnotationItem:
         assignee=row["assignee"],
         is_gold=bool(row["is_gold"]),
         gold_boxes=_boxes(row["gold_boxes"]) if row["is_gold"] else None,
+        gold_author=row["gold_author"],
         created_at=as_utc(row["created_at"], "created_at"),
         updated_at=as_utc(row["updated_at"], "updated_at"),
     )
@@ -287,6 +290,7 @@ class AnnotationRepo(Repository):
                             assignee=None,
                             is_gold=False,
                             gold_boxes=None,
+                            gold_author=None,
                             created_at=now,
                             updated_at=now,
                         )
@@ -299,8 +303,13 @@ class AnnotationRepo(Repository):
             raise
         return ids
 
-    def add_gold(self, source_item_id: str, boxes: Sequence[LabeledBox]) -> AnnotationItem:
+    def add_gold(
+        self, source_item_id: str, boxes: Sequence[LabeledBox], *, author: str
+    ) -> AnnotationItem:
         """A gold copy of an item: the same frame, queued again, with hidden reference boxes.
+
+        ``author`` drew the reference (the source's annotator, or a reviewer who sent boxes):
+        the copy is kept out of their queue and they cannot submit on it.
 
         Raises:
             ItemNotFound: no such source item.
@@ -328,6 +337,7 @@ class AnnotationRepo(Repository):
                 assignee=None,
                 is_gold=True,
                 gold_boxes=_boxes_json(boxes),
+                gold_author=author[:64],
                 created_at=now,
                 updated_at=now,
             )
@@ -364,7 +374,8 @@ class AnnotationRepo(Repository):
             camera_id: Only this camera's items.
             status: Only items in this status.
             assignee: Only items held by (submitted by, or returned to) this annotator.
-            hide_gold_done_by: Leave out the gold items this annotator already submitted.
+            hide_gold_done_by: Leave out the gold items this annotator already submitted or
+                whose reference they drew.
             limit: At most this many (1..1000).
             offset: Skip this many.
         """
@@ -387,7 +398,15 @@ class AnnotationRepo(Repository):
         if hide_gold_done_by is not None:
             g = ANNOTATION_GOLD_SCORES.c
             done = sa.select(g.item_id).where(g.annotator == hide_gold_done_by)
-            query = query.where(sa.or_(c.is_gold.is_(False), c.id.not_in(done)))
+            query = query.where(
+                sa.or_(
+                    c.is_gold.is_(False),
+                    sa.and_(
+                        c.id.not_in(done),
+                        sa.or_(c.gold_author.is_(None), c.gold_author != hide_gold_done_by),
+                    ),
+                )
+            )
         query = query.order_by(c.score.desc(), c.created_at, c.id).limit(limit).offset(offset)
         with self._engine.connect() as conn:
             return [_item(r) for r in conn.execute(query).mappings()]
@@ -445,6 +464,8 @@ class AnnotationRepo(Repository):
             if int(row["version"]) != version:
                 raise StaleVersion(item_id, version, int(row["version"]))
             if row["is_gold"]:
+                if row["gold_author"] == annotator:
+                    raise InvalidTransition("you drew this gold item's reference")
                 if gold is None:
                     raise ValueError("a submission on a gold item needs its gold score")
                 status, assignee = "queued", None

@@ -6,7 +6,8 @@ Created by the migration ``0016_annotation``; keep both in step (a test compares
   by ``score``. ``status`` moves queued -> submitted -> accepted | returned (returned -> submitted
   again). ``version`` counts the annotations stored for it (the optimistic-lock token a client
   sends back). A gold item (``is_gold``) carries hidden reference boxes (``gold_boxes``); its
-  submissions are scored (``annotation_gold_scores``) and it stays queued for other annotators.
+  submissions are scored (``annotation_gold_scores``) and it stays queued for other annotators;
+  ``gold_author`` made the reference, so it is never scored on it.
   ``phash`` is the frame's 64-bit dHash as 16 hex digits (near-duplicates are not queued twice).
 - ``annotations``: every submitted version of an item's boxes (JSON), with its author.
 - ``annotation_reviews``: a reviewer's decision on one annotation version.
@@ -63,6 +64,7 @@ class AnnotationItemRow(SQLModel, table=True):
     assignee: str | None = Field(default=None, sa_column=sa.Column(sa.String(64), nullable=True))
     is_gold: bool = Field(sa_column=sa.Column(sa.Boolean(), nullable=False))
     gold_boxes: str | None = Field(default=None, sa_column=sa.Column(sa.Text(), nullable=True))
+    gold_author: str | None = Field(default=None, sa_column=sa.Column(sa.String(64), nullable=True))
     created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
     updated_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
 

@@ -200,7 +200,10 @@ def test_quality_score_with_a_hidden_gold_item(
     assert r.status_code == 200 and r.json()["status"] == "submitted"
     assert set(r.json()) == {"item_id", "version", "annotator", "boxes", "created_at", "status"}
     assert gold not in [i["id"] for i in b("GET", "/annotation/queue").json()]
-    assert gold in [i["id"] for i in a("GET", "/annotation/queue").json()]
+    assert gold not in [i["id"] for i in a("GET", "/annotation/queue").json()]  # ann drew it
+    r = put(a, gold, [PERSON], 1)
+    assert r.status_code == 409 and "reference" in r.json()["detail"]
+    assert gold in [i["id"] for i in rev("GET", "/annotation/queue").json()]
     assert put(b, other, [PERSON], 0).status_code == 200
     rev("POST", f"/annotation/items/{other}/review", json={"decision": "return"})
 

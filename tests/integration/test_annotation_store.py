@@ -108,8 +108,12 @@ def test_item_state_machine_and_optimistic_versions(repo: AnnotationRepo) -> Non
 
 def test_gold_items_score_each_annotator_and_stay_queued(repo: AnnotationRepo) -> None:
     [src] = repo.enqueue([candidate(1)])
-    gold = repo.add_gold(src, [BOX])
+    gold = repo.add_gold(src, [BOX], author="maker")
     assert gold.is_gold and gold.gold_boxes == (BOX,) and gold.status == "queued"
+    assert gold.gold_author == "maker"
+    assert [i.id for i in repo.list(hide_gold_done_by="maker")] == [src]  # not the reference's
+    with pytest.raises(InvalidTransition, match="you drew this gold item's reference"):
+        repo.submit(gold.id, [BOX], version=0, annotator="maker", gold=(1.0, 1, 1, 1))
     assert gold.image_key == repo.get(src).image_key  # type: ignore[union-attr]
     with pytest.raises(ValueError, match="needs its gold score"):
         repo.submit(gold.id, [BOX], version=0, annotator="a")

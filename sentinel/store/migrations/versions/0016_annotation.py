@@ -43,6 +43,7 @@ def upgrade() -> None:
         sa.Column("assignee", sa.String(64), nullable=True),
         sa.Column("is_gold", sa.Boolean(), nullable=False),
         sa.Column("gold_boxes", sa.Text(), nullable=True),
+        sa.Column("gold_author", sa.String(64), nullable=True),
         _at("created_at"),
         _at("updated_at"),
     )
