@@ -8,6 +8,7 @@ training code (``sentinel.train``) speak them; ``sentinel.train.datasets`` and
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -122,12 +123,15 @@ class QueueCandidate:
     height: int
     phash: int
     score: float
-    reasons: tuple[str, ...] = ()
-    prelabels: tuple[LabeledBox, ...] = ()
+    reasons: Sequence[str] = ()
+    prelabels: Sequence[LabeledBox] = ()
     image_jpeg: bytes | None = field(default=None, repr=False)
     image_key: str | None = None
 
     def __post_init__(self) -> None:
+        # Lists are accepted; stored as tuples so the candidate stays immutable.
+        object.__setattr__(self, "reasons", tuple(self.reasons))
+        object.__setattr__(self, "prelabels", tuple(self.prelabels))
         if self.source not in QUEUE_SOURCES:
             raise ValueError(f"source must be one of {QUEUE_SOURCES}, but got {self.source!r}")
         if self.width <= 0 or self.height <= 0:

@@ -86,6 +86,10 @@ def test_queue_candidate_checks_its_fields() -> None:
     for change, message in changes:
         with pytest.raises(ValueError, match=message):
             QueueCandidate(**{**ok, **change})
+    listed = QueueCandidate(
+        **{**ok, "reasons": ["flicker"], "prelabels": [LabeledBox("car", 0, 0, 2, 2)]}
+    )
+    assert listed.reasons == ("flicker",) and isinstance(listed.prelabels, tuple)
     assert hamming64(0, 2**64 - 1) == 64 and hamming64(0b1011, 0b0001) == 2
 
 
