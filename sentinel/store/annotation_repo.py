@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import builtins
 import json
-import re
 import uuid
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -29,6 +26,23 @@ from sentinel.domain.annotation import (
     LabeledBox,
     QueueCandidate,
     hamming64,
+)
+from sentinel.store.annotation_records import (
+    DECISIONS,
+    MAX_NOTE,
+    Annotation,
+    AnnotationItem,
+    AnnotatorCounts,
+    InvalidTransition,
+    ItemNotFound,
+    Review,
+    StaleVersion,
+    annotation_of_row,
+    boxes_from_json,
+    boxes_json,
+    frame_key,
+    item_of_row,
+    review_of_row,
 )
 from sentinel.store.annotation_tables import (
     ANNOTATION_GOLD_SCORES,
@@ -54,161 +68,6 @@ __all__ = [
     "StaleVersion",
     "frame_key",
 ]
-
-DECISIONS = frozenset({"accept", "return"})
-_SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
-_MAX_NOTE = 2000
-
-
-class ItemNotFound(KeyError):  # noqa: N818 - a KeyError named for what is missing
-    """No annotation item has this id."""
-
-
-class StaleVersion(Exception):  # noqa: N818 - the conflict it reports
-    """The caller's version is not the item's current one (someone else saved first)."""
-
-    def __init__(self, item_id: str, sent: int, current: int) -> None:
-        self.current = current
-        super().__init__(
-            f"item {item_id} is at version {current}, not {sent}: reload it and submit again"
-        )
-
-
-class InvalidTransition(Exception):  # noqa: N818 - the conflict it reports
-    """The item's state does not allow this step."""
-
-
-def frame_key(camera_id: str, item_id: str) -> str:
-    """``annotation/frames/<camera_id>/<item_id>.jpg``.
-
-    Raises:
-        ValueError: If an id is not a single key segment.
-    """
-    for name, value in (("camera_id", camera_id), ("item_id", item_id)):
-        if value in (".", "..") or not _SEGMENT.fullmatch(value):
-            raise ValueError(f"{name} must match [A-Za-z0-9._-]+, but got {value!r}")
-    return f"annotation/frames/{camera_id}/{item_id}.jpg"
-
-
-def _boxes_json(boxes: Sequence[LabeledBox]) -> str:
-    return json.dumps([b.as_dict() for b in boxes], separators=(",", ":"))
-
-
-def _boxes(text: str | None) -> tuple[LabeledBox, ...]:
-    if not text:
-        return ()
-    return tuple(LabeledBox.from_dict(d) for d in json.loads(text))
-
-
-@dataclass(frozen=True, slots=True)
-class AnnotationItem:
-    """One frame in the queue. ``gold_boxes`` is the hidden reference of a gold item, drawn by
-    ``gold_author`` (who is not scored on it)."""
-
-    id: str
-    camera_id: str
-    frame_ts: datetime
-    frame_index: int | None
-    source: str
-    image_key: str
-    width: int
-    height: int
-    phash: int
-    score: float
-    reasons: tuple[str, ...]
-    prelabels: tuple[LabeledBox, ...]
-    status: str
-    version: int
-    assignee: str | None
-    is_gold: bool
-    gold_boxes: tuple[LabeledBox, ...] | None
-    gold_author: str | None
-    created_at: datetime
-    updated_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Annotation:
-    """One submitted version of an item's boxes."""
-
-    item_id: str
-    version: int
-    annotator: str
-    boxes: tuple[LabeledBox, ...]
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Review:
-    """A reviewer's decision on one annotation version."""
-
-    id: str
-    item_id: str
-    version: int
-    annotator: str
-    reviewer: str
-    decision: str
-    note: str | None
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class AnnotatorCounts:
-    """What an annotator did: submissions, reviews of their work (others' reviews only), gold."""
-
-    annotator: str
-    submitted: int
-    accepted: int
-    returned: int
-    gold_f1s: tuple[float, ...]
-
-
-def _item(row: sa.RowMapping) -> AnnotationItem:
-    return AnnotationItem(
-        id=str(row["id"]),
-        camera_id=str(row["camera_id"]),
-        frame_ts=as_utc(row["frame_ts"], "frame_ts"),
-        frame_index=None if row["frame_index"] is None else int(row["frame_index"]),
-        source=str(row["source"]),
-        image_key=str(row["image_key"]),
-        width=int(row["width"]),
-        height=int(row["height"]),
-        phash=int(row["phash"], 16),
-        score=float(row["score"]),
-        reasons=tuple(json.loads(row["reasons"])),
-        prelabels=_boxes(row["prelabels"]),
-        status=str(row["status"]),
-        version=int(row["version"]),
-        assignee=row["assignee"],
-        is_gold=bool(row["is_gold"]),
-        gold_boxes=_boxes(row["gold_boxes"]) if row["is_gold"] else None,
-        gold_author=row["gold_author"],
-        created_at=as_utc(row["created_at"], "created_at"),
-        updated_at=as_utc(row["updated_at"], "updated_at"),
-    )
-
-
-def _annotation(row: sa.RowMapping) -> Annotation:
-    return Annotation(
-        item_id=str(row["item_id"]),
-        version=int(row["version"]),
-        annotator=str(row["annotator"]),
-        boxes=_boxes(row["boxes"]),
-        created_at=as_utc(row["created_at"], "created_at"),
-    )
-
-
-def _review(row: sa.RowMapping) -> Review:
-    return Review(
-        id=str(row["id"]),
-        item_id=str(row["item_id"]),
-        version=int(row["version"]),
-        annotator=str(row["annotator"]),
-        reviewer=str(row["reviewer"]),
-        decision=str(row["decision"]),
-        note=row["note"],
-        created_at=as_utc(row["created_at"], "created_at"),
-    )
 
 
 class AnnotationRepo(Repository):
@@ -284,7 +143,7 @@ class AnnotationRepo(Repository):
                             phash=f"{cand.phash:016x}",
                             score=float(cand.score),
                             reasons=json.dumps(list(cand.reasons)),
-                            prelabels=_boxes_json(cand.prelabels),
+                            prelabels=boxes_json(cand.prelabels),
                             status="queued",
                             version=0,
                             assignee=None,
@@ -336,7 +195,7 @@ class AnnotationRepo(Repository):
                 version=0,
                 assignee=None,
                 is_gold=True,
-                gold_boxes=_boxes_json(boxes),
+                gold_boxes=boxes_json(boxes),
                 gold_author=author[:64],
                 created_at=now,
                 updated_at=now,
@@ -354,7 +213,7 @@ class AnnotationRepo(Repository):
                 .mappings()
                 .first()
             )
-        return None if row is None else _item(row)
+        return None if row is None else item_of_row(row)
 
     def list(
         self,
@@ -409,7 +268,7 @@ class AnnotationRepo(Repository):
             )
         query = query.order_by(c.score.desc(), c.created_at, c.id).limit(limit).offset(offset)
         with self._engine.connect() as conn:
-            return [_item(r) for r in conn.execute(query).mappings()]
+            return [item_of_row(r) for r in conn.execute(query).mappings()]
 
     # --- annotations ------------------------------------------------------------------------
 
@@ -423,7 +282,7 @@ class AnnotationRepo(Repository):
             query = query.where(a.annotator == annotator)
         with self._engine.connect() as conn:
             rows = conn.execute(query.order_by(a.version.desc())).mappings()
-            return [_annotation(r) for r in rows]
+            return [annotation_of_row(r) for r in rows]
 
     def latest(self, item_id: str, *, annotator: str | None = None) -> Annotation | None:
         """The newest annotation of an item (``annotator``: their newest), or None."""
@@ -494,7 +353,7 @@ class AnnotationRepo(Repository):
                     item_id=item_id,
                     version=new_version,
                     annotator=annotator[:64],
-                    boxes=_boxes_json(boxes),
+                    boxes=boxes_json(boxes),
                     created_at=now,
                 )
             )
@@ -548,8 +407,8 @@ class AnnotationRepo(Repository):
             InvalidTransition: the item is not waiting for review (or is a gold item).
         """
         check_choice(decision, DECISIONS, "decision")
-        if note is not None and len(note) > _MAX_NOTE:
-            raise ValueError(f"note must be at most {_MAX_NOTE} characters")
+        if note is not None and len(note) > MAX_NOTE:
+            raise ValueError(f"note must be at most {MAX_NOTE} characters")
         now = self._now()
         with self._write() as conn:
             row = self._locked(conn, item_id)
@@ -580,7 +439,7 @@ class AnnotationRepo(Repository):
                 "created_at": now,
             }
             conn.execute(sa.insert(ANNOTATION_REVIEWS).values(**values))
-        return _review(values)  # type: ignore[arg-type]
+        return review_of_row(values)  # type: ignore[arg-type]
 
     def reviews(self, item_id: str) -> builtins.list[Review]:
         """An item's reviews, newest first."""
@@ -588,7 +447,7 @@ class AnnotationRepo(Repository):
         query = sa.select(ANNOTATION_REVIEWS).where(r.item_id == item_id)
         with self._engine.connect() as conn:
             rows = conn.execute(query.order_by(r.created_at.desc(), r.id)).mappings()
-            return [_review(row) for row in rows]
+            return [review_of_row(row) for row in rows]
 
     # --- what datasets and quality read ----------------------------------------------------
 
@@ -612,7 +471,7 @@ class AnnotationRepo(Repository):
         out: builtins.list[tuple[AnnotationItem, Annotation]] = []
         with self._engine.connect() as conn:
             for row in conn.execute(query).mappings():
-                item = _item(row)
+                item = item_of_row(row)
                 out.append(
                     (
                         item,
@@ -620,7 +479,7 @@ class AnnotationRepo(Repository):
                             item.id,
                             item.version,
                             str(row["annotator"]),
-                            _boxes(row["a_boxes"]),
+                            boxes_from_json(row["a_boxes"]),
                             as_utc(row["a_at"], "created_at"),
                         ),
                     )
