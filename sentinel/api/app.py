@@ -17,9 +17,11 @@ from sentinel import __version__
 from sentinel.api import (
     admin,
     alerts,
+    annotation,
     ask,
     auth,
     cameras,
+    datasets,
     events,
     exports,
     incidents,
@@ -116,6 +118,8 @@ def create_app() -> FastAPI:
     api.include_router(kb.router)
     api.include_router(notify.router)
     api.include_router(notify_delivery.router)
+    api.include_router(annotation.router)
+    api.include_router(datasets.router)
     app.include_router(api)
     app.include_router(llm.router)
 

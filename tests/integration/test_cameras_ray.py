@@ -85,6 +85,10 @@ def test_file_camera_finds_people_with_snapshots(stack: Stack, clip: Path, tmp_p
     metrics = stack.http.get("/metrics").text
     assert 'sentinel_detector_calls_total{camera="clip"}' in metrics
     assert 'sentinel_camera_status{camera="clip",state="finished"} 1.0' in metrics
+    # The learning loop's stores are wired into the deployed ingress (404 if they were not).
+    for path in ("/api/v1/annotation/queue", "/api/v1/datasets"):
+        answer = stack.http.get(path)
+        assert answer.status_code == 200 and isinstance(answer.json(), list), answer.text
     _remove(stack, "clip")
     assert stack.http.get("/api/v1/cameras/clip").status_code == 404
     # events outlive their camera
