@@ -1,0 +1,982 @@
+// Sentinel's annotation pages: queue, canvas editor, batch mode, review, sign-in.
+// Plain modern JS, no build step. Everything goes through the JSON API under /api/v1 with the
+// session cookie; state-changing requests echo the CSRF token (the sentinel_csrf cookie) in
+// X-CSRF-Token, as sentinel/api/security.py requires.
+
+const API = "/api/v1";
+const SIGNIN = "/annotate/signin";
+
+// ---------------------------------------------------------------------------------------------
+// HTTP
+
+function csrfToken() {
+  for (const part of document.cookie.split(";")) {
+    const [name, ...rest] = part.trim().split("=");
+    if (name === "sentinel_csrf") return decodeURIComponent(rest.join("="));
+  }
+  return "";
+}
+
+function toSignIn() {
+  const here = location.pathname + location.search;
+  location.assign(`${SIGNIN}?next=${encodeURIComponent(here)}`);
+}
+
+/** Calls the API; returns {ok, status, data}. A 401 (session gone) sends the visitor to sign in. */
+async function api(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (method !== "GET") headers["X-CSRF-Token"] = csrfToken();
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(API + path, {
+      method,
+      headers,
+      credentials: "same-origin",
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (err) {
+    return { ok: false, status: 0, data: { detail: `the server cannot be reached (${err})` } };
+  }
+  let data = null;
+  const text = await response.text();
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = { detail: text };
+    }
+  }
+  if (response.status === 401 && !path.startsWith("/auth/")) {
+    toSignIn();
+  }
+  return { ok: response.ok, status: response.status, data };
+}
+
+/** The reason of an error answer, for people: FastAPI's detail (a string or a list). */
+function reason(res) {
+  const detail = res.data && res.data.detail;
+  if (typeof detail === "string") return detail;
+  if (Array.isArray(detail)) {
+    return detail
+      .map((e) => {
+        const loc = (e.loc || []).filter((p) => p !== "body").join(".");
+        return loc ? `${loc}: ${e.msg}` : String(e.msg);
+      })
+      .join("; ");
+  }
+  if (res.status === 0) return "the server cannot be reached";
+  return `HTTP ${res.status}`;
+}
+
+/** The index of the box an error names (loc [..., "boxes", i, ...]), or -1. */
+function boxIndexOf(res) {
+  const detail = res.data && res.data.detail;
+  const locs = [];
+  if (Array.isArray(detail)) for (const e of detail) locs.push(e.loc || []);
+  else if (detail && typeof detail === "object" && detail.loc) locs.push(detail.loc);
+  for (const loc of locs) {
+    const at = loc.indexOf("boxes");
+    if (at >= 0 && Number.isInteger(loc[at + 1])) return loc[at + 1];
+  }
+  const text = typeof detail === "string" ? detail : "";
+  const m = /box(?:es)?\s*\[?#?(\d+)/i.exec(text);
+  return m ? Number(m[1]) : -1;
+}
+
+function listOf(data, key) {
+  if (Array.isArray(data)) return data;
+  if (data && Array.isArray(data[key])) return data[key];
+  if (data && Array.isArray(data.items)) return data.items;
+  return [];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Page helpers
+
+const $ = (sel) => document.querySelector(sel);
+
+function say(text) {
+  const el = $("#status");
+  if (el) el.textContent = text;
+}
+
+function showError(text) {
+  const el = $("#error");
+  if (!el) return;
+  el.textContent = text || "";
+  el.hidden = !text;
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") node.className = v;
+    else if (k === "text") node.textContent = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children) node.append(c);
+  return node;
+}
+
+function frameUrl(id) {
+  return `${API}/annotation/items/${encodeURIComponent(id)}/frame`;
+}
+
+function loadImage(src) {
+  return new Promise((resolve, reject) => {
+    const img = new Image();
+    img.onload = () => resolve(img);
+    img.onerror = () => reject(new Error(`cannot load ${src}`));
+    img.src = src;
+  });
+}
+
+function labelColor(label) {
+  let h = 0;
+  for (const ch of String(label)) h = (h * 31 + ch.charCodeAt(0)) % 360;
+  return `hsl(${h}, 85%, 55%)`;
+}
+
+function fmtTime(ts) {
+  if (!ts) return "";
+  const d = new Date(ts);
+  return Number.isNaN(d.getTime()) ? String(ts) : d.toISOString().replace("T", " ").slice(0, 19);
+}
+
+/** The boxes an item starts from: its latest annotation's, else its pre-labels (to accept). */
+function startingBoxes(item) {
+  const ann = item.annotation || item.latest_annotation;
+  if (ann && Array.isArray(ann.boxes)) {
+    return ann.boxes.map((b) => ({ ...pick(b), score: null, origin: "saved", accepted: true }));
+  }
+  return (item.prelabels || []).map((b) => ({
+    ...pick(b),
+    score: typeof b.score === "number" ? b.score : null,
+    origin: "prelabel",
+    accepted: false,
+  }));
+}
+
+function pick(b) {
+  return { label: String(b.label), x1: +b.x1, y1: +b.y1, x2: +b.x2, y2: +b.y2 };
+}
+
+/** The item version the annotator saw: sent back with a submission (a stale one is a 409). */
+function annotationVersion(item) {
+  if (Number.isInteger(item.version)) return item.version;
+  const ann = item.annotation || item.latest_annotation;
+  return ann && Number.isInteger(ann.version) ? ann.version : 0;
+}
+
+function itemLabels(item, boxes) {
+  const labels = Array.isArray(item.labels) && item.labels.length ? [...item.labels] : [];
+  for (const b of boxes) if (!labels.includes(b.label)) labels.push(b.label);
+  return labels;
+}
+
+function round2(v) {
+  return Math.round(v * 100) / 100;
+}
+
+function wire(b) {
+  return { label: b.label, x1: round2(b.x1), y1: round2(b.y1), x2: round2(b.x2), y2: round2(b.y2) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The canvas editor
+
+const MARGIN = 24; // display px around the frame: a box may be dragged past the edge (the API judges)
+const HANDLE = 7; // display px: how near a corner a press grabs it
+const MIN_DRAG = 3; // display px before a press becomes a drag
+
+class Editor {
+  constructor(canvas, image, boxes, labels, onChange) {
+    this.canvas = canvas;
+    this.ctx = canvas.getContext("2d");
+    this.image = image;
+    this.boxes = boxes;
+    this.labels = labels;
+    this.label = labels[0] || "";
+    this.selected = -1;
+    this.invalid = -1;
+    this.undoStack = [];
+    this.redoStack = [];
+    this.drag = null;
+    this.dirty = false; // changed since loaded or saved
+    this.onChange = onChange;
+    const avail = Math.max(320, Math.min(1280, (canvas.parentElement?.clientWidth || 960) - 2 * MARGIN));
+    this.scale = Math.min(1, avail / image.naturalWidth);
+    canvas.width = Math.round(image.naturalWidth * this.scale) + 2 * MARGIN;
+    canvas.height = Math.round(image.naturalHeight * this.scale) + 2 * MARGIN;
+    // The transform, for people with dev tools and for the browser test.
+    canvas.dataset.scale = String(this.scale);
+    canvas.dataset.margin = String(MARGIN);
+    canvas.addEventListener("pointerdown", (e) => this.down(e));
+    canvas.addEventListener("pointermove", (e) => this.move(e));
+    canvas.addEventListener("pointerup", (e) => this.up(e));
+    canvas.addEventListener("pointercancel", (e) => this.up(e));
+    this.draw();
+  }
+
+  get width() {
+    return this.image.naturalWidth;
+  }
+
+  get height() {
+    return this.image.naturalHeight;
+  }
+
+  toImage(e) {
+    const r = this.canvas.getBoundingClientRect();
+    const cx = ((e.clientX - r.left) * this.canvas.width) / r.width;
+    const cy = ((e.clientY - r.top) * this.canvas.height) / r.height;
+    return { x: (cx - MARGIN) / this.scale, y: (cy - MARGIN) / this.scale };
+  }
+
+  snapshot() {
+    return JSON.stringify({ boxes: this.boxes, selected: this.selected });
+  }
+
+  remember(before) {
+    if (before === this.snapshot()) return;
+    this.undoStack.push(before);
+    if (this.undoStack.length > 200) this.undoStack.shift();
+    this.redoStack = [];
+    this.dirty = true;
+    this.changed();
+  }
+
+  restore(state) {
+    const s = JSON.parse(state);
+    this.boxes = s.boxes;
+    this.selected = Math.min(s.selected, this.boxes.length - 1);
+    this.invalid = -1;
+  }
+
+  undo() {
+    if (!this.undoStack.length) return false;
+    this.redoStack.push(this.snapshot());
+    this.restore(this.undoStack.pop());
+    this.dirty = true;
+    this.changed();
+    return true;
+  }
+
+  redo() {
+    if (!this.redoStack.length) return false;
+    this.undoStack.push(this.snapshot());
+    this.restore(this.redoStack.pop());
+    this.dirty = true;
+    this.changed();
+    return true;
+  }
+
+  /** Applies ``fn`` as one undoable step. */
+  edit(fn) {
+    const before = this.snapshot();
+    fn();
+    this.remember(before);
+  }
+
+  changed() {
+    this.draw();
+    this.onChange();
+  }
+
+  hit(p) {
+    const tol = HANDLE / this.scale;
+    const order = [];
+    if (this.selected >= 0) order.push(this.selected);
+    for (let i = this.boxes.length - 1; i >= 0; i--) if (i !== this.selected) order.push(i);
+    for (const i of order) {
+      const b = this.boxes[i];
+      const corners = { nw: [b.x1, b.y1], ne: [b.x2, b.y1], sw: [b.x1, b.y2], se: [b.x2, b.y2] };
+      for (const [name, [cx, cy]] of Object.entries(corners)) {
+        if (Math.abs(p.x - cx) <= tol && Math.abs(p.y - cy) <= tol) return { index: i, corner: name };
+      }
+    }
+    // Inside: the smallest box under the pointer (a small box on a large one stays reachable).
+    let best = -1;
+    let area = Infinity;
+    this.boxes.forEach((b, i) => {
+      if (p.x >= b.x1 && p.x <= b.x2 && p.y >= b.y1 && p.y <= b.y2) {
+        const a = (b.x2 - b.x1) * (b.y2 - b.y1);
+        if (a < area) [best, area] = [i, a];
+      }
+    });
+    return best >= 0 ? { index: best, corner: null } : null;
+  }
+
+  down(e) {
+    if (e.button !== 0) return;
+    this.canvas.focus();
+    this.canvas.setPointerCapture(e.pointerId);
+    const p = this.toImage(e);
+    const h = this.hit(p);
+    const before = this.snapshot();
+    if (h) {
+      this.selected = h.index;
+      const orig = { ...this.boxes[h.index] };
+      this.drag = { mode: h.corner ? "resize" : "move", corner: h.corner, start: p, orig, before };
+    } else {
+      this.drag = { mode: "draw", start: p, before, index: -1, sx: e.clientX, sy: e.clientY };
+    }
+    this.draw();
+    this.onChange();
+  }
+
+  move(e) {
+    const p = this.toImage(e);
+    if (!this.drag) {
+      const h = this.hit(p);
+      this.canvas.style.cursor = !h ? "crosshair" : h.corner ? `${h.corner}-resize` : "move";
+      return;
+    }
+    const d = this.drag;
+    if (d.mode === "draw") {
+      if (d.index < 0) {
+        if (Math.hypot(e.clientX - d.sx, e.clientY - d.sy) < MIN_DRAG) return;
+        this.boxes.push({ label: this.label, x1: d.start.x, y1: d.start.y, x2: p.x, y2: p.y, score: null, origin: "human", accepted: true });
+        d.index = this.boxes.length - 1;
+        this.selected = d.index;
+      }
+      const b = this.boxes[d.index];
+      b.x1 = Math.min(d.start.x, p.x);
+      b.x2 = Math.max(d.start.x, p.x);
+      b.y1 = Math.min(d.start.y, p.y);
+      b.y2 = Math.max(d.start.y, p.y);
+    } else if (d.mode === "move") {
+      const b = this.boxes[this.selected];
+      const dx = p.x - d.start.x;
+      const dy = p.y - d.start.y;
+      Object.assign(b, { x1: d.orig.x1 + dx, x2: d.orig.x2 + dx, y1: d.orig.y1 + dy, y2: d.orig.y2 + dy });
+      if (dx || dy) b.accepted = true;
+    } else {
+      const b = this.boxes[this.selected];
+      const o = d.orig;
+      const x = d.corner.endsWith("w") ? [p.x, o.x2] : [o.x1, p.x];
+      const y = d.corner.startsWith("n") ? [p.y, o.y2] : [o.y1, p.y];
+      Object.assign(b, { x1: Math.min(...x), x2: Math.max(...x), y1: Math.min(...y), y2: Math.max(...y), accepted: true });
+    }
+    this.draw();
+  }
+
+  up(e) {
+    const d = this.drag;
+    if (!d) return;
+    this.drag = null;
+    if (this.canvas.hasPointerCapture(e.pointerId)) this.canvas.releasePointerCapture(e.pointerId);
+    if (d.mode === "draw") {
+      const b = this.boxes[d.index];
+      if (d.index < 0) {
+        this.selected = -1; // a click on empty ground deselects
+      } else if ((b.x2 - b.x1) * this.scale < MIN_DRAG || (b.y2 - b.y1) * this.scale < MIN_DRAG) {
+        this.boxes.splice(d.index, 1);
+        this.selected = -1;
+      }
+    }
+    this.remember(d.before);
+    this.draw();
+    this.onChange();
+  }
+
+  select(i) {
+    this.selected = i >= 0 && i < this.boxes.length ? i : -1;
+    this.draw();
+    this.onChange();
+  }
+
+  deleteSelected() {
+    if (this.selected < 0) return false;
+    this.edit(() => {
+      this.boxes.splice(this.selected, 1);
+      this.selected = -1;
+      this.invalid = -1;
+    });
+    return true;
+  }
+
+  deleteAt(i) {
+    this.edit(() => {
+      this.boxes.splice(i, 1);
+      this.selected = -1;
+      this.invalid = -1;
+    });
+  }
+
+  pickLabel(label) {
+    this.label = label;
+    if (this.selected >= 0 && this.boxes[this.selected].label !== label) {
+      this.edit(() => Object.assign(this.boxes[this.selected], { label, accepted: true }));
+    } else {
+      this.onChange();
+    }
+  }
+
+  nudge(dx, dy) {
+    if (this.selected < 0) return false;
+    this.edit(() => {
+      const b = this.boxes[this.selected];
+      Object.assign(b, { x1: b.x1 + dx, x2: b.x2 + dx, y1: b.y1 + dy, y2: b.y2 + dy, accepted: true });
+    });
+    return true;
+  }
+
+  accept(i) {
+    if (i < 0 || this.boxes[i].accepted) return;
+    this.edit(() => {
+      this.boxes[i].accepted = true;
+    });
+  }
+
+  acceptAll() {
+    if (this.boxes.every((b) => b.accepted)) return;
+    this.edit(() => this.boxes.forEach((b) => (b.accepted = true)));
+  }
+
+  draw() {
+    const { ctx, canvas, scale } = this;
+    const w = this.width * scale;
+    const h = this.height * scale;
+    ctx.clearRect(0, 0, canvas.width, canvas.height);
+    ctx.fillStyle = "#20232a";
+    ctx.fillRect(0, 0, canvas.width, canvas.height);
+    ctx.drawImage(this.image, MARGIN, MARGIN, w, h);
+    ctx.strokeStyle = "#888";
+    ctx.lineWidth = 1;
+    ctx.strokeRect(MARGIN - 0.5, MARGIN - 0.5, w + 1, h + 1);
+    ctx.font = "12px system-ui, sans-serif";
+    this.boxes.forEach((b, i) => {
+      const x = MARGIN + b.x1 * scale;
+      const y = MARGIN + b.y1 * scale;
+      const bw = (b.x2 - b.x1) * scale;
+      const bh = (b.y2 - b.y1) * scale;
+      const color = i === this.invalid ? "#ff3030" : labelColor(b.label);
+      ctx.setLineDash(b.accepted ? [] : [6, 4]);
+      ctx.lineWidth = i === this.selected ? 3 : 2;
+      ctx.strokeStyle = color;
+      ctx.strokeRect(x, y, bw, bh);
+      ctx.setLineDash([]);
+      const tag = `${i + 1} ${b.label}${b.score != null && !b.accepted ? ` ${Math.round(b.score * 100)}%` : ""}`;
+      const tw = ctx.measureText(tag).width + 6;
+      ctx.fillStyle = color;
+      ctx.fillRect(x, y - 16, tw, 16);
+      ctx.fillStyle = "#000";
+      ctx.fillText(tag, x + 3, y - 4);
+      if (i === this.selected) {
+        ctx.fillStyle = "#fff";
+        for (const [cx, cy] of [[x, y], [x + bw, y], [x, y + bh], [x + bw, y + bh]]) {
+          ctx.fillRect(cx - 4, cy - 4, 8, 8);
+          ctx.strokeRect(cx - 4, cy - 4, 8, 8);
+        }
+      }
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Item page
+
+async function queueIds() {
+  const res = await api("GET", "/annotation/queue?limit=200");
+  return res.ok ? listOf(res.data, "items").map((it) => String(it.id)) : [];
+}
+
+async function itemPage() {
+  const id = document.body.dataset.itemId;
+  const canvas = $("#canvas");
+  const res = await api("GET", `/annotation/items/${encodeURIComponent(id)}`);
+  if (!res.ok) {
+    showError(res.status === 404 ? "This item does not exist, or its camera is not yours." : `Cannot load the item: ${reason(res)}`);
+    canvas.hidden = true;
+    return;
+  }
+  let item = res.data;
+  $("#item-meta").textContent = [
+    item.camera_id && `camera ${item.camera_id}`,
+    item.frame_ts && fmtTime(item.frame_ts),
+    item.status && `status ${item.status}`,
+    Array.isArray(item.reasons) && item.reasons.length && `mined for ${item.reasons.join(", ")}`,
+  ].filter(Boolean).join(" · ");
+  const review = item.review || (item.annotation && item.annotation.review);
+  if (review && review.note) {
+    $("#review-note").hidden = false;
+    $("#review-note-text").textContent = `${review.decision || ""}: ${review.note}`;
+  }
+  let image;
+  try {
+    image = await loadImage(frameUrl(id));
+  } catch (err) {
+    showError(`The frame cannot be shown: ${err.message}`);
+    return;
+  }
+  const boxes = startingBoxes(item);
+  const labels = itemLabels(item, boxes);
+  let version = annotationVersion(item);
+  let leaveArmed = 0;
+  const picker = $("#label-picker");
+  const labelKeys = $("#label-keys");
+  labels.forEach((l, i) => {
+    picker.append(el("option", { value: l, text: i < 9 ? `${i + 1} · ${l}` : l }));
+    if (i < 9) labelKeys.append(el("li", {}, el("kbd", { text: String(i + 1) }), ` ${l}`));
+  });
+
+  const boxList = $("#box-list");
+  const editor = new Editor(canvas, image, boxes, labels, () => {
+    renderList();
+  });
+
+  function renderList() {
+    picker.value = editor.selected >= 0 ? editor.boxes[editor.selected].label : editor.label;
+    boxList.replaceChildren(
+      ...editor.boxes.map((b, i) => {
+        const state = b.accepted ? "" : `, pre-label ${b.score != null ? Math.round(b.score * 100) + "%" : ""} to accept`;
+        const name = `Box ${i + 1}: ${b.label}${state}`;
+        const li = el("li", { class: i === editor.selected ? "selected" : "" });
+        li.append(
+          el("button", { type: "button", class: "box-select", "aria-pressed": String(i === editor.selected), onclick: () => { editor.select(i); canvas.focus(); }, text: name }),
+        );
+        if (!b.accepted) li.append(el("button", { type: "button", class: "quiet", "aria-label": `Accept box ${i + 1}`, onclick: () => editor.accept(i), text: "Accept" }));
+        li.append(el("button", { type: "button", class: "quiet", "aria-label": `Delete box ${i + 1}`, onclick: () => editor.deleteAt(i), text: "Delete" }));
+        return li;
+      }),
+    );
+    $("#undo").disabled = !editor.undoStack.length;
+    $("#redo").disabled = !editor.redoStack.length;
+  }
+  renderList();
+
+  picker.addEventListener("change", () => {
+    editor.pickLabel(picker.value);
+    canvas.focus();
+  });
+
+  let order = [];
+  queueIds().then((ids) => (order = ids));
+  function neighbour(step) {
+    const at = order.indexOf(String(id));
+    if (at >= 0) return order[at + step];
+    return step > 0 ? order.find((x) => x !== String(id)) : undefined;
+  }
+  function go(step) {
+    const target = neighbour(step);
+    if (!target) {
+      say(step > 0 ? "This is the last item in the queue." : "This is the first item in the queue.");
+      return;
+    }
+    if (editor.dirty && Date.now() - leaveArmed > 4000) {
+      leaveArmed = Date.now();
+      say(`Unsaved changes: press ${step > 0 ? "n" : "p"} again to leave without saving, or Enter to submit.`);
+      return;
+    }
+    location.assign(`/annotate/items/${encodeURIComponent(target)}`);
+  }
+
+  let saving = false;
+  async function submit() {
+    if (saving) return;
+    saving = true;
+    showError("");
+    say("Saving…");
+    const body = { boxes: editor.boxes.map(wire), version };
+    const put = await api("PUT", `/annotation/items/${encodeURIComponent(id)}/annotation`, body);
+    saving = false;
+    if (put.ok) {
+      const saved = put.data || {};
+      version = Number.isInteger(saved.version) ? saved.version : version + 1;
+      editor.dirty = false;
+      editor.boxes.forEach((b) => (b.accepted = true));
+      editor.invalid = -1;
+      editor.draw();
+      renderList();
+      say(`Saved ${editor.boxes.length} box${editor.boxes.length === 1 ? "" : "es"} (version ${version}). Press n for the next item.`);
+      return;
+    }
+    say("");
+    const where = boxIndexOf(put);
+    if (where >= 0 && where < editor.boxes.length) {
+      editor.invalid = where;
+      editor.select(where);
+    }
+    if (put.status === 422) showError(`Not saved: ${reason(put)}`);
+    else if (put.status === 404) showError("Not saved: this item does not exist, or its camera is not yours.");
+    else if (put.status === 409) showError(`Not saved: ${reason(put)}. Reload the page to see the newer version.`);
+    else showError(`Not saved (${put.status}): ${reason(put)}`);
+  }
+
+  $("#submit").addEventListener("click", submit);
+  $("#undo").addEventListener("click", () => editor.undo());
+  $("#redo").addEventListener("click", () => editor.redo());
+  $("#accept-all").addEventListener("click", () => editor.acceptAll());
+  $("#next-item").addEventListener("click", () => go(1));
+  $("#prev-item").addEventListener("click", () => go(-1));
+
+  document.addEventListener("keydown", (e) => {
+    const t = e.target;
+    if (t instanceof HTMLInputElement || t instanceof HTMLTextAreaElement || t instanceof HTMLSelectElement) return;
+    if (t instanceof HTMLButtonElement && (e.key === "Enter" || e.key === " ")) return;
+    const mod = e.ctrlKey || e.metaKey;
+    if (mod && (e.key === "z" || e.key === "Z")) {
+      e.preventDefault();
+      if (e.shiftKey) editor.redo();
+      else editor.undo();
+      return;
+    }
+    if (mod && (e.key === "y" || e.key === "Y")) {
+      e.preventDefault();
+      editor.redo();
+      return;
+    }
+    if (mod || e.altKey) return;
+    const step = e.shiftKey ? 10 : 1;
+    const px = step / editor.scale >= 1 ? step : step / editor.scale; // at least one display px
+    let handled = true;
+    if (/^[1-9]$/.test(e.key)) {
+      const label = labels[Number(e.key) - 1];
+      if (label) editor.pickLabel(label);
+    } else if (e.key === "Delete" || e.key === "Backspace") {
+      editor.deleteSelected();
+    } else if (e.key === "Enter") {
+      submit();
+    } else if (e.key === "Escape") {
+      editor.select(-1);
+    } else if (e.key === "n") {
+      go(1);
+    } else if (e.key === "p") {
+      go(-1);
+    } else if (e.key === "a") {
+      editor.accept(editor.selected);
+    } else if (e.key === "A") {
+      editor.acceptAll();
+    } else if (e.key === "ArrowRight") {
+      if (!editor.nudge(px, 0)) go(1);
+    } else if (e.key === "ArrowLeft") {
+      if (!editor.nudge(-px, 0)) go(-1);
+    } else if (e.key === "ArrowUp") {
+      editor.nudge(0, -px);
+    } else if (e.key === "ArrowDown") {
+      editor.nudge(0, px);
+    } else if (e.key === "Tab" && t === canvas && editor.boxes.length) {
+      const next = editor.selected + (e.shiftKey ? -1 : 1);
+      if (next < 0 || next >= editor.boxes.length) {
+        editor.select(-1); // past either end, Tab leaves the canvas as usual
+        handled = false;
+      } else {
+        editor.select(next);
+      }
+    } else {
+      handled = false;
+    }
+    if (handled) e.preventDefault();
+  });
+
+  window.addEventListener("beforeunload", (e) => {
+    if (editor.dirty && Date.now() - leaveArmed > 4000) e.preventDefault();
+  });
+  canvas.focus();
+  say(`${editor.boxes.length} box${editor.boxes.length === 1 ? "" : "es"} loaded. Draw, correct, then press Enter.`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queue page
+
+async function queuePage() {
+  const form = $("#queue-filter");
+  const params = new URLSearchParams(location.search);
+  if (params.has("camera_id")) form.camera_id.value = params.get("camera_id");
+  if (params.has("status")) form.status.value = params.get("status");
+  const query = new URLSearchParams({ limit: "100" });
+  if (form.camera_id.value) query.set("camera_id", form.camera_id.value);
+  if (form.status.value) query.set("status", form.status.value);
+  const res = await api("GET", `/annotation/queue?${query}`);
+  if (!res.ok) {
+    showError(`Cannot load the queue: ${reason(res)}`);
+    return;
+  }
+  const items = listOf(res.data, "items");
+  $("#queue-empty").hidden = items.length > 0;
+  $("#queue-rows").replaceChildren(
+    ...items.map((it) =>
+      el(
+        "tr",
+        {},
+        el("td", {}, el("a", { href: `/annotate/items/${encodeURIComponent(it.id)}`, text: `Open ${it.id}` })),
+        el("td", { text: it.camera_id ?? "" }),
+        el("td", { text: fmtTime(it.frame_ts) }),
+        el("td", { text: typeof it.score === "number" ? it.score.toFixed(3) : "" }),
+        el("td", { text: (it.reasons || []).join(", ") }),
+        el("td", { text: String(it.prelabel_count ?? (it.prelabels || []).length) }),
+        el("td", { text: it.status ?? "" }),
+      ),
+    ),
+  );
+  say(`${items.length} item${items.length === 1 ? "" : "s"}.`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batch page: one crop per pre-label; accepted ones become the item's annotation
+
+function drawCrop(canvas, image, b, size = 160) {
+  const pad = 0.15;
+  const bw = b.x2 - b.x1;
+  const bh = b.y2 - b.y1;
+  const sx = Math.max(0, b.x1 - bw * pad);
+  const sy = Math.max(0, b.y1 - bh * pad);
+  const sw = Math.min(image.naturalWidth, b.x2 + bw * pad) - sx;
+  const sh = Math.min(image.naturalHeight, b.y2 + bh * pad) - sy;
+  const k = size / Math.max(sw, sh, 1);
+  canvas.width = Math.max(1, Math.round(sw * k));
+  canvas.height = Math.max(1, Math.round(sh * k));
+  const ctx = canvas.getContext("2d");
+  ctx.drawImage(image, sx, sy, sw, sh, 0, 0, canvas.width, canvas.height);
+  ctx.strokeStyle = labelColor(b.label);
+  ctx.lineWidth = 2;
+  ctx.strokeRect((b.x1 - sx) * k, (b.y1 - sy) * k, bw * k, bh * k);
+}
+
+async function batchPage() {
+  const res = await api("GET", "/annotation/queue?status=queued&limit=12");
+  if (!res.ok) {
+    showError(`Cannot load the queue: ${reason(res)}`);
+    return;
+  }
+  const crops = []; // {item, index, box, decision, node}
+  const items = [];
+  for (const summary of listOf(res.data, "items")) {
+    const got = await api("GET", `/annotation/items/${encodeURIComponent(summary.id)}`);
+    if (!got.ok) continue;
+    const item = got.data;
+    const boxes = startingBoxes(item);
+    if (!boxes.length || boxes.some((b) => b.origin !== "prelabel")) continue;
+    let image;
+    try {
+      image = await loadImage(frameUrl(item.id));
+    } catch {
+      continue;
+    }
+    items.push({ item, boxes });
+    boxes.forEach((box, index) => crops.push({ item, index, box, image, decision: null }));
+  }
+  const holder = $("#crops");
+  $("#batch-empty").hidden = crops.length > 0;
+
+  function setDecision(c, decision) {
+    c.decision = decision;
+    c.node.dataset.decision = decision || "";
+    c.accept.setAttribute("aria-pressed", String(decision === "accept"));
+    c.reject.setAttribute("aria-pressed", String(decision === "reject"));
+  }
+
+  crops.forEach((c, i) => {
+    const canvas = el("canvas", { "aria-hidden": "true" });
+    drawCrop(canvas, c.image, c.box);
+    const name = `Crop ${i + 1}: ${c.box.label}${c.box.score != null ? ` ${Math.round(c.box.score * 100)}%` : ""}, item ${c.item.id}`;
+    c.accept = el("button", { type: "button", "aria-pressed": "false", "aria-label": `Accept crop ${i + 1}`, text: "Accept", onclick: () => setDecision(c, "accept") });
+    c.reject = el("button", { type: "button", "aria-pressed": "false", "aria-label": `Reject crop ${i + 1}`, text: "Reject", onclick: () => setDecision(c, "reject") });
+    c.node = el(
+      "figure",
+      { class: "crop", role: "listitem", tabindex: "0", "aria-label": name },
+      canvas,
+      el("figcaption", { text: name }),
+      el("div", { class: "crop-actions" }, c.accept, c.reject),
+    );
+    holder.append(c.node);
+  });
+
+  function focusAt(i) {
+    if (crops.length) crops[Math.max(0, Math.min(crops.length - 1, i))].node.focus();
+  }
+  function perRow() {
+    if (crops.length < 2) return 1;
+    const top = crops[0].node.offsetTop;
+    const n = crops.findIndex((c) => c.node.offsetTop !== top);
+    return n < 0 ? crops.length : n;
+  }
+
+  let sending = false;
+  async function submitPage() {
+    if (sending) return;
+    showError("");
+    const done = items.filter(({ item }) => crops.filter((c) => c.item === item).every((c) => c.decision));
+    if (!done.length) {
+      say("Decide every crop of an item (accept or reject) before submitting it.");
+      return;
+    }
+    sending = true;
+    const failures = [];
+    let saved = 0;
+    for (const { item, boxes } of done) {
+      const kept = boxes.filter((_, index) => crops.find((c) => c.item === item && c.index === index).decision === "accept");
+      const put = await api("PUT", `/annotation/items/${encodeURIComponent(item.id)}/annotation`, { boxes: kept.map(wire), version: annotationVersion(item) });
+      if (put.ok) {
+        saved += 1;
+        for (const c of crops.filter((x) => x.item === item)) {
+          c.node.dataset.saved = "true";
+          c.accept.disabled = true;
+          c.reject.disabled = true;
+        }
+      } else {
+        failures.push(`item ${item.id}: ${reason(put)}`);
+      }
+    }
+    sending = false;
+    const waiting = items.length - done.length;
+    say(`Saved ${saved} item${saved === 1 ? "" : "s"}${waiting ? `; ${waiting} still need a decision on every crop` : ""}.`);
+    if (failures.length) showError(`Not saved: ${failures.join("; ")}`);
+  }
+
+  $("#batch-submit").addEventListener("click", submitPage);
+  $("#batch-accept-all").addEventListener("click", () => crops.forEach((c) => c.decision || setDecision(c, "accept")));
+  holder.addEventListener("keydown", (e) => {
+    const i = crops.findIndex((c) => c.node === document.activeElement);
+    if (i < 0 || e.ctrlKey || e.metaKey || e.altKey) return;
+    const k = e.key.toLowerCase();
+    let handled = true;
+    if (k === "a" || k === "y") {
+      setDecision(crops[i], "accept");
+      focusAt(i + 1);
+    } else if (k === "r" || k === "x") {
+      setDecision(crops[i], "reject");
+      focusAt(i + 1);
+    } else if (e.key === "ArrowRight") focusAt(i + 1);
+    else if (e.key === "ArrowLeft") focusAt(i - 1);
+    else if (e.key === "ArrowDown") focusAt(i + perRow());
+    else if (e.key === "ArrowUp") focusAt(i - perRow());
+    else if (e.key === "Enter") submitPage();
+    else handled = false;
+    if (handled) e.preventDefault();
+  });
+  focusAt(0);
+  say(`${crops.length} crop${crops.length === 1 ? "" : "s"} from ${items.length} item${items.length === 1 ? "" : "s"}.`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Review page
+
+function drawPreview(canvas, image, boxes, maxWidth = 560) {
+  const k = Math.min(1, maxWidth / image.naturalWidth);
+  canvas.width = Math.round(image.naturalWidth * k);
+  canvas.height = Math.round(image.naturalHeight * k);
+  const ctx = canvas.getContext("2d");
+  ctx.drawImage(image, 0, 0, canvas.width, canvas.height);
+  ctx.font = "12px system-ui, sans-serif";
+  boxes.forEach((b, i) => {
+    ctx.strokeStyle = labelColor(b.label);
+    ctx.lineWidth = 2;
+    ctx.strokeRect(b.x1 * k, b.y1 * k, (b.x2 - b.x1) * k, (b.y2 - b.y1) * k);
+    ctx.fillStyle = labelColor(b.label);
+    ctx.fillText(`${i + 1} ${b.label}`, b.x1 * k + 2, b.y1 * k - 3);
+  });
+}
+
+async function reviewPage() {
+  const res = await api("GET", "/annotation/queue?status=submitted&limit=50");
+  if (!res.ok) {
+    showError(`Cannot load the work to review: ${reason(res)}`);
+    return;
+  }
+  const holder = $("#reviews");
+  const summaries = listOf(res.data, "items");
+  $("#review-empty").hidden = summaries.length > 0;
+  for (const summary of summaries) {
+    const got = await api("GET", `/annotation/items/${encodeURIComponent(summary.id)}`);
+    if (!got.ok) continue;
+    const item = got.data;
+    const ann = item.annotation || item.latest_annotation || { boxes: [] };
+    const boxes = (ann.boxes || []).map(pick);
+    const canvas = el("canvas", { role: "img", "aria-label": `Frame of item ${item.id} with ${boxes.length} annotated box${boxes.length === 1 ? "" : "es"}` });
+    const noteId = `note-${item.id}`;
+    const note = el("textarea", { id: noteId, rows: "2", maxlength: "2000" });
+    const outcome = el("p", { class: "outcome", role: "status" });
+    const accept = el("button", { type: "button", class: "primary", "aria-label": `Accept item ${item.id}`, text: "Accept" });
+    const back = el("button", { type: "button", "aria-label": `Return item ${item.id}`, text: "Return with note" });
+    const who = ann.annotator || ann.created_by || ann.user_id || "";
+    const card = el(
+      "article",
+      { class: "review-card", "aria-label": `Item ${item.id}` },
+      el("h2", {}, el("a", { href: `/annotate/items/${encodeURIComponent(item.id)}`, text: `Item ${item.id}` })),
+      el("p", { class: "meta", text: [item.camera_id, fmtTime(item.frame_ts), who && `by ${who}`, `${boxes.length} box${boxes.length === 1 ? "" : "es"}`].filter(Boolean).join(" · ") }),
+      canvas,
+      el("ul", { class: "review-boxes" }, ...boxes.map((b, i) => el("li", { text: `${i + 1} ${b.label} (${Math.round(b.x1)}, ${Math.round(b.y1)}) – (${Math.round(b.x2)}, ${Math.round(b.y2)})` }))),
+      el("label", { for: noteId, text: "Note (needed to return)" }),
+      note,
+      el("div", { class: "actions" }, accept, back),
+      outcome,
+    );
+    holder.append(card);
+    loadImage(frameUrl(item.id)).then((img) => drawPreview(canvas, img, boxes), () => (outcome.textContent = "The frame cannot be shown."));
+    async function decide(decision) {
+      if (decision === "return" && !note.value.trim()) {
+        outcome.textContent = "Write a note saying what to fix before returning the work.";
+        note.focus();
+        return;
+      }
+      accept.disabled = back.disabled = true;
+      const body = { decision, note: note.value.trim() || null };
+      const r = await api("POST", `/annotation/items/${encodeURIComponent(item.id)}/review`, body);
+      if (r.ok) {
+        outcome.textContent = decision === "accept" ? "Accepted." : "Returned to the annotator.";
+        card.dataset.decision = decision;
+        note.disabled = true;
+      } else {
+        accept.disabled = back.disabled = false;
+        outcome.textContent = `Not recorded: ${reason(r)}`;
+      }
+    }
+    accept.addEventListener("click", () => decide("accept"));
+    back.addEventListener("click", () => decide("return"));
+  }
+  say(`${summaries.length} item${summaries.length === 1 ? "" : "s"} to review.`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sign-in and sign-out
+
+function signinPage() {
+  const form = $("#signin-form");
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    showError("");
+    const body = new URLSearchParams({ username: form.username.value, password: form.password.value });
+    if (form.otp.value) body.set("otp", form.otp.value);
+    let response;
+    try {
+      response = await fetch(`${API}/auth/session`, { method: "POST", body, credentials: "same-origin" });
+    } catch (err) {
+      showError(`The server cannot be reached (${err}).`);
+      return;
+    }
+    if (response.ok) {
+      location.assign(document.body.dataset.next || "/annotate");
+      return;
+    }
+    let data = null;
+    try {
+      data = await response.json();
+    } catch {
+      data = null;
+    }
+    showError(`Not signed in: ${reason({ status: response.status, data })}`);
+  });
+  form.username.focus();
+}
+
+function wireSignOut() {
+  const button = $("#signout");
+  if (!button) return;
+  button.addEventListener("click", async () => {
+    await api("POST", "/auth/logout");
+    location.assign(SIGNIN);
+  });
+}
+
+const PAGES = { item: itemPage, queue: queuePage, batch: batchPage, review: reviewPage, signin: signinPage };
+
+wireSignOut();
+const start = PAGES[document.body.dataset.page];
+if (start) {
+  Promise.resolve(start()).catch((err) => showError(`Something went wrong on this page: ${err.message || err}`));
+}
