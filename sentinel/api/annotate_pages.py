@@ -36,24 +36,27 @@ SIGNIN_PATH = "/annotate/signin"
 templates = Jinja2Templates(directory=WEB_DIR / "templates")
 router = APIRouter(prefix="/annotate", include_in_schema=False)
 
-# The keys of the canvas, shown on the page (one source for the help and for the tests).
-CANVAS_KEYS: tuple[tuple[str, str], ...] = (
-    ("n  or  →", "next item (→ nudges the selected box instead)"),
-    ("p  or  ←", "previous item (← nudges the selected box instead)"),
-    ("1 … 9", "pick a label (and relabel the selected box)"),
-    ("Delete  or  Backspace", "delete the selected box"),
-    ("a", "accept the selected pre-label;  Shift+A accepts them all"),
-    ("Tab  /  Shift+Tab", "select the next / previous box"),
-    ("arrow keys", "nudge the selected box by 1 px (Shift: 10 px)"),
-    ("Escape", "deselect"),
-    ("Ctrl+Z  /  Ctrl+Shift+Z", "undo / redo"),
-    ("Enter", "submit the boxes on the canvas"),
+# The keys of the canvas and of batch mode, shown on the pages (one source for the help text).
+Keys = tuple[tuple[tuple[str, ...], str], ...]
+CANVAS_KEYS: Keys = (
+    (("n", "→"), "next item (→ nudges the selected box instead)"),
+    (("p", "←"), "previous item (← nudges the selected box instead)"),
+    (("1 … 9",), "pick a label (and relabel the selected box)"),
+    (("Delete", "Backspace"), "delete the selected box"),
+    (("a",), "accept the selected pre-label"),
+    (("Shift+A",), "accept every pre-label"),
+    (("Tab", "Shift+Tab"), "select the next / previous box"),
+    (("↑ ↓ ← →",), "nudge the selected box by 1 px (with Shift: 10 px)"),
+    (("Escape",), "deselect"),
+    (("Ctrl+Z",), "undo"),
+    (("Ctrl+Shift+Z", "Ctrl+Y"), "redo"),
+    (("Enter",), "submit the boxes on the canvas"),
 )
-BATCH_KEYS: tuple[tuple[str, str], ...] = (
-    ("← → ↑ ↓", "move between crops"),
-    ("a  or  y", "accept the focused crop"),
-    ("r  or  x", "reject the focused crop"),
-    ("Enter", "submit the page"),
+BATCH_KEYS: Keys = (
+    (("← → ↑ ↓",), "move between crops"),
+    (("a", "y"), "accept the focused crop"),
+    (("r", "x"), "reject the focused crop"),
+    (("Enter",), "submit the page"),
 )
 
 

@@ -95,8 +95,8 @@ def test_the_item_page_names_its_item_and_documents_the_keys(
     r = client.get("/annotate/items/it-<b>1")
     assert r.status_code == 200
     assert 'data-item-id="it-&lt;b&gt;1"' in r.text  # escaped
-    for key in ("Enter", "Delete", "Ctrl+Z", "1 … 9"):
-        assert key in r.text
+    for key in ("Enter", "Delete", "Backspace", "Ctrl+Z", "1 … 9", "n", "p"):
+        assert f"<kbd>{key}</kbd>" in r.text
     assert 'aria-label="Frame with boxes' in r.text
 
 

@@ -177,6 +177,10 @@ function itemLabels(item, boxes) {
   return labels;
 }
 
+function sameBoxes(a, b) {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
 function round2(v) {
   return Math.round(v * 100) / 100;
 }
@@ -241,7 +245,8 @@ class Editor {
   }
 
   remember(before) {
-    if (before === this.snapshot()) return;
+    // Only a change of the boxes is a step (selecting one is not); undo restores the selection.
+    if (sameBoxes(JSON.parse(before).boxes, this.boxes)) return;
     this.undoStack.push(before);
     if (this.undoStack.length > 200) this.undoStack.shift();
     this.redoStack = [];
