@@ -27,6 +27,7 @@ from sentinel.actors.retention import RETENTION_NAME, RetentionActor
 from sentinel.actors.rulegen_schedule import RULEGEN_NAME, RuleGenActor
 from sentinel.actors.supervisor import get_or_create_supervisor
 from sentinel.config import Settings, load_settings
+from sentinel.domain.boxes import COCO_LABELS
 from sentinel.domain.placement import Demand, camera_demand, infeasible_demands
 from sentinel.gateway.keys import KeyRing
 from sentinel.gateway.secretbox import open_secret_box
@@ -62,6 +63,8 @@ def runtime_of(settings: Settings) -> dict[str, Any]:
         "event_journal_bytes": int(settings.event_journal_mb * 1024 * 1024),
         # Cameras letterbox their frames to the detector's input themselves.
         "detector_input_size": settings.detector.input_size,
+        # The labels annotations may use (class index = position in a dataset's labels).
+        "detector_labels": list(settings.detector.labels or COCO_LABELS),
         "redis_url": settings.redis_url,
         "auth": settings.auth.model_dump(mode="json"),
         "agent": settings.agent.model_dump(mode="json"),

@@ -18,9 +18,11 @@ from sentinel.api import (
     admin,
     alerts,
     annotate_pages,
+    annotation,
     ask,
     auth,
     cameras,
+    datasets,
     events,
     exports,
     incidents,
@@ -117,6 +119,8 @@ def create_app() -> FastAPI:
     api.include_router(kb.router)
     api.include_router(notify.router)
     api.include_router(notify_delivery.router)
+    api.include_router(annotation.router)
+    api.include_router(datasets.router)
     app.include_router(api)
     app.include_router(llm.router)
     # The annotation pages (HTML over the JSON API; see sentinel/api/annotate_pages.py).

@@ -22,6 +22,8 @@ from sentinel.search.kb import KnowledgeBase
 from sentinel.search.service import SearchService
 from sentinel.search.voice import AudioLimits, Recognize
 from sentinel.store.alert_repo import AlertRepository, ExperimentRepository, PromptRepository
+from sentinel.store.annotation_repo import AnnotationRepo
+from sentinel.store.dataset_repo import DatasetRepo
 from sentinel.store.export_repo import ExportRepository
 from sentinel.store.objects import ObjectStore
 from sentinel.store.repo import CameraRepository, EventRepository
@@ -160,6 +162,16 @@ class NotifyServices:
 
 
 @dataclass
+class AnnotationServices:
+    """The learning loop's stores: the annotation queue, the dataset versions, and the labels
+    the model knows (the detector's; an annotation's labels must be among them)."""
+
+    repo: AnnotationRepo
+    datasets: DatasetRepo
+    labels: tuple[str, ...]
+
+
+@dataclass
 class Services:
     """Everything the API needs, injected by the ingress (or by a test)."""
 
@@ -178,6 +190,7 @@ class Services:
     search: SearchServices | None = None  # None: search is off
     voice: VoiceServices | None = None  # None: voice is off
     notify: NotifyServices | None = None  # None: the notifier's routes answer 503
+    annotation: AnnotationServices | None = None  # None: annotation and dataset routes: 404
 
 
 _process_services: Services | None = None

@@ -25,6 +25,7 @@ from sentinel.actors.supervisor import SUPERVISOR_NAME
 from sentinel.api.app import create_app
 from sentinel.api.deps import (
     AgentServices,
+    AnnotationServices,
     NotifyServices,
     RuleGenServices,
     SearchServices,
@@ -41,6 +42,7 @@ from sentinel.config import (
     SearchSettings,
     VoiceSettings,
 )
+from sentinel.domain.boxes import COCO_LABELS
 from sentinel.models.llm_runner import await_or_cancel
 from sentinel.models.whisper import Transcript
 from sentinel.notify.relay import make_senders, secrets_of
@@ -49,6 +51,8 @@ from sentinel.search.kb import KnowledgeBase
 from sentinel.search.service import open_search
 from sentinel.search.voice import VoiceUnavailableError, limits_of
 from sentinel.store.alert_repo import AlertRepository, ExperimentRepository, PromptRepository
+from sentinel.store.annotation_repo import AnnotationRepo
+from sentinel.store.dataset_repo import DatasetRepo
 from sentinel.store.db import make_engine
 from sentinel.store.export_repo import ExportRepository
 from sentinel.store.kb_repo import KbRepository
@@ -336,5 +340,10 @@ class Ingress:
                 ),
                 search=search_services(engine, runtime, objects, embedder, agent),
                 voice=voice_services(runtime, transcriber),
+                annotation=AnnotationServices(
+                    AnnotationRepo(engine, objects),
+                    DatasetRepo(engine),
+                    tuple(runtime.get("detector_labels") or COCO_LABELS),
+                ),
             )
         )

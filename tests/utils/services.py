@@ -7,10 +7,13 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from sentinel.api.deps import NotifyServices, Services
+from sentinel.api.deps import AnnotationServices, NotifyServices, Services
 from sentinel.api.gateway import SecurityServices
 from sentinel.config import CameraConfig, NotifySettings
+from sentinel.domain.boxes import COCO_LABELS
 from sentinel.domain.stats import CameraState, CameraStats
+from sentinel.store.annotation_repo import AnnotationRepo
+from sentinel.store.dataset_repo import DatasetRepo
 from sentinel.store.objects import LocalObjectStore, ObjectStore
 from sentinel.store.repo import CameraRepository, EventRepository
 from tests.utils.auth import agent_services, make_security
@@ -73,7 +76,13 @@ def make_services(
     """The API's services over ``engine``: real stores and gateway, fake cameras/detector.
 
     ``auth`` are AuthSettings fields; ``extra`` sets optional services (segments, exports…).
+    The annotation queue and datasets are on, over the same object store, with COCO's labels.
     """
+    objects = objects or LocalObjectStore(tmp_path / "objects")
+    extra.setdefault(
+        "annotation",
+        AnnotationServices(AnnotationRepo(engine, objects), DatasetRepo(engine), COCO_LABELS),
+    )
     extra.setdefault(
         "notify",
         NotifyServices(
@@ -84,7 +93,7 @@ def make_services(
         engine=engine,
         events=EventRepository(engine),
         cameras=CameraRepository(engine),
-        objects=objects or LocalObjectStore(tmp_path / "objects"),
+        objects=objects,
         control=control or FakeControl(),
         detector=ReadyDetector(),
         security=security or make_security(engine, tmp_path, **(auth or {})),
