@@ -7,6 +7,7 @@ the JSON API's (its own tests check scopes and camera limits).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from urllib.parse import quote
 
 import pytest
@@ -15,9 +16,28 @@ from fastapi.testclient import TestClient
 from sentinel.api.annotate_pages import safe_next
 from sentinel.api.deps import Services
 from sentinel.gateway.roles import Role
+from sentinel.store.db import make_engine, migrate, sqlite_url
+from tests.utils.api import api_client
 from tests.utils.auth import add_user
+from tests.utils.services import make_services
 
 PAGES = ["/annotate", "/annotate/items/abc123", "/annotate/batch", "/annotate/review"]
+
+
+@pytest.fixture(scope="module")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    """One SQLite store for the module: the pages read nothing from it but users."""
+    tmp = tmp_path_factory.mktemp("annotate-pages")
+    engine = make_engine(sqlite_url(tmp / "pages.sqlite"))
+    migrate(engine)
+    yield make_services(engine, tmp)
+    engine.dispose()
+
+
+@pytest.fixture
+def client(services: Services) -> Iterator[TestClient]:
+    with api_client(services) as c:
+        yield c
 
 
 def _session(client: TestClient, username: str, password: str) -> None:

@@ -69,19 +69,22 @@ function reason(res) {
   return `HTTP ${res.status}`;
 }
 
-/** The index of the box an error names (loc [..., "boxes", i, ...]), or -1. */
-function boxIndexOf(res) {
+/** The boxes a 422 names (loc [..., "boxes", i]): [{index, text}], numbered as the page
+ * numbers them (from 1), with the API's own "box i:" prefix dropped. */
+function boxErrors(res) {
   const detail = res.data && res.data.detail;
-  const locs = [];
-  if (Array.isArray(detail)) for (const e of detail) locs.push(e.loc || []);
-  else if (detail && typeof detail === "object" && detail.loc) locs.push(detail.loc);
-  for (const loc of locs) {
+  const out = [];
+  if (!Array.isArray(detail)) return out;
+  for (const e of detail) {
+    const loc = e.loc || [];
     const at = loc.indexOf("boxes");
-    if (at >= 0 && Number.isInteger(loc[at + 1])) return loc[at + 1];
+    if (at >= 0 && Number.isInteger(loc[at + 1])) {
+      const index = loc[at + 1];
+      const msg = String(e.msg || "").replace(/^box \d+:\s*/, "");
+      out.push({ index, text: `Box ${index + 1}${loc.length > at + 2 ? ` (${loc.slice(at + 2).join(".")})` : ""}: ${msg}` });
+    }
   }
-  const text = typeof detail === "string" ? detail : "";
-  const m = /box(?:es)?\s*\[?#?(\d+)/i.exec(text);
-  return m ? Number(m[1]) : -1;
+  return out;
 }
 
 function listOf(data, key) {
@@ -205,7 +208,7 @@ class Editor {
     this.labels = labels;
     this.label = labels[0] || "";
     this.selected = -1;
-    this.invalid = -1;
+    this.invalid = new Set(); // boxes the API refused, drawn red until the next change
     this.undoStack = [];
     this.redoStack = [];
     this.drag = null;
@@ -251,6 +254,7 @@ class Editor {
     if (this.undoStack.length > 200) this.undoStack.shift();
     this.redoStack = [];
     this.dirty = true;
+    this.invalid.clear();
     this.changed();
   }
 
@@ -258,7 +262,7 @@ class Editor {
     const s = JSON.parse(state);
     this.boxes = s.boxes;
     this.selected = Math.min(s.selected, this.boxes.length - 1);
-    this.invalid = -1;
+    this.invalid.clear();
   }
 
   undo() {
@@ -399,7 +403,7 @@ class Editor {
     this.edit(() => {
       this.boxes.splice(this.selected, 1);
       this.selected = -1;
-      this.invalid = -1;
+      this.invalid.clear();
     });
     return true;
   }
@@ -408,7 +412,7 @@ class Editor {
     this.edit(() => {
       this.boxes.splice(i, 1);
       this.selected = -1;
-      this.invalid = -1;
+      this.invalid.clear();
     });
   }
 
@@ -459,7 +463,7 @@ class Editor {
       const y = MARGIN + b.y1 * scale;
       const bw = (b.x2 - b.x1) * scale;
       const bh = (b.y2 - b.y1) * scale;
-      const color = i === this.invalid ? "#ff3030" : labelColor(b.label);
+      const color = this.invalid.has(i) ? "#ff3030" : labelColor(b.label);
       ctx.setLineDash(b.accepted ? [] : [6, 4]);
       ctx.lineWidth = i === this.selected ? 3 : 2;
       ctx.strokeStyle = color;
@@ -506,7 +510,7 @@ async function itemPage() {
     item.status && `status ${item.status}`,
     Array.isArray(item.reasons) && item.reasons.length && `mined for ${item.reasons.join(", ")}`,
   ].filter(Boolean).join(" · ");
-  const review = item.review || (item.annotation && item.annotation.review);
+  const review = Array.isArray(item.reviews) ? item.reviews[0] : null; // newest first
   if (review && review.note) {
     $("#review-note").hidden = false;
     $("#review-note-text").textContent = `${review.decision || ""}: ${review.note}`;
@@ -594,21 +598,21 @@ async function itemPage() {
       version = Number.isInteger(saved.version) ? saved.version : version + 1;
       editor.dirty = false;
       editor.boxes.forEach((b) => (b.accepted = true));
-      editor.invalid = -1;
+      editor.invalid.clear();
       editor.draw();
       renderList();
       say(`Saved ${editor.boxes.length} box${editor.boxes.length === 1 ? "" : "es"} (version ${version}). Press n for the next item.`);
       return;
     }
     say("");
-    const where = boxIndexOf(put);
-    if (where >= 0 && where < editor.boxes.length) {
-      editor.invalid = where;
-      editor.select(where);
-    }
-    if (put.status === 422) showError(`Not saved: ${reason(put)}`);
+    const refused = put.status === 422 ? boxErrors(put) : [];
+    if (refused.length) {
+      editor.invalid = new Set(refused.map((r) => r.index));
+      editor.select(refused[0].index);
+      showError(`Not saved: ${refused.map((r) => r.text).join("; ")}`);
+    } else if (put.status === 422) showError(`Not saved: ${reason(put)}`);
     else if (put.status === 404) showError("Not saved: this item does not exist, or its camera is not yours.");
-    else if (put.status === 409) showError(`Not saved: ${reason(put)}. Reload the page to see the newer version.`);
+    else if (put.status === 409) showError(`Not saved: ${reason(put)}`);
     else showError(`Not saved (${put.status}): ${reason(put)}`);
   }
 
@@ -920,7 +924,7 @@ async function reviewPage() {
         return;
       }
       accept.disabled = back.disabled = true;
-      const body = { decision, note: note.value.trim() || null };
+      const body = { decision, note: note.value.trim() || null, version: item.version };
       const r = await api("POST", `/annotation/items/${encodeURIComponent(item.id)}/review`, body);
       if (r.ok) {
         outcome.textContent = decision === "accept" ? "Accepted." : "Returned to the annotator.";
