@@ -1,12 +1,13 @@
 """The annotation pages in a real headless Chromium, over the real HTTP app (uvicorn) and the
 real annotation API and store.
 
-An annotator signs in through the page, corrects pre-labels with the mouse (drag, corner
-resize, drawing a new box) and the keyboard (delete, a number key for the label, nudges,
-undo), submits with Enter, and the stored annotation is read back through the JSON API; a box
-dragged past the frame's edge is refused with the API's 422 reason shown on the page; batch
-mode keeps one crop and drops another with the keyboard; a reviewer accepts the work on the
-review page; an annotator of another camera is told the item is not theirs.
+An annotator signs in through the page and opens the best item from the queue page; corrects
+pre-labels with the mouse (drag, corner resize, drawing a new box) and the keyboard (delete, a
+number key for the label, nudges, undo); submits with Enter, and the stored annotation is read
+back through the JSON API. A box dragged past the frame's edge is refused with the API's 422
+reason shown on the page; batch mode keeps one crop and drops another with the keyboard; a
+reviewer accepts the work on the review page; an annotator of another camera is told the item
+is not theirs.
 """
 
 from __future__ import annotations
@@ -167,7 +168,12 @@ def test_correct_boxes_with_mouse_and_keyboard_then_review(world: World, browser
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    sign_in(page, world.url, f"/annotate/items/{first}", world.annotator)
+    sign_in(page, world.url, "/annotate", world.annotator)
+    rows = page.locator("#queue-rows tr")
+    expect(rows).to_have_count(3)
+    expect(rows.first).to_contain_text("near_threshold")
+    rows.first.get_by_role("link", name=f"Open {first}").click()
+    expect(page).to_have_url(f"{world.url}/annotate/items/{first}")
     expect(page.get_by_role("status")).to_contain_text("3 boxes loaded")
     pending = page.get_by_role("button", name="Box 1: person, pre-label 55% to accept")
     expect(pending).to_be_visible()
