@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 from PIL import Image, ImageDraw
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 
 from sentinel.api.deps import Services
 from sentinel.domain.annotation import LabeledBox, QueueCandidate
@@ -149,6 +149,11 @@ class Canvas:
         self.page.mouse.click(*self.at(x, y))
 
 
+def note_console_error(message: ConsoleMessage, errors: list[str]) -> None:
+    if message.type == "error" and "Failed to load resource" not in message.text:
+        errors.append(message.text)
+
+
 def sign_in(page: Page, url: str, path: str, user: AuthedUser) -> None:
     page.goto(url + path)
     expect(page).to_have_url(f"{url}/annotate/signin?next={path.replace('/', '%2F')}")
@@ -170,12 +175,7 @@ def test_correct_boxes_with_mouse_and_keyboard_then_review(world: World, browser
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     # Console errors too (a Content-Security-Policy violation lands there), except the line
     # Chromium logs for every non-2xx answer, such as the 422 this test provokes.
-    page.on(
-        "console",
-        lambda m: (
-            m.type == "error" and "Failed to load resource" not in m.text and errors.append(m.text)
-        ),
-    )
+    page.on("console", lambda m: note_console_error(m, errors))
     sign_in(page, world.url, "/annotate", world.annotator)
     rows = page.locator("#queue-rows tr")
     expect(rows).to_have_count(3)
