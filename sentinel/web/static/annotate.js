@@ -489,8 +489,12 @@ class Editor {
 // ---------------------------------------------------------------------------------------------
 // Item page
 
+const QUEUE_FILTER = "sentinel.annotate.queue"; // the queue page's last filter: n / p follow it
+
 async function queueIds() {
-  const res = await api("GET", "/annotation/queue?limit=200");
+  const query = new URLSearchParams(sessionStorage.getItem(QUEUE_FILTER) || "");
+  query.set("limit", "200");
+  const res = await api("GET", `/annotation/queue?${query}`);
   return res.ok ? listOf(res.data, "items").map((it) => String(it.id)) : [];
 }
 
@@ -697,9 +701,12 @@ async function queuePage() {
   const params = new URLSearchParams(location.search);
   if (params.has("camera_id")) form.camera_id.value = params.get("camera_id");
   if (params.has("status")) form.status.value = params.get("status");
+  form.mine.checked = params.get("mine") === "true";
   const query = new URLSearchParams({ limit: "100" });
   if (form.camera_id.value) query.set("camera_id", form.camera_id.value);
   if (form.status.value) query.set("status", form.status.value);
+  if (form.mine.checked) query.set("mine", "true");
+  sessionStorage.setItem(QUEUE_FILTER, query.toString());
   const res = await api("GET", `/annotation/queue?${query}`);
   if (!res.ok) {
     showError(`Cannot load the queue: ${reason(res)}`);
