@@ -121,10 +121,11 @@ def test_the_item_page_names_its_item_and_documents_the_keys(
 
 
 def test_the_script_and_style_sheet_are_served(client: TestClient) -> None:
-    js = client.get("/annotate/static/annotate.js")
-    assert js.status_code == 200
-    assert js.headers["content-type"].startswith(("text/javascript", "application/javascript"))
-    assert "X-CSRF-Token" in js.text
+    for name in ("annotate.js", "common.js", "editor.js"):
+        js = client.get(f"/annotate/static/{name}")
+        assert js.status_code == 200, name
+        assert js.headers["content-type"].startswith(("text/javascript", "application/javascript"))
+    assert "X-CSRF-Token" in client.get("/annotate/static/common.js").text
     css = client.get("/annotate/static/annotate.css")
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
     assert client.get("/annotate/static/../templates/base.html").status_code == 404
