@@ -6,8 +6,8 @@ pre-labels with the mouse (drag, corner resize, drawing a new box) and the keybo
 number key for the label, nudges, undo); submits with Enter, and the stored annotation is read
 back through the JSON API. A box dragged past the frame's edge is refused with the API's 422
 reason shown on the page; batch mode keeps one crop and drops another with the keyboard; a
-reviewer accepts one item and returns another with a note, which its annotator reads; an
-annotator of another camera is told the item is not theirs.
+reviewer accepts one item and returns another with a note (which its annotator reads) and sees
+the annotator's quality; an annotator of another camera is told the item is not theirs.
 """
 
 from __future__ import annotations
@@ -271,6 +271,11 @@ def test_correct_boxes_with_mouse_and_keyboard_then_review(world: World, browser
     card.get_by_label("Note (needed to return)").fill("the small box is a person too")
     card.get_by_role("button", name=f"Return item {third}").click()
     expect(card.get_by_role("status")).to_have_text("Returned to the annotator.")
+    # One of two reviewed submissions accepted: the annotator's review agreement is 0.50.
+    reviewer.reload()
+    row = reviewer.get_by_role("row", name=world.annotator.username)
+    expect(row).to_contain_text("0.50")
+    expect(row.get_by_role("cell")).to_have_text(["2", "2", "1", "1", "0", "0.50", "n/a", "0.50"])
     page.goto(f"{world.url}/annotate/items/{third}")
     expect(page.locator("#review-note-text")).to_have_text("return: the small box is a person too")
     assert errors == [], errors

@@ -409,7 +409,31 @@ function drawPreview(canvas, image, boxes, maxWidth = 560) {
   });
 }
 
+function share(v) {
+  return typeof v === "number" ? v.toFixed(2) : "n/a";
+}
+
+async function showQuality() {
+  const res = await api("GET", "/annotation/annotators");
+  if (!res.ok) {
+    showError(`Cannot load the annotators' quality: ${reason(res)}`);
+    return;
+  }
+  $("#quality-rows").replaceChildren(
+    ...listOf(res.data, "items").map((a) =>
+      el(
+        "tr",
+        {},
+        el("th", { scope: "row", text: a.username || a.annotator }),
+        ...[a.submitted, a.reviewed, a.accepted, a.returned, a.gold_items].map((n) => el("td", { text: String(n) })),
+        ...[a.review_agreement, a.gold_f1, a.score].map((v) => el("td", { text: share(v) })),
+      ),
+    ),
+  );
+}
+
 async function reviewPage() {
+  showQuality();
   const res = await api("GET", "/annotation/queue?status=submitted&limit=50");
   if (!res.ok) {
     showError(`Cannot load the work to review: ${reason(res)}`);
