@@ -260,7 +260,7 @@ def test_correct_boxes_with_mouse_and_keyboard_then_review(world: World, browser
     reviewer = browser.new_page(viewport={"width": 1200, "height": 900})
     sign_in(reviewer, world.url, "/annotate/review", world.reviewer)
     card = reviewer.get_by_role("article", name=f"Item {first}")
-    expect(card).to_contain_text("3 boxes")
+    expect(card).to_contain_text(f"by {world.annotator.username} · 3 boxes")
     card.get_by_role("button", name=f"Accept item {first}").click()
     expect(card.get_by_role("status")).to_have_text("Accepted.")
     assert world.get(world.reviewer, f"/annotation/items/{first}")["status"] == "accepted"

@@ -405,7 +405,7 @@ function drawPreview(canvas, image, boxes, maxWidth = 560) {
     ctx.lineWidth = 2;
     ctx.strokeRect(b.x1 * k, b.y1 * k, (b.x2 - b.x1) * k, (b.y2 - b.y1) * k);
     ctx.fillStyle = labelColor(b.label);
-    ctx.fillText(`${i + 1} ${b.label}`, b.x1 * k + 2, b.y1 * k - 3);
+    ctx.fillText(`${i + 1} ${b.label}`, b.x1 * k + 2, b.y1 * k > 14 ? b.y1 * k - 3 : b.y1 * k + 12);
   });
 }
 
@@ -413,12 +413,14 @@ function share(v) {
   return typeof v === "number" ? v.toFixed(2) : "n/a";
 }
 
+/** Fills the annotators' table; returns their user names by subject (the reviews' "by"). */
 async function showQuality() {
   const res = await api("GET", "/annotation/annotators");
   if (!res.ok) {
     showError(`Cannot load the annotators' quality: ${reason(res)}`);
-    return;
+    return new Map();
   }
+  const names = new Map(listOf(res.data, "items").map((a) => [a.annotator, a.username || a.annotator]));
   $("#quality-rows").replaceChildren(
     ...listOf(res.data, "items").map((a) =>
       el(
@@ -430,10 +432,11 @@ async function showQuality() {
       ),
     ),
   );
+  return names;
 }
 
 async function reviewPage() {
-  showQuality();
+  const names = await showQuality();
   const res = await api("GET", "/annotation/queue?status=submitted&limit=50");
   if (!res.ok) {
     showError(`Cannot load the work to review: ${reason(res)}`);
@@ -454,7 +457,7 @@ async function reviewPage() {
     const outcome = el("p", { class: "outcome", role: "status" });
     const accept = el("button", { type: "button", class: "primary", "aria-label": `Accept item ${item.id}`, text: "Accept" });
     const back = el("button", { type: "button", "aria-label": `Return item ${item.id}`, text: "Return with note" });
-    const who = ann.annotator || ann.created_by || ann.user_id || "";
+    const who = names.get(ann.annotator) || ann.annotator || "";
     const card = el(
       "article",
       { class: "review-card", "aria-label": `Item ${item.id}` },
