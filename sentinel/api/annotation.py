@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, Security, status
 from fastapi import Path as PathParam
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from sentinel.api.deps import AnnotationServices, Services, ServicesDep
@@ -28,6 +28,7 @@ from sentinel.api.records import RecordView
 from sentinel.api.security import allowed_cameras, authorize, require_camera
 from sentinel.config import CAMERA_ID_PATTERN
 from sentinel.domain.annotation import LabeledBox
+from sentinel.domain.strict import StrictModel
 from sentinel.gateway.roles import ANNOTATIONS_REVIEW, ANNOTATIONS_WRITE, Principal
 from sentinel.store.annotation_repo import (
     Annotation,
@@ -50,10 +51,8 @@ Reviewer = Annotated[Principal, Security(authorize, scopes=[ANNOTATIONS_REVIEW])
 _NOT_FOUND = "item not found"
 
 
-class BoxIn(BaseModel):
+class BoxIn(StrictModel):
     """A box in source-image pixels."""
-
-    model_config = ConfigDict(extra="forbid")
 
     label: str = Field(min_length=1, max_length=64, description="One of the model's labels.")
     x1: float = Field(allow_inf_nan=False)
@@ -77,31 +76,28 @@ def _boxes_out(boxes: Sequence[LabeledBox]) -> list[BoxOut]:
     return [BoxOut(label=b.label, x1=b.x1, y1=b.y1, x2=b.x2, y2=b.y2, score=b.score) for b in boxes]
 
 
-class AnnotationIn(BaseModel):
+class AnnotationIn(StrictModel):
     """The boxes of a frame, and the item ``version`` they were drawn on."""
 
-    model_config = ConfigDict(extra="forbid")
-
     boxes: list[BoxIn] = Field(max_length=MAX_BOXES)
-    version: int = Field(ge=0, description="The item's `version` when it was read.")
+    version: int = Field(ge=0, le=2**31 - 1, description="The item's `version` when it was read.")
 
 
-class ReviewIn(BaseModel):
+class ReviewIn(StrictModel):
     """Accept the item's latest annotation (final) or return it to its annotator."""
-
-    model_config = ConfigDict(extra="forbid")
 
     decision: Literal["accept", "return"]
     note: str | None = Field(default=None, max_length=2000)
     version: int | None = Field(
-        default=None, ge=1, description="The version reviewed; a newer one answers 409."
+        default=None,
+        ge=1,
+        le=2**31 - 1,
+        description="The version reviewed; a newer one answers 409.",
     )
 
 
-class GoldIn(BaseModel):
+class GoldIn(StrictModel):
     """Reference boxes of the gold copy; default: the item's accepted annotation."""
-
-    model_config = ConfigDict(extra="forbid")
 
     boxes: list[BoxIn] | None = Field(default=None, max_length=MAX_BOXES)
 
@@ -266,7 +262,7 @@ async def queue(
     ] = "queued",
     mine: Annotated[bool, Query(description="Only items held by the caller.")] = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[ItemPublic]:
     """Items ranked by expected value (score), of the cameras the caller may see.
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, Security, status
 from fastapi import Path as PathParam
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from sentinel.api.annotation import annotation_services
@@ -23,6 +23,7 @@ from sentinel.api.deps import Services, ServicesDep
 from sentinel.api.records import RecordView
 from sentinel.api.security import allowed_cameras, authorize, require_camera
 from sentinel.config import CAMERA_ID_PATTERN
+from sentinel.domain.strict import StrictModel
 from sentinel.gateway.roles import MODELS_ADMIN, MODELS_READ, Principal
 from sentinel.store.dataset_repo import DatasetLocked, DatasetNotFound, DatasetVersion
 from sentinel.store.objects import ObjectStore
@@ -37,10 +38,8 @@ Reader = Annotated[Principal, Security(authorize, scopes=[MODELS_READ])]
 Admin = Annotated[Principal, Security(authorize, scopes=[MODELS_ADMIN])]
 
 
-class DatasetCreate(BaseModel):
+class DatasetCreate(StrictModel):
     """Build the next version of ``name``; ``camera_ids``: only their frames."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=DATASET_NAME_PATTERN)
     camera_ids: list[Annotated[str, Field(pattern=CAMERA_ID_PATTERN)]] | None = Field(

@@ -177,8 +177,7 @@ def read_dataset(objects: ObjectStore, version: DatasetVersion) -> DatasetManife
     if version.manifest_sha256 is not None and sha256_hex(body) != version.manifest_sha256:
         raise DatasetError(f"{version.manifest_key}: sha256 does not match the recorded one")
     manifest = DatasetManifest.from_json(body)
-    manifest.locked_by = list(version.locked_by)
-    return manifest
+    return manifest.model_copy(update={"locked_by": list(version.locked_by)})
 
 
 def iter_items(

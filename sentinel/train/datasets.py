@@ -22,9 +22,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from sentinel.domain.annotation import LabeledBox
+from sentinel.domain.strict import StrictModel
 
 __all__ = [
     "DATASET_NAME_PATTERN",
@@ -180,10 +181,8 @@ def parse_yolo_lines(
     return boxes
 
 
-class ManifestItem(BaseModel):
+class ManifestItem(StrictModel):
     """One image of a dataset version."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str = Field(description="Annotation item id; also the file stem of image and label.")
     image: str = Field(description="Path of the JPEG relative to the version folder.")
@@ -198,10 +197,8 @@ class ManifestItem(BaseModel):
     boxes: int = Field(ge=0, description="Number of boxes in the label file.")
 
 
-class DatasetManifest(BaseModel):
+class DatasetManifest(StrictModel):
     """``manifest.json`` of one dataset version."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=DATASET_NAME_PATTERN)
     version: int = Field(ge=1)

@@ -35,6 +35,7 @@ from sentinel.api.app import create_app
 from sentinel.api.deps import SearchServices, Services, VoiceServices
 from sentinel.api.security import authorize, authorize_every_camera, require_metrics
 from sentinel.domain.alerts import AlertDecision, DecidedBy, Severity
+from sentinel.domain.annotation import LabeledBox
 from sentinel.domain.experiments import Variant
 from sentinel.domain.incidents import Incident
 from sentinel.domain.retention import Deletion
@@ -62,10 +63,12 @@ from sentinel.store.objects import snapshot_key
 from sentinel.store.rule_repo import RuleRepository, SuggestionRepository
 from sentinel.store.search_queue_repo import SearchQueue
 from sentinel.store.segment_repo import SegmentInfo, SegmentRepository
+from sentinel.train.dataset_store import build_dataset
 from sentinel.video.segments import finalize_segment
 from tests.integration import test_segments as seg
+from tests.utils.annotation import candidate
 from tests.utils.api import api_app
-from tests.utils.auth import add_user
+from tests.utils.auth import AuthedUser, add_user
 from tests.utils.services import FakeControl, make_services
 from tests.utils.speech import espeak_wav
 
@@ -132,6 +135,7 @@ LISTS_SHOW_A = {
     "/api/v1/rules/suggestions": "suggestion",
     "/metrics": "series",
     "/api/v1/search": "event",
+    "/api/v1/datasets": "dataset",
 }
 
 recorded = seg.recorded  # the module-scoped fixture: five real 4 s H.264 segments
@@ -219,10 +223,13 @@ class Objects:
     rule: str
     suggestion: str
     others: list[str] = field(default_factory=list)  # a user and an API key limited to it
+    item: str = ""  # an accepted annotation item of its frames
+    dataset: str = ""  # a dataset (version 1) of its accepted frames
 
     @property
     def ids(self) -> list[str]:
         return [
+            self.item,
             self.event,
             self.alert,
             self.export,
@@ -236,7 +243,7 @@ class Objects:
     @property
     def markers(self) -> list[str]:
         """Strings that name this camera or its objects: none may reach a caller of the other."""
-        return [self.camera, self.name, self.export_name, *self.ids]
+        return [self.camera, self.name, self.export_name, self.dataset, *self.ids]
 
 
 @dataclass
@@ -467,6 +474,8 @@ def world(
                 suggestion_ids[cam],
                 [victim.id, admin_key.id] if cam == "cam-b" else [],
             )
+        for cam, obj in objects.items():
+            obj.item, obj.dataset = _annotated(services, cam, users["operator"], users["admin"])
         yield World(
             client,
             services,
@@ -477,6 +486,28 @@ def world(
             admin_key.id,
             exp.id,
         )
+
+
+def _annotated(
+    services: Services, camera: str, annotator: AuthedUser, reviewer: AuthedUser
+) -> tuple[str, str]:
+    """An accepted annotation item of ``camera`` and a dataset of its frames."""
+    ann = services.annotation
+    assert ann is not None
+    [item] = ann.repo.enqueue([candidate(1, camera=camera)])
+    ann.repo.submit(item, [LabeledBox("person", 1, 1, 20, 20)], version=0, annotator=annotator.id)
+    ann.repo.review(item, decision="accept", reviewer=reviewer.id)
+    name = f"ds-{camera}"
+    build_dataset(
+        name,
+        annotations=ann.repo,
+        datasets=ann.datasets,
+        objects=services.objects,
+        labels=ann.labels,
+        created_by=reviewer.id,
+        cameras={camera},
+    )
+    return item, name
 
 
 def _walk_subscriptions(w: World) -> list[str]:
@@ -540,6 +571,10 @@ def _requests(w: World, method: str, path: str) -> list[dict[str, Any]]:
         subs = [{"rule_id": a.rule}, {"rule_id": b.rule}]
     elif "{experiment_id}" in path:
         subs = [{"experiment_id": w.experiment}]
+    elif "{item_id}" in path:
+        subs = [{"item_id": a.item}, {"item_id": b.item}]
+    elif path.startswith("/api/v1/datasets/"):
+        subs = [{"name": a.dataset, "version": "1"}, {"name": b.dataset, "version": "1"}]
     elif "{model_id:path}" in path:
         subs = [{"model_id:path": "echo"}]  # the model EchoLlm serves
     elif path.startswith("/api/v1/kb/documents/"):
@@ -637,6 +672,15 @@ def _requests(w: World, method: str, path: str) -> list[dict[str, Any]]:
             }
         },
         "GET /api/v1/search": {"params": {"q": "person"}},
+        "PUT /api/v1/annotation/items/{item_id}/annotation": {
+            "json": {
+                "boxes": [{"label": "person", "x1": 1, "y1": 1, "x2": 9, "y2": 9}],
+                "version": 1,
+            }
+        },
+        "POST /api/v1/annotation/items/{item_id}/review": {"json": {"decision": "return"}},
+        "POST /api/v1/annotation/items/{item_id}/gold": {"json": {}},
+        "POST /api/v1/datasets": {"json": {"name": "walk", "camera_ids": ["cam-a"]}},
         "POST /api/v1/ask/voice": {"content": SPOKEN_QUESTION},
         "POST /api/v1/transcribe": {"content": SPOKEN_QUESTION},
         "POST /api/v1/ask": {"json": {"question": "a person walking"}},
@@ -653,6 +697,8 @@ def _requests(w: World, method: str, path: str) -> list[dict[str, Any]]:
             url = url.replace("{" + name + "}", value)
         assert "{" not in url, f"the walk has no real id for {url}"
         out.append({"method": method, "url": url, **bodies.get(key, {})})
+    if key == "POST /api/v1/datasets":  # a dataset of camera B's frames
+        out.append({**out[0], "json": {"name": "walk", "camera_ids": [b.camera]}})
     if key == "POST /api/v1/exports":  # the same export asked of camera B
         out.append({**out[0], "json": {**out[0]["json"], "camera_id": b.camera}})
     if key == "POST /api/v1/cameras":  # a camera in nobody's limits; camera B itself
@@ -728,6 +774,7 @@ def _shows_own(path: str, body: str, own: Objects) -> bool:
         "suggestion": own.suggestion,
         "camera": f'"id":"{own.camera}"',
         "series": f'camera="{own.camera}"',
+        "dataset": f'"name":"{own.dataset}"',
     }[LISTS_SHOW_A[path]]
     return wanted in body
 
