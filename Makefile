@@ -8,12 +8,13 @@ TORCH_PAIR := torch==2.14.1 torchvision==0.29.1
 APT_PACKAGES := ffmpeg opencv-doc libgl1 libglib2.0-0 python3-gi gir1.2-gst-rtsp-server-1.0 \
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
 	gstreamer1.0-plugins-ugly gstreamer1.0-libav postgresql redis-server mosquitto \
-	mosquitto-clients espeak-ng
+	mosquitto-clients espeak-ng chromium
 DEMO_APT := opencv-doc libgl1 libglib2.0-0 espeak-ng
 export RAY_AUTH_MODE ?= disabled
 export RAY_USAGE_STATS_ENABLED := 0
 export YOLO_OFFLINE := 1
 export HF_HUB_OFFLINE := 1
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
 .PHONY: install demo test test-unit lint bench models sample system-deps demo-deps services clean
 
@@ -30,7 +31,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 # Debian packages: the sample video (opencv-doc), libGL for the model export, espeak-ng (spoken
 # answers, and the speech the voice tests ask with), and for tests ffmpeg, GStreamer's RTSP
 # server, and the PostgreSQL, Redis and Mosquitto servers (scripts/services.sh starts them and
-# creates the tests' database).
+# creates the tests' database), and Chromium for the browser tests (Playwright drives Debian's
+# binary; `playwright install` is never run: no browser is downloaded).
 define apt_install
 	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

@@ -17,6 +17,7 @@ from sentinel import __version__
 from sentinel.api import (
     admin,
     alerts,
+    annotate_pages,
     annotation,
     ask,
     auth,
@@ -122,6 +123,9 @@ def create_app() -> FastAPI:
     api.include_router(datasets.router)
     app.include_router(api)
     app.include_router(llm.router)
+    # The annotation pages (HTML over the JSON API; see sentinel/api/annotate_pages.py).
+    app.include_router(annotate_pages.router)
+    app.mount(annotate_pages.STATIC_PATH, annotate_pages.static_files(), name="annotate-static")
 
     @app.get("/.well-known/jwks.json", tags=["auth"], summary="Public keys of access tokens")
     async def jwks(services: ServicesDep) -> dict[str, Any]:
