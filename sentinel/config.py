@@ -29,6 +29,7 @@ from sentinel.domain.sources import SourceKind, classify_source
 from sentinel.domain.strict import StrictModel, TimeZoneName
 from sentinel.domain.tracking import StationaryConfig, TrackerConfig
 from sentinel.domain.zones import Line, Zone
+from sentinel.store.audit_anchors import AuditAnchorSettings
 from sentinel.store.s3 import ObjectStoreSettings
 
 CAMERA_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -882,6 +883,10 @@ class Settings(BaseSettings):
     )
     agent: AgentSettings = Field(default_factory=AgentSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    audit_anchors: AuditAnchorSettings = Field(
+        default_factory=AuditAnchorSettings,
+        description="Anchor the audit chain's head to an S3 Object Lock bucket.",
+    )
     rulegen: RuleGenConfig = Field(default_factory=RuleGenConfig)
     search: SearchSettings = Field(default_factory=SearchSettings)
     voice: VoiceSettings = Field(default_factory=VoiceSettings)

@@ -3,7 +3,9 @@
 ``RetentionSweeper`` does one sweep (no Ray): it reads the segment index, asks
 ``sentinel.domain.retention.plan_sweep`` what to delete, deletes each object then its row, and
 writes an audit entry (actor ``retention``) per deletion. ``RetentionActor`` is the detached
-Ray actor that runs a sweep every ``storage.sweep_interval_s`` in a thread.
+Ray actor that runs a sweep every ``storage.sweep_interval_s`` in a thread and, when
+``audit_anchors`` is enabled, anchors the audit chain's head every ``audit_anchors.interval_s``
+in another (``sentinel.retention.anchoring``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from sqlalchemy.engine import Engine
 
 from sentinel.config import RecordSettings, StorageSettings
 from sentinel.domain.retention import Deletion, Policies, SegmentView, plan_sweep, row_cutoffs
+from sentinel.retention.anchoring import AnchorLoop, AuditAnchorer
+from sentinel.store.audit_anchors import AuditAnchorSettings, make_anchor_store
 from sentinel.store.audit_repo import AuditRepository
 from sentinel.store.db import make_engine
 from sentinel.store.incident_repo import IncidentRepository
@@ -259,18 +263,40 @@ class RetentionActor:
         self.last: SweepReport | None = None
         self.last_error = ""
         self.thread: threading.Thread | None = None
+        anchoring = runtime.get("audit_anchors") or AuditAnchorSettings()
+        if isinstance(anchoring, dict):
+            anchoring = AuditAnchorSettings(**anchoring)
+        anchor_store = make_anchor_store(anchoring)  # None: anchoring is off
+        self.anchors = (
+            None
+            if anchor_store is None
+            else AnchorLoop(
+                AuditAnchorer(
+                    self.sweeper.audit, anchor_store, create_bucket=anchoring.create_bucket
+                ),
+                anchoring.interval_s,
+            )
+        )
 
     def start(self) -> bool:
-        """Starts the sweep loop (idempotent)."""
+        """Starts the sweep loop and, if configured, the anchoring loop (idempotent)."""
         with self.lock:
             if self.thread is None:
                 self.thread = threading.Thread(target=self._loop, name="retention", daemon=True)
                 self.thread.start()
+        if self.anchors is not None:
+            self.anchors.start()
         return True
 
     def sweep_now(self) -> dict[str, Any]:
         """Sweeps now (serialised with the loop's sweeps); returns the report."""
         return self._sweep().to_dict()
+
+    def anchor_now(self) -> dict[str, Any]:
+        """Anchors the audit chain's head now; returns what was done (or the error)."""
+        if self.anchors is None:
+            return {"anchored": None, "skipped": "audit anchoring is not enabled", "error": ""}
+        return self.anchors.anchor_now()
 
     def status(self) -> dict[str, Any]:
         return {
@@ -279,11 +305,14 @@ class RetentionActor:
             "sweep_interval_s": self.settings.sweep_interval_s,
             "last_sweep": None if self.last is None else self.last.to_dict(),
             "last_error": self.last_error,
+            "audit_anchors": {"enabled": False} if self.anchors is None else self.anchors.status(),
         }
 
     def stop(self) -> None:
         self.stopped.set()
         self.wake.set()
+        if self.anchors is not None:
+            self.anchors.stop()
 
     def _sweep(self) -> SweepReport:
         with self.lock:

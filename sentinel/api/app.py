@@ -27,6 +27,7 @@ from sentinel.api import (
     llm,
     notify,
     notify_delivery,
+    privacy,
     prompts,
     recordings,
     rulegen,
@@ -116,6 +117,7 @@ def create_app() -> FastAPI:
     api.include_router(kb.router)
     api.include_router(notify.router)
     api.include_router(notify_delivery.router)
+    api.include_router(privacy.router)
     app.include_router(api)
     app.include_router(llm.router)
 

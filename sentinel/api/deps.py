@@ -22,6 +22,7 @@ from sentinel.search.kb import KnowledgeBase
 from sentinel.search.service import SearchService
 from sentinel.search.voice import AudioLimits, Recognize
 from sentinel.store.alert_repo import AlertRepository, ExperimentRepository, PromptRepository
+from sentinel.store.audit_anchors import S3AnchorStore
 from sentinel.store.export_repo import ExportRepository
 from sentinel.store.objects import ObjectStore
 from sentinel.store.repo import CameraRepository, EventRepository
@@ -178,6 +179,7 @@ class Services:
     search: SearchServices | None = None  # None: search is off
     voice: VoiceServices | None = None  # None: voice is off
     notify: NotifyServices | None = None  # None: the notifier's routes answer 503
+    audit_anchors: S3AnchorStore | None = None  # None: audit anchoring is off
 
 
 _process_services: Services | None = None

@@ -49,6 +49,7 @@ from sentinel.search.kb import KnowledgeBase
 from sentinel.search.service import open_search
 from sentinel.search.voice import VoiceUnavailableError, limits_of
 from sentinel.store.alert_repo import AlertRepository, ExperimentRepository, PromptRepository
+from sentinel.store.audit_anchors import make_anchor_store
 from sentinel.store.db import make_engine
 from sentinel.store.export_repo import ExportRepository
 from sentinel.store.kb_repo import KbRepository
@@ -336,5 +337,6 @@ class Ingress:
                 ),
                 search=search_services(engine, runtime, objects, embedder, agent),
                 voice=voice_services(runtime, transcriber),
+                audit_anchors=make_anchor_store(runtime.get("audit_anchors")),
             )
         )

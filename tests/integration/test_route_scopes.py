@@ -101,6 +101,7 @@ EVERY_CAMERA = {
     "PATCH /api/v1/users/{user_id}",
     "DELETE /api/v1/users/{user_id}",
     "GET /api/v1/audit",
+    "GET /api/v1/audit/verify",
     "GET /api/v1/prompts",
     "GET /api/v1/prompts/{name}",
     "POST /api/v1/prompts/{name}",
