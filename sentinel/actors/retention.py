@@ -26,11 +26,14 @@ import ray
 from sqlalchemy.engine import Engine
 
 from sentinel.config import RecordSettings, StorageSettings
+from sentinel.domain.holds import HeldRange, holding, kept_by_holds
 from sentinel.domain.retention import Deletion, Policies, SegmentView, plan_sweep, row_cutoffs
 from sentinel.retention.anchoring import AnchorLoop, AuditAnchorer
+from sentinel.retention.holds import load_holds
 from sentinel.store.audit_anchors import AuditAnchorSettings, make_anchor_store
 from sentinel.store.audit_repo import AuditRepository
 from sentinel.store.db import make_engine
+from sentinel.store.hold_repo import HoldRepository
 from sentinel.store.incident_repo import IncidentRepository
 from sentinel.store.objects import LocalObjectStore, ObjectStore
 from sentinel.store.repo import CameraRepository, EventRepository
@@ -70,6 +73,12 @@ def camera_policies(cameras: CameraRepository) -> Policies:
     return policies
 
 
+def _spans(
+    ranges: dict[str, list[HeldRange]], camera_id: str
+) -> list[tuple[datetime, datetime | None]]:
+    return [(r.start_at, r.end_at) for r in ranges.get(camera_id, ())]
+
+
 @dataclass(frozen=True, slots=True)
 class SweepReport:
     """What one sweep did, and the storage afterwards."""
@@ -82,6 +91,11 @@ class SweepReport:
     free_bytes: int | None = None
     events_expired: int = 0
     incidents_expired: int = 0
+    holds_active: int = 0
+    held_segments: int = 0  # past retention, kept because a legal hold covers them
+    held_bytes: int = 0
+    held_events: int = 0
+    held_incidents: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -125,6 +139,7 @@ class RetentionSweeper:
         self.settings = settings
         self.events = EventRepository(engine)
         self.incidents = IncidentRepository(engine)
+        self.holds = HoldRepository(engine)
         cameras = CameraRepository(engine)
         self.policies = policies or (lambda: camera_policies(cameras))
 
@@ -132,15 +147,25 @@ class RetentionSweeper:
         return sum(u.bytes for u in self.segments.usage())
 
     def sweep(self, now: datetime | None = None) -> SweepReport:
-        """One sweep; deletions that fail are logged, counted and retried next sweep."""
+        """One sweep; deletions that fail are logged, counted and retried next sweep.
+
+        Footage, events and incidents a legal hold covers are never deleted; the report counts
+        what was past retention and kept only because of a hold.
+        """
         now = now or _utcnow()
         policies = self.policies()
+        holds, ranges = self._held()
         deleted: list[Deletion] = []
         failed = 0
         for _ in range(_MAX_ROUNDS):
-            batch, complete = self._candidates()
+            batch, complete = self._candidates(ranges)
+            views = [
+                _view(s)
+                for s in batch.values()
+                if holding(ranges, s.camera_id, s.start_at, s.end_at) is None  # belt and braces
+            ]
             plan = plan_sweep(
-                [_view(s) for s in batch.values()],
+                views,
                 now=now,
                 policies=policies,
                 used_bytes=self.used_bytes(),
@@ -153,7 +178,9 @@ class RetentionSweeper:
             failed += len(plan) - len(done)
             if not done or complete:
                 break
-        events_expired, incidents_expired = self._expire_rows(policies, now)
+        events_expired, incidents_expired = self._expire_rows(policies, now, ranges)
+        held = self._kept_segments(ranges, policies, now)
+        held_events, held_incidents = self._kept_rows(policies, now, ranges)
         report = SweepReport(
             at=now,
             deleted=deleted,
@@ -163,6 +190,11 @@ class RetentionSweeper:
             free_bytes=free_bytes_of(self.store),
             events_expired=events_expired,
             incidents_expired=incidents_expired,
+            holds_active=holds,
+            held_segments=len(held),
+            held_bytes=sum(seg.size for seg in held),
+            held_events=held_events,
+            held_incidents=held_incidents,
         )
         if events_expired or incidents_expired:
             logger.info(
@@ -177,17 +209,57 @@ class RetentionSweeper:
                 report.bytes_freed,
                 failed,
             )
+        if held or held_events or held_incidents:
+            logger.info(
+                "retention sweep: kept %d segments, %d events, %d incidents under legal hold",
+                len(held),
+                held_events,
+                held_incidents,
+            )
         return report
 
-    def _expire_rows(self, policies: Policies, now: datetime) -> tuple[int, int]:
-        """Delete the events and incidents past their camera's event retention, with the
-        events' snapshots; the rows' removal queues their removal from the search index in the
-        same transaction. Failures are logged and retried next sweep."""
+    def _held(self) -> tuple[int, dict[str, list[HeldRange]]]:
+        """The number of active holds and the footage time they keep, per camera."""
+        active = load_holds(self.holds, self.incidents)
+        return len(active.holds), active.ranges
+
+    def _kept_segments(
+        self, ranges: dict[str, list[HeldRange]], policies: Policies, now: datetime
+    ) -> list[SegmentView]:
+        """The held segments past retention (what the sweep kept because of holds)."""
+        seen: dict[str, SegmentView] = {}
+        for camera_id, held in ranges.items():
+            for r in held:
+                end = r.end_at if r.end_at is not None else max(now, r.start_at)
+                for seg in self.segments.range(camera_id, r.start_at, end):
+                    seen[seg.id] = _view(seg)
+        kept = kept_by_holds(seen.values(), ranges, now=now, policies=policies)
+        return [seg for seg, _ in kept]
+
+    def _kept_rows(
+        self, policies: Policies, now: datetime, ranges: dict[str, list[HeldRange]]
+    ) -> tuple[int, int]:
         events = incidents = 0
         for camera_id, cutoff in sorted(row_cutoffs(policies, now).items()):
+            keep = _spans(ranges, camera_id)
+            if keep:
+                events += self.events.count_held(camera_id, cutoff, keep)
+                incidents += self.incidents.count_held(camera_id, cutoff, keep)
+        return events, incidents
+
+    def _expire_rows(
+        self, policies: Policies, now: datetime, ranges: dict[str, list[HeldRange]]
+    ) -> tuple[int, int]:
+        """Delete the events and incidents past their camera's event retention, with the
+        events' snapshots, except those a legal hold covers; the rows' removal queues their
+        removal from the search index in the same transaction. Failures are logged and retried
+        next sweep."""
+        events = incidents = 0
+        for camera_id, cutoff in sorted(row_cutoffs(policies, now).items()):
+            keep = _spans(ranges, camera_id)
             try:
                 for _ in range(_MAX_ROUNDS):
-                    rows = self.events.expire(camera_id, cutoff, limit=_BATCH)
+                    rows = self.events.expire(camera_id, cutoff, limit=_BATCH, keep=keep)
                     events += len(rows)
                     for event_id, key in rows:
                         if key is not None:
@@ -195,7 +267,7 @@ class RetentionSweeper:
                     if len(rows) < _BATCH:
                         break
                 for _ in range(_MAX_ROUNDS):
-                    ids = self.incidents.expire(camera_id, cutoff, limit=_BATCH)
+                    ids = self.incidents.expire(camera_id, cutoff, limit=_BATCH, keep=keep)
                     incidents += len(ids)
                     if len(ids) < _BATCH:
                         break
@@ -209,13 +281,19 @@ class RetentionSweeper:
         except Exception:  # the row is gone; an orphan snapshot is only wasted space
             logger.exception("could not delete the snapshot of event %s (%s)", event_id, key)
 
-    def _candidates(self) -> tuple[dict[str, SegmentRecord], bool]:
-        """The oldest unexported segments of each camera and kind; True if that is all."""
+    def _candidates(
+        self, ranges: dict[str, list[HeldRange]]
+    ) -> tuple[dict[str, SegmentRecord], bool]:
+        """The oldest unexported, unheld segments of each camera and kind; True if that is
+        all (held footage is left out in the query, so it never fills a page)."""
         found: dict[str, SegmentRecord] = {}
         complete = True
         for usage in self.segments.usage():
+            keep = _spans(ranges, usage.camera_id)
             for kind in sorted(SEGMENT_KINDS):
-                rows = self.segments.oldest(usage.camera_id, kinds=[kind], limit=_BATCH)
+                rows = self.segments.oldest(
+                    usage.camera_id, kinds=[kind], limit=_BATCH, excluding=keep
+                )
                 complete = complete and len(rows) < _BATCH
                 found.update((row.id, row) for row in rows)
         return found, complete

@@ -23,9 +23,11 @@ from sentinel.store.search_tables import enqueue_in
 from sentinel.store.sql import (
     MAX_PAGE_SIZE,
     InvalidCursor,
+    TimeRanges,
     check_page_size,
     decode_cursor,
     encode_cursor,
+    overlapping,
     require_aware,
     upsert_insert,
 )
@@ -248,12 +250,29 @@ class EventRepository(Repository):
             next_cursor = encode_cursor(last.started_at, last.id)
         return EventPage(items=items, next_cursor=next_cursor)
 
+    def count_held(self, camera_id: str, ended_before: datetime, keep: TimeRanges) -> int:
+        """How many of the camera's events that ended before ``ended_before`` share time with
+        ``keep`` (what ``expire`` keeps because of legal holds)."""
+        require_aware(ended_before, "ended_before")
+        if not keep:
+            return 0
+        c = EVENTS.c
+        query = (
+            sa.select(sa.func.count())
+            .select_from(EVENTS)
+            .where(c.camera_id == camera_id, c.ended_at.is_not(None), c.ended_at < ended_before)
+            .where(overlapping(c.started_at, c.ended_at, keep))
+        )
+        with self._engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
     def expire(
-        self, camera_id: str, ended_before: datetime, limit: int = 500
+        self, camera_id: str, ended_before: datetime, limit: int = 500, keep: TimeRanges = ()
     ) -> builtins.list[tuple[str, str | None]]:
         """Delete up to ``limit`` of the camera's events that ended before ``ended_before``
         (oldest first); each leaves the search index through the queue (op "delete"), queued in
-        the same transaction, so a crash never leaves a stale index entry.
+        the same transaction, so a crash never leaves a stale index entry. Events sharing time
+        with a ``keep`` range (legal holds) are not deleted.
 
         Returns:
             ``(event id, snapshot key)`` of each deleted event (the caller deletes the objects).
@@ -271,6 +290,8 @@ class EventRepository(Repository):
             .order_by(c.ended_at, c.id)
             .limit(limit)
         )
+        if keep:  # legal holds: rows sharing time with a held range stay
+            query = query.where(sa.not_(overlapping(c.started_at, c.ended_at, keep)))
         now = self._clock()
         with self._engine.begin() as conn:
             rows = [(str(r.id), r.snapshot_key) for r in conn.execute(query)]
