@@ -637,6 +637,30 @@ class StorageSettings(StrictModel):
         512 << 20, ge=0, description="Delete the oldest footage while the disk has less free."
     )
     sweep_interval_s: float = Field(60.0, gt=0, le=86400, description="Time between sweeps.")
+    events_days: float | None = Field(
+        None,
+        gt=0,
+        le=36500,
+        description="Delete ended events (their snapshots and search entries with them) this "
+        "many days old; null: follow each camera's event footage retention.",
+    )
+    incidents_days: float | None = Field(
+        None,
+        gt=0,
+        le=36500,
+        description="Delete ended incidents this many days old; null: follow each camera's "
+        "event footage retention.",
+    )
+    alerts_days: float | None = Field(
+        None, gt=0, le=36500, description="Delete alerts this many days old; null: keep them."
+    )
+    snapshots_days: float | None = Field(
+        None,
+        gt=0,
+        le=36500,
+        description="Delete event snapshots this many days old, keeping the events; null: "
+        "as long as their events.",
+    )
 
 
 class RuleGenConfig(StrictModel):

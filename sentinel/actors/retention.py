@@ -27,9 +27,17 @@ from sqlalchemy.engine import Engine
 
 from sentinel.config import RecordSettings, StorageSettings
 from sentinel.domain.holds import HeldRange, holding, kept_by_holds
-from sentinel.domain.retention import Deletion, Policies, SegmentView, plan_sweep, row_cutoffs
+from sentinel.domain.retention import (
+    Deletion,
+    DerivedCutoffs,
+    Policies,
+    SegmentView,
+    derived_cutoffs,
+    plan_sweep,
+)
 from sentinel.retention.anchoring import AnchorLoop, AuditAnchorer
 from sentinel.retention.holds import load_holds
+from sentinel.store.alert_repo import AlertRepository
 from sentinel.store.audit_anchors import AuditAnchorSettings, make_anchor_store
 from sentinel.store.audit_repo import AuditRepository
 from sentinel.store.db import make_engine
@@ -91,6 +99,8 @@ class SweepReport:
     free_bytes: int | None = None
     events_expired: int = 0
     incidents_expired: int = 0
+    snapshots_expired: int = 0  # snapshots removed from events kept longer
+    alerts_expired: int = 0
     holds_active: int = 0
     held_segments: int = 0  # past retention, kept because a legal hold covers them
     held_bytes: int = 0
@@ -140,6 +150,7 @@ class RetentionSweeper:
         self.events = EventRepository(engine)
         self.incidents = IncidentRepository(engine)
         self.holds = HoldRepository(engine)
+        self.alerts = AlertRepository(engine)
         cameras = CameraRepository(engine)
         self.policies = policies or (lambda: camera_policies(cameras))
 
@@ -178,9 +189,11 @@ class RetentionSweeper:
             failed += len(plan) - len(done)
             if not done or complete:
                 break
-        events_expired, incidents_expired = self._expire_rows(policies, now, ranges)
+        cutoffs = self._cutoffs(policies, now)
+        expired = self._expire_rows(cutoffs, ranges)
+        events_expired, incidents_expired = expired["events"], expired["incidents"]
         held = self._kept_segments(ranges, policies, now)
-        held_events, held_incidents = self._kept_rows(policies, now, ranges)
+        held_events, held_incidents = self._kept_rows(cutoffs, ranges)
         report = SweepReport(
             at=now,
             deleted=deleted,
@@ -190,17 +203,22 @@ class RetentionSweeper:
             free_bytes=free_bytes_of(self.store),
             events_expired=events_expired,
             incidents_expired=incidents_expired,
+            snapshots_expired=expired["snapshots"],
+            alerts_expired=expired["alerts"],
             holds_active=holds,
             held_segments=len(held),
             held_bytes=sum(seg.size for seg in held),
             held_events=held_events,
             held_incidents=held_incidents,
         )
-        if events_expired or incidents_expired:
+        if any(expired.values()):
             logger.info(
-                "retention sweep: deleted %d events and %d incidents past retention",
+                "retention sweep: deleted %d events, %d incidents, %d snapshots, %d alerts "
+                "past retention",
                 events_expired,
                 incidents_expired,
+                expired["snapshots"],
+                expired["alerts"],
             )
         if deleted or failed:
             logger.info(
@@ -236,44 +254,85 @@ class RetentionSweeper:
         kept = kept_by_holds(seen.values(), ranges, now=now, policies=policies)
         return [seg for seg, _ in kept]
 
+    def _cutoffs(self, policies: Policies, now: datetime) -> dict[str, DerivedCutoffs]:
+        """Per camera with derived data, when its events, incidents, snapshots and alerts
+        expire (``storage.*_days``, else the camera's event footage retention)."""
+        cameras = {*self.events.camera_ids(), *self.alerts.camera_ids()}
+        st = self.settings
+        return derived_cutoffs(
+            policies,
+            sorted(cameras),
+            now=now,
+            events_days=st.events_days,
+            incidents_days=st.incidents_days,
+            snapshots_days=st.snapshots_days,
+            alerts_days=st.alerts_days,
+        )
+
     def _kept_rows(
-        self, policies: Policies, now: datetime, ranges: dict[str, list[HeldRange]]
+        self, cutoffs: dict[str, DerivedCutoffs], ranges: dict[str, list[HeldRange]]
     ) -> tuple[int, int]:
         events = incidents = 0
-        for camera_id, cutoff in sorted(row_cutoffs(policies, now).items()):
+        for camera_id, cut in cutoffs.items():
             keep = _spans(ranges, camera_id)
-            if keep:
-                events += self.events.count_held(camera_id, cutoff, keep)
-                incidents += self.incidents.count_held(camera_id, cutoff, keep)
+            if keep and cut.events is not None:
+                events += self.events.count_held(camera_id, cut.events, keep)
+            if keep and cut.incidents is not None:
+                incidents += self.incidents.count_held(camera_id, cut.incidents, keep)
         return events, incidents
 
     def _expire_rows(
-        self, policies: Policies, now: datetime, ranges: dict[str, list[HeldRange]]
-    ) -> tuple[int, int]:
-        """Delete the events and incidents past their camera's event retention, with the
-        events' snapshots, except those a legal hold covers; the rows' removal queues their
-        removal from the search index in the same transaction. Failures are logged and retried
-        next sweep."""
-        events = incidents = 0
-        for camera_id, cutoff in sorted(row_cutoffs(policies, now).items()):
+        self, cutoffs: dict[str, DerivedCutoffs], ranges: dict[str, list[HeldRange]]
+    ) -> dict[str, int]:
+        """Delete the derived data past its retention, except what a legal hold covers:
+        events (with their snapshots), incidents, snapshots of events kept longer, alerts.
+        Removing a row queues its removal (or re-indexing) in the search index in the same
+        transaction. Failures are logged and retried next sweep.
+
+        Returns:
+            How many of each were removed (``events``, ``incidents``, ``snapshots``,
+            ``alerts``).
+        """
+        done = {"events": 0, "incidents": 0, "snapshots": 0, "alerts": 0}
+        for camera_id, cut in sorted(cutoffs.items()):
             keep = _spans(ranges, camera_id)
             try:
-                for _ in range(_MAX_ROUNDS):
-                    rows = self.events.expire(camera_id, cutoff, limit=_BATCH, keep=keep)
-                    events += len(rows)
-                    for event_id, key in rows:
-                        if key is not None:
-                            self._delete_snapshot(event_id, key)
-                    if len(rows) < _BATCH:
-                        break
-                for _ in range(_MAX_ROUNDS):
-                    ids = self.incidents.expire(camera_id, cutoff, limit=_BATCH, keep=keep)
-                    incidents += len(ids)
-                    if len(ids) < _BATCH:
-                        break
+                if cut.events is not None:
+                    for _ in range(_MAX_ROUNDS):
+                        rows = self.events.expire(camera_id, cut.events, limit=_BATCH, keep=keep)
+                        done["events"] += len(rows)
+                        for event_id, key in rows:
+                            if key is not None:
+                                self._delete_snapshot(event_id, key)
+                        if len(rows) < _BATCH:
+                            break
+                if cut.incidents is not None:
+                    for _ in range(_MAX_ROUNDS):
+                        ids = self.incidents.expire(
+                            camera_id, cut.incidents, limit=_BATCH, keep=keep
+                        )
+                        done["incidents"] += len(ids)
+                        if len(ids) < _BATCH:
+                            break
+                if cut.snapshots is not None:
+                    for _ in range(_MAX_ROUNDS):
+                        snaps = self.events.expire_snapshots(
+                            camera_id, cut.snapshots, limit=_BATCH, keep=keep
+                        )
+                        done["snapshots"] += len(snaps)
+                        for event_id, snap in snaps:
+                            self._delete_snapshot(event_id, snap)
+                        if len(snaps) < _BATCH:
+                            break
+                if cut.alerts is not None:
+                    for _ in range(_MAX_ROUNDS):
+                        ids = self.alerts.expire(camera_id, cut.alerts, limit=_BATCH, keep=keep)
+                        done["alerts"] += len(ids)
+                        if len(ids) < _BATCH:
+                            break
             except Exception:
-                logger.exception("could not expire the events of camera %s", camera_id)
-        return events, incidents
+                logger.exception("could not expire the derived data of camera %s", camera_id)
+        return done
 
     def _delete_snapshot(self, event_id: str, key: str) -> None:
         try:

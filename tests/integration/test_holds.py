@@ -61,7 +61,9 @@ def add_segment(engine: Engine, store: LocalObjectStore, cam: str, hours_ago: fl
     return SegmentRepository(engine).add(cam, info, key, "continuous").id
 
 
-def add_event(engine: Engine, event_id: str, cam: str, hours_ago: float) -> None:
+def add_event(
+    engine: Engine, event_id: str, cam: str, hours_ago: float, snapshot: str | None = None
+) -> None:
     start = ago(hours_ago)
     EventRepository(engine).upsert(
         EventState(
@@ -75,7 +77,8 @@ def add_event(engine: Engine, event_id: str, cam: str, hours_ago: float) -> None
             box=Box(10, 20, 50, 120),
             best_at=start + timedelta(seconds=1),
             ended_at=start + timedelta(seconds=20),
-        )
+        ),
+        snapshot,
     )
 
 
