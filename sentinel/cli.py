@@ -424,24 +424,100 @@ def audit() -> None:
     """The tamper-evident audit log."""
 
 
+_CONFIG_OPTION = click.option(
+    "--config",
+    "config",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="The YAML config (for the database and audit_anchors); default: env only.",
+)
+
+
 @audit.command("verify")
-def audit_verify() -> None:
-    """Check the hash chain of the whole audit log; exit 1 if it was altered."""
-    from sentinel.gateway.audit import verify_chain
+@_CONFIG_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def audit_verify(config: Path | None, as_json: bool) -> None:
+    """Check the audit log's hash chain, its head and every anchor in the Object Lock bucket
+    (when audit_anchors is enabled); exit 1 naming the first entry that disagrees."""
+    from sentinel.retention.anchoring import verification_dict, verify_audit
+    from sentinel.store.audit_anchors import AnchorStoreError, make_anchor_store
     from sentinel.store.audit_repo import AuditRepository
 
-    repo = AuditRepository(_store(_settings(None)))
-    # The head row catches deleted newest entries, which a chain alone cannot show.
-    report = verify_chain(repo.iter_all(), expected_head=repo.head()[1])
-    if report.ok:
+    settings = _settings(config)
+    repo = AuditRepository(_store(settings))
+    anchors = make_anchor_store(settings.audit_anchors)
+    try:
+        report = verify_audit(repo, anchors)
+    except AnchorStoreError as exc:
+        raise click.ClickException(f"cannot read the audit anchors: {exc}") from exc
+    data = verification_dict(report, anchored=anchors is not None)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    elif report.ok:
         click.echo(f"audit log intact: {report.checked} entries")
+        last = data["last_anchor"]
+        if anchors is None:
+            click.echo(
+                "no audit anchors configured (audit_anchors): a rewrite with recomputed "
+                "hashes, or dropped newest entries with the head row fixed, would pass",
+                err=True,
+            )
+        elif last is None:
+            click.echo("no anchor written yet: run `sentinel audit anchor`", err=True)
+        else:
+            click.echo(
+                f"agrees with {report.anchors_agreeing} anchor(s); newest: entry {last['seq']} "
+                f"at {last['at']} ({last['lock_mode'] or 'NOT LOCKED'} until "
+                f"{last['locked_until']}); {report.unanchored} entries after it"
+            )
+        if report.anchors_unlocked:
+            click.echo(f"warning: {report.anchors_unlocked} anchor(s) are not locked", err=True)
+    if not report.ok:
+        where = (
+            f"at entry {report.first_bad_seq}"
+            if report.first_bad_seq is not None
+            else "(no single entry)"
+        )
+        if not as_json:
+            click.echo(
+                f"audit log ALTERED {where}: {report.reason} ({report.checked} trusted)",
+                err=True,
+            )
+            for bad in report.invalid_anchors:
+                click.echo(f"  invalid anchor: {bad}", err=True)
+        sys.exit(1)
+
+
+@audit.command("anchor")
+@_CONFIG_OPTION
+def audit_anchor(config: Path | None) -> None:
+    """Anchor the audit chain's head in the Object Lock bucket now (the retention actor also
+    does it every audit_anchors.interval_s)."""
+    from sentinel.retention.anchoring import AnchorRefusedError, AuditAnchorer
+    from sentinel.store.audit_anchors import AnchorStoreError, make_anchor_store
+    from sentinel.store.audit_repo import AuditRepository
+
+    settings = _settings(config)
+    anchors = make_anchor_store(settings.audit_anchors)
+    if anchors is None:
+        raise click.ClickException(
+            "audit anchoring is not enabled: set audit_anchors.enabled and audit_anchors.bucket"
+        )
+    repo = AuditRepository(_store(settings))
+    anchorer = AuditAnchorer(repo, anchors, create_bucket=settings.audit_anchors.create_bucket)
+    try:
+        result = anchorer.anchor()
+    except AnchorRefusedError as exc:
+        raise click.ClickException(f"not anchored: {exc} (see `sentinel audit verify`)") from exc
+    except AnchorStoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if result.anchor is None:
+        click.echo(f"nothing to anchor: {result.skipped}")
         return
+    anchor = result.anchor
     click.echo(
-        f"audit log ALTERED at entry {report.first_bad_seq}: {report.reason} "
-        f"({report.checked} checked)",
-        err=True,
+        f"anchored entry {anchor.seq} ({anchor.hash[:16]}...) in {anchor.source}, "
+        f"{anchor.lock_mode} until {anchor.locked_until}"
     )
-    sys.exit(1)
 
 
 @main.group()

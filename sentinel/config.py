@@ -29,6 +29,7 @@ from sentinel.domain.sources import SourceKind, classify_source
 from sentinel.domain.strict import StrictModel, TimeZoneName
 from sentinel.domain.tracking import StationaryConfig, TrackerConfig
 from sentinel.domain.zones import Line, Zone
+from sentinel.store.audit_anchors import AuditAnchorSettings
 from sentinel.store.s3 import ObjectStoreSettings
 
 CAMERA_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -636,6 +637,30 @@ class StorageSettings(StrictModel):
         512 << 20, ge=0, description="Delete the oldest footage while the disk has less free."
     )
     sweep_interval_s: float = Field(60.0, gt=0, le=86400, description="Time between sweeps.")
+    events_days: float | None = Field(
+        None,
+        gt=0,
+        le=36500,
+        description="Delete ended events (their snapshots and search entries with them) this "
+        "many days old; null: follow each camera's event footage retention.",
+    )
+    incidents_days: float | None = Field(
+        None,
+        gt=0,
+        le=36500,
+        description="Delete ended incidents this many days old; null: follow each camera's "
+        "event footage retention.",
+    )
+    alerts_days: float | None = Field(
+        None, gt=0, le=36500, description="Delete alerts this many days old; null: keep them."
+    )
+    snapshots_days: float | None = Field(
+        None,
+        gt=0,
+        le=36500,
+        description="Delete event snapshots this many days old, keeping the events; null: "
+        "as long as their events.",
+    )
 
 
 class RuleGenConfig(StrictModel):
@@ -882,6 +907,10 @@ class Settings(BaseSettings):
     )
     agent: AgentSettings = Field(default_factory=AgentSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    audit_anchors: AuditAnchorSettings = Field(
+        default_factory=AuditAnchorSettings,
+        description="Anchor the audit chain's head to an S3 Object Lock bucket.",
+    )
     rulegen: RuleGenConfig = Field(default_factory=RuleGenConfig)
     search: SearchSettings = Field(default_factory=SearchSettings)
     voice: VoiceSettings = Field(default_factory=VoiceSettings)

@@ -69,6 +69,7 @@ def runtime_of(settings: Settings) -> dict[str, Any]:
         "auth": settings.auth.model_dump(mode="json"),
         "agent": settings.agent.model_dump(mode="json"),
         "storage": settings.storage.model_dump(mode="json"),
+        "audit_anchors": settings.audit_anchors,  # the model: its secret key must travel
         "rulegen": settings.rulegen.model_dump(mode="json"),
         "search": settings.search.model_dump(mode="json"),
         "voice": settings.voice.model_dump(mode="json"),

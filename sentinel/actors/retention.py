@@ -3,7 +3,9 @@
 ``RetentionSweeper`` does one sweep (no Ray): it reads the segment index, asks
 ``sentinel.domain.retention.plan_sweep`` what to delete, deletes each object then its row, and
 writes an audit entry (actor ``retention``) per deletion. ``RetentionActor`` is the detached
-Ray actor that runs a sweep every ``storage.sweep_interval_s`` in a thread.
+Ray actor that runs a sweep every ``storage.sweep_interval_s`` in a thread and, when
+``audit_anchors`` is enabled, anchors the audit chain's head every ``audit_anchors.interval_s``
+in another (``sentinel.retention.anchoring``).
 """
 
 from __future__ import annotations
@@ -24,9 +26,22 @@ import ray
 from sqlalchemy.engine import Engine
 
 from sentinel.config import RecordSettings, StorageSettings
-from sentinel.domain.retention import Deletion, Policies, SegmentView, plan_sweep, row_cutoffs
+from sentinel.domain.holds import HeldRange, holding, kept_by_holds
+from sentinel.domain.retention import (
+    Deletion,
+    DerivedCutoffs,
+    Policies,
+    SegmentView,
+    derived_cutoffs,
+    plan_sweep,
+)
+from sentinel.retention.anchoring import AnchorLoop, AuditAnchorer
+from sentinel.retention.holds import load_holds
+from sentinel.store.alert_repo import AlertRepository
+from sentinel.store.audit_anchors import AuditAnchorSettings, make_anchor_store
 from sentinel.store.audit_repo import AuditRepository
 from sentinel.store.db import make_engine
+from sentinel.store.hold_repo import HoldRepository
 from sentinel.store.incident_repo import IncidentRepository
 from sentinel.store.objects import LocalObjectStore, ObjectStore
 from sentinel.store.repo import CameraRepository, EventRepository
@@ -66,6 +81,12 @@ def camera_policies(cameras: CameraRepository) -> Policies:
     return policies
 
 
+def _spans(
+    ranges: dict[str, list[HeldRange]], camera_id: str
+) -> list[tuple[datetime, datetime | None]]:
+    return [(r.start_at, r.end_at) for r in ranges.get(camera_id, ())]
+
+
 @dataclass(frozen=True, slots=True)
 class SweepReport:
     """What one sweep did, and the storage afterwards."""
@@ -78,6 +99,13 @@ class SweepReport:
     free_bytes: int | None = None
     events_expired: int = 0
     incidents_expired: int = 0
+    snapshots_expired: int = 0  # snapshots removed from events kept longer
+    alerts_expired: int = 0
+    holds_active: int = 0
+    held_segments: int = 0  # past retention, kept because a legal hold covers them
+    held_bytes: int = 0
+    held_events: int = 0
+    held_incidents: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -121,6 +149,8 @@ class RetentionSweeper:
         self.settings = settings
         self.events = EventRepository(engine)
         self.incidents = IncidentRepository(engine)
+        self.holds = HoldRepository(engine)
+        self.alerts = AlertRepository(engine)
         cameras = CameraRepository(engine)
         self.policies = policies or (lambda: camera_policies(cameras))
 
@@ -128,15 +158,25 @@ class RetentionSweeper:
         return sum(u.bytes for u in self.segments.usage())
 
     def sweep(self, now: datetime | None = None) -> SweepReport:
-        """One sweep; deletions that fail are logged, counted and retried next sweep."""
+        """One sweep; deletions that fail are logged, counted and retried next sweep.
+
+        Footage, events and incidents a legal hold covers are never deleted; the report counts
+        what was past retention and kept only because of a hold.
+        """
         now = now or _utcnow()
         policies = self.policies()
+        holds, ranges = self._held()
         deleted: list[Deletion] = []
         failed = 0
         for _ in range(_MAX_ROUNDS):
-            batch, complete = self._candidates()
+            batch, complete = self._candidates(ranges)
+            views = [
+                _view(s)
+                for s in batch.values()
+                if holding(ranges, s.camera_id, s.start_at, s.end_at) is None  # belt and braces
+            ]
             plan = plan_sweep(
-                [_view(s) for s in batch.values()],
+                views,
                 now=now,
                 policies=policies,
                 used_bytes=self.used_bytes(),
@@ -149,7 +189,11 @@ class RetentionSweeper:
             failed += len(plan) - len(done)
             if not done or complete:
                 break
-        events_expired, incidents_expired = self._expire_rows(policies, now)
+        cutoffs = self._cutoffs(policies, now)
+        expired = self._expire_rows(cutoffs, ranges)
+        events_expired, incidents_expired = expired["events"], expired["incidents"]
+        held = self._kept_segments(ranges, policies, now)
+        held_events, held_incidents = self._kept_rows(cutoffs, ranges)
         report = SweepReport(
             at=now,
             deleted=deleted,
@@ -159,12 +203,22 @@ class RetentionSweeper:
             free_bytes=free_bytes_of(self.store),
             events_expired=events_expired,
             incidents_expired=incidents_expired,
+            snapshots_expired=expired["snapshots"],
+            alerts_expired=expired["alerts"],
+            holds_active=holds,
+            held_segments=len(held),
+            held_bytes=sum(seg.size for seg in held),
+            held_events=held_events,
+            held_incidents=held_incidents,
         )
-        if events_expired or incidents_expired:
+        if any(expired.values()):
             logger.info(
-                "retention sweep: deleted %d events and %d incidents past retention",
+                "retention sweep: deleted %d events, %d incidents, %d snapshots, %d alerts "
+                "past retention",
                 events_expired,
                 incidents_expired,
+                expired["snapshots"],
+                expired["alerts"],
             )
         if deleted or failed:
             logger.info(
@@ -173,31 +227,112 @@ class RetentionSweeper:
                 report.bytes_freed,
                 failed,
             )
+        if held or held_events or held_incidents:
+            logger.info(
+                "retention sweep: kept %d segments, %d events, %d incidents under legal hold",
+                len(held),
+                held_events,
+                held_incidents,
+            )
         return report
 
-    def _expire_rows(self, policies: Policies, now: datetime) -> tuple[int, int]:
-        """Delete the events and incidents past their camera's event retention, with the
-        events' snapshots; the rows' removal queues their removal from the search index in the
-        same transaction. Failures are logged and retried next sweep."""
+    def _held(self) -> tuple[int, dict[str, list[HeldRange]]]:
+        """The number of active holds and the footage time they keep, per camera."""
+        active = load_holds(self.holds, self.incidents)
+        return len(active.holds), active.ranges
+
+    def _kept_segments(
+        self, ranges: dict[str, list[HeldRange]], policies: Policies, now: datetime
+    ) -> list[SegmentView]:
+        """The held segments past retention (what the sweep kept because of holds)."""
+        seen: dict[str, SegmentView] = {}
+        for camera_id, held in ranges.items():
+            for r in held:
+                end = r.end_at if r.end_at is not None else max(now, r.start_at)
+                for seg in self.segments.range(camera_id, r.start_at, end):
+                    seen[seg.id] = _view(seg)
+        kept = kept_by_holds(seen.values(), ranges, now=now, policies=policies)
+        return [seg for seg, _ in kept]
+
+    def _cutoffs(self, policies: Policies, now: datetime) -> dict[str, DerivedCutoffs]:
+        """Per camera with derived data, when its events, incidents, snapshots and alerts
+        expire (``storage.*_days``, else the camera's event footage retention)."""
+        cameras = {*self.events.camera_ids(), *self.alerts.camera_ids()}
+        st = self.settings
+        return derived_cutoffs(
+            policies,
+            sorted(cameras),
+            now=now,
+            events_days=st.events_days,
+            incidents_days=st.incidents_days,
+            snapshots_days=st.snapshots_days,
+            alerts_days=st.alerts_days,
+        )
+
+    def _kept_rows(
+        self, cutoffs: dict[str, DerivedCutoffs], ranges: dict[str, list[HeldRange]]
+    ) -> tuple[int, int]:
         events = incidents = 0
-        for camera_id, cutoff in sorted(row_cutoffs(policies, now).items()):
-            try:
-                for _ in range(_MAX_ROUNDS):
-                    rows = self.events.expire(camera_id, cutoff, limit=_BATCH)
-                    events += len(rows)
-                    for event_id, key in rows:
-                        if key is not None:
-                            self._delete_snapshot(event_id, key)
-                    if len(rows) < _BATCH:
-                        break
-                for _ in range(_MAX_ROUNDS):
-                    ids = self.incidents.expire(camera_id, cutoff, limit=_BATCH)
-                    incidents += len(ids)
-                    if len(ids) < _BATCH:
-                        break
-            except Exception:
-                logger.exception("could not expire the events of camera %s", camera_id)
+        for camera_id, cut in cutoffs.items():
+            keep = _spans(ranges, camera_id)
+            if keep and cut.events is not None:
+                events += self.events.count_held(camera_id, cut.events, keep)
+            if keep and cut.incidents is not None:
+                incidents += self.incidents.count_held(camera_id, cut.incidents, keep)
         return events, incidents
+
+    def _expire_rows(
+        self, cutoffs: dict[str, DerivedCutoffs], ranges: dict[str, list[HeldRange]]
+    ) -> dict[str, int]:
+        """Delete the derived data past its retention, except what a legal hold covers:
+        events (with their snapshots), incidents, snapshots of events kept longer, alerts.
+        Removing a row queues its removal (or re-indexing) in the search index in the same
+        transaction. Failures are logged and retried next sweep.
+
+        Returns:
+            How many of each were removed (``events``, ``incidents``, ``snapshots``,
+            ``alerts``).
+        """
+        done = {"events": 0, "incidents": 0, "snapshots": 0, "alerts": 0}
+        for camera_id, cut in sorted(cutoffs.items()):
+            keep = _spans(ranges, camera_id)
+            try:
+                if cut.events is not None:
+                    for _ in range(_MAX_ROUNDS):
+                        rows = self.events.expire(camera_id, cut.events, limit=_BATCH, keep=keep)
+                        done["events"] += len(rows)
+                        for event_id, key in rows:
+                            if key is not None:
+                                self._delete_snapshot(event_id, key)
+                        if len(rows) < _BATCH:
+                            break
+                if cut.incidents is not None:
+                    for _ in range(_MAX_ROUNDS):
+                        ids = self.incidents.expire(
+                            camera_id, cut.incidents, limit=_BATCH, keep=keep
+                        )
+                        done["incidents"] += len(ids)
+                        if len(ids) < _BATCH:
+                            break
+                if cut.snapshots is not None:
+                    for _ in range(_MAX_ROUNDS):
+                        snaps = self.events.expire_snapshots(
+                            camera_id, cut.snapshots, limit=_BATCH, keep=keep
+                        )
+                        done["snapshots"] += len(snaps)
+                        for event_id, snap in snaps:
+                            self._delete_snapshot(event_id, snap)
+                        if len(snaps) < _BATCH:
+                            break
+                if cut.alerts is not None:
+                    for _ in range(_MAX_ROUNDS):
+                        ids = self.alerts.expire(camera_id, cut.alerts, limit=_BATCH, keep=keep)
+                        done["alerts"] += len(ids)
+                        if len(ids) < _BATCH:
+                            break
+            except Exception:
+                logger.exception("could not expire the derived data of camera %s", camera_id)
+        return done
 
     def _delete_snapshot(self, event_id: str, key: str) -> None:
         try:
@@ -205,13 +340,19 @@ class RetentionSweeper:
         except Exception:  # the row is gone; an orphan snapshot is only wasted space
             logger.exception("could not delete the snapshot of event %s (%s)", event_id, key)
 
-    def _candidates(self) -> tuple[dict[str, SegmentRecord], bool]:
-        """The oldest unexported segments of each camera and kind; True if that is all."""
+    def _candidates(
+        self, ranges: dict[str, list[HeldRange]]
+    ) -> tuple[dict[str, SegmentRecord], bool]:
+        """The oldest unexported, unheld segments of each camera and kind; True if that is
+        all (held footage is left out in the query, so it never fills a page)."""
         found: dict[str, SegmentRecord] = {}
         complete = True
         for usage in self.segments.usage():
+            keep = _spans(ranges, usage.camera_id)
             for kind in sorted(SEGMENT_KINDS):
-                rows = self.segments.oldest(usage.camera_id, kinds=[kind], limit=_BATCH)
+                rows = self.segments.oldest(
+                    usage.camera_id, kinds=[kind], limit=_BATCH, excluding=keep
+                )
                 complete = complete and len(rows) < _BATCH
                 found.update((row.id, row) for row in rows)
         return found, complete
@@ -259,18 +400,40 @@ class RetentionActor:
         self.last: SweepReport | None = None
         self.last_error = ""
         self.thread: threading.Thread | None = None
+        anchoring = runtime.get("audit_anchors") or AuditAnchorSettings()
+        if isinstance(anchoring, dict):
+            anchoring = AuditAnchorSettings(**anchoring)
+        anchor_store = make_anchor_store(anchoring)  # None: anchoring is off
+        self.anchors = (
+            None
+            if anchor_store is None
+            else AnchorLoop(
+                AuditAnchorer(
+                    self.sweeper.audit, anchor_store, create_bucket=anchoring.create_bucket
+                ),
+                anchoring.interval_s,
+            )
+        )
 
     def start(self) -> bool:
-        """Starts the sweep loop (idempotent)."""
+        """Starts the sweep loop and, if configured, the anchoring loop (idempotent)."""
         with self.lock:
             if self.thread is None:
                 self.thread = threading.Thread(target=self._loop, name="retention", daemon=True)
                 self.thread.start()
+        if self.anchors is not None:
+            self.anchors.start()
         return True
 
     def sweep_now(self) -> dict[str, Any]:
         """Sweeps now (serialised with the loop's sweeps); returns the report."""
         return self._sweep().to_dict()
+
+    def anchor_now(self) -> dict[str, Any]:
+        """Anchors the audit chain's head now; returns what was done (or the error)."""
+        if self.anchors is None:
+            return {"anchored": None, "skipped": "audit anchoring is not enabled", "error": ""}
+        return self.anchors.anchor_now()
 
     def status(self) -> dict[str, Any]:
         return {
@@ -279,11 +442,14 @@ class RetentionActor:
             "sweep_interval_s": self.settings.sweep_interval_s,
             "last_sweep": None if self.last is None else self.last.to_dict(),
             "last_error": self.last_error,
+            "audit_anchors": {"enabled": False} if self.anchors is None else self.anchors.status(),
         }
 
     def stop(self) -> None:
         self.stopped.set()
         self.wake.set()
+        if self.anchors is not None:
+            self.anchors.stop()
 
     def _sweep(self) -> SweepReport:
         with self.lock:

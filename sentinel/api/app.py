@@ -30,6 +30,7 @@ from sentinel.api import (
     llm,
     notify,
     notify_delivery,
+    privacy,
     prompts,
     recordings,
     rulegen,
@@ -121,6 +122,7 @@ def create_app() -> FastAPI:
     api.include_router(notify_delivery.router)
     api.include_router(annotation.router)
     api.include_router(datasets.router)
+    api.include_router(privacy.router)
     app.include_router(api)
     app.include_router(llm.router)
     # The annotation pages (HTML over the JSON API; see sentinel/api/annotate_pages.py).

@@ -23,6 +23,7 @@ from sentinel.search.service import SearchService
 from sentinel.search.voice import AudioLimits, Recognize
 from sentinel.store.alert_repo import AlertRepository, ExperimentRepository, PromptRepository
 from sentinel.store.annotation_repo import AnnotationRepo
+from sentinel.store.audit_anchors import S3AnchorStore
 from sentinel.store.dataset_repo import DatasetRepo
 from sentinel.store.export_repo import ExportRepository
 from sentinel.store.objects import ObjectStore
@@ -191,6 +192,7 @@ class Services:
     voice: VoiceServices | None = None  # None: voice is off
     notify: NotifyServices | None = None  # None: the notifier's routes answer 503
     annotation: AnnotationServices | None = None  # None: annotation and dataset routes: 404
+    audit_anchors: S3AnchorStore | None = None  # None: audit anchoring is off
 
 
 _process_services: Services | None = None

@@ -38,7 +38,10 @@ from sentinel.api.records import RecordView
 from sentinel.api.security import allowed_cameras, authorize, require_camera
 from sentinel.config import CAMERA_ID_PATTERN
 from sentinel.gateway.roles import ALERTS_WRITE, EVENTS_READ, Principal
+from sentinel.retention.holds import load_holds
 from sentinel.store.export_repo import ExportRecord, ExportRepository, export_key, new_export_id
+from sentinel.store.hold_repo import HoldRepository
+from sentinel.store.incident_repo import IncidentRepository
 from sentinel.store.objects import ObjectNotFound
 from sentinel.video.clips import NoFootage
 
@@ -266,11 +269,21 @@ async def get_export(export_id: ExportId, services: ServicesDep, principal: Read
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="Delete an export (its clip, then its row)",
-    responses={404: {"description": "Not found or not visible"}},
+    responses={
+        404: {"description": "Not found or not visible"},
+        409: {"description": "Under a legal hold"},
+    },
 )
 async def delete_export(export_id: ExportId, services: ServicesDep, principal: Writer) -> Response:
     rec = await _visible_export(export_id, services, principal)
     repo = _exports(services)
+    held = await run_in_threadpool(
+        lambda: load_holds(
+            HoldRepository(services.engine), IncidentRepository(services.engine)
+        ).export_holder(rec.id, rec.camera_id, rec.start_at, rec.end_at)
+    )
+    if held is not None:
+        raise HTTPException(409, f"export {rec.id} is under legal hold {held}")
     await run_in_threadpool(services.objects.delete, rec.object_key)
     await run_in_threadpool(repo.delete, rec.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

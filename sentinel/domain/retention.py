@@ -13,7 +13,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-__all__ = ["Deletion", "Policies", "Reason", "SegmentView", "plan_sweep", "row_cutoffs"]
+__all__ = [
+    "Deletion",
+    "DerivedCutoffs",
+    "Policies",
+    "Reason",
+    "SegmentView",
+    "derived_cutoffs",
+    "plan_sweep",
+    "row_cutoffs",
+]
 
 Reason = Literal["retention", "budget", "low_space"]
 Policies = Mapping[str, tuple[float | None, float | None]]
@@ -135,3 +144,66 @@ def row_cutoffs(policies: Policies, now: datetime) -> dict[str, datetime]:
         for camera_id, (_, event_days) in policies.items()
         if event_days is not None
     }
+
+
+@dataclass(frozen=True, slots=True)
+class DerivedCutoffs:
+    """One camera's cut-offs for derived data: rows that ended (alerts: were created) before
+    them are deleted; None: kept."""
+
+    events: datetime | None
+    incidents: datetime | None
+    snapshots: datetime | None
+    alerts: datetime | None
+
+
+def derived_cutoffs(
+    policies: Policies,
+    cameras: Sequence[str],
+    *,
+    now: datetime,
+    events_days: float | None = None,
+    incidents_days: float | None = None,
+    snapshots_days: float | None = None,
+    alerts_days: float | None = None,
+) -> dict[str, DerivedCutoffs]:
+    """Per camera, when its derived data expires.
+
+    Events and incidents have their own period when set, else follow the camera's event
+    footage retention (``row_cutoffs``); snapshots go with their events, or sooner with
+    ``snapshots_days``; alerts only with ``alerts_days``.
+
+    Args:
+        policies: Retention days per camera (footage).
+        cameras: Every camera with derived data (those not in ``policies`` too).
+        now: The current time.
+        events_days: Events' own period.
+        incidents_days: Incidents' own period.
+        snapshots_days: Snapshots' own period (never longer than their events').
+        alerts_days: Alerts' period.
+
+    Raises:
+        ValueError: A period is not positive.
+    """
+    for name, value in (
+        ("events_days", events_days),
+        ("incidents_days", incidents_days),
+        ("snapshots_days", snapshots_days),
+        ("alerts_days", alerts_days),
+    ):
+        if value is not None and value <= 0:
+            raise ValueError(f"{name} must be > 0, but got {value}")
+
+    def ago(days: float | None) -> datetime | None:
+        return None if days is None else now - timedelta(seconds=days * _SECONDS_PER_DAY)
+
+    footage = row_cutoffs(policies, now)
+    out: dict[str, DerivedCutoffs] = {}
+    for camera_id in sorted({*cameras, *policies}):
+        events = ago(events_days) if events_days is not None else footage.get(camera_id)
+        incidents = ago(incidents_days) if incidents_days is not None else footage.get(camera_id)
+        own = ago(snapshots_days)
+        # A snapshot never outlives its event: the later of the two cut-offs deletes first.
+        snapshots = max((c for c in (own, events) if c is not None), default=None)
+        out[camera_id] = DerivedCutoffs(events, incidents, snapshots, ago(alerts_days))
+    return out

@@ -52,6 +52,7 @@ from sentinel.search.service import open_search
 from sentinel.search.voice import VoiceUnavailableError, limits_of
 from sentinel.store.alert_repo import AlertRepository, ExperimentRepository, PromptRepository
 from sentinel.store.annotation_repo import AnnotationRepo
+from sentinel.store.audit_anchors import make_anchor_store
 from sentinel.store.dataset_repo import DatasetRepo
 from sentinel.store.db import make_engine
 from sentinel.store.export_repo import ExportRepository
@@ -345,5 +346,6 @@ class Ingress:
                     DatasetRepo(engine),
                     tuple(runtime.get("detector_labels") or COCO_LABELS),
                 ),
+                audit_anchors=make_anchor_store(runtime.get("audit_anchors")),
             )
         )

@@ -37,11 +37,13 @@ from sentinel.store.prompt_repo import (
 from sentinel.store.search_tables import enqueue_in
 from sentinel.store.sql import (
     InvalidCursor,
+    TimeRanges,
     as_utc,
     check_choice,
     check_page_size,
     decode_cursor,
     encode_cursor,
+    overlapping,
     upsert_insert,
 )
 
@@ -352,6 +354,48 @@ class AlertRepository(Repository):
             if outbox is not None and (record.alert or outbox == "end"):
                 self._outbox(conn, record.id, outbox, before)
             return record
+
+    def expire(
+        self, camera_id: str, created_before: datetime, limit: int = 500, keep: TimeRanges = ()
+    ) -> builtins.list[str]:
+        """Delete up to ``limit`` of the camera's alerts created before ``created_before``
+        (oldest first), except those created within a ``keep`` range (legal holds); their
+        event or incident is queued for indexing again in the same transaction (the alert's
+        summary leaves its search document).
+
+        Returns:
+            The ids of the deleted alerts.
+
+        Raises:
+            ValueError: If ``created_before`` is naive or ``limit`` is below 1.
+        """
+        created_before = as_utc(created_before, "created_before")
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, but got {limit}")
+        c = ALERTS.c
+        query = (
+            sa.select(c.id, c.event_id, c.incident_id)
+            .where(c.camera_id == camera_id, c.created_at < created_before)
+            .order_by(c.created_at, c.id)
+            .limit(limit)
+        )
+        if keep:
+            query = query.where(sa.not_(overlapping(c.created_at, c.created_at, keep)))
+        now = as_utc(self._clock(), "clock()")
+        with self._engine.begin() as conn:
+            rows = conn.execute(query).all()
+            if rows:
+                conn.execute(sa.delete(ALERTS).where(c.id.in_([r.id for r in rows])))
+                for row in rows:
+                    kind = "incident" if row.incident_id else "event"
+                    enqueue_in(conn, row.incident_id or row.event_id, kind, "upsert", now)
+        return [str(r.id) for r in rows]
+
+    def camera_ids(self) -> builtins.list[str]:
+        """Every camera id with alerts, sorted."""
+        query = sa.select(ALERTS.c.camera_id).distinct().order_by(ALERTS.c.camera_id)
+        with self._engine.connect() as conn:
+            return [str(x) for x in conn.execute(query).scalars()]
 
     def get(self, alert_id: str) -> AlertRecord | None:
         """The alert with this id, or None."""

@@ -215,17 +215,20 @@ class AuditRepository(Repository):
         items = [_to_record(row) for row in rows[:limit]]
         return items, (items[-1].seq if len(rows) > limit else None)
 
-    def iter_all(self, batch: int = 1000) -> Iterator[AuditRecord]:
+    def iter_all(self, batch: int = 1000, *, after: int | None = None) -> Iterator[AuditRecord]:
         """Every entry, oldest first (for verification), read ``batch`` rows per query.
 
         No connection is held between batches, so the caller may stop at any time.
+
+        Args:
+            batch: Rows read per query.
+            after: Only the entries after this ``seq`` (the window past an anchor).
 
         Raises:
             ValueError: If ``batch`` is not positive.
         """
         if batch < 1:
             raise ValueError(f"batch must be positive, but got {batch}")
-        after: int | None = None
         while True:
             query = sa.select(AUDIT_LOG).order_by(AUDIT_LOG.c.seq).limit(batch)
             if after is not None:

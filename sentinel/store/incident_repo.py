@@ -24,8 +24,10 @@ from sentinel.store.search_tables import enqueue_in
 from sentinel.store.sql import (
     MAX_PAGE_SIZE,
     InvalidCursor,
+    TimeRanges,
     decode_cursor,
     encode_cursor,
+    overlapping,
     require_aware,
     upsert_insert,
 )
@@ -145,12 +147,29 @@ class IncidentRepository(Repository):
         with self._engine.connect() as conn:
             return [str(i) for i in conn.execute(query).scalars()]
 
+    def count_held(self, camera_id: str, ended_before: datetime, keep: TimeRanges) -> int:
+        """How many of the camera's incidents that ended before ``ended_before`` share time with
+        ``keep`` (what ``expire`` keeps because of legal holds)."""
+        require_aware(ended_before, "ended_before")
+        if not keep:
+            return 0
+        c = INCIDENTS.c
+        query = (
+            sa.select(sa.func.count())
+            .select_from(INCIDENTS)
+            .where(c.camera_id == camera_id, c.ended_at.is_not(None), c.ended_at < ended_before)
+            .where(overlapping(c.started_at, c.ended_at, keep))
+        )
+        with self._engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
     def expire(
-        self, camera_id: str, ended_before: datetime, limit: int = 500
+        self, camera_id: str, ended_before: datetime, limit: int = 500, keep: TimeRanges = ()
     ) -> builtins.list[str]:
         """Delete up to ``limit`` of the camera's incidents that ended before ``ended_before``
         (oldest first) with their member rows; each leaves the search index through the queue
-        (op "delete"), queued in the same transaction.
+        (op "delete"), queued in the same transaction. Incidents sharing time with a ``keep``
+        range (legal holds) are not deleted.
 
         Returns:
             The ids of the deleted incidents.
@@ -168,6 +187,8 @@ class IncidentRepository(Repository):
             .order_by(c.ended_at, c.id)
             .limit(limit)
         )
+        if keep:  # legal holds: rows sharing time with a held range stay
+            query = query.where(sa.not_(overlapping(c.started_at, c.ended_at, keep)))
         now = self._clock()
         with self._engine.begin() as conn:
             ids = [str(i) for i in conn.execute(query).scalars()]

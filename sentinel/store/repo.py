@@ -23,9 +23,11 @@ from sentinel.store.search_tables import enqueue_in
 from sentinel.store.sql import (
     MAX_PAGE_SIZE,
     InvalidCursor,
+    TimeRanges,
     check_page_size,
     decode_cursor,
     encode_cursor,
+    overlapping,
     require_aware,
     upsert_insert,
 )
@@ -248,12 +250,72 @@ class EventRepository(Repository):
             next_cursor = encode_cursor(last.started_at, last.id)
         return EventPage(items=items, next_cursor=next_cursor)
 
+    def camera_ids(self) -> builtins.list[str]:
+        """Every camera id with stored events (deleted cameras' too), sorted."""
+        query = sa.select(EVENTS.c.camera_id).distinct().order_by(EVENTS.c.camera_id)
+        with self._engine.connect() as conn:
+            return [str(c) for c in conn.execute(query).scalars()]
+
+    def expire_snapshots(
+        self, camera_id: str, ended_before: datetime, limit: int = 500, keep: TimeRanges = ()
+    ) -> builtins.list[tuple[str, str]]:
+        """Forget the snapshots of up to ``limit`` of the camera's events that ended before
+        ``ended_before`` (the events stay, ``snapshot_key`` becomes null), except events
+        sharing time with a ``keep`` range (legal holds); each event is queued for indexing
+        again in the same transaction (its document no longer has a snapshot).
+
+        Returns:
+            ``(event id, snapshot key)`` of each: the caller deletes the objects.
+
+        Raises:
+            ValueError: If ``ended_before`` is naive or ``limit`` is below 1.
+        """
+        require_aware(ended_before, "ended_before")
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, but got {limit}")
+        c = EVENTS.c
+        query = (
+            sa.select(c.id, c.snapshot_key)
+            .where(c.camera_id == camera_id, c.ended_at.is_not(None), c.ended_at < ended_before)
+            .where(c.snapshot_key.is_not(None))
+            .order_by(c.ended_at, c.id)
+            .limit(limit)
+        )
+        if keep:
+            query = query.where(sa.not_(overlapping(c.started_at, c.ended_at, keep)))
+        now = self._clock()
+        with self._engine.begin() as conn:
+            rows = [(str(r.id), str(r.snapshot_key)) for r in conn.execute(query)]
+            if rows:
+                ids = [i for i, _ in rows]
+                conn.execute(sa.update(EVENTS).where(c.id.in_(ids)).values(snapshot_key=None))
+                for event_id in ids:
+                    enqueue_in(conn, event_id, "event", "upsert", now)
+        return rows
+
+    def count_held(self, camera_id: str, ended_before: datetime, keep: TimeRanges) -> int:
+        """How many of the camera's events that ended before ``ended_before`` share time with
+        ``keep`` (what ``expire`` keeps because of legal holds)."""
+        require_aware(ended_before, "ended_before")
+        if not keep:
+            return 0
+        c = EVENTS.c
+        query = (
+            sa.select(sa.func.count())
+            .select_from(EVENTS)
+            .where(c.camera_id == camera_id, c.ended_at.is_not(None), c.ended_at < ended_before)
+            .where(overlapping(c.started_at, c.ended_at, keep))
+        )
+        with self._engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
     def expire(
-        self, camera_id: str, ended_before: datetime, limit: int = 500
+        self, camera_id: str, ended_before: datetime, limit: int = 500, keep: TimeRanges = ()
     ) -> builtins.list[tuple[str, str | None]]:
         """Delete up to ``limit`` of the camera's events that ended before ``ended_before``
         (oldest first); each leaves the search index through the queue (op "delete"), queued in
-        the same transaction, so a crash never leaves a stale index entry.
+        the same transaction, so a crash never leaves a stale index entry. Events sharing time
+        with a ``keep`` range (legal holds) are not deleted.
 
         Returns:
             ``(event id, snapshot key)`` of each deleted event (the caller deletes the objects).
@@ -271,6 +333,8 @@ class EventRepository(Repository):
             .order_by(c.ended_at, c.id)
             .limit(limit)
         )
+        if keep:  # legal holds: rows sharing time with a held range stay
+            query = query.where(sa.not_(overlapping(c.started_at, c.ended_at, keep)))
         now = self._clock()
         with self._engine.begin() as conn:
             rows = [(str(r.id), r.snapshot_key) for r in conn.execute(query)]

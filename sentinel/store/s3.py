@@ -93,6 +93,25 @@ def make_object_store(settings: ObjectStoreSettings, data_dir: Path) -> ObjectSt
     )
 
 
+def make_s3_client(
+    endpoint_url: str | None, region: str, access_key: str | None, secret_key: str | None
+) -> Any:
+    """A boto3 S3 client (path-style addressing on a custom endpoint, bounded retries)."""
+    config = Config(
+        connect_timeout=5,
+        retries={"mode": "standard", "max_attempts": 3},
+        s3={"addressing_style": "path"} if endpoint_url else None,
+    )
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name=region,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        config=config,
+    )
+
+
 class S3ObjectStore:
     """An ``ObjectStore`` over an S3 bucket; keys are stored as ``<prefix>/<key>``.
 
@@ -132,19 +151,7 @@ class S3ObjectStore:
         self._secrets = [s for s in (access_key, secret_key) if s]
         self._bucket_seen = False
         if client is None:
-            config = Config(
-                connect_timeout=5,
-                retries={"mode": "standard", "max_attempts": 3},
-                s3={"addressing_style": "path"} if endpoint_url else None,
-            )
-            client = boto3.session.Session().client(
-                "s3",
-                endpoint_url=endpoint_url,
-                region_name=region,
-                aws_access_key_id=access_key,
-                aws_secret_access_key=secret_key,
-                config=config,
-            )
+            client = make_s3_client(endpoint_url, region, access_key, secret_key)
         self._client = client
 
     @property

@@ -19,7 +19,14 @@ import sqlalchemy as sa
 
 from sentinel.store.clock import Repository
 from sentinel.store.recording_tables import SEGMENT_KINDS, SEGMENTS
-from sentinel.store.sql import as_utc, check_choice, upsert_insert, utc_range
+from sentinel.store.sql import (
+    TimeRanges,
+    as_utc,
+    check_choice,
+    overlapping,
+    upsert_insert,
+    utc_range,
+)
 
 __all__ = [
     "SEGMENT_KINDS",
@@ -232,6 +239,7 @@ class SegmentRepository(Repository):
         kinds: Collection[str] = SEGMENT_KINDS,
         include_exported: bool = False,
         limit: int = 100,
+        excluding: TimeRanges = (),
     ) -> list[SegmentRecord]:
         """The oldest segments (by ``start_at``), for the retention sweep.
 
@@ -240,6 +248,8 @@ class SegmentRepository(Repository):
             kinds: Only segments of these kinds.
             include_exported: Also segments kept for an exported clip (never swept).
             limit: The most rows, 1 to 10000.
+            excluding: Leave out the segments overlapping these ranges (legal holds), so held
+                footage never fills the page the sweep plans from.
 
         Raises:
             ValueError: If ``limit`` is out of bounds or a kind is unknown.
@@ -255,6 +265,8 @@ class SegmentRepository(Repository):
             query = query.where(c.camera_id == camera_id)
         if not include_exported:
             query = query.where(c.exported == sa.false())
+        if excluding:
+            query = query.where(sa.not_(overlapping(c.start_at, c.end_at, excluding)))
         query = query.order_by(c.start_at, c.id).limit(limit)
         with self._engine.connect() as conn:
             return [_to_record(row) for row in conn.execute(query).mappings()]

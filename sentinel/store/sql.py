@@ -28,6 +28,7 @@ __all__ = [
     "check_page_size",
     "decode_cursor",
     "encode_cursor",
+    "overlapping",
     "require_aware",
     "sqlite_lock",
     "upsert_insert",
@@ -39,6 +40,28 @@ MAX_PAGE_SIZE = 1000
 
 class InvalidCursor(ValueError):  # noqa: N818 - a ValueError subclass named for what it rejects
     """Raised when a pagination cursor was not produced by a repository's ``list``."""
+
+
+TimeRanges = Sequence[tuple[datetime, datetime | None]]
+"""``(start, end)`` ranges; ``end`` None: open-ended."""
+
+
+def overlapping(start: Any, end: Any, ranges: TimeRanges) -> Any:
+    """A condition: the row's ``[start, end]`` shares time with one of ``ranges`` (bounds
+    inclusive; a NULL ``end`` column is a row still going). False for no ranges.
+
+    Args:
+        start: The row's start column.
+        end: The row's end column.
+        ranges: The ranges (tz-aware).
+    """
+    clauses = []
+    for r_start, r_end in ranges:
+        clause = sa.or_(end.is_(None), end >= as_utc(r_start, "range start"))
+        if r_end is not None:
+            clause = sa.and_(clause, start <= as_utc(r_end, "range end"))
+        clauses.append(clause)
+    return sa.or_(*clauses) if clauses else sa.false()
 
 
 def require_aware(value: datetime | None, name: str) -> None:

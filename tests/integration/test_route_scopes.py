@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import AsyncGenerator, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -51,6 +52,7 @@ from sentinel.search.service import SearchService
 from sentinel.search.voice import on_a_thread
 from sentinel.store.db import make_engine, migrate, sqlite_url
 from sentinel.store.export_repo import ExportRepository
+from sentinel.store.hold_tables import LEGAL_HOLDS
 from sentinel.store.incident_repo import IncidentRepository
 from sentinel.store.kb_repo import KbRepository
 from sentinel.store.notify_repo import NotifyRepository
@@ -104,6 +106,7 @@ EVERY_CAMERA = {
     "PATCH /api/v1/users/{user_id}",
     "DELETE /api/v1/users/{user_id}",
     "GET /api/v1/audit",
+    "GET /api/v1/audit/verify",
     "GET /api/v1/prompts",
     "GET /api/v1/prompts/{name}",
     "POST /api/v1/prompts/{name}",
@@ -535,6 +538,28 @@ def _walk_template(w: World) -> str:
     return "tpl-walk"
 
 
+def _walk_holds(w: World) -> list[str]:
+    """An active legal hold per camera, fresh for every request (an earlier principal may
+    have released it); its id names its camera, so a request for B's is seen as naming B."""
+    ids = []
+    with w.services.engine.begin() as conn:
+        for cam in (w.a.camera, w.b.camera):
+            hid = f"hold-{cam}-{uuid.uuid4().hex[:8]}"
+            conn.execute(
+                LEGAL_HOLDS.insert().values(
+                    id=hid,
+                    kind="camera_range",
+                    camera_id=cam,
+                    start_at=T0,
+                    reason="walk",
+                    created_by="walk",
+                    created_at=T0,
+                )
+            )
+            ids.append(hid)
+    return ids
+
+
 def _requests(w: World, method: str, path: str) -> list[dict[str, Any]]:
     """Concrete requests for one route: camera/event params once for A and once for B."""
     subs: list[dict[str, str]] = [{}]
@@ -575,6 +600,8 @@ def _requests(w: World, method: str, path: str) -> list[dict[str, Any]]:
         subs = [{"item_id": a.item}, {"item_id": b.item}]
     elif path.startswith("/api/v1/datasets/"):
         subs = [{"name": a.dataset, "version": "1"}, {"name": b.dataset, "version": "1"}]
+    elif "{hold_id}" in path:
+        subs = [{"hold_id": hid} for hid in _walk_holds(w)]
     elif "{model_id:path}" in path:
         subs = [{"model_id:path": "echo"}]  # the model EchoLlm serves
     elif path.startswith("/api/v1/kb/documents/"):
@@ -632,6 +659,14 @@ def _requests(w: World, method: str, path: str) -> list[dict[str, Any]]:
         },
         "POST /api/v1/experiments/{experiment_id}/promote": {"json": {"variant": "a"}},
         "POST /api/v1/rules": {"json": {"name": "walk rule", "cameras": ["cam-a"]}},
+        "POST /api/v1/holds": {
+            "json": {
+                "kind": "camera_range",
+                "camera_id": "cam-a",
+                "start_at": T0.isoformat(),
+                "reason": "walk",
+            }
+        },
         "PUT /api/v1/rules/{rule_id}": {
             "json": {"name": "walk rule", "cameras": ["cam-a"], "version": 1}
         },

@@ -155,3 +155,29 @@ def test_rows_follow_the_event_footage_retention() -> None:
     now = datetime(2026, 3, 1, tzinfo=UTC)
     cutoffs = row_cutoffs({"a": (1.0, 2.0), "b": (1.0, None), "c": (None, 0.5)}, now)
     assert cutoffs == {"a": now - timedelta(days=2), "c": now - timedelta(hours=12)}
+
+
+def test_derived_cutoffs_per_kind() -> None:
+    from sentinel.domain.retention import DerivedCutoffs, derived_cutoffs
+
+    def ago(days: float) -> datetime:
+        return NOW - timedelta(days=days)
+
+    policies: Policies = {"a": (1.0, 10.0), "b": (1.0, None)}
+    # Nothing of their own: events and incidents follow the event footage, snapshots go with
+    # their events, alerts stay; a camera with no policy keeps everything.
+    assert derived_cutoffs(policies, ["c"], now=NOW) == {
+        "a": DerivedCutoffs(ago(10), ago(10), ago(10), None),
+        "b": DerivedCutoffs(None, None, None, None),
+        "c": DerivedCutoffs(None, None, None, None),
+    }
+    own = derived_cutoffs(
+        policies, ["c"], now=NOW, events_days=30, incidents_days=60, snapshots_days=2,
+        alerts_days=90,
+    )  # fmt: skip
+    assert own["a"] == DerivedCutoffs(ago(30), ago(60), ago(2), ago(90))
+    assert own["c"] == own["b"] == own["a"]
+    # A snapshot never outlives its event.
+    assert derived_cutoffs(policies, [], now=NOW, snapshots_days=20)["a"].snapshots == ago(10)
+    with pytest.raises(ValueError, match="alerts_days must be > 0"):
+        derived_cutoffs(policies, [], now=NOW, alerts_days=0)
