@@ -178,6 +178,8 @@ class Services:
     search: SearchServices | None = None  # None: search is off
     voice: VoiceServices | None = None  # None: voice is off
     notify: NotifyServices | None = None  # None: the notifier's routes answer 503
+    # The model controller (api.models.ModelControl); None: model serving is off (503).
+    models: Any | None = None
 
 
 _process_services: Services | None = None

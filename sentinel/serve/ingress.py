@@ -48,6 +48,7 @@ from sentinel.rules.rulegen import RuleGenSettings, Suggestion
 from sentinel.search.kb import KnowledgeBase
 from sentinel.search.service import open_search
 from sentinel.search.voice import VoiceUnavailableError, limits_of
+from sentinel.serve.models import RayModelControl
 from sentinel.store.alert_repo import AlertRepository, ExperimentRepository, PromptRepository
 from sentinel.store.db import make_engine
 from sentinel.store.export_repo import ExportRepository
@@ -336,5 +337,8 @@ class Ingress:
                 ),
                 search=search_services(engine, runtime, objects, embedder, agent),
                 voice=voice_services(runtime, transcriber),
+                models=RayModelControl(runtime["namespace"])
+                if runtime.get("train", {}).get("serve_registry", True)
+                else None,
             )
         )

@@ -89,6 +89,7 @@ class ModelVersion:
 
 def _mlflow_client(uri: str) -> Any:
     # Imported here: mlflow takes seconds to import, and only registry users need it.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bars in logs
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
