@@ -25,7 +25,7 @@ from sentinel.store.audit_repo import AuditRepository
 from sentinel.store.model_repo import ModelServingRepository
 from sentinel.store.repo import CameraRepository, EventRepository
 from sentinel.train.registry import CHALLENGER, CHAMPION, ModelRegistry
-from sentinel.train.serving import ModelService, route_of
+from sentinel.train.serving import AuditFn, ModelService, route_of
 from tests.utils.auth import AuthedUser, add_user
 from tests.utils.services import make_services
 
@@ -82,6 +82,15 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> ModelRegistry:
     return reg
 
 
+def _appender(audit: AuditRepository) -> AuditFn:
+    def append(actor: str, action: str, target: str, outcome: str, detail: dict[str, Any]) -> None:
+        audit.append(
+            actor=actor, action=action, target=target, client="test", outcome=outcome, detail=detail
+        )
+
+    return append
+
+
 @pytest.fixture
 def fake() -> FakeServing:
     return FakeServing()
@@ -91,24 +100,13 @@ def fake() -> FakeServing:
 def service(
     registry: ModelRegistry, store_engine: Engine, fake: FakeServing, tmp_path: Path
 ) -> ModelService:
-    audit = AuditRepository(store_engine)
     registry.set_alias(CHAMPION, 1)  # each test starts from the bundled champion
     registry.delete_alias(CHALLENGER)
     return ModelService(
         registry=registry,
         repo=ModelServingRepository(store_engine),
         serving=fake,
-        audit=lambda actor, action, target, outcome, detail: (
-            audit.append(
-                actor=actor,
-                action=action,
-                target=target,
-                client="test",
-                outcome=outcome,
-                detail=detail,
-            )
-            and None
-        ),
+        audit=_appender(AuditRepository(store_engine)),
         models_dir=tmp_path / "served",
         input_size=640,
         guard=CanaryGuardSettings(min_frames=10, min_judged=2),

@@ -72,7 +72,7 @@ class _Counts:
 
 
 def test_collect_figures_sums_cameras_and_adds_verdicts() -> None:
-    cams = [
+    cams: list[Any] = [
         {"1": {"frames": 10, "detections": 20, "latency_ms_sum": 500.0}},
         {
             "1": {"frames": 10, "detections": 0, "latency_ms_sum": 500.0},
