@@ -522,7 +522,7 @@ def search_backfill(direct: bool) -> None:
 
 
 @contextlib.contextmanager
-def _api(url: str, **credentials: Any) -> Iterator[SentinelClient]:
+def _api(url: str, *, timeout: float = 30.0, **credentials: Any) -> Iterator[SentinelClient]:
     """A client of ``url`` signed in with ``credentials``, else with SENTINEL_TOKEN (from
     `sentinel login`), SENTINEL_API_KEY or SENTINEL_USERNAME/SENTINEL_PASSWORD; its errors
     become the command's error message."""
@@ -531,7 +531,7 @@ def _api(url: str, **credentials: Any) -> Iterator[SentinelClient]:
 
     creds = credentials or vars(Credentials.from_env())
     try:
-        with SentinelClient(url, **creds) as client:
+        with SentinelClient(url, timeout=timeout, **creds) as client:
             yield client
     except SentinelAPIError as exc:
         raise click.ClickException(f"{exc.status}: {describe(exc.detail)}") from exc
@@ -546,6 +546,10 @@ URL_OPTION = click.option(
     help="Where Sentinel's HTTP API listens.",
 )
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON, one per line.")
+
+
+# A canary starts a Serve replica and a promotion waits for the champion's replicas to swap.
+MODEL_CHANGE_TIMEOUT_S = 180.0
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -601,7 +605,7 @@ def models_canary(
     """Serve VERSION (the challenger) to some cameras and/or a share of frames."""
     if not cameras and share == 0.0:
         raise click.UsageError("give --camera (repeatable) or --share above 0")
-    with _api(url) as client:
+    with _api(url, timeout=MODEL_CHANGE_TIMEOUT_S) as client:
         overview = client.model_canary(version, cameras, share)
     _print_models(overview, as_json)
 
@@ -612,7 +616,7 @@ def models_canary(
 @click.argument("version", type=click.IntRange(min=1))
 def models_promote(url: str, as_json: bool, version: int) -> None:
     """Make VERSION the champion on every camera."""
-    with _api(url) as client:
+    with _api(url, timeout=MODEL_CHANGE_TIMEOUT_S) as client:
         overview = client.model_promote(version)
     _print_models(overview, as_json)
 
@@ -623,7 +627,7 @@ def models_promote(url: str, as_json: bool, version: int) -> None:
 @click.argument("version", type=click.IntRange(min=1))
 def models_rollback(url: str, as_json: bool, version: int) -> None:
     """Roll VERSION back: a canary stops at once, a champion gives way to the one before."""
-    with _api(url) as client:
+    with _api(url, timeout=MODEL_CHANGE_TIMEOUT_S) as client:
         overview = client.model_rollback(version)
     _print_models(overview, as_json)
 

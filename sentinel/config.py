@@ -910,6 +910,13 @@ class TrainSettings(StrictModel):
     swap_timeout_s: float = Field(
         60.0, ge=1, le=600, description="How long a promotion waits for the detector's replicas."
     )
+    canary_num_cpus: float = Field(
+        0.0,
+        ge=0,
+        le=64,
+        description="CPUs the canary's replica reserves (0: it shares the cores; it serves "
+        "frames the champion would otherwise serve). GPUs as detector.num_gpus.",
+    )
     guard: CanaryGuardSettings = Field(default_factory=CanaryGuardSettings)
 
 

@@ -62,12 +62,13 @@ class RayServing:
         self.canary_app = canary_app_name(runtime)
         self.detector = DetectorSettings(**runtime.get("detector", {}))
         self.poll_s = float(runtime.get("model_poll_s", 1.0))
+        self.canary_cpus = TrainSettings(**runtime.get("train", {})).canary_num_cpus
         self.replicas = replicas  # replica id -> (version, monotonic time of its last sync)
 
     def deploy_canary(self, model: Mapping[str, Any]) -> None:
         self._wait_gone(30.0)  # a canary being deleted cannot be replaced by one of that name
-        options = detector_options(self.detector.model_copy(update={"autoscaling": None}))
-        options["num_replicas"] = 1
+        sizing = {"autoscaling": None, "replicas": 1, "num_cpus": self.canary_cpus}
+        options = detector_options(self.detector.model_copy(update=sizing))
         app = Detector.options(name=CANARY_DEPLOYMENT, **options).bind(  # type: ignore[attr-defined]
             self.detector.model_dump(mode="json"), str(model["path"]), dict(model), None
         )

@@ -145,12 +145,16 @@ class ModelService:
     def champion(self) -> dict[str, Any]:
         """The model the champion's replicas must serve (``version``, ``path``, ``sha256``,
         ``labels``, ``input_size``)."""
+        stored = self.repo.get()  # no lock: the replicas poll this during a long promotion
+        if stored is not None:
+            champion: dict[str, Any] = stored.state["champion"]
+            return champion
         with self._lock:
             state, revision = self.state()
             if revision is None:
                 self._save(state, None)
-            champion: dict[str, Any] = state["champion"]
-            return champion
+            first: dict[str, Any] = state["champion"]
+            return first
 
     def route(self) -> dict[str, Any]:
         """The cameras' route document (what a starting camera reads)."""
