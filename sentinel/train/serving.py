@@ -170,10 +170,12 @@ class ModelService:
             raise ModelNotFoundError(str(exc)) from exc
 
     def _checked(self, mv: ModelVersion, *, require_gate: bool = True) -> _Checked:
-        if require_gate and mv.tags.get("gate") not in DEPLOYABLE_GATES:
+        if require_gate and not gate_passed(mv.tags):
+            verdict = mv.tags.get("gate", mv.tags.get("gate.passed", "missing"))
+            reason = mv.tags.get("gate.reason", "")
             raise ModelConflictError(
-                f"version {mv.version} is not deployable: its gate is "
-                f"{mv.tags.get('gate', 'missing')!r} (needs 'passed')"
+                f"version {mv.version} is not deployable: its gate is {verdict!r} (needs a "
+                f"pass){': ' + reason[:300] if reason else ''}"
             )
         if mv.input_size != self.input_size:
             raise ModelConflictError(
@@ -396,6 +398,15 @@ class ModelService:
             "canary": _public_canary(state.get("canary")),
             "guard": {**self.guard.model_dump(), "last": self.last_guard or None},
         }
+
+
+def gate_passed(tags: Mapping[str, str]) -> bool:
+    """Whether a version's tags record a gate pass: ``gate`` = ``passed`` (``baseline``: the
+    bundled model), or the training run's report ``gate.passed`` = ``true``; any failure
+    recorded, or none at all, is no pass."""
+    if tags.get("gate") == "failed" or tags.get("gate.passed") == "false":
+        return False
+    return tags.get("gate") in DEPLOYABLE_GATES or tags.get("gate.passed") == "true"
 
 
 def route_of(state: Mapping[str, Any]) -> dict[str, Any]:

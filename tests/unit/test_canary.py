@@ -16,6 +16,7 @@ from sentinel.train.canary import (
     guard_reasons,
     serves_challenger,
 )
+from sentinel.train.serving import gate_passed
 
 
 def _route(**canary: Any) -> dict[str, Any]:
@@ -120,3 +121,20 @@ def test_guard(champion: ModelFigures | None, challenger: ModelFigures, trip: st
 def test_a_disabled_guard_never_trips() -> None:
     off = CanaryGuardSettings(enabled=False, min_frames=1)
     assert guard_reasons(_fig(1, 50, 2.0, 60), _fig(2, 50, 9.0, 900), off) == []
+
+
+@pytest.mark.parametrize(
+    ("tags", "deployable"),
+    [
+        ({"gate": "passed"}, True),
+        ({"gate": "baseline"}, True),
+        ({"gate.passed": "true", "gate.reason": "beat the champion"}, True),
+        ({"gate": "failed"}, False),
+        ({"gate.passed": "false"}, False),
+        ({"gate": "passed", "gate.passed": "false"}, False),
+        ({}, False),
+        ({"gate": "pending"}, False),
+    ],
+)
+def test_gate_pass_is_required(tags: dict[str, str], deployable: bool) -> None:
+    assert gate_passed(tags) is deployable
