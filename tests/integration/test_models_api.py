@@ -4,10 +4,8 @@ replicas) is a fake that records what it was asked."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -25,39 +23,10 @@ from sentinel.store.audit_repo import AuditRepository
 from sentinel.store.model_repo import ModelServingRepository
 from sentinel.store.repo import CameraRepository, EventRepository
 from sentinel.train.registry import CHALLENGER, CHAMPION, ModelRegistry
-from sentinel.train.serving import AuditFn, ModelService, route_of
+from sentinel.train.serving import ModelService, route_of
 from tests.utils.auth import AuthedUser, add_user
+from tests.utils.models import FakeServing, audit_appender
 from tests.utils.services import make_services
-
-
-class FakeServing:
-    """The Ray side, recorded: canary deployed / removed, routes pushed, replicas' version."""
-
-    def __init__(self) -> None:
-        self.canary: dict[str, Any] | None = None
-        self.routes: list[dict[str, Any]] = []
-        self.replica_version = 1
-        self.tallies: list[dict[str, dict[str, float]]] = []
-        self.swaps = True
-
-    def deploy_canary(self, model: Mapping[str, Any]) -> None:
-        assert Path(model["path"]).is_file()  # only a fetched, verified file is deployed
-        self.canary = dict(model)
-
-    def remove_canary(self) -> None:
-        self.canary = None
-
-    def push_route(self, route: Mapping[str, Any]) -> int:
-        self.routes.append(dict(route))
-        return 1
-
-    def wait_champion(self, version: int, timeout_s: float) -> bool:
-        if self.swaps:
-            self.replica_version = version
-        return self.swaps
-
-    def camera_tallies(self) -> list[dict[str, dict[str, float]]]:
-        return self.tallies
 
 
 @pytest.fixture(scope="module")
@@ -82,15 +51,6 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> ModelRegistry:
     return reg
 
 
-def _appender(audit: AuditRepository) -> AuditFn:
-    def append(actor: str, action: str, target: str, outcome: str, detail: dict[str, Any]) -> None:
-        audit.append(
-            actor=actor, action=action, target=target, client="test", outcome=outcome, detail=detail
-        )
-
-    return append
-
-
 @pytest.fixture
 def fake() -> FakeServing:
     return FakeServing()
@@ -106,7 +66,7 @@ def service(
         registry=registry,
         repo=ModelServingRepository(store_engine),
         serving=fake,
-        audit=_appender(AuditRepository(store_engine)),
+        audit=audit_appender(AuditRepository(store_engine)),
         models_dir=tmp_path / "served",
         input_size=640,
         guard=CanaryGuardSettings(min_frames=10, min_judged=2),
