@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 import ray
+from click.testing import CliRunner
 from ray import serve
 
 from sentinel.actors.camera import camera_actor_name
+from sentinel.cli import main
 from sentinel.train.registry import ModelRegistry
 from tests.integration.conftest import Stack, wait_for
 from tests.utils.media import h264_clip
@@ -116,8 +118,17 @@ def test_canary_figures_promote_and_rollback_keep_frames_flowing(
     r = stack.http.post(f"/api/v1/models/{v2}/canary", json={"share": 1.0}, timeout=SLOW)
     assert r.status_code == 200, r.text
     wait_for(lambda: _route(stack, CHAMPION_CAM)["tally"].get(str(v2)), timeout=60, what="canary")
-    r = stack.http.post(f"/api/v1/models/{v2}/rollback", timeout=SLOW)
-    assert r.status_code == 200, r.text
+    # The CLI, as an operator would: list shows the canary, rollback ends it.
+    env = {
+        "SENTINEL_URL": stack.url,
+        "SENTINEL_TOKEN": stack.http.headers["Authorization"].removeprefix("Bearer "),
+    }
+    listed = CliRunner().invoke(main, ["models", "list"], env=env)
+    assert listed.exit_code == 0, listed.output
+    assert f"canary: v{v2}" in listed.output and "champion" in listed.output
+    rolled = CliRunner().invoke(main, ["models", "rollback", str(v2)], env=env)
+    assert rolled.exit_code == 0, rolled.output
+    assert "canary:" not in rolled.output
     for camera in (CANARY_CAM, CHAMPION_CAM):
         assert _route(stack, camera)["canary"] is None  # already, not eventually
     _flowing(stack, CANARY_CAM, CHAMPION_CAM)
