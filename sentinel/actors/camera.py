@@ -211,6 +211,7 @@ class CameraActor:
                 results = await self._canary.detect_inputs.remote(list(inputs), self.config.id)
             except Exception as exc:
                 self.canary_fallbacks += 1
+                self._canary = None  # a redeployed canary gets a fresh handle
                 logger.warning("camera %s: canary failed, champion serves: %s", self.config.id, exc)
                 to_canary = False
         if not to_canary:

@@ -72,7 +72,11 @@ class RayServing:
         app = Detector.options(name=CANARY_DEPLOYMENT, **options).bind(  # type: ignore[attr-defined]
             self.detector.model_dump(mode="json"), str(model["path"]), dict(model), None
         )
-        serve.run(app, name=self.canary_app, route_prefix=None)
+        try:
+            serve.run(app, name=self.canary_app, route_prefix=None)
+        except Exception as exc:  # the replica refused the file, or could not start
+            self.remove_canary()
+            raise ModelConflictError(f"the canary deployment did not start: {exc}") from exc
 
     def remove_canary(self) -> None:
         with contextlib.suppress(Exception):  # not deployed: nothing to remove
@@ -188,9 +192,12 @@ class ModelController:
         state = await asyncio.to_thread(self.service.champion)
         current, _ = await asyncio.to_thread(self.service.state)
         if current.get("canary") is not None:
-            app = serve.status().applications.get(self.serving.canary_app)
-            if app is None:
-                await asyncio.to_thread(self.serving.deploy_canary, current["canary"])
+            status = await asyncio.to_thread(serve.status)
+            if status.applications.get(self.serving.canary_app) is None:
+                try:
+                    await asyncio.to_thread(self.serving.deploy_canary, current["canary"])
+                except ModelConflictError as exc:  # its cameras fall back to the champion
+                    logger.error("model controller: canary not restored: %s", exc)
         logger.info("model controller: champion version %s", state["version"])
         if self.task is None:
             self.task = asyncio.get_running_loop().create_task(self._guard_loop())
