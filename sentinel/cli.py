@@ -522,7 +522,8 @@ def audit_anchor(config: Path | None) -> None:
 
 @main.group()
 def models() -> None:
-    """Detector model files."""
+    """Detector models: the bundled files, and the registry's versions a running Sentinel
+    serves (list, canary, promote, rollback)."""
 
 
 @models.command("init")
@@ -597,7 +598,7 @@ def search_backfill(direct: bool) -> None:
 
 
 @contextlib.contextmanager
-def _api(url: str, **credentials: Any) -> Iterator[SentinelClient]:
+def _api(url: str, *, timeout: float = 30.0, **credentials: Any) -> Iterator[SentinelClient]:
     """A client of ``url`` signed in with ``credentials``, else with SENTINEL_TOKEN (from
     `sentinel login`), SENTINEL_API_KEY or SENTINEL_USERNAME/SENTINEL_PASSWORD; its errors
     become the command's error message."""
@@ -606,7 +607,7 @@ def _api(url: str, **credentials: Any) -> Iterator[SentinelClient]:
 
     creds = credentials or vars(Credentials.from_env())
     try:
-        with SentinelClient(url, **creds) as client:
+        with SentinelClient(url, timeout=timeout, **creds) as client:
             yield client
     except SentinelAPIError as exc:
         raise click.ClickException(f"{exc.status}: {describe(exc.detail)}") from exc
@@ -621,6 +622,90 @@ URL_OPTION = click.option(
     help="Where Sentinel's HTTP API listens.",
 )
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON, one per line.")
+
+
+# A canary starts a Serve replica and a promotion waits for the champion's replicas to swap.
+MODEL_CHANGE_TIMEOUT_S = 180.0
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _print_models(overview: Any, as_json: bool) -> None:
+    if as_json:
+        click.echo(overview.model_dump_json())
+        return
+    canary = overview.canary
+    for v in overview.versions:
+        figures = v.figures
+        live = (
+            f"  frames={figures.frames} det/frame={_fmt(figures.detections_per_frame, '.2f')}"
+            f" latency={_fmt(figures.mean_latency_ms, '.0f')}ms"
+            f" fp={_fmt(figures.fp_rate, '.2f')} ({figures.judged} judged)"
+            if figures is not None
+            else ""
+        )
+        gate = v.tags.get("gate", "-")
+        aliases = ",".join(v.aliases) or "-"
+        click.echo(f"v{v.version:<4} {aliases:<20} gate={gate:<9} {v.sha256[:12]}{live}")
+    if canary is not None:
+        where = ", ".join(canary.cameras) or "-"
+        click.echo(f"canary: v{canary.version} cameras={where} share={canary.share:g}")
+    last = (overview.guard or {}).get("last")
+    if last and last.get("reasons"):
+        click.echo(f"guard: {'; '.join(last['reasons'])}")
+
+
+@models.command("list")
+@URL_OPTION
+@JSON_OPTION
+def models_list(url: str, as_json: bool) -> None:
+    """The registry's versions, which one is champion or challenger, and the live figures."""
+    with _api(url) as client:
+        overview = client.models()
+    _print_models(overview, as_json)
+
+
+@models.command("canary")
+@URL_OPTION
+@JSON_OPTION
+@click.argument("version", type=click.IntRange(min=1))
+@click.option("--camera", "cameras", multiple=True, help="A camera the challenger serves.")
+@click.option(
+    "--share", type=click.FloatRange(0.0, 1.0), default=0.0, help="Share of the other frames."
+)
+def models_canary(
+    url: str, as_json: bool, version: int, cameras: tuple[str, ...], share: float
+) -> None:
+    """Serve VERSION (the challenger) to some cameras and/or a share of frames."""
+    if not cameras and share == 0.0:
+        raise click.UsageError("give --camera (repeatable) or --share above 0")
+    with _api(url, timeout=MODEL_CHANGE_TIMEOUT_S) as client:
+        overview = client.model_canary(version, cameras, share)
+    _print_models(overview, as_json)
+
+
+@models.command("promote")
+@URL_OPTION
+@JSON_OPTION
+@click.argument("version", type=click.IntRange(min=1))
+def models_promote(url: str, as_json: bool, version: int) -> None:
+    """Make VERSION the champion on every camera."""
+    with _api(url, timeout=MODEL_CHANGE_TIMEOUT_S) as client:
+        overview = client.model_promote(version)
+    _print_models(overview, as_json)
+
+
+@models.command("rollback")
+@URL_OPTION
+@JSON_OPTION
+@click.argument("version", type=click.IntRange(min=1))
+def models_rollback(url: str, as_json: bool, version: int) -> None:
+    """Roll VERSION back: a canary stops at once, a champion gives way to the one before."""
+    with _api(url, timeout=MODEL_CHANGE_TIMEOUT_S) as client:
+        overview = client.model_rollback(version)
+    _print_models(overview, as_json)
 
 
 @main.command()

@@ -885,6 +885,66 @@ class NotifySettings(StrictModel):
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
 
 
+class CanaryGuardSettings(StrictModel):
+    """When a canary is rolled back by itself: its live figures against the champion's."""
+
+    enabled: bool = Field(True, description="Check the canary's figures and roll back on a trip.")
+    interval_s: float = Field(5.0, ge=0.5, le=3600, description="Seconds between checks.")
+    min_frames: int = Field(
+        20, ge=1, le=1_000_000, description="Frames each model must have served before a check."
+    )
+    detections_ratio_min: float = Field(
+        0.5, ge=0, le=1, description="Trip below this share of the champion's detections/frame."
+    )
+    detections_ratio_max: float = Field(
+        2.0, ge=1, le=100, description="Trip above this multiple of the champion's detections."
+    )
+    latency_ratio_max: float = Field(
+        3.0, ge=1, le=100, description="Trip when the mean latency passes this multiple."
+    )
+    fp_margin: float = Field(
+        0.10,
+        ge=0,
+        le=1,
+        description="Trip when operators' false-positive rate passes the champion's + margin.",
+    )
+    min_judged: int = Field(
+        5, ge=1, le=100_000, description="Verdicts each model needs before the FP rate counts."
+    )
+
+
+class TrainSettings(StrictModel):
+    """The learning loop: model registry, canary and rollback (training's fields join here)."""
+
+    mlflow_uri: str | None = Field(
+        None,
+        description="MLflow tracking/registry URI (a tracking server); default: the embedded "
+        "SQLite store under <data dir>/mlflow.",
+    )
+    serve_registry: bool = Field(
+        True,
+        description="Serve the registry's champion (the bundled YOLOv8n registered as version 1 "
+        "on first start) with canary, promote and rollback; off: serve detector.model_path as "
+        "is, without the models API.",
+    )
+    canary_app_suffix: str = Field(
+        "-canary",
+        pattern=r"^-[a-z0-9-]{1,24}$",
+        description="Serve app of the canary: <app><this>.",
+    )
+    swap_timeout_s: float = Field(
+        60.0, ge=1, le=600, description="How long a promotion waits for the detector's replicas."
+    )
+    canary_num_cpus: float = Field(
+        0.0,
+        ge=0,
+        le=64,
+        description="CPUs the canary's replica reserves (0: it shares the cores; it serves "
+        "frames the champion would otherwise serve). GPUs as detector.num_gpus.",
+    )
+    guard: CanaryGuardSettings = Field(default_factory=CanaryGuardSettings)
+
+
 class Settings(BaseSettings):
     """Process settings: ``SENTINEL_*`` env vars, then the YAML file, then the defaults."""
 
@@ -916,6 +976,7 @@ class Settings(BaseSettings):
     voice: VoiceSettings = Field(default_factory=VoiceSettings)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    train: TrainSettings = Field(default_factory=TrainSettings)
     cameras: list[CameraConfig] = Field(default_factory=list)
     reconcile_interval_s: float = Field(2.0, gt=0, le=300)
     max_request_limit: int = 500

@@ -37,10 +37,11 @@ from sentinel.models.whisper import verify_whisper
 from sentinel.models.yolo import verify_model
 from sentinel.search.voice import recognizer_options
 from sentinel.serve.agent_deployment import AgentDeployment
-from sentinel.serve.detector import build_detector, detector_options
+from sentinel.serve.detector import MODEL_CONTROLLER, build_detector, detector_options
 from sentinel.serve.embedder import build_embedder
 from sentinel.serve.ingress import Ingress
 from sentinel.serve.llm import build_llm
+from sentinel.serve.models import ModelController, registry_of
 from sentinel.serve.transcriber import build_transcriber
 from sentinel.store.camera_secrets import seal_camera
 from sentinel.store.db import make_engine, migrate
@@ -48,6 +49,8 @@ from sentinel.store.repo import CameraRepository
 from sentinel.store.s3 import S3ObjectStore, make_object_store
 
 logger = logging.getLogger(__name__)
+
+MODEL_POLL_S = 1.0  # how often the champion's replicas ask which version to serve
 
 
 def runtime_of(settings: Settings) -> dict[str, Any]:
@@ -75,6 +78,10 @@ def runtime_of(settings: Settings) -> dict[str, Any]:
         "voice": settings.voice.model_dump(mode="json"),
         "cluster": settings.cluster.model_dump(mode="json"),
         "notify": settings.notify.model_dump(mode="json"),
+        "detector": settings.detector.model_dump(mode="json"),
+        "train": settings.train.model_dump(mode="json"),
+        "canary_app_suffix": settings.train.canary_app_suffix,
+        "model_poll_s": MODEL_POLL_S,
     }
 
 
@@ -100,6 +107,30 @@ def verify_models(settings: Settings) -> None:
         )
 
 
+def serve_champion(settings: Settings) -> tuple[Path, dict[str, Any] | None]:
+    """The detector's model: the registry's champion (the bundled model registered as version 1
+    on first start), fetched and checked against its registered sha256; with
+    ``train.serve_registry`` off, ``detector.model_path`` as is.
+
+    Raises:
+        ModelFileError: the champion's file fails its digest.
+    """
+    model_path = settings.onnx_model_path().resolve()
+    if not settings.train.serve_registry:
+        return model_path, None
+    registry = registry_of(settings.train, settings.data_dir)
+    labels = settings.detector.labels or list(COCO_LABELS)
+    champion = registry.bootstrap_champion(model_path, labels, settings.detector.input_size)
+    path = registry.fetch_onnx(champion.version, settings.models_dir / "registry")
+    model = {
+        "version": champion.version,
+        "sha256": champion.sha256,
+        "labels": list(champion.labels),
+        "input_size": champion.input_size,
+    }
+    return path, model
+
+
 def build_application(settings: Settings) -> Any:
     """The bound Serve application, after checking every model file against its sha256.
 
@@ -107,8 +138,11 @@ def build_application(settings: Settings) -> Any:
         ModelFileError: a model file is missing, has no recorded digest, or differs from it.
     """
     verify_models(settings)
-    model_path = settings.onnx_model_path().resolve()
-    detector = build_detector(settings.detector, model_path)
+    model_path, model = serve_champion(settings)
+    controller = (
+        {"namespace": settings.namespace, "poll_s": MODEL_POLL_S} if model is not None else None
+    )
+    detector = build_detector(settings.detector, model_path, model, controller)
     llm = None
     if wants_embedded_llm(settings):
         gguf = settings.gguf_model_path().resolve()
@@ -408,6 +442,8 @@ def start_actors(settings: Settings, *, timeout_s: float = 180.0) -> Any:
         _start_detached(RuleGenActor, RULEGEN_NAME, settings, timeout_s)
     if settings.search.enabled:
         _start_detached(IndexerActor, INDEXER_NAME, settings, timeout_s)
+    if settings.train.serve_registry:
+        _start_detached(ModelController, MODEL_CONTROLLER, settings, timeout_s)
     return supervisor
 
 
@@ -495,7 +531,11 @@ def stop(
         ray.kill(ray.get_actor(RULEGEN_NAME, namespace=settings.namespace), no_restart=True)
     with contextlib.suppress(ValueError):  # not started (disabled, or start() failed before)
         ray.kill(ray.get_actor(INDEXER_NAME, namespace=settings.namespace), no_restart=True)
+    with contextlib.suppress(ValueError):  # not started (disabled, or start() failed before)
+        ray.kill(ray.get_actor(MODEL_CONTROLLER, namespace=settings.namespace), no_restart=True)
     if delete_app:
+        with contextlib.suppress(Exception):  # no canary running
+            serve.delete(f"{settings.app_name}{settings.train.canary_app_suffix}")
         try:
             serve.delete(settings.app_name)
         except Exception as exc:

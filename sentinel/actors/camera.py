@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -30,15 +31,20 @@ from sentinel.store.alert_repo import AgentQueue, AlertRepository
 from sentinel.store.db import make_engine
 from sentinel.store.incident_repo import IncidentRepository
 from sentinel.store.journal import EventJournal
+from sentinel.store.model_repo import ModelServingRepository
 from sentinel.store.objects import ObjectStore
 from sentinel.store.repo import EventRepository
 from sentinel.store.rule_repo import RuleRepository
 from sentinel.store.s3 import make_object_store
 from sentinel.store.segment_repo import SegmentInfo, SegmentRepository
+from sentinel.train.canary import ModelTally, serves_challenger
+from sentinel.train.serving import route_of
 from sentinel.video.recorder import cleanup_orphans
 from sentinel.video.segments import finalize_segment, reconcile
 
 logger = logging.getLogger(__name__)
+
+CANARY_DEPLOYMENT = "DetectorCanary"
 
 
 def camera_actor_name(camera_id: str) -> str:
@@ -48,6 +54,16 @@ def camera_actor_name(camera_id: str) -> str:
 def journal_path(data_dir: Path, camera_id: str) -> Path:
     """Where a camera's event journal lives (camera ids are safe file names)."""
     return data_dir / "journal" / f"{camera_id}.jsonl"
+
+
+def _stored_route(engine: Engine) -> dict[str, Any] | None:
+    """The model route in the store (None: no serving state yet, or the store is down)."""
+    try:
+        stored = ModelServingRepository(engine).get()
+    except Exception as exc:  # the champion serves; the controller pushes the route later
+        logger.warning("model route not read: %s", exc)
+        return None
+    return None if stored is None else route_of(stored.state)
 
 
 def camera_sink(
@@ -95,6 +111,14 @@ class CameraActor:
             else None
         )
         self.input_size = int(runtime.get("detector_input_size", DetectorSettings().input_size))
+        # The model route (champion, or a canary for some cameras / frames), pushed by the model
+        # controller; read from the store at start so a restarted camera keeps the canary.
+        self.canary_app = f"{runtime['app_name']}{runtime.get('canary_app_suffix', '-canary')}"
+        self.model_route = _stored_route(engine)
+        self.tally = ModelTally()
+        self.canary_fallbacks = 0
+        self._frame_no = 0
+        self._canary: Any | None = None
         # A fresh epoch per actor run keeps track ids of different runs apart; events still
         # open from a previous run are adopted instead of duplicated (see FramePipeline.adopt).
         agent = AgentSettings(**runtime["agent"])
@@ -166,20 +190,59 @@ class CameraActor:
         )
 
     async def _detect(self, rgb: NDArray[np.uint8]) -> DetectResult:
-        assert self.handle is not None
         # Letterboxed here, on the camera's core: the replica only stacks and runs the model.
         prepared = letterbox_u8(rgb, self.input_size)
-        results: list[DetectResult] = await self.handle.detect_inputs.remote(
-            [prepared], self.config.id
-        )
-        return results[0]
+        return (await self._detect_inputs([prepared]))[0]
 
     async def _detect_inputs(self, inputs: Sequence[ModelInput]) -> list[DetectResult]:
+        """One frame's inputs to the champion, or to the canary when the route says so; a
+        canary that fails (being removed, say) hands the frame to the champion."""
         assert self.handle is not None
-        results: list[DetectResult] = await self.handle.detect_inputs.remote(
-            list(inputs), self.config.id
-        )
+        self._frame_no += 1
+        to_canary = serves_challenger(self.model_route, self.config.id, self._frame_no)
+        started = time.perf_counter()
+        results: list[DetectResult]
+        if to_canary:
+            if self._canary is None:
+                self._canary = serve.get_deployment_handle(
+                    CANARY_DEPLOYMENT, app_name=self.canary_app
+                )
+            try:
+                results = await self._canary.detect_inputs.remote(list(inputs), self.config.id)
+            except Exception as exc:
+                self.canary_fallbacks += 1
+                self._canary = None  # a redeployed canary gets a fresh handle
+                logger.warning("camera %s: canary failed, champion serves: %s", self.config.id, exc)
+                to_canary = False
+        if not to_canary:
+            results = await self.handle.detect_inputs.remote(list(inputs), self.config.id)
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        found = sum(len(r.detections) for r in results)
+        self.tally.observe(results[0].model_version if results else None, found, latency_ms)
         return results
+
+    async def set_model_route(self, route: dict[str, Any]) -> bool:
+        """Takes the model controller's route (at once: the next frame follows it)."""
+        current = self.model_route or {}
+        if int(route.get("revision", 0)) < int(current.get("revision", 0)):
+            return True  # an older push arriving late
+        if route.get("canary") != current.get("canary"):
+            self.tally.reset()  # figures cover one canary period
+        self.model_route = route
+        return True
+
+    async def model_tally(self) -> dict[str, Any]:
+        tally = self.tally.to_dict()
+        return tally
+
+    def _model_status(self) -> dict[str, Any]:
+        route = self.model_route or {}
+        return {
+            "route_revision": route.get("revision"),
+            "canary": route.get("canary"),
+            "tally": self.tally.to_dict(),
+            "canary_fallbacks": self.canary_fallbacks,
+        }
 
     def _open_events(self) -> list[EventState]:
         return [e.to_state() for e in self.events.open_events(self.config.id)]
@@ -202,7 +265,7 @@ class CameraActor:
         stats = self.runner.stats.to_dict()
         if self.runner.recording is not None:
             stats["recording"] = self.runner.recording.status()
-        return {**stats, "crashed": self.crashed, "node": self.node}
+        return {**stats, "crashed": self.crashed, "node": self.node, "models": self._model_status()}
 
     async def camera_config(self) -> dict[str, Any]:
         return self.config.model_dump(mode="json")

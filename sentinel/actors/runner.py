@@ -100,6 +100,13 @@ class _InFlight:
             self.detection.cancel()
 
 
+def stamp_model(changes: Sequence[EventChange], version: int) -> None:
+    """Records on each event opened in this frame the model version that detected it."""
+    for change in changes:
+        if change.kind is EventChangeKind.OPENED and change.event.model_version is None:
+            change.event.model_version = version
+
+
 class _EndOfStream:
     """Put on the queue by the reader when the source ends (or fails: ``error``)."""
 
@@ -425,6 +432,8 @@ class CameraRunner:
                 changes = self.pipeline.on_detections(
                     result.detections, item.ts, item.wall, item.rgb
                 )
+                if result.model_version is not None:
+                    stamp_model(changes, result.model_version)
         self._latest = (item, self._overlays())
         if self.recording is not None and self.recording.settings.mode == "events":
             self.recording.wanted = self.pipeline.has_open_events

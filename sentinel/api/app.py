@@ -28,6 +28,7 @@ from sentinel.api import (
     incidents,
     kb,
     llm,
+    models,
     notify,
     notify_delivery,
     privacy,
@@ -123,6 +124,7 @@ def create_app() -> FastAPI:
     api.include_router(annotation.router)
     api.include_router(datasets.router)
     api.include_router(privacy.router)
+    api.include_router(models.router)
     app.include_router(api)
     app.include_router(llm.router)
     # The annotation pages (HTML over the JSON API; see sentinel/api/annotate_pages.py).

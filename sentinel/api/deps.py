@@ -193,6 +193,8 @@ class Services:
     notify: NotifyServices | None = None  # None: the notifier's routes answer 503
     annotation: AnnotationServices | None = None  # None: annotation and dataset routes: 404
     audit_anchors: S3AnchorStore | None = None  # None: audit anchoring is off
+    # The model controller (api.models.ModelControl); None: model serving is off (503).
+    models: Any | None = None
 
 
 _process_services: Services | None = None

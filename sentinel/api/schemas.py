@@ -36,6 +36,9 @@ class EventPublic(RecordView):
     box: list[float] = Field(description="[x1, y1, x2, y2] of the best frame, in pixels.")
     best_at: datetime
     zones: list[str] = Field(description="The camera's zones it was in, in order first entered.")
+    model_version: int | None = Field(
+        None, description="The detector's registry version that found it (null: unknown)."
+    )
     snapshot_url: str | None
 
     @classmethod

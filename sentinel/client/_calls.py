@@ -17,6 +17,7 @@ from pydantic import BaseModel, TypeAdapter
 from sentinel.api.alerts import AlertPage, AlertPublic
 from sentinel.api.auth import MeResponse, TokenResponse
 from sentinel.api.incidents import IncidentDetail, IncidentPage
+from sentinel.api.models import ModelsPublic
 from sentinel.api.recordings import RecordingTimeline
 from sentinel.api.schemas import CameraPublic, EventPage, EventPublic, HealthReport
 from sentinel.api.search import SearchResults
@@ -216,6 +217,26 @@ def ack_alert(alert_id: str) -> Call[AlertPublic]:
 def alert_verdict(alert_id: str, verdict: Verdict, note: str) -> Call[AlertPublic]:
     body = {"verdict": verdict, "note": note}
     return Call("POST", f"{API}/alerts/{_seg(alert_id)}/feedback", _model(AlertPublic), json=body)
+
+
+# Models -----------------------------------------------------------------------------------
+
+
+def models() -> Call[ModelsPublic]:
+    return Call("GET", f"{API}/models", _model(ModelsPublic))
+
+
+def model_canary(version: int, cameras: Sequence[str], share: float) -> Call[ModelsPublic]:
+    body = {"cameras": list(cameras), "share": share}
+    return Call("POST", f"{API}/models/{int(version)}/canary", _model(ModelsPublic), json=body)
+
+
+def model_promote(version: int) -> Call[ModelsPublic]:
+    return Call("POST", f"{API}/models/{int(version)}/promote", _model(ModelsPublic))
+
+
+def model_rollback(version: int) -> Call[ModelsPublic]:
+    return Call("POST", f"{API}/models/{int(version)}/rollback", _model(ModelsPublic))
 
 
 # Search -----------------------------------------------------------------------------------

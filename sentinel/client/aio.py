@@ -4,7 +4,7 @@ blocking ``SentinelClient``, with ``await`` and ``async for``)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -15,6 +15,7 @@ import httpx
 from sentinel.api.alerts import AlertPage, AlertPublic
 from sentinel.api.auth import MeResponse
 from sentinel.api.incidents import IncidentDetail, IncidentPage, IncidentPublic
+from sentinel.api.models import ModelsPublic
 from sentinel.api.recordings import RecordingTimeline
 from sentinel.api.schemas import CameraPublic, EventPage, EventPublic, HealthReport
 from sentinel.api.search import SearchResults
@@ -426,6 +427,26 @@ class AsyncSentinelClient:
 
     async def alert_verdict(self, alert_id: str, verdict: Verdict, note: str = "") -> AlertPublic:
         return await self._run(api.alert_verdict(alert_id, verdict, note))
+
+    # -- models -----------------------------------------------------------------------------
+
+    async def models(self) -> ModelsPublic:
+        """The detector's registry versions, the serving state and the live canary figures."""
+        return await self._run(api.models())
+
+    async def model_canary(
+        self, version: int, cameras: Sequence[str] = (), share: float = 0.0
+    ) -> ModelsPublic:
+        """Serves ``version`` to ``cameras`` and/or a ``share`` of the other cameras' frames."""
+        return await self._run(api.model_canary(version, cameras, share))
+
+    async def model_promote(self, version: int) -> ModelsPublic:
+        """Makes ``version`` the champion on every camera."""
+        return await self._run(api.model_promote(version))
+
+    async def model_rollback(self, version: int) -> ModelsPublic:
+        """Rolls the canary (or champion) ``version`` back: every camera on the last champion."""
+        return await self._run(api.model_rollback(version))
 
     # -- search -----------------------------------------------------------------------------
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -14,6 +14,7 @@ import httpx
 from sentinel.api.alerts import AlertPage, AlertPublic
 from sentinel.api.auth import MeResponse
 from sentinel.api.incidents import IncidentDetail, IncidentPage, IncidentPublic
+from sentinel.api.models import ModelsPublic
 from sentinel.api.recordings import RecordingTimeline
 from sentinel.api.schemas import CameraPublic, EventPage, EventPublic, HealthReport
 from sentinel.api.search import SearchResults
@@ -466,6 +467,26 @@ class SentinelClient:
     def alert_verdict(self, alert_id: str, verdict: Verdict, note: str = "") -> AlertPublic:
         """``true_positive`` or ``false_positive``, with an optional note."""
         return self._run(api.alert_verdict(alert_id, verdict, note))
+
+    # -- models -----------------------------------------------------------------------------
+
+    def models(self) -> ModelsPublic:
+        """The detector's registry versions, the serving state and the live canary figures."""
+        return self._run(api.models())
+
+    def model_canary(
+        self, version: int, cameras: Sequence[str] = (), share: float = 0.0
+    ) -> ModelsPublic:
+        """Serves ``version`` to ``cameras`` and/or a ``share`` of the other cameras' frames."""
+        return self._run(api.model_canary(version, cameras, share))
+
+    def model_promote(self, version: int) -> ModelsPublic:
+        """Makes ``version`` the champion on every camera."""
+        return self._run(api.model_promote(version))
+
+    def model_rollback(self, version: int) -> ModelsPublic:
+        """Rolls the canary (or champion) ``version`` back: every camera on the last champion."""
+        return self._run(api.model_rollback(version))
 
     # -- search -----------------------------------------------------------------------------
 

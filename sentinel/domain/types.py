@@ -102,6 +102,9 @@ class EventState:
     path: list[tuple[float, float]] = field(default_factory=list)
     # The camera's zones the object has been in, in the order it first was in each.
     zones: list[str] = field(default_factory=list)
+    # The registry version of the detector that served the frame the event opened on (None:
+    # not known), so operators' verdicts can be counted per model during a canary.
+    model_version: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,3 +134,5 @@ class DetectResult:
     infer_ms: float
     # Distinct cameras whose frames were in this frame's batch (1: none but the caller's).
     batch_cameras: int = 1
+    # The registry version of the model that produced it (None: an unversioned model file).
+    model_version: int | None = None

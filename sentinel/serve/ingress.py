@@ -50,6 +50,7 @@ from sentinel.rules.rulegen import RuleGenSettings, Suggestion
 from sentinel.search.kb import KnowledgeBase
 from sentinel.search.service import open_search
 from sentinel.search.voice import VoiceUnavailableError, limits_of
+from sentinel.serve.models import RayModelControl
 from sentinel.store.alert_repo import AlertRepository, ExperimentRepository, PromptRepository
 from sentinel.store.annotation_repo import AnnotationRepo
 from sentinel.store.audit_anchors import make_anchor_store
@@ -347,5 +348,8 @@ class Ingress:
                     tuple(runtime.get("detector_labels") or COCO_LABELS),
                 ),
                 audit_anchors=make_anchor_store(runtime.get("audit_anchors")),
+                models=RayModelControl(runtime["namespace"])
+                if runtime.get("train", {}).get("serve_registry", True)
+                else None,
             )
         )

@@ -84,6 +84,7 @@ def encode_change(change: EventChange) -> bytes:
             "ended_at": None if ev.ended_at is None else _stamp(ev.ended_at),
             "hits": ev.hits,
             "path": [[x, y] for x, y in ev.path],
+            "model_version": ev.model_version,
         },
     }
     return json.dumps(record, separators=(",", ":"), allow_nan=False).encode() + b"\n"
@@ -117,6 +118,7 @@ def decode_change(line: bytes) -> EventChange:
             ended_at=None if ended is None else _time(ended, "ended_at"),
             hits=int(ev["hits"]),
             path=[(float(x), float(y)) for x, y in ev["path"]],
+            model_version=None if ev.get("model_version") is None else int(ev["model_version"]),
         )
         return EventChange(EventChangeKind(record["kind"]), state, bool(record["new_best"]))
     except (KeyError, TypeError, ValueError) as exc:

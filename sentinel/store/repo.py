@@ -62,6 +62,7 @@ class StoredEvent:
     snapshot_key: str | None
     updated_at: datetime
     zones: tuple[str, ...] = ()
+    model_version: int | None = None
 
     def to_state(self) -> EventState:
         """The pipeline's view of this event (drops ``snapshot_key`` and ``updated_at``)."""
@@ -79,6 +80,7 @@ class StoredEvent:
             hits=self.hits,
             path=list(self.path),
             zones=list(self.zones),
+            model_version=self.model_version,
         )
 
 
@@ -109,6 +111,7 @@ def _to_event(row: sa.RowMapping) -> StoredEvent:
         snapshot_key=row["snapshot_key"],
         updated_at=row["updated_at"],
         zones=tuple(str(z) for z in json.loads(row["zones"] or "[]")),
+        model_version=row.get("model_version"),
     )
 
 
@@ -156,11 +159,14 @@ class EventRepository(Repository):
             "zones": json.dumps(list(state.zones)),
             "snapshot_key": snapshot_key,
             "updated_at": self._clock(),
+            "model_version": state.model_version,
         }
         stmt = upsert_insert(self._engine, EVENTS).values(**values)
         new = stmt.excluded
         updates: dict[str, Any] = {name: new[name] for name in values if name != "id"}
         updates["snapshot_key"] = sa.func.coalesce(new.snapshot_key, EVENTS.c.snapshot_key)
+        # The model that opened the event stays its model (a later frame may be another's).
+        updates["model_version"] = sa.func.coalesce(EVENTS.c.model_version, new.model_version)
         not_stale = sa.or_(
             new.last_seen_at > EVENTS.c.last_seen_at,
             sa.and_(

@@ -99,6 +99,8 @@ class EventRow(SQLModel, table=True):
     zones: str | None = Field(default=None, sa_column=sa.Column(sa.Text(), nullable=True))
     snapshot_key: str | None = Field(default=None, sa_column=sa.Column(sa.String(1024)))
     updated_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    # The detector's registry version that opened the event (NULL: unknown / before 0017).
+    model_version: int | None = Field(default=None, sa_column=sa.Column(sa.Integer()))
 
 
 # Core tables, for the repositories' INSERT ... ON CONFLICT and keyset queries.

@@ -29,6 +29,7 @@ from sentinel.store.incident_repo import IncidentRepository
 from sentinel.store.search_queue_repo import SearchQueue
 from tests.utils.api import api_app
 from tests.utils.auth import add_user
+from tests.utils.models import local_models
 from tests.utils.services import make_services
 
 
@@ -36,7 +37,12 @@ from tests.utils.services import make_services
 def fuzz_app(tmp_path: Path, whisper_model: Path) -> Iterator[tuple[Any, dict[str, str]]]:
     engine = make_engine(sqlite_url(tmp_path / "fuzz.sqlite"))
     migrate(engine)
-    services = make_services(engine, tmp_path, auth={"rate_per_s": 10_000, "rate_burst": 100_000})
+    services = make_services(
+        engine,
+        tmp_path,
+        auth={"rate_per_s": 10_000, "rate_burst": 100_000},
+        models=local_models(engine, tmp_path),
+    )
     services.search = SearchServices(
         SearchService(
             VectorIndex(tmp_path / "search"),

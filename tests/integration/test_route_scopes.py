@@ -24,7 +24,7 @@ from collections.abc import AsyncGenerator, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from fastapi import FastAPI
@@ -120,6 +120,9 @@ EVERY_CAMERA = {
     "POST /api/v1/rulegen/run",
     "PUT /api/v1/kb/documents/{name}",
     "DELETE /api/v1/kb/documents/{name}",
+    "POST /api/v1/models/{version}/canary",
+    "POST /api/v1/models/{version}/promote",
+    "POST /api/v1/models/{version}/rollback",
 }
 # Routes that take a spoken question: every principal allowed to call them gets an answer
 # (a 200, so the leak checks below read a real answer, not a refusal).
@@ -296,6 +299,38 @@ def recognizer(whisper_model: Path) -> SpeechRecognizer:
     return SpeechRecognizer(whisper_model, pinned=True, threads=2)
 
 
+class StaticModels:
+    """The model controller, reduced to its answer: the walk is about who may call it."""
+
+    OVERVIEW: ClassVar[dict[str, Any]] = {
+        "versions": [],
+        "champion": 1,
+        "previous": [],
+        "canary": {
+            "version": 2,
+            "cameras": ["cam-a", "cam-b"],
+            "share": 0.0,
+            "started_at": None,
+            "promoting": False,
+        },
+        "guard": {},
+    }
+
+    async def overview(self) -> dict[str, Any]:
+        return self.OVERVIEW
+
+    async def canary(
+        self, version: int, cameras: list[str], share: float, actor: str
+    ) -> dict[str, Any]:
+        return self.OVERVIEW
+
+    async def promote(self, version: int, actor: str) -> dict[str, Any]:
+        return self.OVERVIEW
+
+    async def rollback(self, version: int, actor: str) -> dict[str, Any]:
+        return self.OVERVIEW
+
+
 # A spoken question for the voice routes: its answer cites events, which must be the caller's.
 SPOKEN_QUESTION = espeak_wav("show me the person at the camera")
 
@@ -316,6 +351,7 @@ def world(
         control=control,
         segments=SegmentRepository(engine),
         exports=ExportRepository(engine),
+        models=StaticModels(),
     )
     assert services.segments is not None
     segments: dict[str, list[str]] = {}
@@ -604,6 +640,8 @@ def _requests(w: World, method: str, path: str) -> list[dict[str, Any]]:
         subs = [{"hold_id": hid} for hid in _walk_holds(w)]
     elif "{model_id:path}" in path:
         subs = [{"model_id:path": "echo"}]  # the model EchoLlm serves
+    elif path.startswith("/api/v1/models/"):
+        subs = [{"version": "2"}]
     elif path.startswith("/api/v1/kb/documents/"):
         subs = [{"name": "orders.md"}]
     elif "{name}" in path:
@@ -622,6 +660,7 @@ def _requests(w: World, method: str, path: str) -> list[dict[str, Any]]:
         "POST /api/v1/auth/session": {"data": {"username": "admin", "password": "wrong-password"}},
         "POST /api/v1/auth/refresh": {"data": {"refresh_token": "srt_not-a-real-token"}},
         "POST /api/v1/alerts/{alert_id}/feedback": {"json": {"verdict": "false_positive"}},
+        "POST /api/v1/models/{version}/canary": {"json": {"cameras": ["cam-a"]}},
         "POST /api/v1/notifications/subscriptions": {
             "json": {
                 "name": "s",

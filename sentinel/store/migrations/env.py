@@ -19,6 +19,7 @@ import sentinel.store.export_tables  # registers the exports table too
 import sentinel.store.hold_tables  # registers the legal holds table too
 import sentinel.store.incident_tables  # registers the incident tables too
 import sentinel.store.kb_tables  # registers the knowledge base tables too
+import sentinel.store.model_tables  # registers the model serving state too
 import sentinel.store.notify_tables  # registers the notifier tables too
 import sentinel.store.recording_tables  # registers the recordings' segments table too
 import sentinel.store.rule_tables  # registers the rule tables too
