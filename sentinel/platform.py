@@ -71,6 +71,8 @@ def runtime_of(settings: Settings) -> dict[str, Any]:
         "voice": settings.voice.model_dump(mode="json"),
         "cluster": settings.cluster.model_dump(mode="json"),
         "notify": settings.notify.model_dump(mode="json"),
+        "detector": settings.detector.model_dump(mode="json"),
+        "train": settings.train.model_dump(mode="json"),
     }
 
 

@@ -33,6 +33,7 @@ from sentinel.api import (
     rules,
     search,
     storage,
+    training,
     voice,
 )
 from sentinel.api.deps import ServicesDep
@@ -116,6 +117,7 @@ def create_app() -> FastAPI:
     api.include_router(kb.router)
     api.include_router(notify.router)
     api.include_router(notify_delivery.router)
+    api.include_router(training.router)
     app.include_router(api)
     app.include_router(llm.router)
 
