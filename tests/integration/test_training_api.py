@@ -18,19 +18,8 @@ from sentinel.store.objects import LocalObjectStore
 from sentinel.store.training_repo import TrainingRunRepository
 from sentinel.train.datasets import DatasetManifest, manifest_key
 from tests.utils.auth import AuthedUser, add_user
-from tests.utils.services import make_services
+from tests.utils.services import RecordingLauncher, make_services
 from tests.utils.training import T0
-
-
-class RecordingLauncher:
-    """The launcher seam: records the runs the API started (the Ray task is tested in
-    test_training_ray.py)."""
-
-    def __init__(self) -> None:
-        self.started: list[str] = []
-
-    async def start(self, run_id: str) -> None:
-        self.started.append(run_id)
 
 
 @pytest.fixture
