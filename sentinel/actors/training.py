@@ -144,6 +144,21 @@ def train_loop(config: dict[str, Any]) -> None:
             repo.progress(run_id, epoch=epoch + 1, step=step, loss=loss, worker_pid=os.getpid())
 
 
+class CheckpointProgress(ray.train.UserCallback):
+    """On the Ray Train controller: records each checkpoint once Ray Train has registered it
+    (a restarted worker group resumes from the last one registered, not the last one written)."""
+
+    def __init__(self, settings: Settings, run_id: str) -> None:
+        self.settings = settings
+        self.run_id = run_id
+
+    def after_report(
+        self, run_context: Any, metrics: list[dict[str, Any]], checkpoint: Any
+    ) -> None:
+        if checkpoint is not None and metrics:
+            _repo(self.settings).checkpointed(self.run_id, epoch=int(metrics[0]["epoch"]))
+
+
 def _champion(settings: Settings, registry: Any, folder: Path) -> OnnxModel:
     """The serving champion as an ONNX file (the registry's, else the bundled YOLOv8n)."""
     if registry is not None:
@@ -256,6 +271,8 @@ def run_training(settings: Settings, run_id: str, *, registry: Any = None) -> di
                 storage_path=str(settings.train_storage_path()),
                 checkpoint_config=CheckpointConfig(num_to_keep=2),
                 failure_config=FailureConfig(max_failures=settings.train.max_failures),
+                # Ray Train V2's RunConfig takes UserCallbacks; the stubs name V1's type.
+                callbacks=[CheckpointProgress(settings, run_id)],  # type: ignore[list-item]
             ),
             datasets={"train": curated.train},
         )

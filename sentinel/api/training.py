@@ -51,6 +51,7 @@ class Progress(BaseModel):
     step: int = Field(description="Optimiser steps done (kept across a resume).")
     total_steps: int | None
     fraction: float = Field(description="Share of the steps done, 0..1.")
+    checkpoint_epoch: int | None = Field(description="The epoch of the last registered checkpoint.")
     loss: float | None = Field(description="The latest training loss per image.")
 
 
@@ -94,6 +95,7 @@ class TrainingRunPublic(BaseModel):
                 step=run.step,
                 total_steps=total,
                 fraction=fraction,
+                checkpoint_epoch=run.checkpoint_epoch,
                 loss=run.loss,
             ),
             attempts=run.attempts,

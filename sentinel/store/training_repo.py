@@ -48,6 +48,7 @@ class TrainingRun:
     total_steps: int | None
     loss: float | None
     attempts: int
+    checkpoint_epoch: int | None
     resumed_epoch: int | None
     resumed_step: int | None
     worker_pid: int | None
@@ -87,6 +88,7 @@ def _to_run(row: sa.RowMapping) -> TrainingRun:
         total_steps=row["total_steps"],
         loss=row["loss"],
         attempts=int(row["attempts"]),
+        checkpoint_epoch=row["checkpoint_epoch"],
         resumed_epoch=row["resumed_epoch"],
         resumed_step=row["resumed_step"],
         worker_pid=row["worker_pid"],
@@ -215,6 +217,10 @@ class TrainingRunRepository(Repository):
     ) -> bool:
         """The worker's live progress: epochs done, optimiser steps done, last loss."""
         return self._update(run_id, epoch=epoch, step=step, loss=loss, worker_pid=worker_pid)
+
+    def checkpointed(self, run_id: str, *, epoch: int) -> bool:
+        """Ray Train registered the checkpoint taken after ``epoch`` (a restart resumes there)."""
+        return self._update(run_id, checkpoint_epoch=epoch)
 
     def attempt(self, run_id: str, *, resumed_epoch: int | None, resumed_step: int | None) -> bool:
         """A worker (re)started: count it, and where it resumed from (None: from scratch)."""

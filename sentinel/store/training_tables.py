@@ -4,7 +4,8 @@ Created by the Alembic migration ``0018_training_runs`` (keep both in step; a te
 The repository is ``sentinel.store.training_repo``. ``status`` moves queued -> curating ->
 training -> evaluating -> succeeded (or failed, with ``error``); ``epoch``/``step``/``loss`` are
 the live progress the training worker writes; ``attempts`` counts worker restarts (a killed
-worker resumes from its last checkpoint: ``resumed_epoch``/``resumed_step``); ``gate`` and
+worker resumes from its last checkpoint, ``checkpoint_epoch``, the last one Ray Train registered:
+``resumed_epoch``/``resumed_step``); ``gate`` and
 ``counts`` are JSON documents (the gate report, the curation counts).
 """
 
@@ -40,6 +41,7 @@ class TrainingRunRow(SQLModel, table=True):
     total_steps: int | None = Field(default=None, sa_column=sa.Column(sa.Integer()))
     loss: float | None = Field(default=None, sa_column=sa.Column(sa.Float()))
     attempts: int = Field(sa_column=sa.Column(sa.Integer(), nullable=False))
+    checkpoint_epoch: int | None = Field(default=None, sa_column=sa.Column(sa.Integer()))
     resumed_epoch: int | None = Field(default=None, sa_column=sa.Column(sa.Integer()))
     resumed_step: int | None = Field(default=None, sa_column=sa.Column(sa.Integer()))
     worker_pid: int | None = Field(default=None, sa_column=sa.Column(sa.Integer()))

@@ -55,7 +55,8 @@ def test_start_a_run_and_follow_it(
     run = r.json()
     assert run["status"] == "queued" and run["dataset_version"] is None
     assert run["progress"] == {
-        "epoch": 0, "epochs": 2, "step": 0, "total_steps": None, "fraction": 0.0, "loss": None
+        "epoch": 0, "epochs": 2, "step": 0, "total_steps": None, "fraction": 0.0,
+        "checkpoint_epoch": None, "loss": None,
     }  # fmt: skip
     assert run["params"] == {"batch_size": 8, "input_size": 320, "lr": 0.0002}
     assert launcher.started == [run["id"]]

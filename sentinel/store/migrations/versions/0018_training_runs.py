@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("total_steps", sa.Integer(), nullable=True),
         sa.Column("loss", sa.Float(), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("checkpoint_epoch", sa.Integer(), nullable=True),
         sa.Column("resumed_epoch", sa.Integer(), nullable=True),
         sa.Column("resumed_step", sa.Integer(), nullable=True),
         sa.Column("worker_pid", sa.Integer(), nullable=True),
