@@ -1,6 +1,7 @@
 """``python -m benchmarks [NAME ...]``: runs the named benchmarks (all by default: detector,
 ingest, pipeline, quiet, tracking, regions, rules, llm, gateway, ingress, agent, agent_quality,
-demo, recording, rules_backtest, capacity, search, search_serve, voice, notify) in that order.
+demo, recording, rules_backtest, capacity, search, search_serve, voice, notify,
+training) in that order.
 Exit status 0 even when a target is missed (the line says MISSED); non-zero when a benchmark
 fails to run."""
 
@@ -31,6 +32,7 @@ from benchmarks import (
     rules_backtest,
     search,
     tracking,
+    training,
     voice,
 )
 from benchmarks.common import onnx_model
@@ -56,6 +58,7 @@ BENCHMARKS: dict[str, Callable[[Path], None]] = {
     "search_serve": search.run_serve,
     "voice": voice.run,
     "notify": notify.run,
+    "training": training.run,
 }
 NEEDS_MODEL = {"detector", "pipeline", "quiet", "tracking", "regions", "rules"}
 

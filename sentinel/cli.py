@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -946,6 +947,134 @@ def notify_listen(port: int, config: Path | None) -> None:
     click.echo(f"listening on http://127.0.0.1:{port}/ (Ctrl-C to stop)")
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
+
+
+@main.group()
+def train() -> None:
+    """Training runs of the detector (Ray Data curation, Ray Train, the gate) by the HTTP API."""
+
+
+def _run_line(run: Any) -> str:
+    p = run.progress
+    loss = f" loss={p.loss:.3f}" if p.loss is not None else ""
+    gate = "" if run.gate_passed is None else f" gate={'passed' if run.gate_passed else 'refused'}"
+    version = f" version={run.challenger_version}" if run.challenger_version else ""
+    return (
+        f"{run.id}  {run.status:<10} {run.dataset}:v{run.dataset_version or '?'} "
+        f"epoch {p.epoch}/{p.epochs} step {p.step}/{p.total_steps or '?'}{loss}{gate}{version}"
+    )
+
+
+def _follow(client: Any, run_id: str, interval_s: float) -> Any:
+    """Poll the run until it ends, with a progress bar over its optimiser steps."""
+    run = client.training_run(run_id)
+    with click.progressbar(length=1000, label=f"{run.status:<10}", show_percent=True) as bar:
+        shown = 0
+        while not run.finished_at:
+            time.sleep(interval_s)
+            run = client.training_run(run_id)
+            done = int(run.progress.fraction * 1000)
+            bar.label = f"{run.status:<10} epoch {run.progress.epoch}/{run.progress.epochs}"
+            bar.update(max(0, done - shown))
+            shown = max(shown, done)
+        bar.update(1000 - shown)
+    return run
+
+
+def _print_outcome(run: Any) -> None:
+    click.echo(_run_line(run))
+    if run.error:
+        raise click.ClickException(f"training run {run.id} failed: {run.error}")
+    if run.gate:
+        click.echo(f"gate: {run.gate.get('reason', '')}")
+    if run.mlflow_run_id:
+        click.echo(f"MLflow run: {run.mlflow_run_id} (`sentinel mlflow ui` to browse)")
+
+
+@train.command("run")
+@URL_OPTION
+@click.option("--dataset", required=True, help="The dataset's name.")
+@click.option("--version", type=int, default=None, help="Its version (default: the newest).")
+@click.option("--epochs", type=int, default=None)
+@click.option("--batch-size", type=int, default=None)
+@click.option("--input-size", type=int, default=None)
+@click.option("--lr", type=float, default=None)
+@click.option("--wait/--no-wait", default=True, show_default=True, help="Follow its progress.")
+@click.option("--interval", type=float, default=2.0, show_default=True)
+def train_run(
+    url: str,
+    dataset: str,
+    version: int | None,
+    epochs: int | None,
+    batch_size: int | None,
+    input_size: int | None,
+    lr: float | None,
+    wait: bool,
+    interval: float,
+) -> None:
+    """Start a training run; with --wait (default) follow it with a progress bar."""
+    with _api(url) as client:
+        run = client.start_training(
+            dataset,
+            version=version,
+            epochs=epochs,
+            batch_size=batch_size,
+            input_size=input_size,
+            lr=lr,
+        )
+        click.echo(f"started training run {run.id}")
+        if wait:
+            _print_outcome(_follow(client, run.id, interval))
+
+
+@train.command("status")
+@URL_OPTION
+@click.argument("run_id")
+@click.option("--wait", is_flag=True, help="Follow it with a progress bar until it ends.")
+@click.option("--interval", type=float, default=2.0, show_default=True)
+@JSON_OPTION
+def train_status(url: str, run_id: str, wait: bool, interval: float, as_json: bool) -> None:
+    """One run's status, progress and gate report."""
+    with _api(url) as client:
+        run = _follow(client, run_id, interval) if wait else client.training_run(run_id)
+    if as_json:
+        click.echo(run.model_dump_json())
+        return
+    _print_outcome(run)
+
+
+@train.command("list")
+@URL_OPTION
+@click.option("--limit", type=int, default=20, show_default=True)
+@JSON_OPTION
+def train_list(url: str, limit: int, as_json: bool) -> None:
+    """Training runs, newest first."""
+    with _api(url) as client:
+        runs = client.training_runs(limit=limit)
+    for run in runs:
+        click.echo(run.model_dump_json() if as_json else _run_line(run))
+
+
+@main.group()
+def mlflow() -> None:
+    """The MLflow tracking store of training runs and the model registry."""
+
+
+@mlflow.command("ui")
+@click.option("--config", "config", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--port", type=int, default=5000, show_default=True)
+def mlflow_ui(config: Path | None, port: int) -> None:
+    """Run `mlflow ui` on the embedded store (or train.mlflow_uri), bound to 127.0.0.1."""
+    settings = _settings(config)
+    uri = settings.mlflow_tracking_uri()
+    cmd = [
+        sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+        "--host", "127.0.0.1", "--port", str(port),
+    ]  # fmt: skip
+    if uri.startswith("sqlite:///"):
+        cmd += ["--default-artifact-root", settings.mlflow_artifacts_dir().resolve().as_uri()]
+    click.echo(f"MLflow UI on http://127.0.0.1:{port}/ ({uri})")
+    raise SystemExit(subprocess.call(cmd))  # noqa: S603 - our own argv, no shell
 
 
 if __name__ == "__main__":

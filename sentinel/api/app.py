@@ -38,6 +38,7 @@ from sentinel.api import (
     rules,
     search,
     storage,
+    training,
     voice,
 )
 from sentinel.api.deps import ServicesDep
@@ -125,6 +126,7 @@ def create_app() -> FastAPI:
     api.include_router(datasets.router)
     api.include_router(privacy.router)
     api.include_router(models.router)
+    api.include_router(training.router)
     app.include_router(api)
     app.include_router(llm.router)
     # The annotation pages (HTML over the JSON API; see sentinel/api/annotate_pages.py).

@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 from sqlalchemy.engine import Engine
 
 from sentinel.api.gateway import SecurityServices
-from sentinel.config import CameraConfig, NotifySettings
+from sentinel.config import CameraConfig, NotifySettings, TrainSettings
 from sentinel.notify.channels import Sender
 from sentinel.rules.rulegen import RuleGenSettings, Suggestion
 from sentinel.search.ask import AskSettings, ChatLLM
@@ -29,6 +29,7 @@ from sentinel.store.export_repo import ExportRepository
 from sentinel.store.objects import ObjectStore
 from sentinel.store.repo import CameraRepository, EventRepository
 from sentinel.store.segment_repo import SegmentRepository
+from sentinel.store.training_repo import TrainingRunRepository
 
 
 class CameraControl(Protocol):
@@ -162,6 +163,22 @@ class NotifyServices:
     resolver: Callable[[str, int], list[str]] | None = None
 
 
+class TrainingControl(Protocol):
+    """Starts a recorded training run (the platform: a Ray task running
+    ``sentinel.actors.training.run_training``)."""
+
+    async def start(self, run_id: str) -> None: ...
+
+
+@dataclass
+class TrainingServices:
+    """What the training routes need: the runs' repository, the launcher, the defaults."""
+
+    runs: TrainingRunRepository
+    control: TrainingControl
+    defaults: TrainSettings
+
+
 @dataclass
 class AnnotationServices:
     """The learning loop's stores: the annotation queue, the dataset versions, and the labels
@@ -195,6 +212,7 @@ class Services:
     audit_anchors: S3AnchorStore | None = None  # None: audit anchoring is off
     # The model controller (api.models.ModelControl); None: model serving is off (503).
     models: Any | None = None
+    training: TrainingServices | None = None  # None: the training routes answer 503
 
 
 _process_services: Services | None = None

@@ -21,6 +21,7 @@ from sentinel.api.models import ModelsPublic
 from sentinel.api.recordings import RecordingTimeline
 from sentinel.api.schemas import CameraPublic, EventPage, EventPublic, HealthReport
 from sentinel.api.search import SearchResults
+from sentinel.api.training import TrainingRunPublic
 from sentinel.config import CameraConfig
 
 T = TypeVar("T")
@@ -249,6 +250,21 @@ def search(**params: Any) -> Call[SearchResults]:
 def similar(event_id: str, **params: Any) -> Call[SearchResults]:
     path = f"{API}/events/{_seg(event_id)}/similar"
     return Call("GET", path, _model(SearchResults), params=params)
+
+
+# Training runs --------------------------------------------------------------------------------
+
+
+def start_training(body: dict[str, Any]) -> Call[TrainingRunPublic]:
+    return Call("POST", f"{API}/training/runs", _model(TrainingRunPublic), json=body)
+
+
+def training_runs(**params: Any) -> Call[list[TrainingRunPublic]]:
+    return Call("GET", f"{API}/training/runs", _models(TrainingRunPublic), params=params)
+
+
+def training_run(run_id: str) -> Call[TrainingRunPublic]:
+    return Call("GET", f"{API}/training/runs/{_seg(run_id)}", _model(TrainingRunPublic))
 
 
 # Clips (downloaded as streams: the parse reads nothing) ------------------------------------

@@ -18,6 +18,7 @@ from sentinel.api.models import ModelsPublic
 from sentinel.api.recordings import RecordingTimeline
 from sentinel.api.schemas import CameraPublic, EventPage, EventPublic, HealthReport
 from sentinel.api.search import SearchResults
+from sentinel.api.training import TrainingRunPublic
 from sentinel.client import _calls as api
 from sentinel.client._auth import Credentials, TokenState, url_from_env
 from sentinel.client._calls import AlertStatus, Call, Page, Severity, Verdict
@@ -513,6 +514,36 @@ class SentinelClient:
                 limit=limit,
             )
         )
+
+    def start_training(
+        self,
+        dataset: str,
+        *,
+        version: int | None = None,
+        epochs: int | None = None,
+        batch_size: int | None = None,
+        input_size: int | None = None,
+        lr: float | None = None,
+    ) -> TrainingRunPublic:
+        """Start a training run of a dataset version (``models:admin``); it runs on the
+        cluster: follow it with :meth:`training_run`."""
+        body = {
+            "dataset": dataset,
+            "version": version,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "input_size": input_size,
+            "lr": lr,
+        }
+        return self._run(api.start_training({k: v for k, v in body.items() if v is not None}))
+
+    def training_runs(self, *, limit: int = 50, offset: int = 0) -> list[TrainingRunPublic]:
+        """Training runs, newest first."""
+        return self._run(api.training_runs(limit=limit, offset=offset))
+
+    def training_run(self, run_id: str) -> TrainingRunPublic:
+        """One training run with its progress, MLflow run id and gate report."""
+        return self._run(api.training_run(run_id))
 
     def similar(
         self,

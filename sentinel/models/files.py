@@ -109,7 +109,24 @@ def export_yolov8n(dest: Path, *, imgsz: int = 640, force: bool = False) -> Path
         if sha256_file(dest) == expected:
             logger.info("model %s already exported", dest)
             return dest
-    checkpoint = bundled_yolov8n()
+    return _export_onnx(bundled_yolov8n(), dest, imgsz=imgsz)
+
+
+def export_checkpoint(checkpoint: Path, dest: Path, *, imgsz: int = 640) -> Path:
+    """Export a fine-tuned ultralytics-format checkpoint to ONNX at ``dest``, with its sha256.
+
+    The checkpoint is a pickle, so it is refused unless the sha256 recorded beside it at save
+    time (``<file>.sha256``) matches; the ONNX file gets its own digest file, which
+    ``sentinel.models.yolo.YoloOnnx`` checks before loading it.
+
+    Raises:
+        ModelFileError: The checkpoint's digest is missing or differs.
+    """
+    verify_recorded_digest(checkpoint)
+    return _export_onnx(checkpoint, dest, imgsz=imgsz)
+
+
+def _export_onnx(checkpoint: Path, dest: Path, *, imgsz: int) -> Path:
     # Ultralytics must not reach for the network (settings sync, auto-installs, fonts).
     os.environ.setdefault("YOLO_OFFLINE", "1")
     os.environ.setdefault("YOLO_AUTOINSTALL", "false")
@@ -117,7 +134,7 @@ def export_yolov8n(dest: Path, *, imgsz: int = 640, force: bool = False) -> Path
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
-        work = Path(tmp) / "yolov8n.pt"
+        work = Path(tmp) / "model.pt"
         shutil.copyfile(checkpoint, work)
         model = YOLO(str(work))
         out = Path(model.export(format="onnx", imgsz=imgsz, dynamic=True, simplify=True, opset=17))

@@ -22,6 +22,7 @@ from sentinel.actors.indexer import ActorIndex
 from sentinel.actors.retention import RetentionProbe
 from sentinel.actors.rulegen import run_rulegen
 from sentinel.actors.supervisor import SUPERVISOR_NAME
+from sentinel.actors.training_launch import TrainingLauncher
 from sentinel.api.app import create_app
 from sentinel.api.deps import (
     AgentServices,
@@ -30,6 +31,7 @@ from sentinel.api.deps import (
     RuleGenServices,
     SearchServices,
     Services,
+    TrainingServices,
     VoiceServices,
     install_services,
 )
@@ -37,9 +39,12 @@ from sentinel.api.setup import build_security
 from sentinel.config import (
     AuthSettings,
     CameraConfig,
+    DetectorSettings,
     NotifySettings,
     RuleGenConfig,
     SearchSettings,
+    Settings,
+    TrainSettings,
     VoiceSettings,
 )
 from sentinel.domain.boxes import COCO_LABELS
@@ -62,6 +67,7 @@ from sentinel.store.objects import ObjectStore
 from sentinel.store.repo import CameraRepository, EventRepository
 from sentinel.store.s3 import make_object_store
 from sentinel.store.segment_repo import SegmentRepository
+from sentinel.store.training_repo import TrainingRunRepository
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +93,23 @@ def rulegen_services(db_url: str, config: RuleGenConfig) -> RuleGenServices:
         engine=config.engine,
         run=run,
         interval_s=config.interval_s if config.enabled else None,
+    )
+
+
+def training_services(engine: Engine, runtime: dict[str, Any]) -> TrainingServices:
+    """The training routes: runs in the database, each started as a Ray task on this cluster
+    (``sentinel.actors.training``) with the settings it needs."""
+    settings = Settings(
+        data_dir=Path(runtime["data_dir"]),
+        database_url=runtime["db_url"],
+        objects=runtime["objects"],
+        detector=DetectorSettings(**runtime.get("detector", {})),
+        train=TrainSettings(**runtime.get("train", {})),
+    )
+    return TrainingServices(
+        runs=TrainingRunRepository(engine),
+        control=TrainingLauncher(settings),
+        defaults=settings.train,
     )
 
 
@@ -351,5 +374,6 @@ class Ingress:
                 models=RayModelControl(runtime["namespace"])
                 if runtime.get("train", {}).get("serve_registry", True)
                 else None,
+                training=training_services(engine, runtime),
             )
         )

@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from sentinel.api.deps import SearchServices, VoiceServices
+from sentinel.api.deps import SearchServices, TrainingServices, VoiceServices
+from sentinel.config import TrainSettings
 from sentinel.gateway.roles import Role
 from sentinel.models.embedder import TextEmbedder
 from sentinel.models.whisper import SpeechRecognizer
@@ -27,10 +28,11 @@ from sentinel.search.voice import on_a_thread
 from sentinel.store.db import make_engine, migrate, sqlite_url
 from sentinel.store.incident_repo import IncidentRepository
 from sentinel.store.search_queue_repo import SearchQueue
+from sentinel.store.training_repo import TrainingRunRepository
 from tests.utils.api import api_app
 from tests.utils.auth import add_user
 from tests.utils.models import local_models
-from tests.utils.services import make_services
+from tests.utils.services import RecordingLauncher, make_services
 
 
 @pytest.fixture
@@ -56,6 +58,10 @@ def fuzz_app(tmp_path: Path, whisper_model: Path) -> Iterator[tuple[Any, dict[st
     )
     # The real recogniser: generated bodies must be refused (422) before it, or transcribed.
     services.voice = VoiceServices(on_a_thread(SpeechRecognizer(whisper_model, threads=2)))
+    # No dataset exists: a generated POST /training/runs is a 422, never a launch.
+    services.training = TrainingServices(
+        TrainingRunRepository(engine), RecordingLauncher(), TrainSettings()
+    )
     admin = add_user(services.security, "fuzzer", Role.ADMIN)
     yield api_app(services), admin.headers
     engine.dispose()

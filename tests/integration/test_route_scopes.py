@@ -33,8 +33,9 @@ from fastapi.testclient import TestClient
 
 from sentinel.actors.retention import SweepReport
 from sentinel.api.app import create_app
-from sentinel.api.deps import SearchServices, Services, VoiceServices
+from sentinel.api.deps import SearchServices, Services, TrainingServices, VoiceServices
 from sentinel.api.security import authorize, authorize_every_camera, require_metrics
+from sentinel.config import TrainSettings
 from sentinel.domain.alerts import AlertDecision, DecidedBy, Severity
 from sentinel.domain.annotation import LabeledBox
 from sentinel.domain.experiments import Variant
@@ -65,6 +66,7 @@ from sentinel.store.objects import snapshot_key
 from sentinel.store.rule_repo import RuleRepository, SuggestionRepository
 from sentinel.store.search_queue_repo import SearchQueue
 from sentinel.store.segment_repo import SegmentInfo, SegmentRepository
+from sentinel.store.training_repo import TrainingRunRepository
 from sentinel.train.dataset_store import build_dataset
 from sentinel.video.segments import finalize_segment
 from tests.integration import test_segments as seg
@@ -252,6 +254,14 @@ class Objects:
         return [self.camera, self.name, self.export_name, self.dataset, *self.ids]
 
 
+class _NoLaunch:
+    """The training launcher: the walk's POST names no dataset that exists (422), so nothing
+    is ever launched."""
+
+    async def start(self, run_id: str) -> None:
+        raise AssertionError(f"the walk must not launch training run {run_id}")
+
+
 @dataclass
 class World:
     client: TestClient
@@ -262,6 +272,7 @@ class World:
     victim_user: str
     admin_key: str
     experiment: str
+    training_run: str
 
     @property
     def event_a(self) -> str:
@@ -352,8 +363,13 @@ def world(
         segments=SegmentRepository(engine),
         exports=ExportRepository(engine),
         models=StaticModels(),
+        training=TrainingServices(
+            runs=TrainingRunRepository(engine), control=_NoLaunch(), defaults=TrainSettings()
+        ),
     )
     assert services.segments is not None
+    assert services.training is not None
+    run = services.training.runs.create("site", epochs=1, params={}, created_by="walk")
     segments: dict[str, list[str]] = {}
     for cam in ("cam-a", "cam-b"):
         services.cameras.upsert(
@@ -524,6 +540,7 @@ def world(
             victim.id,
             admin_key.id,
             exp.id,
+            run.id,
         )
 
 
@@ -630,6 +647,8 @@ def _requests(w: World, method: str, path: str) -> list[dict[str, Any]]:
         subs = [{"suggestion_id": a.suggestion}, {"suggestion_id": b.suggestion}]
     elif "{rule_id}" in path:
         subs = [{"rule_id": a.rule}, {"rule_id": b.rule}]
+    elif "{run_id}" in path:
+        subs = [{"run_id": w.training_run}]
     elif "{experiment_id}" in path:
         subs = [{"experiment_id": w.experiment}]
     elif "{item_id}" in path:
@@ -737,6 +756,7 @@ def _requests(w: World, method: str, path: str) -> list[dict[str, Any]]:
         "GET /api/v1/cameras/{camera_id}/hls.m3u8": {
             "params": {"start": T0.isoformat(), "end": (T0 + timedelta(hours=1)).isoformat()}
         },
+        "POST /api/v1/training/runs": {"json": {"dataset": "walk-missing"}},
         "POST /api/v1/exports": {
             "json": {
                 "camera_id": "cam-a",

@@ -48,6 +48,17 @@ class FakeControl:
         return self.frames.get(camera_id)
 
 
+class RecordingLauncher:
+    """The training launcher seam: records the runs the API started (the Ray task itself is
+    tested in test_training_ray.py)."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+
+    async def start(self, run_id: str) -> None:
+        self.started.append(run_id)
+
+
 class ReadyDetector:
     def __init__(self, ready: bool = True) -> None:
         self.is_ready = ready

@@ -13,19 +13,6 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
-import sentinel.store.agent_tables  # registers the alert agent's tables too
-import sentinel.store.annotation_tables  # registers the annotation and dataset tables too
-import sentinel.store.export_tables  # registers the exports table too
-import sentinel.store.hold_tables  # registers the legal holds table too
-import sentinel.store.incident_tables  # registers the incident tables too
-import sentinel.store.kb_tables  # registers the knowledge base tables too
-import sentinel.store.model_tables  # registers the model serving state too
-import sentinel.store.notify_tables  # registers the notifier tables too
-import sentinel.store.recording_tables  # registers the recordings' segments table too
-import sentinel.store.rule_tables  # registers the rule tables too
-import sentinel.store.search_tables  # registers the search indexing queue too
-import sentinel.store.security_tables  # registers the security tables too
-import sentinel.store.tables  # noqa: F401 - registers the tables on SQLModel.metadata
 from sentinel.store.db import make_engine
 
 config = context.config
