@@ -84,7 +84,7 @@ class FrameReader:
                 for index, frame in enumerate(container.decode(video=0)):
                     if index in remaining:
                         remaining.discard(index)
-                        yield index, frame.to_ndarray(format="rgb24")
+                        yield index, np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8)
                     if not remaining:
                         break
         except (av.error.FFmpegError, OSError) as exc:
