@@ -860,6 +860,50 @@ class NotifySettings(StrictModel):
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
 
 
+class MiningSettings(StrictModel):
+    """Hard-example mining (``POST /api/v1/annotation/mine``)."""
+
+    low_threshold: float = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description="The detector's threshold while mining: what lies just "
+        "below the operating threshold must be seen to be scored.",
+    )
+    threshold: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="The operating threshold scores are near; default: detector.conf_threshold.",
+    )
+    sample_fps: float = Field(2.0, gt=0, le=30, description="Frames scanned per second of video.")
+    labels: list[str] | None = Field(
+        default_factory=lambda: ["person", "car", "truck", "bus", "motorcycle", "bicycle"],
+        max_length=80,
+        description="Labels that count; null means every label the model knows.",
+    )
+    prelabel_threshold: float = Field(
+        0.2, gt=0, le=1, description="Detections at or above it become a frame's pre-labels."
+    )
+    calibration_share: float = Field(
+        0.1, ge=0, le=1, description="Share of the budget drawn at random (seeded), to calibrate."
+    )
+    seed: int = Field(0, description="Seed of the calibration sample.")
+    duplicate_bits: int = Field(
+        6, ge=0, le=32, description="Scene-hash Hamming distance of a near-duplicate."
+    )
+    task_num_cpus: float = Field(0.5, gt=0, le=64, description="Ray CPUs per scan task.")
+    threads: int = Field(1, ge=1, le=64, description="ONNX Runtime threads per scan task.")
+    max_span_h: float = Field(24.0, gt=0, le=24 * 31, description="Longest stretch one job mines.")
+    max_budget: int = Field(500, ge=1, le=10_000, description="Most frames one job may queue.")
+
+
+class TrainSettings(StrictModel):
+    """The learning loop: mining (mining helper); training and models add their fields."""
+
+    mining: MiningSettings = Field(default_factory=MiningSettings)
+
+
 class Settings(BaseSettings):
     """Process settings: ``SENTINEL_*`` env vars, then the YAML file, then the defaults."""
 
@@ -887,6 +931,7 @@ class Settings(BaseSettings):
     voice: VoiceSettings = Field(default_factory=VoiceSettings)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    train: TrainSettings = Field(default_factory=TrainSettings)
     cameras: list[CameraConfig] = Field(default_factory=list)
     reconcile_interval_s: float = Field(2.0, gt=0, le=300)
     max_request_limit: int = 500

@@ -25,6 +25,7 @@ from sentinel.api import (
     incidents,
     kb,
     llm,
+    mining,
     notify,
     notify_delivery,
     prompts,
@@ -116,6 +117,7 @@ def create_app() -> FastAPI:
     api.include_router(kb.router)
     api.include_router(notify.router)
     api.include_router(notify_delivery.router)
+    api.include_router(mining.router)
     app.include_router(api)
     app.include_router(llm.router)
 

@@ -26,6 +26,7 @@ from sentinel.store.export_repo import ExportRepository
 from sentinel.store.objects import ObjectStore
 from sentinel.store.repo import CameraRepository, EventRepository
 from sentinel.store.segment_repo import SegmentRepository
+from sentinel.train.mine_service import MiningService
 
 
 class CameraControl(Protocol):
@@ -160,6 +161,16 @@ class NotifyServices:
 
 
 @dataclass
+class MiningServices:
+    """Hard-example mining (``POST /annotation/mine``): the service that runs jobs (Ray tasks
+    in the platform, this process in tests) and the limits of one job."""
+
+    service: MiningService
+    max_span_h: float = 24.0
+    max_budget: int = 500
+
+
+@dataclass
 class Services:
     """Everything the API needs, injected by the ingress (or by a test)."""
 
@@ -178,6 +189,7 @@ class Services:
     search: SearchServices | None = None  # None: search is off
     voice: VoiceServices | None = None  # None: voice is off
     notify: NotifyServices | None = None  # None: the notifier's routes answer 503
+    mining: MiningServices | None = None  # None: the mining routes answer 503
 
 
 _process_services: Services | None = None
