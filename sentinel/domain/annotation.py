@@ -14,6 +14,8 @@ from typing import Literal
 
 QueueSource = Literal["recording", "snapshot", "video"]
 QUEUE_SOURCES: tuple[str, ...] = ("recording", "snapshot", "video")
+# Frames whose 64-bit dHashes differ in at most this many bits are near-duplicates.
+NEAR_DUPLICATE_BITS = 6
 QUEUE_REASONS: tuple[str, ...] = (
     "near_threshold",
     "flicker",

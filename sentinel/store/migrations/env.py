@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 import sentinel.store.agent_tables  # registers the alert agent's tables too
+import sentinel.store.annotation_tables  # registers the annotation and dataset tables too
 import sentinel.store.export_tables  # registers the exports table too
 import sentinel.store.incident_tables  # registers the incident tables too
 import sentinel.store.kb_tables  # registers the knowledge base tables too
