@@ -71,6 +71,10 @@ def runtime_of(settings: Settings) -> dict[str, Any]:
         "voice": settings.voice.model_dump(mode="json"),
         "cluster": settings.cluster.model_dump(mode="json"),
         "notify": settings.notify.model_dump(mode="json"),
+        # Mining jobs run the detector themselves, at their own low threshold.
+        "detector": settings.detector.model_dump(mode="json"),
+        "detector_model": str(settings.onnx_model_path().resolve()),
+        "train": settings.train.model_dump(mode="json"),
     }
 
 

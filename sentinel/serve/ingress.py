@@ -19,12 +19,14 @@ from sqlalchemy.engine import Engine
 from sentinel.actors.agent_worker import AGENT_WORKER_NAME
 from sentinel.actors.camera import camera_actor_name
 from sentinel.actors.indexer import ActorIndex
+from sentinel.actors.mining import RayMiningService
 from sentinel.actors.retention import RetentionProbe
 from sentinel.actors.rulegen import run_rulegen
 from sentinel.actors.supervisor import SUPERVISOR_NAME
 from sentinel.api.app import create_app
 from sentinel.api.deps import (
     AgentServices,
+    MiningServices,
     NotifyServices,
     RuleGenServices,
     SearchServices,
@@ -36,6 +38,7 @@ from sentinel.api.setup import build_security
 from sentinel.config import (
     AuthSettings,
     CameraConfig,
+    MiningSettings,
     NotifySettings,
     RuleGenConfig,
     SearchSettings,
@@ -285,6 +288,14 @@ def voice_services(runtime: dict[str, Any], transcriber: Any | None) -> VoiceSer
     )
 
 
+def mining_services(runtime: dict[str, Any]) -> MiningServices:
+    """Hard-example mining as Ray tasks, its jobs kept by the detached jobs actor."""
+    mining = MiningSettings(**runtime.get("train", {}).get("mining", {}))
+    return MiningServices(
+        RayMiningService(runtime), max_span_h=mining.max_span_h, max_budget=mining.max_budget
+    )
+
+
 @serve.deployment(name="Ingress", max_ongoing_requests=256, ray_actor_options={"num_cpus": 0})
 @serve.ingress(app)
 class Ingress:
@@ -336,5 +347,6 @@ class Ingress:
                 ),
                 search=search_services(engine, runtime, objects, embedder, agent),
                 voice=voice_services(runtime, transcriber),
+                mining=mining_services(runtime),
             )
         )

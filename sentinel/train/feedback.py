@@ -21,12 +21,13 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from sentinel.store.agent_tables import ALERTS
+from sentinel.store.annotation_tables import ANNOTATION_ITEMS
 from sentinel.store.incident_tables import INCIDENTS
 from sentinel.store.sql import as_utc
 from sentinel.store.tables import EVENTS
 from sentinel.train.mining import FALSE_POSITIVE, FlaggedSpan
 
-__all__ = ["flagged_spans"]
+__all__ = ["flagged_spans", "queued_hashes"]
 
 _ADVISORY = "rule decision stands"
 
@@ -78,3 +79,12 @@ def flagged_spans(
             if _disagreed(str(row["status"]), str(row["reasons"])):
                 spans.append(FlaggedSpan(lo, hi, "disagreement"))
     return spans
+
+
+def queued_hashes(engine: sa.Engine, camera_id: str) -> list[int]:
+    """The scene hashes of the camera's frames in the annotation queue (any status, gold
+    copies aside): the frames a new job's choices must be novel against."""
+    c = ANNOTATION_ITEMS.c
+    query = sa.select(c.phash).where(c.camera_id == camera_id, c.is_gold.is_(False))
+    with engine.connect() as conn:
+        return [int(str(h), 16) for (h,) in conn.execute(query)]
