@@ -18,8 +18,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy.engine import Engine
 
-from sentinel.api.deps import MiningServices, Services
-from sentinel.config import DetectorSettings, MiningSettings
+from sentinel.api.deps import Services
+from sentinel.config import MiningSettings
 from sentinel.domain.alerts import AlertDecision, DecidedBy, Severity
 from sentinel.domain.types import Box, EventState
 from sentinel.gateway.roles import Role
@@ -28,11 +28,12 @@ from sentinel.store.annotation_repo import AnnotationRepo
 from sentinel.store.repo import EventRepository
 from sentinel.store.segment_repo import SegmentInfo, SegmentRepository
 from sentinel.train.feedback import flagged_spans, queued_hashes
-from sentinel.train.mine_service import DetectorSpec, LocalMiningService, StoreLoad, mining_params
+from sentinel.train.mine_service import StoreLoad
 from sentinel.video.segments import finalize_segment, segment_key
 from tests.integration import test_segments as seg
 from tests.integration.conftest import wait_for
 from tests.utils.auth import AuthedUser, add_user
+from tests.utils.mining import local_mining
 from tests.utils.services import make_services
 
 recorded = seg.recorded  # the module-scoped fixture: five real 4 s segments of the sample
@@ -53,20 +54,7 @@ def seed_alert(engine: Engine, event_id: str, start: float, end: float) -> tuple
 @pytest.fixture
 def services(store_engine: Engine, tmp_path: Path, onnx_model: Path) -> Services:
     services = make_services(store_engine, tmp_path, segments=SegmentRepository(store_engine))
-    detector = DetectorSettings(model_path=onnx_model, threads=1)
-    queue = AnnotationRepo(store_engine, services.objects)
-    assert services.segments is not None
-    service = LocalMiningService(
-        engine=store_engine,
-        segments=services.segments,
-        load=lambda chunk: services.objects.get(chunk.location),
-        detector=DetectorSpec.of(detector, onnx_model, MINING),
-        params=mining_params(MINING, detector),
-        mining=MINING,
-        enqueue=queue.enqueue,
-        queued=lambda camera: queued_hashes(store_engine, camera),
-    )
-    services.mining = MiningServices(service, max_span_h=1.0, max_budget=20)
+    services.mining = local_mining(services, onnx_model, MINING)
     return services
 
 

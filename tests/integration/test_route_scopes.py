@@ -66,6 +66,7 @@ from sentinel.video.segments import finalize_segment
 from tests.integration import test_segments as seg
 from tests.utils.api import api_app
 from tests.utils.auth import add_user
+from tests.utils.mining import local_mining
 from tests.utils.services import FakeControl, make_services
 from tests.utils.speech import espeak_wav
 
@@ -219,6 +220,7 @@ class Objects:
     rule: str
     suggestion: str
     others: list[str] = field(default_factory=list)  # a user and an API key limited to it
+    mining_job: str = ""
 
     @property
     def ids(self) -> list[str]:
@@ -229,6 +231,7 @@ class Objects:
             self.incident,
             self.rule,
             self.suggestion,
+            *([self.mining_job] if self.mining_job else []),
             *self.segments,
             *self.others,
         ]
@@ -296,6 +299,7 @@ def world(
     recorded: list[SegmentInfo],
     search_embedder: TextEmbedder,
     recognizer: SpeechRecognizer,
+    onnx_model: Path,
 ) -> Iterator[World]:
     engine = make_engine(sqlite_url(tmp_path / "db.sqlite"))
     migrate(engine)
@@ -435,6 +439,7 @@ def world(
     )
     assert services.search.service.drain() >= 2
     services.voice = VoiceServices(on_a_thread(recognizer))
+    services.mining = local_mining(services, onnx_model)
     app = api_app(services)
     with TestClient(app, raise_server_exceptions=False) as client:
         # A mutating request naming camera B's alert, so the audit log holds B's ids.
@@ -454,6 +459,10 @@ def world(
                 headers=users["admin"].headers,
             )
             assert r.status_code == 201, r.text
+            mined = client.post(
+                "/api/v1/annotation/mine", json=_mine_body(cam), headers=users["admin"].headers
+            )
+            assert mined.status_code == 202, mined.text
             objects[cam] = Objects(
                 cam,
                 CAMERA_NAMES[cam],
@@ -466,6 +475,7 @@ def world(
                 rule_ids[cam],
                 suggestion_ids[cam],
                 [victim.id, admin_key.id] if cam == "cam-b" else [],
+                mining_job=mined.json()["id"],
             )
         yield World(
             client,
@@ -477,6 +487,13 @@ def world(
             admin_key.id,
             exp.id,
         )
+
+
+def _mine_body(camera: str) -> dict[str, Any]:
+    """One second of the camera's recording, one frame to queue (the job really runs)."""
+    start = T0 + timedelta(seconds=5)
+    end = start + timedelta(seconds=1)
+    return {"camera_id": camera, "start": start.isoformat(), "end": end.isoformat(), "budget": 1}
 
 
 def _walk_subscriptions(w: World) -> list[str]:
@@ -536,6 +553,8 @@ def _requests(w: World, method: str, path: str) -> list[dict[str, Any]]:
         subs = [{"template_id": _walk_template(w)}]
     elif "{suggestion_id}" in path:
         subs = [{"suggestion_id": a.suggestion}, {"suggestion_id": b.suggestion}]
+    elif "{job_id}" in path:
+        subs = [{"job_id": a.mining_job}, {"job_id": b.mining_job}]
     elif "{rule_id}" in path:
         subs = [{"rule_id": a.rule}, {"rule_id": b.rule}]
     elif "{experiment_id}" in path:
@@ -636,6 +655,7 @@ def _requests(w: World, method: str, path: str) -> list[dict[str, Any]]:
                 "name": "walk",
             }
         },
+        "POST /api/v1/annotation/mine": {"json": _mine_body("cam-a")},
         "GET /api/v1/search": {"params": {"q": "person"}},
         "POST /api/v1/ask/voice": {"content": SPOKEN_QUESTION},
         "POST /api/v1/transcribe": {"content": SPOKEN_QUESTION},
@@ -653,7 +673,7 @@ def _requests(w: World, method: str, path: str) -> list[dict[str, Any]]:
             url = url.replace("{" + name + "}", value)
         assert "{" not in url, f"the walk has no real id for {url}"
         out.append({"method": method, "url": url, **bodies.get(key, {})})
-    if key == "POST /api/v1/exports":  # the same export asked of camera B
+    if key in ("POST /api/v1/exports", "POST /api/v1/annotation/mine"):  # asked of B too
         out.append({**out[0], "json": {**out[0]["json"], "camera_id": b.camera}})
     if key == "POST /api/v1/cameras":  # a camera in nobody's limits; camera B itself
         out.append({**out[0], "json": {"id": "cam-new2", "source": "/videos/new2.mp4"}})
