@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Security
+from fastapi.exceptions import RequestValidationError
 from pydantic import AwareDatetime, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -65,6 +66,11 @@ class MiningJobPublic(BaseModel):
         return cls(**job.as_dict())
 
 
+def _invalid(field: str, msg: str) -> RequestValidationError:
+    """A 422 shaped like FastAPI's own (``loc``/``msg``/``type``), naming the field."""
+    return RequestValidationError([{"loc": ("body", field), "msg": msg, "type": "value_error"}])
+
+
 def _mining(services: Services) -> MiningServices:
     if services.mining is None:
         raise HTTPException(503, "hard-example mining is not available in this deployment")
@@ -77,11 +83,11 @@ def _mining(services: Services) -> MiningServices:
 async def mine(body: MineBody, services: ServicesDep, principal: Admin) -> MineAccepted:
     mining = _mining(services)
     if body.end <= body.start:
-        raise HTTPException(422, "end must be after start")
+        raise _invalid("end", "end must be after start")
     if body.end - body.start > timedelta(hours=mining.max_span_h):
-        raise HTTPException(422, f"the stretch may be at most {mining.max_span_h:g} hours long")
+        raise _invalid("end", f"the stretch may be at most {mining.max_span_h:g} hours long")
     if body.budget > mining.max_budget:
-        raise HTTPException(422, f"budget may be at most {mining.max_budget}")
+        raise _invalid("budget", f"budget may be at most {mining.max_budget}")
     await require_camera(principal, services, body.camera_id)
     if await run_in_threadpool(services.cameras.get, body.camera_id) is None:
         raise HTTPException(404, "camera not found")

@@ -29,11 +29,14 @@ from sentinel.store.incident_repo import IncidentRepository
 from sentinel.store.search_queue_repo import SearchQueue
 from tests.utils.api import api_app
 from tests.utils.auth import add_user
+from tests.utils.mining import local_mining
 from tests.utils.services import make_services
 
 
 @pytest.fixture
-def fuzz_app(tmp_path: Path, whisper_model: Path) -> Iterator[tuple[Any, dict[str, str]]]:
+def fuzz_app(
+    tmp_path: Path, whisper_model: Path, onnx_model: Path
+) -> Iterator[tuple[Any, dict[str, str]]]:
     engine = make_engine(sqlite_url(tmp_path / "fuzz.sqlite"))
     migrate(engine)
     services = make_services(engine, tmp_path, auth={"rate_per_s": 10_000, "rate_burst": 100_000})
@@ -50,6 +53,7 @@ def fuzz_app(tmp_path: Path, whisper_model: Path) -> Iterator[tuple[Any, dict[st
     )
     # The real recogniser: generated bodies must be refused (422) before it, or transcribed.
     services.voice = VoiceServices(on_a_thread(SpeechRecognizer(whisper_model, threads=2)))
+    services.mining = local_mining(services, onnx_model)
     admin = add_user(services.security, "fuzzer", Role.ADMIN)
     yield api_app(services), admin.headers
     engine.dispose()

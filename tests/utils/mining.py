@@ -7,6 +7,7 @@ from pathlib import Path
 from sentinel.api.deps import MiningServices, Services
 from sentinel.config import DetectorSettings, MiningSettings
 from sentinel.store.annotation_repo import AnnotationRepo
+from sentinel.store.segment_repo import SegmentRepository
 from sentinel.train.feedback import queued_hashes
 from sentinel.train.mine_service import DetectorSpec, LocalMiningService, mining_params
 
@@ -24,10 +25,9 @@ def local_mining(
     mining = mining or MiningSettings(sample_fps=1.0, labels=["person"])
     detector = DetectorSettings(model_path=onnx_model, threads=1)
     engine = services.engine
-    assert services.segments is not None, "mining reads the recordings: pass segments="
     service = LocalMiningService(
         engine=engine,
-        segments=services.segments,
+        segments=services.segments or SegmentRepository(engine),
         load=lambda chunk: services.objects.get(chunk.location),
         detector=DetectorSpec.of(detector, onnx_model, mining),
         params=mining_params(mining, detector),
