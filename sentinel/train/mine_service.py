@@ -180,6 +180,7 @@ class StoreLoad:
 def mining_params(mining: MiningSettings, detector: DetectorSettings) -> MiningParams:
     return MiningParams(
         threshold=mining.threshold or detector.conf_threshold,
+        band=mining.near_band,
         labels=frozenset(mining.labels) if mining.labels is not None else None,
         duplicate_bits=mining.duplicate_bits,
         calibration_share=mining.calibration_share,
