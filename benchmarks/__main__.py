@@ -1,7 +1,7 @@
 """``python -m benchmarks [NAME ...]``: runs the named benchmarks (all by default: detector,
 ingest, pipeline, quiet, tracking, regions, rules, llm, gateway, ingress, agent, agent_quality,
 demo, recording, rules_backtest, capacity, search, search_serve, voice, notify,
-training) in that order.
+training, mining) in that order.
 Exit status 0 even when a target is missed (the line says MISSED); non-zero when a benchmark
 fails to run."""
 
@@ -23,6 +23,7 @@ from benchmarks import (
     ingest,
     ingress,
     llm,
+    mining,
     notify,
     pipeline,
     quiet,
@@ -59,8 +60,9 @@ BENCHMARKS: dict[str, Callable[[Path], None]] = {
     "voice": voice.run,
     "notify": notify.run,
     "training": training.run,
+    "mining": mining.run,
 }
-NEEDS_MODEL = {"detector", "pipeline", "quiet", "tracking", "regions", "rules"}
+NEEDS_MODEL = {"detector", "pipeline", "quiet", "tracking", "regions", "rules", "mining"}
 
 
 def main(argv: list[str]) -> int:

@@ -885,6 +885,52 @@ class NotifySettings(StrictModel):
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
 
 
+class MiningSettings(StrictModel):
+    """Hard-example mining (``POST /api/v1/annotation/mine``)."""
+
+    low_threshold: float = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description="The detector's threshold while mining: what lies just "
+        "below the operating threshold must be seen to be scored.",
+    )
+    threshold: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="The operating threshold scores are near; default: detector.conf_threshold.",
+    )
+    near_band: float = Field(
+        0.1,
+        gt=0,
+        le=1,
+        description="Half-width of the band around the operating threshold "
+        "where a detection counts as uncertain (0.1 picked the most detector errors on the "
+        "sample's frames 1-400; the full threshold, 0.25, picked fewer).",
+    )
+    sample_fps: float = Field(2.0, gt=0, le=30, description="Frames scanned per second of video.")
+    labels: list[str] | None = Field(
+        default_factory=lambda: ["person", "car", "truck", "bus", "motorcycle", "bicycle"],
+        max_length=80,
+        description="Labels that count; null means every label the model knows.",
+    )
+    prelabel_threshold: float = Field(
+        0.2, gt=0, le=1, description="Detections at or above it become a frame's pre-labels."
+    )
+    calibration_share: float = Field(
+        0.1, ge=0, le=1, description="Share of the budget drawn at random (seeded), to calibrate."
+    )
+    seed: int = Field(0, description="Seed of the calibration sample.")
+    duplicate_bits: int = Field(
+        6, ge=0, le=32, description="Scene-hash Hamming distance of a near-duplicate."
+    )
+    task_num_cpus: float = Field(0.5, gt=0, le=64, description="Ray CPUs per scan task.")
+    threads: int = Field(1, ge=1, le=64, description="ONNX Runtime threads per scan task.")
+    max_span_h: float = Field(24.0, gt=0, le=24 * 31, description="Longest stretch one job mines.")
+    max_budget: int = Field(500, ge=1, le=10_000, description="Most frames one job may queue.")
+
+
 class CanaryGuardSettings(StrictModel):
     """When a canary is rolled back by itself: its live figures against the champion's."""
 
@@ -988,6 +1034,7 @@ class TrainSettings(StrictModel):
         "frames the champion would otherwise serve). GPUs as detector.num_gpus.",
     )
     guard: CanaryGuardSettings = Field(default_factory=CanaryGuardSettings)
+    mining: MiningSettings = Field(default_factory=MiningSettings)
 
     @field_validator("mlflow_uri")
     @classmethod

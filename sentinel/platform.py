@@ -82,6 +82,7 @@ def runtime_of(settings: Settings) -> dict[str, Any]:
         "train": settings.train.model_dump(mode="json"),
         "canary_app_suffix": settings.train.canary_app_suffix,
         "model_poll_s": MODEL_POLL_S,
+        "detector_model": str(settings.onnx_model_path().resolve()),
     }
 
 

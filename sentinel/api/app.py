@@ -28,6 +28,7 @@ from sentinel.api import (
     incidents,
     kb,
     llm,
+    mining,
     models,
     notify,
     notify_delivery,
@@ -127,6 +128,7 @@ def create_app() -> FastAPI:
     api.include_router(privacy.router)
     api.include_router(models.router)
     api.include_router(training.router)
+    api.include_router(mining.router)
     app.include_router(api)
     app.include_router(llm.router)
     # The annotation pages (HTML over the JSON API; see sentinel/api/annotate_pages.py).

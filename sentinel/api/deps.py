@@ -30,6 +30,7 @@ from sentinel.store.objects import ObjectStore
 from sentinel.store.repo import CameraRepository, EventRepository
 from sentinel.store.segment_repo import SegmentRepository
 from sentinel.store.training_repo import TrainingRunRepository
+from sentinel.train.mine_service import MiningService
 
 
 class CameraControl(Protocol):
@@ -190,6 +191,16 @@ class AnnotationServices:
 
 
 @dataclass
+class MiningServices:
+    """Hard-example mining (``POST /annotation/mine``): the service that runs jobs (Ray tasks
+    in the platform, this process in tests) and the limits of one job."""
+
+    service: MiningService
+    max_span_h: float = 24.0
+    max_budget: int = 500
+
+
+@dataclass
 class Services:
     """Everything the API needs, injected by the ingress (or by a test)."""
 
@@ -213,6 +224,7 @@ class Services:
     # The model controller (api.models.ModelControl); None: model serving is off (503).
     models: Any | None = None
     training: TrainingServices | None = None  # None: the training routes answer 503
+    mining: MiningServices | None = None  # None: the mining routes answer 503
 
 
 _process_services: Services | None = None

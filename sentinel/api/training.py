@@ -15,11 +15,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Security, status
 from fastapi import Path as PathParam
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from sentinel.api.deps import Services, ServicesDep, TrainingServices
 from sentinel.api.security import authorize
+from sentinel.domain.strict import StrictModel
 from sentinel.gateway.roles import MODELS_ADMIN, MODELS_READ, Principal
 from sentinel.store.training_repo import TrainingRun
 from sentinel.train.datasets import DATASET_NAME_PATTERN
@@ -32,10 +33,8 @@ Reader = Annotated[Principal, Security(authorize, scopes=[MODELS_READ])]
 Admin = Annotated[Principal, Security(authorize, scopes=[MODELS_ADMIN])]
 
 
-class TrainingRunCreate(BaseModel):
+class TrainingRunCreate(StrictModel):
     """A run to start: a dataset version and the loop's knobs (defaults from settings)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     dataset: str = Field(pattern=DATASET_NAME_PATTERN, description="The dataset's name.")
     version: int | None = Field(None, ge=1, description="Its version; null: the newest.")

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from sentinel.actors.agent_worker import AGENT_WORKER_NAME
 from sentinel.actors.camera import camera_actor_name
 from sentinel.actors.indexer import ActorIndex
+from sentinel.actors.mining import RayMiningService
 from sentinel.actors.retention import RetentionProbe
 from sentinel.actors.rulegen import run_rulegen
 from sentinel.actors.supervisor import SUPERVISOR_NAME
@@ -27,6 +28,7 @@ from sentinel.api.app import create_app
 from sentinel.api.deps import (
     AgentServices,
     AnnotationServices,
+    MiningServices,
     NotifyServices,
     RuleGenServices,
     SearchServices,
@@ -40,6 +42,7 @@ from sentinel.config import (
     AuthSettings,
     CameraConfig,
     DetectorSettings,
+    MiningSettings,
     NotifySettings,
     RuleGenConfig,
     SearchSettings,
@@ -314,6 +317,14 @@ def voice_services(runtime: dict[str, Any], transcriber: Any | None) -> VoiceSer
     )
 
 
+def mining_services(runtime: dict[str, Any]) -> MiningServices:
+    """Hard-example mining as Ray tasks, its jobs kept by the detached jobs actor."""
+    mining = MiningSettings(**runtime.get("train", {}).get("mining", {}))
+    return MiningServices(
+        RayMiningService(runtime), max_span_h=mining.max_span_h, max_budget=mining.max_budget
+    )
+
+
 @serve.deployment(name="Ingress", max_ongoing_requests=256, ray_actor_options={"num_cpus": 0})
 @serve.ingress(app)
 class Ingress:
@@ -375,5 +386,6 @@ class Ingress:
                 if runtime.get("train", {}).get("serve_registry", True)
                 else None,
                 training=training_services(engine, runtime),
+                mining=mining_services(runtime),
             )
         )

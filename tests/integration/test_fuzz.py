@@ -31,12 +31,15 @@ from sentinel.store.search_queue_repo import SearchQueue
 from sentinel.store.training_repo import TrainingRunRepository
 from tests.utils.api import api_app
 from tests.utils.auth import add_user
+from tests.utils.mining import local_mining
 from tests.utils.models import local_models
 from tests.utils.services import RecordingLauncher, make_services
 
 
 @pytest.fixture
-def fuzz_app(tmp_path: Path, whisper_model: Path) -> Iterator[tuple[Any, dict[str, str]]]:
+def fuzz_app(
+    tmp_path: Path, whisper_model: Path, onnx_model: Path
+) -> Iterator[tuple[Any, dict[str, str]]]:
     engine = make_engine(sqlite_url(tmp_path / "fuzz.sqlite"))
     migrate(engine)
     services = make_services(
@@ -62,6 +65,7 @@ def fuzz_app(tmp_path: Path, whisper_model: Path) -> Iterator[tuple[Any, dict[st
     services.training = TrainingServices(
         TrainingRunRepository(engine), RecordingLauncher(), TrainSettings()
     )
+    services.mining = local_mining(services, onnx_model)
     admin = add_user(services.security, "fuzzer", Role.ADMIN)
     yield api_app(services), admin.headers
     engine.dispose()

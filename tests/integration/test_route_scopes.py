@@ -73,6 +73,7 @@ from tests.integration import test_segments as seg
 from tests.utils.annotation import candidate
 from tests.utils.api import api_app
 from tests.utils.auth import AuthedUser, add_user
+from tests.utils.mining import local_mining
 from tests.utils.services import FakeControl, make_services
 from tests.utils.speech import espeak_wav
 
@@ -233,6 +234,7 @@ class Objects:
     others: list[str] = field(default_factory=list)  # a user and an API key limited to it
     item: str = ""  # an accepted annotation item of its frames
     dataset: str = ""  # a dataset (version 1) of its accepted frames
+    mining_job: str = ""
 
     @property
     def ids(self) -> list[str]:
@@ -244,6 +246,7 @@ class Objects:
             self.incident,
             self.rule,
             self.suggestion,
+            *([self.mining_job] if self.mining_job else []),
             *self.segments,
             *self.others,
         ]
@@ -352,6 +355,7 @@ def world(
     recorded: list[SegmentInfo],
     search_embedder: TextEmbedder,
     recognizer: SpeechRecognizer,
+    onnx_model: Path,
 ) -> Iterator[World]:
     engine = make_engine(sqlite_url(tmp_path / "db.sqlite"))
     migrate(engine)
@@ -497,6 +501,7 @@ def world(
     )
     assert services.search.service.drain() >= 2
     services.voice = VoiceServices(on_a_thread(recognizer))
+    services.mining = local_mining(services, onnx_model)
     app = api_app(services)
     with TestClient(app, raise_server_exceptions=False) as client:
         # A mutating request naming camera B's alert, so the audit log holds B's ids.
@@ -516,6 +521,10 @@ def world(
                 headers=users["admin"].headers,
             )
             assert r.status_code == 201, r.text
+            mined = client.post(
+                "/api/v1/annotation/mine", json=_mine_body(cam), headers=users["admin"].headers
+            )
+            assert mined.status_code == 202, mined.text
             objects[cam] = Objects(
                 cam,
                 CAMERA_NAMES[cam],
@@ -528,6 +537,7 @@ def world(
                 rule_ids[cam],
                 suggestion_ids[cam],
                 [victim.id, admin_key.id] if cam == "cam-b" else [],
+                mining_job=mined.json()["id"],
             )
         for cam, obj in objects.items():
             obj.item, obj.dataset = _annotated(services, cam, users["operator"], users["admin"])
@@ -564,6 +574,13 @@ def _annotated(
         cameras={camera},
     )
     return item, name
+
+
+def _mine_body(camera: str) -> dict[str, Any]:
+    """One second of the camera's recording, one frame to queue (the job really runs)."""
+    start = T0 + timedelta(seconds=5)
+    end = start + timedelta(seconds=1)
+    return {"camera_id": camera, "start": start.isoformat(), "end": end.isoformat(), "budget": 1}
 
 
 def _walk_subscriptions(w: World) -> list[str]:
@@ -645,6 +662,8 @@ def _requests(w: World, method: str, path: str) -> list[dict[str, Any]]:
         subs = [{"template_id": _walk_template(w)}]
     elif "{suggestion_id}" in path:
         subs = [{"suggestion_id": a.suggestion}, {"suggestion_id": b.suggestion}]
+    elif "{job_id}" in path:
+        subs = [{"job_id": a.mining_job}, {"job_id": b.mining_job}]
     elif "{rule_id}" in path:
         subs = [{"rule_id": a.rule}, {"rule_id": b.rule}]
     elif "{run_id}" in path:
@@ -765,6 +784,7 @@ def _requests(w: World, method: str, path: str) -> list[dict[str, Any]]:
                 "name": "walk",
             }
         },
+        "POST /api/v1/annotation/mine": {"json": _mine_body("cam-a")},
         "GET /api/v1/search": {"params": {"q": "person"}},
         "PUT /api/v1/annotation/items/{item_id}/annotation": {
             "json": {
@@ -793,7 +813,7 @@ def _requests(w: World, method: str, path: str) -> list[dict[str, Any]]:
         out.append({"method": method, "url": url, **bodies.get(key, {})})
     if key == "POST /api/v1/datasets":  # a dataset of camera B's frames
         out.append({**out[0], "json": {"name": "walk", "camera_ids": [b.camera]}})
-    if key == "POST /api/v1/exports":  # the same export asked of camera B
+    if key in ("POST /api/v1/exports", "POST /api/v1/annotation/mine"):  # asked of B too
         out.append({**out[0], "json": {**out[0]["json"], "camera_id": b.camera}})
     if key == "POST /api/v1/cameras":  # a camera in nobody's limits; camera B itself
         out.append({**out[0], "json": {"id": "cam-new2", "source": "/videos/new2.mp4"}})

@@ -1,0 +1,308 @@
+"""Mining jobs: the request, the status, the service the API calls, and the job's run.
+
+``run_job`` runs one job from the camera's recordings to the annotation queue; where its two
+parallel steps run is injected (:data:`ScanMap`, :data:`RenderMap`): here, one chunk after
+the other (:class:`LocalMiningService`, and deployments without a cluster), or as Ray tasks
+(``sentinel.actors.mining``). Job statuses live in the process that runs the jobs (the
+service's memory, or the jobs actor's): a restart forgets them, not their results, which are
+in the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import sqlalchemy as sa
+
+from sentinel.config import DetectorSettings, MiningSettings
+from sentinel.domain.annotation import QueueCandidate
+from sentinel.models.yolo import YoloOnnx
+from sentinel.store.objects import ObjectStore
+from sentinel.store.s3 import ObjectStoreSettings, make_object_store
+from sentinel.store.segment_repo import SegmentRepository
+from sentinel.train.feedback import flagged_spans
+from sentinel.train.mine_job import (
+    ChunkScan,
+    Detect,
+    MiningOutcome,
+    RenderResult,
+    ScanChunk,
+    choose,
+    chunks_of,
+    plan_chunks,
+    render_chunk,
+    scan_chunk,
+    tally_renders,
+    tally_scans,
+)
+from sentinel.train.mining import MinedFrame, MiningParams
+
+__all__ = [
+    "DetectorSpec",
+    "JobState",
+    "LocalMiningService",
+    "MiningJob",
+    "MiningRequest",
+    "MiningService",
+    "RenderMap",
+    "ScanMap",
+    "StoreLoad",
+    "mining_params",
+    "run_job",
+]
+
+logger = logging.getLogger(__name__)
+
+JobState = Literal["queued", "running", "done", "failed"]
+ScanMap = Callable[[Sequence[ScanChunk]], list[ChunkScan]]
+RenderMap = Callable[[Sequence[tuple[ScanChunk, list[MinedFrame]]]], list[RenderResult]]
+Enqueue = Callable[[list[QueueCandidate]], list[str]]
+QueuedHashes = Callable[[str], list[int]]
+
+
+@dataclass(frozen=True)
+class MiningRequest:
+    """Mine ``camera_id``'s recordings over ``[start, end]`` for up to ``budget`` frames."""
+
+    camera_id: str
+    start: datetime
+    end: datetime
+    budget: int
+
+
+@dataclass
+class MiningJob:
+    """A job's status and counts (what ``GET /annotation/mine/{id}`` answers)."""
+
+    id: str
+    camera_id: str
+    start: datetime
+    end: datetime
+    budget: int
+    state: JobState = "queued"
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    finished_at: datetime | None = None
+    chunks: int = 0
+    chunks_skipped: int = 0
+    frames_scanned: int = 0
+    frames_skipped: int = 0
+    chosen: int = 0
+    enqueued: int = 0
+    duplicates: int = 0  # chosen but already queued (the queue's own near-duplicate check)
+    item_ids: list[str] = field(default_factory=list)
+    reasons: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @classmethod
+    def of(cls, request: MiningRequest) -> MiningJob:
+        return cls(str(uuid.uuid4()), request.camera_id, request.start, request.end, request.budget)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MiningJob:
+        return cls(**data)
+
+
+class MiningService(Protocol):
+    """Starts mining jobs and reports on them (the API's view; Ray-backed in the platform)."""
+
+    async def submit(self, request: MiningRequest) -> str:
+        """Starts a job; returns its id at once."""
+
+    async def status(self, job_id: str) -> MiningJob | None:
+        """The job, or None if this service does not know it."""
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """How a scan task builds its detector (picklable: it travels to Ray workers)."""
+
+    model_path: str
+    labels: tuple[str, ...] | None
+    input_size: int
+    conf_threshold: float
+    iou_threshold: float
+    threads: int
+
+    @classmethod
+    def of(
+        cls, detector: DetectorSettings, model_path: Path, mining: MiningSettings
+    ) -> DetectorSpec:
+        return cls(
+            str(model_path),
+            tuple(detector.labels) if detector.labels else None,
+            detector.input_size,
+            mining.low_threshold,
+            detector.iou_threshold,
+            mining.threads,
+        )
+
+    def build(self) -> Detect:
+        model = YoloOnnx(
+            Path(self.model_path),
+            labels=self.labels,
+            input_size=self.input_size,
+            threads=self.threads,
+            conf_threshold=self.conf_threshold,
+            iou_threshold=self.iou_threshold,
+        )
+        return model.detect
+
+
+@dataclass(frozen=True)
+class StoreLoad:
+    """A chunk's video: a segment's bytes from the object store (built on first use, in the
+    process that loads), or a plain file's path."""
+
+    objects: ObjectStoreSettings
+    data_dir: str
+
+    def __call__(self, chunk: ScanChunk) -> Path | bytes:
+        if chunk.source == "video":
+            return Path(chunk.location)
+        return self.store().get(chunk.location)
+
+    def store(self) -> ObjectStore:
+        return make_object_store(self.objects, Path(self.data_dir))
+
+
+def mining_params(mining: MiningSettings, detector: DetectorSettings) -> MiningParams:
+    return MiningParams(
+        threshold=mining.threshold or detector.conf_threshold,
+        band=mining.near_band,
+        labels=frozenset(mining.labels) if mining.labels is not None else None,
+        duplicate_bits=mining.duplicate_bits,
+        calibration_share=mining.calibration_share,
+        seed=mining.seed,
+    )
+
+
+def run_job(
+    job: MiningJob,
+    *,
+    engine: sa.Engine,
+    segments: SegmentRepository,
+    params: MiningParams,
+    scan_map: ScanMap,
+    render_map: RenderMap,
+    enqueue: Enqueue,
+    queued: QueuedHashes,
+) -> MiningJob:
+    """Runs ``job`` to the end, updating it as it goes; a failure is recorded in it (state
+    "failed", ``error``), never raised."""
+    job.state = "running"
+    try:
+        chunks = plan_chunks(
+            segments.range(job.camera_id, job.start, job.end), job.camera_id, job.start, job.end
+        )
+        outcome = MiningOutcome()
+        scans = scan_map(chunks)
+        tally_scans(outcome, scans)
+        spans = flagged_spans(engine, job.camera_id, job.start, job.end)
+        outcome.chosen = choose(
+            scans, job.budget, params, spans=spans, queued=queued(job.camera_id)
+        )
+        by_key = {c.key: c for c in chunks}
+        groups = [(by_key[k], g) for k, g in chunks_of(outcome.chosen).items()]
+        tally_renders(outcome, render_map(groups))
+        ids = enqueue(outcome.candidates) if outcome.candidates else []
+        _finish(job, outcome, ids)
+    except Exception as exc:
+        logger.exception("mining job %s failed", job.id)
+        job.state, job.error = "failed", f"{type(exc).__name__}: {exc}"[:1000]
+    job.finished_at = datetime.now(UTC)
+    return job
+
+
+def _finish(job: MiningJob, outcome: MiningOutcome, ids: list[str]) -> None:
+    job.chunks, job.chunks_skipped = outcome.chunks, outcome.chunks_skipped
+    job.frames_scanned, job.frames_skipped = outcome.frames_scanned, outcome.frames_skipped
+    job.chosen, job.enqueued = len(outcome.chosen), len(ids)
+    job.duplicates = len(outcome.candidates) - len(ids)
+    job.item_ids = ids
+    job.reasons = dict(Counter(r for m in outcome.chosen for r in m.reasons))
+    job.errors = outcome.errors[:20]
+    job.state = "done"
+
+
+class LocalMiningService:
+    """Runs jobs on this process (a worker thread each), the steps one after the other."""
+
+    def __init__(
+        self,
+        *,
+        engine: sa.Engine,
+        segments: SegmentRepository,
+        load: Callable[[ScanChunk], Path | bytes],
+        detector: DetectorSpec,
+        params: MiningParams,
+        mining: MiningSettings,
+        enqueue: Enqueue,
+        queued: QueuedHashes,
+    ) -> None:
+        self.engine = engine
+        self.segments = segments
+        self.load = load
+        self.detector = detector
+        self.params = params
+        self.mining = mining
+        self.enqueue = enqueue
+        self.queued = queued
+        self.jobs: dict[str, MiningJob] = {}
+        self._tasks: set[asyncio.Task[MiningJob]] = set()
+
+    async def submit(self, request: MiningRequest) -> str:
+        job = MiningJob.of(request)
+        self.jobs[job.id] = job
+        task = asyncio.create_task(asyncio.to_thread(self.run, job))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return job.id
+
+    async def status(self, job_id: str) -> MiningJob | None:
+        return self.jobs.get(job_id)
+
+    def run(self, job: MiningJob) -> MiningJob:
+        detect: list[Detect] = []
+
+        def scan(chunks: Sequence[ScanChunk]) -> list[ChunkScan]:
+            if not detect and chunks:
+                detect.append(self.detector.build())
+            return [
+                scan_chunk(c, self.load, detect[0], sample_fps=self.mining.sample_fps)
+                for c in chunks
+            ]
+
+        def render(groups: Sequence[tuple[ScanChunk, list[MinedFrame]]]) -> list[RenderResult]:
+            return [
+                render_chunk(
+                    chunk,
+                    chosen,
+                    self.load,
+                    prelabel_threshold=self.mining.prelabel_threshold,
+                    labels=self.params.labels,
+                )
+                for chunk, chosen in groups
+            ]
+
+        return run_job(
+            job,
+            engine=self.engine,
+            segments=self.segments,
+            params=self.params,
+            scan_map=scan,
+            render_map=render,
+            enqueue=self.enqueue,
+            queued=self.queued,
+        )
