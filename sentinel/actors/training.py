@@ -31,12 +31,13 @@ from sentinel.actors.training_data import StoreSpec, counts_json, curate, read_s
 from sentinel.config import Settings
 from sentinel.domain.boxes import COCO_LABELS
 from sentinel.models.files import export_checkpoint, export_yolov8n
+from sentinel.store.dataset_repo import DatasetRepo
 from sentinel.store.db import make_engine
 from sentinel.store.training_repo import TrainingRunRepository
 from sentinel.train.batching import collate
-from sentinel.train.datasets import DatasetError
+from sentinel.train.dataset_store import lock_dataset
+from sentinel.train.datasets import DatasetError, DatasetManifest
 from sentinel.train.judging import OnnxModel, Split, judge
-from sentinel.train.loading import load_manifest
 from sentinel.train.model import (
     TrainConfig,
     build_model,
@@ -180,16 +181,32 @@ def open_registry(settings: Settings) -> Any:
     return ModelRegistry(settings.mlflow_tracking_uri(), settings.mlflow_artifacts_dir())
 
 
-def _regression_split(settings: Settings, spec: StoreSpec) -> tuple[Split, str]:
+def _lock_regression(
+    settings: Settings, datasets: DatasetRepo, spec: StoreSpec, run_id: str
+) -> tuple[DatasetManifest | None, str]:
+    """The regression set's manifest, locked by the run like its dataset (None: there is none,
+    and the note says why: then no challenger passes the gate)."""
     name = settings.train.regression_dataset
     if name is None:
-        return Split(), "no regression set configured (train.regression_dataset)"
+        return None, "no regression set configured (train.regression_dataset)"
     try:
-        manifest = load_manifest(spec.open(), name, settings.train.regression_version)
+        manifest = lock_dataset(
+            datasets, spec.open(), name, settings.train.regression_version, run_id
+        )
     except DatasetError as exc:
-        return Split(), str(exc)
+        return None, str(exc)
+    return manifest, ""
+
+
+def _regression_split(
+    manifest: DatasetManifest | None, note: str, spec: StoreSpec
+) -> tuple[Split, str]:
+    if manifest is None:
+        return Split(), note
     split, unreadable = read_split(manifest, spec)
-    return split, f"{name} v{manifest.version}: {len(split)} frames, {unreadable} unreadable"
+    return split, (
+        f"{manifest.name} v{manifest.version}: {len(split)} frames, {unreadable} unreadable"
+    )
 
 
 def run_training(settings: Settings, run_id: str, *, registry: Any = None) -> dict[str, Any]:
@@ -213,8 +230,12 @@ def run_training(settings: Settings, run_id: str, *, registry: Any = None) -> di
             threads=settings.train.threads,
         )
         spec = StoreSpec(settings.objects, str(settings.data_dir))
-        repo.set_status(run_id, "curating")
-        manifest = load_manifest(spec.open(), run.dataset, run.dataset_version)
+        # Both versions are locked by the run before anything reads their files: from here
+        # on neither can be deleted, and the manifests read are the ones their rows record.
+        datasets = DatasetRepo(make_engine(settings.db_url))
+        manifest = lock_dataset(datasets, spec.open(), run.dataset, run.dataset_version, run_id)
+        regression_manifest, regression_note = _lock_regression(settings, datasets, spec, run_id)
+        repo.set_status(run_id, "curating", dataset_version=manifest.version)
         curated = curate(
             manifest,
             spec,
@@ -287,7 +308,9 @@ def run_training(settings: Settings, run_id: str, *, registry: Any = None) -> di
             )
             registry = registry if registry is not None else open_registry(settings)
             champion = _champion(settings, registry, work)
-            regression, regression_note = _regression_split(settings, spec)
+            regression, regression_note = _regression_split(
+                regression_manifest, regression_note, spec
+            )
             judgement = judge(
                 OnnxModel(challenger_onnx, tuple(manifest.labels), cfg.input_size),
                 champion,

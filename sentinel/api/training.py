@@ -1,6 +1,7 @@
 """Training runs: start a fine-tuning run of a dataset version and follow its progress.
 
-``POST /training/runs`` (``models:admin``) checks the dataset version exists, records a
+``POST /training/runs`` (``models:admin``) checks the dataset version is ready (the lookup the
+run itself makes: ``sentinel.train.dataset_store.ready_version``), records a
 ``queued`` run and hands it to the training control (in the platform a Ray task that runs
 Ray Data curation, Ray Train and the gate: ``sentinel.actors.training``); it answers 202 with the
 run. ``GET /training/runs`` and ``GET /training/runs/{id}`` (``models:read``) show each run's
@@ -23,8 +24,8 @@ from sentinel.api.security import authorize
 from sentinel.domain.strict import StrictModel
 from sentinel.gateway.roles import MODELS_ADMIN, MODELS_READ, Principal
 from sentinel.store.training_repo import TrainingRun
-from sentinel.train.datasets import DATASET_NAME_PATTERN
-from sentinel.train.loading import versions
+from sentinel.train.dataset_store import ready_version
+from sentinel.train.datasets import DATASET_NAME_PATTERN, DatasetError
 
 router = APIRouter(prefix="/training", tags=["training"])
 
@@ -126,19 +127,23 @@ def _training(services: Services) -> TrainingServices:
     response_model=TrainingRunPublic,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Start a training run of a dataset version",
-    responses={422: {"description": "No such dataset or version, or a bad parameter"}},
+    responses={
+        422: {"description": "No such ready dataset version, or a bad parameter"},
+        503: {"description": "Training or the datasets are not configured"},
+    },
 )
 async def start_run(
     body: TrainingRunCreate, services: ServicesDep, principal: Admin
 ) -> TrainingRunPublic:
     training = _training(services)
-    known = await run_in_threadpool(versions, services.objects, body.dataset)
-    if not known:
-        raise HTTPException(422, f"dataset {body.dataset!r} has no version")
-    if body.version is not None and body.version not in known:
-        raise HTTPException(
-            422, f"dataset {body.dataset!r} has no version {body.version} (it has {known})"
+    if services.annotation is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "datasets are not configured")
+    try:
+        await run_in_threadpool(
+            ready_version, services.annotation.datasets, body.dataset, body.version
         )
+    except DatasetError as exc:
+        raise HTTPException(422, str(exc)) from exc
     d = training.defaults
     params = {
         "batch_size": body.batch_size or d.batch_size,

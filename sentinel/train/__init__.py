@@ -1,8 +1,8 @@
 """The learning loop's Ray-free pieces: datasets, curation, augmentation, the model and its
 train step, evaluation, the gate, MLflow tracking and the registry.
 
-- ``datasets``, ``loading``, ``frames``: the dataset format, finding a version, reading an item
-  (JPEG or a frame of a recorded segment), sha256-checked.
+- ``datasets``, ``dataset_store``, ``frames``: the dataset format; building, finding and
+  locking a version; reading an item (JPEG or a frame of a recorded segment), sha256-checked.
 - ``curation``: dedupe, split by time with a gap, class balancing.
 - ``augment``, ``batching``: flip/colour/affine with boxes; samples and ultralytics' batch dict.
 - ``model``: YOLOv8n with a head for the labels, frozen backbone, AdamW, checkpoints.

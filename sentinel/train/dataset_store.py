@@ -6,6 +6,9 @@ sha256, under ``datasets/<name>/v<version>/`` (see :mod:`sentinel.train.datasets
 version's row is reserved first, so concurrent builds get distinct numbers, and marked ready
 only once every file is written; a frame that is missing or unreadable is skipped and counted,
 never fatal. ``read_dataset`` loads a version's manifest and checks every file against it.
+``ready_version`` finds a ready version by its row (the one given, or the newest), and
+``lock_dataset`` is how a training run takes one: found, locked with the run's id (so it can no
+longer be deleted), then read back verified against the sha256 in its row.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from PIL import Image, UnidentifiedImageError
 
 from sentinel.store.annotation_repo import AnnotationRepo
 from sentinel.store.clock import Clock, utcnow
-from sentinel.store.dataset_repo import DatasetRepo, DatasetVersion
+from sentinel.store.dataset_repo import DatasetNotFound, DatasetRepo, DatasetVersion
 from sentinel.store.objects import ObjectNotFound, ObjectStore
 from sentinel.train.datasets import (
     DatasetError,
@@ -34,7 +37,15 @@ from sentinel.train.datasets import (
     yolo_lines,
 )
 
-__all__ = ["BuiltDataset", "EmptyDatasetError", "build_dataset", "iter_items", "read_dataset"]
+__all__ = [
+    "BuiltDataset",
+    "EmptyDatasetError",
+    "build_dataset",
+    "iter_items",
+    "lock_dataset",
+    "read_dataset",
+    "ready_version",
+]
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +188,55 @@ def read_dataset(objects: ObjectStore, version: DatasetVersion) -> DatasetManife
     if version.manifest_sha256 is not None and sha256_hex(body) != version.manifest_sha256:
         raise DatasetError(f"{version.manifest_key}: sha256 does not match the recorded one")
     manifest = DatasetManifest.from_json(body)
+    if manifest.name != version.name or manifest.version != version.version:
+        raise DatasetError(
+            f"{version.manifest_key} describes {manifest.name!r} v{manifest.version}, "
+            f"not {version.name!r} v{version.version}"
+        )
     return manifest.model_copy(update={"locked_by": list(version.locked_by)})
+
+
+def ready_version(datasets: DatasetRepo, name: str, version: int | None = None) -> DatasetVersion:
+    """The ready version ``version`` of dataset ``name`` (None: its newest ready version).
+
+    Raises:
+        DatasetError: there is no such ready version (the message lists the ready ones).
+    """
+    if version is None:
+        found = datasets.latest(name)
+    else:
+        found = datasets.get(name, version)
+        if found is not None and found.status != "ready":
+            found = None
+    if found is not None:
+        return found
+    known = sorted(v.version for v in datasets.list(name=name))
+    if version is None or not known:
+        raise DatasetError(f"dataset {name!r} has no ready version")
+    raise DatasetError(f"dataset {name!r} has no ready version {version} (it has {known})")
+
+
+def lock_dataset(
+    datasets: DatasetRepo,
+    objects: ObjectStore,
+    name: str,
+    version: int | None,
+    run_id: str,
+) -> DatasetManifest:
+    """Take a dataset version for training run ``run_id``: find the ready version
+    (``version``, or the newest), lock it with ``run_id`` (from then on it cannot be deleted,
+    and no build rewrites it), and read its manifest checked against its row's sha256.
+
+    Raises:
+        DatasetError: no such ready version (or it was deleted before the lock), or its
+            manifest is missing or not the one recorded.
+    """
+    found = ready_version(datasets, name, version)
+    try:
+        locked = datasets.lock(found.name, found.version, run_id)
+    except DatasetNotFound as exc:  # deleted between the lookup and the lock
+        raise DatasetError(f"dataset {name!r} v{found.version} is no longer ready") from exc
+    return read_dataset(objects, locked)
 
 
 def iter_items(

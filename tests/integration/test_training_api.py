@@ -1,6 +1,8 @@
 """The training-runs API over a real store (SQLite and PostgreSQL): starting a run checks the
-dataset, records it queued and hands it to the launcher; reading shows progress and the gate
-report; scopes: models:admin to start, models:read to read."""
+dataset version is ready (by its row), records it queued and hands it to the launcher; reading
+shows progress and the gate report; scopes: models:admin to start, models:read to read. A run
+takes its version with ``lock_dataset`` (the job's own call): locked, the delete route answers
+409, and a manifest that differs from its row is refused."""
 
 from __future__ import annotations
 
@@ -14,12 +16,14 @@ from sqlalchemy.engine import Engine
 from sentinel.api.deps import Services, TrainingServices
 from sentinel.config import TrainSettings
 from sentinel.gateway.roles import Role
+from sentinel.store.dataset_repo import DatasetRepo
 from sentinel.store.objects import LocalObjectStore
 from sentinel.store.training_repo import TrainingRunRepository
-from sentinel.train.datasets import DatasetManifest, manifest_key
+from sentinel.train.dataset_store import lock_dataset
+from sentinel.train.datasets import DatasetError, manifest_key
 from tests.utils.auth import AuthedUser, add_user
 from tests.utils.services import RecordingLauncher, make_services
-from tests.utils.training import T0
+from tests.utils.training import register_dataset
 
 
 @pytest.fixture
@@ -30,11 +34,10 @@ def launcher() -> RecordingLauncher:
 @pytest.fixture
 def services(store_engine: Engine, tmp_path: Path, launcher: RecordingLauncher) -> Services:
     objects = LocalObjectStore(tmp_path / "objects")
-    for version in (1, 2):
-        manifest = DatasetManifest(
-            name="site", version=version, created_at=T0, labels=["person"], items=[]
-        )
-        objects.put(manifest_key("site", version), manifest.to_json())
+    datasets = DatasetRepo(store_engine)
+    for _ in (1, 2):  # ready versions 1 and 2 (empty), then 3 still building
+        register_dataset(objects, datasets, "site", lambda version: [])
+    datasets.reserve("site", manifest_key, labels=["person"], created_by="tests")
     training = TrainingServices(
         runs=TrainingRunRepository(store_engine),
         control=launcher,
@@ -85,8 +88,17 @@ def test_start_a_run_and_follow_it(
 @pytest.mark.parametrize(
     ("body", "detail"),
     [
-        ({"dataset": "nope"}, "dataset 'nope' has no version"),
-        ({"dataset": "site", "version": 3}, "dataset 'site' has no version 3 (it has [1, 2])"),
+        ({"dataset": "nope"}, "dataset 'nope' has no ready version"),
+        ({"dataset": "nope", "version": 1}, "dataset 'nope' has no ready version"),
+        # Version 3 is still building: not ready.
+        (
+            {"dataset": "site", "version": 3},
+            "dataset 'site' has no ready version 3 (it has [1, 2])",
+        ),
+        (
+            {"dataset": "site", "version": 9},
+            "dataset 'site' has no ready version 9 (it has [1, 2])",
+        ),
     ],
 )
 def test_a_missing_dataset_is_refused_with_the_reason(
@@ -99,6 +111,44 @@ def test_a_missing_dataset_is_refused_with_the_reason(
     r = client.post("/api/v1/training/runs", json=body, headers=admin.headers)
     assert r.status_code == 422 and r.json()["detail"] == detail
     assert launcher.started == []
+
+
+def test_a_run_locks_its_version_and_the_delete_route_refuses_it(
+    client: TestClient, admin: AuthedUser, services: Services, launcher: RecordingLauncher
+) -> None:
+    assert services.annotation is not None
+    datasets = services.annotation.datasets
+    manifest = lock_dataset(datasets, services.objects, "site", None, "run-1")
+    assert (manifest.name, manifest.version, manifest.locked_by) == ("site", 2, ["run-1"])
+    row = datasets.get("site", 2)
+    assert row is not None and row.locked_by == ("run-1",)
+    assert lock_dataset(datasets, services.objects, "site", 2, "run-1").locked_by == ["run-1"]
+    r = client.delete("/api/v1/datasets/site/2", headers=admin.headers)
+    assert r.status_code == 409 and "run-1" in r.json()["detail"], r.text
+    assert services.objects.exists(manifest_key("site", 2))
+    # An unlocked version can go; then neither a run nor the API finds it.
+    assert client.delete("/api/v1/datasets/site/1", headers=admin.headers).status_code == 204
+    with pytest.raises(DatasetError, match=r"has no ready version 1 \(it has \[2\]\)"):
+        lock_dataset(datasets, services.objects, "site", 1, "run-2")
+    r = client.post(
+        "/api/v1/training/runs", json={"dataset": "site", "version": 1}, headers=admin.headers
+    )
+    assert r.status_code == 422 and r.json()["detail"] == (
+        "dataset 'site' has no ready version 1 (it has [2])"
+    )
+    assert launcher.started == []
+
+
+def test_a_manifest_that_is_not_the_recorded_one_is_refused(services: Services) -> None:
+    assert services.annotation is not None
+    datasets = services.annotation.datasets
+    key = manifest_key("site", 2)
+    services.objects.put(key, services.objects.get(key) + b" ")  # same JSON, other bytes
+    with pytest.raises(DatasetError, match="sha256 does not match the recorded one"):
+        lock_dataset(datasets, services.objects, "site", 2, "run-1")
+    services.objects.delete(key)
+    with pytest.raises(DatasetError, match="is missing"):
+        lock_dataset(datasets, services.objects, "site", 2, "run-1")
 
 
 @pytest.mark.parametrize(

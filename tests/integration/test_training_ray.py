@@ -22,6 +22,7 @@ import ray
 from sentinel.actors.training import open_registry
 from sentinel.actors.training_launch import training_task
 from sentinel.config import Settings
+from sentinel.store.dataset_repo import DatasetLocked, DatasetRepo
 from sentinel.store.db import make_engine, migrate
 from sentinel.store.s3 import make_object_store
 from sentinel.store.training_repo import TrainingRun, TrainingRunRepository
@@ -62,8 +63,11 @@ def test_training_survives_a_killed_worker_and_gates_the_challenger(
     migrate(engine)
     store = make_object_store(settings.objects, settings.data_dir)
     clip = h264_clip(tmp_path / "clips", seconds=6).read_bytes()
-    build_dataset(store, "site", SITE_FRAMES, corrupt=CORRUPT, segment=(clip, SEGMENT_FRAMES))
-    build_dataset(store, "regression", REGRESSION_FRAMES)
+    datasets = DatasetRepo(engine)
+    site = build_dataset(
+        store, datasets, "site", SITE_FRAMES, corrupt=CORRUPT, segment=(clip, SEGMENT_FRAMES)
+    )
+    regression = build_dataset(store, datasets, "regression", REGRESSION_FRAMES)
     repo = TrainingRunRepository(engine)
     run = repo.create(
         "site", epochs=EPOCHS, params={"batch_size": BATCH, "input_size": 224}, created_by="t"
@@ -85,6 +89,13 @@ def test_training_survives_a_killed_worker_and_gates_the_challenger(
     done = repo.get(run.id)
     assert done is not None
     assert done.status == "succeeded", (done.error, summary)
+    # The run locked the versions it used (the newest ready ones): they are immutable now.
+    assert done.dataset_version == site.version
+    for used in (site, regression):
+        row = datasets.get(used.name, used.version)
+        assert row is not None and row.locked_by == (run.id,)
+        with pytest.raises(DatasetLocked):
+            datasets.delete(used.name, used.version)
     # The killed worker was replaced and resumed from its last checkpoint, not from step 0.
     assert done.attempts == 2
     assert done.worker_pid != at_kill.worker_pid
@@ -160,5 +171,5 @@ def test_a_dataset_that_does_not_exist_fails_the_run_with_the_reason(
     summary = ray.get(training_task.remote(settings, run.id), timeout=120)
     done = repo.get(run.id)
     assert done is not None and done.status == "failed"
-    assert done.error == "DatasetError: dataset 'nothing-here' has no version in the object store"
+    assert done.error == "DatasetError: dataset 'nothing-here' has no ready version"
     assert "error" in summary
