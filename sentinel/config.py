@@ -796,6 +796,16 @@ class ClusterSettings(StrictModel):
         "30000-31000) or ray (Serve's Python proxy). On a cluster you start, set "
         "RAY_SERVE_ENABLE_HA_PROXY=1 in `ray start`'s environment instead.",
     )
+    haproxy_stats_port: int = Field(
+        8404,
+        ge=1,
+        le=65535,
+        description="HAProxy's stats page (serve_proxy haproxy). Two Sentinels on one machine "
+        "need different ports, or the second's HAProxy cannot start.",
+    )
+    haproxy_metrics_port: int = Field(
+        9101, ge=1, le=65535, description="HAProxy's Prometheus metrics (serve_proxy haproxy)."
+    )
 
 
 class SmtpSettings(StrictModel):

@@ -259,6 +259,9 @@ def serve_env(settings: Settings) -> dict[str, str]:
         "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(base),
         "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(base / "server-state"),
         "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": str(base / "metrics.sock"),
+        # Ports are per machine, not per data dir: settings give a second Sentinel its own.
+        "RAY_SERVE_HAPROXY_STATS_PORT": str(settings.cluster.haproxy_stats_port),
+        "RAY_SERVE_HAPROXY_METRICS_PORT": str(settings.cluster.haproxy_metrics_port),
     }
 
 

@@ -150,6 +150,8 @@ def sentinel_stack(
         data_dir=data_dir,
         port=port,
         namespace="sentinel-test",
+        # HAProxy's own ports, free ones: another stack on this machine may hold the defaults.
+        cluster={"haproxy_stats_port": free_port(), "haproxy_metrics_port": free_port()},
         reconcile_interval_s=0.5,
         detector={"model_path": onnx_model, "threads": 2, "num_cpus": 0.5},
         # The agent's own path is covered in test_agent.py (fake servers) and by the e2e

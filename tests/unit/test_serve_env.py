@@ -25,3 +25,14 @@ def test_haproxy_is_the_default_with_files_of_the_data_dirs_own(tmp_path: Path) 
 
 def test_the_ray_proxy_sets_nothing(tmp_path: Path) -> None:
     assert serve_env(Settings(data_dir=tmp_path, cluster={"serve_proxy": "ray"})) == {}
+
+
+def test_haproxy_ports_come_from_the_settings(tmp_path: Path) -> None:
+    """Ports are per machine: a second Sentinel (or test stack) names its own."""
+    default = serve_env(Settings(data_dir=tmp_path))
+    assert default["RAY_SERVE_HAPROXY_STATS_PORT"] == "8404"
+    assert default["RAY_SERVE_HAPROXY_METRICS_PORT"] == "9101"
+    cluster = {"haproxy_stats_port": 18404, "haproxy_metrics_port": 19101}
+    other = serve_env(Settings(data_dir=tmp_path, cluster=cluster))
+    assert other["RAY_SERVE_HAPROXY_STATS_PORT"] == "18404"
+    assert other["RAY_SERVE_HAPROXY_METRICS_PORT"] == "19101"
