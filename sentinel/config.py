@@ -1054,6 +1054,18 @@ class TrainSettings(StrictModel):
         return value
 
 
+def mlflow_tracking_uri_of(train: TrainSettings, data_dir: Path) -> str:
+    """``train.mlflow_uri``, or the embedded SQLite store under ``data_dir`` (``mlflow/``)."""
+    if train.mlflow_uri:
+        return train.mlflow_uri
+    return f"sqlite:///{(data_dir / 'mlflow' / 'mlflow.db').resolve()}"
+
+
+def mlflow_artifacts_of(data_dir: Path) -> Path:
+    """Where the embedded MLflow store keeps artifacts (``<data dir>/mlflow/artifacts``)."""
+    return (data_dir / "mlflow" / "artifacts").resolve()
+
+
 class Settings(BaseSettings):
     """Process settings: ``SENTINEL_*`` env vars, then the YAML file, then the defaults."""
 
@@ -1140,12 +1152,10 @@ class Settings(BaseSettings):
 
     def mlflow_tracking_uri(self) -> str:
         """``train.mlflow_uri``, or the embedded SQLite store under the data dir."""
-        if self.train.mlflow_uri:
-            return self.train.mlflow_uri
-        return f"sqlite:///{(self.mlflow_dir() / 'mlflow.db').resolve()}"
+        return mlflow_tracking_uri_of(self.train, self.data_dir)
 
     def mlflow_artifacts_dir(self) -> Path:
-        return self.mlflow_dir() / "artifacts"
+        return mlflow_artifacts_of(self.data_dir)
 
     def train_storage_path(self) -> Path:
         """Where Ray Train keeps runs and checkpoints."""

@@ -41,12 +41,13 @@ from sentinel.serve.detector import MODEL_CONTROLLER, build_detector, detector_o
 from sentinel.serve.embedder import build_embedder
 from sentinel.serve.ingress import Ingress
 from sentinel.serve.llm import build_llm
-from sentinel.serve.models import ModelController, registry_of
+from sentinel.serve.models import ModelController
 from sentinel.serve.transcriber import build_transcriber
 from sentinel.store.camera_secrets import seal_camera
 from sentinel.store.db import make_engine, migrate
 from sentinel.store.repo import CameraRepository
 from sentinel.store.s3 import S3ObjectStore, make_object_store
+from sentinel.train.registry import ModelRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ def serve_champion(settings: Settings) -> tuple[Path, dict[str, Any] | None]:
     model_path = settings.onnx_model_path().resolve()
     if not settings.train.serve_registry:
         return model_path, None
-    registry = registry_of(settings.train, settings.data_dir)
+    registry = ModelRegistry.of(settings.train, settings.data_dir)
     labels = settings.detector.labels or list(COCO_LABELS)
     champion = registry.bootstrap_champion(model_path, labels, settings.detector.input_size)
     path = registry.fetch_onnx(champion.version, settings.models_dir / "registry")

@@ -178,7 +178,7 @@ def open_registry(settings: Settings) -> Any:
     """The MLflow model registry of ``settings`` (``sentinel.train.registry``)."""
     from sentinel.train.registry import ModelRegistry
 
-    return ModelRegistry(settings.mlflow_tracking_uri(), settings.mlflow_artifacts_dir())
+    return ModelRegistry.of(settings.train, settings.data_dir)
 
 
 def _lock_regression(

@@ -28,7 +28,7 @@ from sentinel.serve.detector import MODEL_CONTROLLER, Detector, detector_options
 from sentinel.store.audit_repo import AuditRepository
 from sentinel.store.db import make_engine
 from sentinel.store.model_repo import ModelServingRepository
-from sentinel.train.registry import ModelRegistry, embedded_artifacts, embedded_uri
+from sentinel.train.registry import ModelRegistry
 from sentinel.train.serving import (
     ModelConflictError,
     ModelNotFoundError,
@@ -39,13 +39,6 @@ logger = logging.getLogger(__name__)
 
 CAMERA_PREFIX = camera_actor_name("")
 _CALL_TIMEOUT_S = 10.0
-
-
-def registry_of(train: TrainSettings, data_dir: Path) -> ModelRegistry:
-    """The configured registry: a tracking server, else the embedded store in the data dir."""
-    if train.mlflow_uri:
-        return ModelRegistry(train.mlflow_uri, embedded_artifacts(data_dir))
-    return ModelRegistry(embedded_uri(data_dir), embedded_artifacts(data_dir))
 
 
 def canary_app_name(runtime: Mapping[str, Any]) -> str:
@@ -175,7 +168,7 @@ class ModelController:
         self.replicas: dict[str, tuple[int | None, float]] = {}
         self.serving = RayServing(runtime, self.replicas)
         self.service = ModelService(
-            registry=registry_of(train, data_dir),
+            registry=ModelRegistry.of(train, data_dir),
             repo=ModelServingRepository(engine),
             serving=self.serving,
             audit=_audit_fn(engine),

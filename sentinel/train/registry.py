@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sentinel.config import TrainSettings, mlflow_artifacts_of, mlflow_tracking_uri_of
 from sentinel.models.files import ModelFileError, sha256_file, verify_recorded_digest
 
 logger = logging.getLogger(__name__)
@@ -42,16 +43,6 @@ TAG_LABELS = "labels"
 TAG_INPUT_SIZE = "input_size"
 METRIC_PREFIX = "metric."
 _OWN_TAGS = {TAG_SHA256, TAG_LABELS, TAG_INPUT_SIZE}
-
-
-def embedded_uri(data_dir: Path) -> str:
-    """The embedded tracking/registry URI of a data dir (an SQLite file)."""
-    return f"sqlite:///{(data_dir / 'mlflow' / 'mlflow.db').resolve()}"
-
-
-def embedded_artifacts(data_dir: Path) -> Path:
-    """Where the embedded store keeps artifacts."""
-    return (data_dir / "mlflow" / "artifacts").resolve()
 
 
 class RegistryError(RuntimeError):
@@ -115,9 +106,14 @@ class ModelRegistry:
         self._ensure_model()
 
     @classmethod
+    def of(cls, train: TrainSettings, data_dir: Path, name: str = MODEL_NAME) -> ModelRegistry:
+        """The configured registry: ``train.mlflow_uri``, else the embedded one in the data dir."""
+        return cls(mlflow_tracking_uri_of(train, data_dir), mlflow_artifacts_of(data_dir), name)
+
+    @classmethod
     def embedded(cls, data_dir: Path, name: str = MODEL_NAME) -> ModelRegistry:
         """The registry of the embedded store under ``data_dir``."""
-        return cls(embedded_uri(data_dir), embedded_artifacts(data_dir), name)
+        return cls.of(TrainSettings(), data_dir, name)
 
     # -- reading ----------------------------------------------------------------------------
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from sentinel.config import TrainSettings, mlflow_tracking_uri_of
 from sentinel.models.files import ModelFileError, verify_recorded_digest, write_digest
 from sentinel.train.registry import (
     CHALLENGER,
     CHAMPION,
     ModelRegistry,
     RegistryError,
-    embedded_uri,
 )
 
 LABELS = ["person", "car"]
@@ -34,7 +34,8 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> ModelRegistry:
 
 
 def test_embedded_store_lives_in_the_data_dir(tmp_path: Path) -> None:
-    assert embedded_uri(tmp_path) == f"sqlite:///{tmp_path.resolve()}/mlflow/mlflow.db"
+    uri = mlflow_tracking_uri_of(TrainSettings(), tmp_path)
+    assert uri == f"sqlite:///{tmp_path.resolve()}/mlflow/mlflow.db"
 
 
 def test_register_records_sha_labels_metrics_and_tags(
