@@ -15,7 +15,9 @@ import httpx
 from pydantic import BaseModel, TypeAdapter
 
 from sentinel.api.alerts import AlertPage, AlertPublic
+from sentinel.api.annotation import ItemPublic
 from sentinel.api.auth import MeResponse, TokenResponse
+from sentinel.api.datasets import DatasetDetail, DatasetPublic
 from sentinel.api.incidents import IncidentDetail, IncidentPage
 from sentinel.api.models import ModelsPublic
 from sentinel.api.recordings import RecordingTimeline
@@ -250,6 +252,26 @@ def search(**params: Any) -> Call[SearchResults]:
 def similar(event_id: str, **params: Any) -> Call[SearchResults]:
     path = f"{API}/events/{_seg(event_id)}/similar"
     return Call("GET", path, _model(SearchResults), params=params)
+
+
+# Annotation queue and datasets ------------------------------------------------------------
+
+
+def annotation_queue(**params: Any) -> Call[list[ItemPublic]]:
+    return Call("GET", f"{API}/annotation/queue", _models(ItemPublic), params=params)
+
+
+def annotation_frame(item_id: str) -> Call[bytes]:
+    return Call("GET", f"{API}/annotation/items/{_seg(item_id)}/frame", _bytes)
+
+
+def datasets(**params: Any) -> Call[list[DatasetPublic]]:
+    return Call("GET", f"{API}/datasets", _models(DatasetPublic), params=params)
+
+
+def dataset(name: str, version: int) -> Call[DatasetDetail]:
+    path = f"{API}/datasets/{_seg(name)}/{int(version)}"
+    return Call("GET", path, _model(DatasetDetail))
 
 
 # Training runs --------------------------------------------------------------------------------

@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import httpx
 
 from sentinel.api.alerts import AlertPage, AlertPublic
+from sentinel.api.annotation import ItemPublic
 from sentinel.api.auth import MeResponse
+from sentinel.api.datasets import DatasetDetail, DatasetPublic
 from sentinel.api.incidents import IncidentDetail, IncidentPage, IncidentPublic
 from sentinel.api.models import ModelsPublic
 from sentinel.api.recordings import RecordingTimeline
@@ -468,6 +470,33 @@ class SentinelClient:
     def alert_verdict(self, alert_id: str, verdict: Verdict, note: str = "") -> AlertPublic:
         """``true_positive`` or ``false_positive``, with an optional note."""
         return self._run(api.alert_verdict(alert_id, verdict, note))
+
+    # -- annotation queue and datasets ------------------------------------------------------
+
+    def annotation_queue(
+        self,
+        *,
+        camera_id: str | None = None,
+        status: Literal["queued", "submitted", "accepted", "returned"] = "queued",
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[ItemPublic]:
+        """The annotation queue (``annotations:write``), best first: each frame's score
+        (expected value of labelling it), the miner's reasons and the detector's pre-labels."""
+        call = api.annotation_queue(camera_id=camera_id, status=status, limit=limit, offset=offset)
+        return self._run(call)
+
+    def annotation_frame(self, item_id: str) -> bytes:
+        """The JPEG frame of a queue item."""
+        return self._run(api.annotation_frame(item_id))
+
+    def datasets(self, *, name: str | None = None) -> list[DatasetPublic]:
+        """Dataset versions (``models:read``), by name, newest first."""
+        return self._run(api.datasets(name=name))
+
+    def dataset(self, name: str, version: int) -> DatasetDetail:
+        """One dataset version with its manifest (items, labels, sha256 of every file)."""
+        return self._run(api.dataset(name, version))
 
     # -- models -----------------------------------------------------------------------------
 

@@ -11,7 +11,12 @@ NOTEBOOKS = sorted((Path(__file__).parents[2] / "notebooks").glob("*.ipynb"))
 
 
 def test_there_are_notebooks() -> None:
-    assert {p.name for p in NOTEBOOKS} >= {"events-and-incidents.ipynb", "search.ipynb"}
+    assert {p.name for p in NOTEBOOKS} >= {
+        "events-and-incidents.ipynb",
+        "search.ipynb",
+        "hard-examples-and-curation.ipynb",
+        "training-in-mlflow.ipynb",
+    }
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
