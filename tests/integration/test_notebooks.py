@@ -26,6 +26,7 @@ from nbclient import NotebookClient
 from sentinel.client import AsyncSentinelClient, SentinelClient
 from sentinel.domain.annotation import LabeledBox
 from sentinel.store.annotation_repo import AnnotationRepo
+from sentinel.store.dataset_repo import DatasetRepo
 from sentinel.store.db import make_engine
 from sentinel.store.s3 import make_object_store
 from sentinel.train.registry import ModelRegistry
@@ -147,7 +148,8 @@ def learning_demo(
     stack = client_demo.stack
     settings = stack.settings
     objects = make_object_store(settings.objects, settings.data_dir)
-    repo = AnnotationRepo(make_engine(settings.db_url), objects)
+    engine = make_engine(settings.db_url)
+    repo = AnnotationRepo(engine, objects)
     truth = pets.ground_truth()
     numbers = sorted([*ACCEPTED_FRAMES, *QUEUED])
     images = pets.frames(numbers)
@@ -193,7 +195,7 @@ def learning_demo(
     assert built["items"] == len(ACCEPTED_FRAMES), built
     regression = settings.train.regression_dataset
     assert regression is not None
-    pets.build_dataset(objects, regression, REGRESSION_FRAMES)
+    pets.build_dataset(objects, DatasetRepo(engine), regression, REGRESSION_FRAMES)
     config = tmp_path_factory.mktemp("notebook-config") / "sentinel.yaml"
     config.write_text(
         yaml.safe_dump(
