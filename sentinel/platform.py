@@ -430,14 +430,18 @@ def start(settings: Settings, *, timeout_s: float = 180.0) -> Any:
 def start_actors(settings: Settings, *, timeout_s: float = 180.0) -> Any:
     """Starts (or finds) the platform's detached actors next to a running Serve app.
 
-    The supervisor (and through it the cameras), the agent worker, retention and RuleGen.
+    The model controller, agent worker, retention, notifier, RuleGen and indexer, then the
+    supervisor (and through it the cameras).
     ``start`` calls it; where the app is deployed by ``serve deploy`` or KubeRay instead,
     ``sentinel actors`` calls it once against the cluster (idempotent: running actors are
     kept). Returns the supervisor handle.
     """
-    supervisor = get_or_create_supervisor(runtime_of(settings))
-    ray.get(supervisor.ping.remote(), timeout=timeout_s)
-    ray.get(supervisor.reconcile.remote(), timeout=timeout_s)
+    # The cameras last: everything their frames feed (the model controller, which loads
+    # MLflow, the agent worker, the notifier, the indexer…) is up before the first event, and a
+    # signal once frames flow finds the start already done. Cameras read their model route
+    # from the store at start.
+    if settings.train.serve_registry:
+        _start_detached(ModelController, MODEL_CONTROLLER, settings, timeout_s)
     if settings.agent.enabled:
         _start_detached(AgentWorkerActor, AGENT_WORKER_NAME, settings, timeout_s)
     _start_detached(RetentionActor, RETENTION_NAME, settings, timeout_s)
@@ -447,8 +451,9 @@ def start_actors(settings: Settings, *, timeout_s: float = 180.0) -> Any:
         _start_detached(RuleGenActor, RULEGEN_NAME, settings, timeout_s)
     if settings.search.enabled:
         _start_detached(IndexerActor, INDEXER_NAME, settings, timeout_s)
-    if settings.train.serve_registry:
-        _start_detached(ModelController, MODEL_CONTROLLER, settings, timeout_s)
+    supervisor = get_or_create_supervisor(runtime_of(settings))
+    ray.get(supervisor.ping.remote(), timeout=timeout_s)
+    ray.get(supervisor.reconcile.remote(), timeout=timeout_s)
     return supervisor
 
 
