@@ -1,7 +1,7 @@
 """``python -m benchmarks [NAME ...]``: runs the named benchmarks (all by default: detector,
 ingest, pipeline, quiet, tracking, regions, rules, llm, gateway, ingress, agent, agent_quality,
 demo, recording, rules_backtest, capacity, search, search_serve, voice, notify,
-training, mining) in that order.
+training, mining, learning_loop) in that order.
 Exit status 0 even when a target is missed (the line says MISSED); non-zero when a benchmark
 fails to run."""
 
@@ -22,6 +22,7 @@ from benchmarks import (
     gateway,
     ingest,
     ingress,
+    learning_loop,
     llm,
     mining,
     notify,
@@ -61,8 +62,18 @@ BENCHMARKS: dict[str, Callable[[Path], None]] = {
     "notify": notify.run,
     "training": training.run,
     "mining": mining.run,
+    "learning_loop": learning_loop.run,
 }
-NEEDS_MODEL = {"detector", "pipeline", "quiet", "tracking", "regions", "rules", "mining"}
+NEEDS_MODEL = {
+    "detector",
+    "pipeline",
+    "quiet",
+    "tracking",
+    "regions",
+    "rules",
+    "mining",
+    "learning_loop",
+}
 
 
 def main(argv: list[str]) -> int:
