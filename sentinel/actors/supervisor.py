@@ -320,9 +320,13 @@ class CameraSupervisor:
         cam = self.running.pop(cid, None)
         if cam is None or cam.actor is None:
             return
-        if cam.starting is not None:  # not started yet (maybe not even placed): no events
-            self._kill(cam)
-            return
+        if cam.starting is not None:
+            # A start that finished since the last reconcile has a running camera, maybe with
+            # open events already: stop it properly. One still starting has none: kill it.
+            done, _ = ray.wait([cam.starting], timeout=0)
+            if not done:
+                self._kill(cam)
+                return
         try:
             ray.get(cam.actor.stop.remote(), timeout=15)
         except (RayActorError, GetTimeoutError) as exc:
