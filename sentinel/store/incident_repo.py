@@ -31,6 +31,7 @@ from sentinel.store.sql import (
     require_aware,
     upsert_insert,
 )
+from sentinel.store.sql import count_held as sql_count_held
 
 __all__ = ["IncidentPage", "IncidentRepository", "InvalidCursor"]
 
@@ -150,18 +151,7 @@ class IncidentRepository(Repository):
     def count_held(self, camera_id: str, ended_before: datetime, keep: TimeRanges) -> int:
         """How many of the camera's incidents that ended before ``ended_before`` share time with
         ``keep`` (what ``expire`` keeps because of legal holds)."""
-        require_aware(ended_before, "ended_before")
-        if not keep:
-            return 0
-        c = INCIDENTS.c
-        query = (
-            sa.select(sa.func.count())
-            .select_from(INCIDENTS)
-            .where(c.camera_id == camera_id, c.ended_at.is_not(None), c.ended_at < ended_before)
-            .where(overlapping(c.started_at, c.ended_at, keep))
-        )
-        with self._engine.connect() as conn:
-            return int(conn.execute(query).scalar_one())
+        return sql_count_held(self._engine, INCIDENTS, camera_id, ended_before, keep)
 
     def expire(
         self, camera_id: str, ended_before: datetime, limit: int = 500, keep: TimeRanges = ()

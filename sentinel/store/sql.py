@@ -225,3 +225,22 @@ def claim_leases(
     ).all()
     position = {item: n for n, item in enumerate(ids)}
     return token, sorted(rows, key=lambda row: position[row[0]])
+
+
+def count_held(
+    engine: sa.Engine, table: sa.Table, camera_id: str, ended_before: datetime, keep: TimeRanges
+) -> int:
+    """How many of ``table``'s rows of the camera (events, incidents) that ended before
+    ``ended_before`` share time with ``keep`` (what an expiry keeps because of legal holds)."""
+    require_aware(ended_before, "ended_before")
+    if not keep:
+        return 0
+    c = table.c
+    query = (
+        sa.select(sa.func.count())
+        .select_from(table)
+        .where(c.camera_id == camera_id, c.ended_at.is_not(None), c.ended_at < ended_before)
+        .where(overlapping(c.started_at, c.ended_at, keep))
+    )
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
