@@ -201,6 +201,7 @@ class CameraRunner:
             adopted = await asyncio.to_thread(self.open_events)
             self.pipeline.adopt(adopted, datetime.now(UTC))
         attempts = 0
+        finished = False
         while not self.stopping:
             try:
                 ended = await self._stream_once()
@@ -221,10 +222,14 @@ class CameraRunner:
                 await self._sleep(self.backoff.next())
                 continue
             if ended:
-                self.stats.state = CameraState.FINISHED
+                finished = True
                 break
             attempts = 0
+        # The final state is published only once the events are closed: whoever sees
+        # "finished" (an operator, a test) finds every event of the clip ended.
         await self._close_events()
+        if finished:
+            self.stats.state = CameraState.FINISHED
         if self.stopping and self.stats.state not in (CameraState.FAILED, CameraState.FINISHED):
             self.stats.state = CameraState.STOPPED
         return self.stats.state

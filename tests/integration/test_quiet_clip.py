@@ -116,3 +116,27 @@ def test_a_camera_rests_on_a_parked_van(tmp_path: Path) -> None:
     kinds = [c.kind for c in sink.changes if c.kind is not EventChangeKind.UPDATED]
     assert kinds == [EventChangeKind.OPENED, EventChangeKind.CLOSED]  # closed by the stop
     assert len({c.event.id for c in sink.changes}) == 1
+
+
+def test_finished_is_published_after_the_events_close(tmp_path: Path) -> None:
+    """Whoever reads "finished" finds every event of the clip ended: the state flips only once
+    the closing changes are stored (the state read while they are stored is not final)."""
+    clip = write_quiet_clip(
+        sample_video(), tmp_path / "short.mp4", quiet_s=4.0, fps=5.0, width=WIDTH
+    )
+    camera = CameraConfig(id="short", source=str(clip.path), realtime=False, detect_fps=5)
+    seen: list[CameraState] = []
+
+    class _StateSink(_Sink):
+        def apply(self, changes: Sequence[EventChange], rgb: NDArray[np.uint8] | None) -> None:
+            if any(c.kind is EventChangeKind.CLOSED for c in changes):
+                seen.append(runner.stats.state)
+            super().apply(changes, rgb)
+
+    sink = _StateSink()
+    runner = CameraRunner(camera, detect=_VanDetector(), sink=sink, epoch="e1")
+    assert asyncio.run(runner.run()) is CameraState.FINISHED
+    assert seen and CameraState.FINISHED not in seen
+    assert runner.stats.state is CameraState.FINISHED
+    closed = {c.event.id for c in sink.changes if c.kind is EventChangeKind.CLOSED}
+    assert closed == {c.event.id for c in sink.changes}
