@@ -4,14 +4,20 @@ Embedded ``PersistentClient`` in a folder by default (``<data dir>/search``), or
 server's ``HttpClient``. Chroma never embeds anything itself here (its default embedding
 function would download a model): every vector comes from the caller.
 
-Filters are part of the vector query (:func:`where_filter`): the caller's camera scope, a
-camera, label, kind and time bounds go into Chroma's ``where``, so the top-k is taken among
-the items the caller may see, never cut down afterwards.
+Filters are part of the vector query: the top-k is taken among the items the caller may see,
+never cut down afterwards. Each item is kept twice: in the main collection and in its camera's
+shard (one collection per camera). A query limited to a few cameras (a camera, or a limited
+user's scope) searches only those cameras' shards and merges them, so the scope decides which
+vectors are searched at all; Chroma's metadata ``where`` (:func:`where_filter`), which scans
+the metadata of every item of the store (hundreds of ms at 100,000 items), is the fallback for
+a scope of many cameras. Label, kind and time bounds are checked on an over-fetched top list
+and, when fewer than k of it pass, asked of Chroma's ``where`` exactly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import hashlib
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -37,6 +43,12 @@ __all__ = [
 
 COLLECTION = "sentinel_search"
 APPEARANCE = "sentinel_appearance"  # the events' appearance vectors (search by example)
+# A scope of at most this many cameras is searched shard by shard; a wider one in the main
+# collection with the cameras in Chroma's ``where``.
+MAX_SHARDS_PER_QUERY = 12
+OVERFETCH = 4  # label/kind/time checked on the top OVERFETCH * k (at least MIN_FETCH) first
+MIN_FETCH = 40
+_INCLUDE = ["documents", "metadatas", "distances"]
 
 
 class IndexUnavailableError(RuntimeError):
@@ -74,8 +86,9 @@ class SearchHit:
     metadata: dict[str, Any]
 
 
-def where_filter(flt: SearchFilter) -> dict[str, Any] | None:
-    """Chroma's ``where`` for ``flt`` (None: no condition).
+def where_filter(flt: SearchFilter, *, cameras: bool = True) -> dict[str, Any] | None:
+    """Chroma's ``where`` for ``flt`` (None: no condition); ``cameras=False`` leaves the
+    camera terms out (a query that searches the cameras' shards).
 
     Raises:
         ValueError: If the filter matches nothing (callers check ``matches_nothing`` first:
@@ -84,7 +97,9 @@ def where_filter(flt: SearchFilter) -> dict[str, Any] | None:
     if flt.matches_nothing():
         raise ValueError("the filter matches nothing")
     terms: list[dict[str, Any]] = []
-    if flt.camera_id is not None:
+    if not cameras:
+        pass
+    elif flt.camera_id is not None:
         terms.append({"camera_id": flt.camera_id})
     elif flt.cameras is not None:
         terms.append({"camera_id": {"$in": sorted(flt.cameras)}})
@@ -99,6 +114,40 @@ def where_filter(flt: SearchFilter) -> dict[str, Any] | None:
     if not terms:
         return None
     return terms[0] if len(terms) == 1 else {"$and": terms}
+
+
+def scoped_cameras(flt: SearchFilter) -> list[str] | None:
+    """The cameras whose shards a query searches, or None for the main collection."""
+    if flt.camera_id is not None:
+        return [flt.camera_id]
+    if flt.cameras is not None and len(flt.cameras) <= MAX_SHARDS_PER_QUERY:
+        return sorted(flt.cameras)
+    return None
+
+
+def passes(meta: dict[str, Any], flt: SearchFilter, *, cameras: bool = True) -> bool:
+    """Whether an item's metadata passes ``flt`` (the terms :func:`where_filter` gives
+    Chroma; its camera terms only when ``cameras``)."""
+    if cameras and flt.camera_id is not None and meta.get("camera_id") != flt.camera_id:
+        return False
+    if cameras and flt.cameras is not None and meta.get("camera_id") not in flt.cameras:
+        return False
+    if flt.label is not None and meta.get("label") != flt.label:
+        return False
+    if flt.kind is not None and meta.get("kind") != flt.kind:
+        return False
+    start = meta.get("start")
+    if flt.since is not None and not (
+        isinstance(start, int) and start >= int(flt.since.timestamp())
+    ):
+        return False
+    return flt.until is None or (isinstance(start, int) and start <= int(flt.until.timestamp()))
+
+
+def shard_name(collection: str, camera_id: str) -> str:
+    """The Chroma collection of one camera's items (Chroma's names allow few characters)."""
+    digest = hashlib.sha256(camera_id.encode()).hexdigest()[:20]
+    return f"{collection}-cam-{digest}"
 
 
 class IndexReader(Protocol):
@@ -127,7 +176,8 @@ class Index(IndexReader, Protocol):
 
 
 class VectorIndex:
-    """One Chroma collection of event and incident documents (cosine space).
+    """A Chroma collection of event and incident documents (cosine space), with one shard
+    collection per camera beside it (see the module's doc).
 
     Args:
         path: Folder of the embedded persistent store (ignored with ``url``).
@@ -157,27 +207,83 @@ class VectorIndex:
                 raise ValueError("a path or a url is needed")
             path.mkdir(parents=True, exist_ok=True)
             self._client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
-        self._collection: Any = self._client.get_or_create_collection(
-            name=collection, embedding_function=None, metadata={"hnsw:space": "cosine"}
+        self._name = collection
+        self._collection: Any = self._collection_of(collection)
+        self._shards: dict[str, Any] = {}
+        self._shard_all()
+
+    def _collection_of(self, name: str) -> Any:
+        return self._client.get_or_create_collection(
+            name=name, embedding_function=None, metadata={"hnsw:space": "cosine"}
         )
 
+    def _shard(self, camera_id: str) -> Any:
+        shard = self._shards.get(camera_id)
+        if shard is None:
+            shard = self._shards[camera_id] = self._collection_of(shard_name(self._name, camera_id))
+        return shard
+
+    def _shard_all(self, batch: int = 2000) -> None:
+        """Copies an index written before shards existed into its cameras' shards, once (a
+        marker collection records that it is done; a copy cut short is redone, idempotently)."""
+        marker = f"{self._name}-sharded"
+        names = {getattr(c, "name", c) for c in self._client.list_collections()}
+        if marker in names:
+            return
+        offset = 0
+        while True:
+            got = self._collection.get(
+                include=["embeddings", "documents", "metadatas"], limit=batch, offset=offset
+            )
+            if not got["ids"]:
+                break
+            self._write_shards(
+                got["ids"],
+                np.asarray(got["embeddings"], dtype=np.float32),
+                got["documents"],
+                got["metadatas"],
+            )
+            offset += len(got["ids"])
+        self._collection_of(marker)
+
+    def _write_shards(
+        self,
+        ids: Sequence[str],
+        vectors: NDArray[np.float32],
+        texts: Sequence[str],
+        metas: Sequence[dict[str, Any]],
+    ) -> None:
+        for camera_id, rows in _by_camera(metas).items():
+            self._shard(camera_id).upsert(
+                ids=[ids[i] for i in rows],
+                embeddings=vectors[rows],
+                documents=[texts[i] for i in rows],
+                metadatas=[metas[i] for i in rows],
+            )
+
     def upsert(self, docs: Sequence[SearchDocument], vectors: NDArray[np.float32]) -> None:
-        """Write ``docs`` with their vectors; an id already there is replaced (idempotent)."""
+        """Write ``docs`` with their vectors; an id already there is replaced (idempotent).
+        The camera's shard first: a write cut short between the two is redone by the retry."""
         if len(docs) != len(vectors):
             raise ValueError(f"{len(docs)} documents but {len(vectors)} vectors")
         if not docs:
             return
-        self._collection.upsert(
-            ids=[d.id for d in docs],
-            embeddings=np.asarray(vectors, dtype=np.float32),
-            documents=[d.text for d in docs],
-            metadatas=[d.metadata for d in docs],
-        )
+        ids, texts = [d.id for d in docs], [d.text for d in docs]
+        metas = [dict(d.metadata) for d in docs]
+        matrix = np.asarray(vectors, dtype=np.float32)
+        self._write_shards(ids, matrix, texts, metas)
+        self._collection.upsert(ids=ids, embeddings=matrix, documents=texts, metadatas=metas)
 
     def delete(self, ids: Collection[str]) -> None:
-        """Remove ``ids`` (ids not in the index are ignored)."""
-        if ids:
-            self._collection.delete(ids=list(ids))
+        """Remove ``ids`` (ids not in the index are ignored): from their cameras' shards
+        first, found by the main collection's metadata, then from the main collection."""
+        if not ids:
+            return
+        wanted = list(ids)
+        got = self._collection.get(ids=wanted, include=["metadatas"])
+        for camera_id, rows in _by_camera(got["metadatas"]).items():
+            self._shard(camera_id).delete(ids=[got["ids"][i] for i in rows])
+        self._collection.delete(ids=wanted)
 
     def count(self) -> int:
         return int(self._collection.count())
@@ -216,23 +322,61 @@ class VectorIndex:
             raise ValueError(f"k must be positive, but got {k}")
         if flt.matches_nothing():
             return []
-        where = where_filter(flt)
-        # Chroma's ``where`` cannot exclude an id: fetch one more and drop the example.
-        result = self._collection.query(
-            query_embeddings=np.asarray(vector, dtype=np.float32).reshape(1, -1),
-            n_results=k + (1 if exclude is not None else 0),
-            where=where,
-            include=["documents", "metadatas", "distances"],
-        )
-        hits = [
-            SearchHit(i, 1.0 - float(dist), doc, dict(meta))
-            for i, dist, doc, meta in zip(
-                result["ids"][0],
-                result["distances"][0],
-                result["documents"][0],
-                result["metadatas"][0],
-                strict=True,
+        q = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        want = k + (1 if exclude is not None else 0)
+        cameras = scoped_cameras(flt)
+        if cameras is None:
+            hits = self._query_in(self._collection, q, flt, want, cameras=True)
+        else:
+            hits = []
+            for camera_id in cameras:
+                hits.extend(self._query_in(self._shard(camera_id), q, flt, want, cameras=False))
+            hits.sort(key=lambda h: -h.score)
+        return [h for h in hits if h.id != exclude][:k]
+
+    def _query_in(
+        self, coll: Any, q: NDArray[np.float32], flt: SearchFilter, want: int, *, cameras: bool
+    ) -> list[SearchHit]:
+        """The ``want`` nearest items of ``coll`` that pass ``flt`` (its camera terms only when
+        ``cameras``): the terms checked on an over-fetched list, Chroma's ``where`` when too
+        few of it pass."""
+        size = int(coll.count())
+        if size == 0:
+            return []
+        where = where_filter(flt, cameras=cameras)
+        if where is None:
+            return _hits(
+                coll.query(query_embeddings=q, n_results=min(want, size), include=_INCLUDE)
             )
-            if i != exclude
-        ]
-        return hits[:k]
+        fetch = min(size, max(OVERFETCH * want, MIN_FETCH))
+        top = _hits(coll.query(query_embeddings=q, n_results=fetch, include=_INCLUDE))
+        kept = [h for h in top if passes(h.metadata, flt, cameras=cameras)]
+        if len(kept) >= want or fetch >= size:
+            return kept[:want]
+        return _hits(
+            coll.query(query_embeddings=q, n_results=min(want, size), where=where, include=_INCLUDE)
+        )
+
+
+def _by_camera(metas: Iterable[dict[str, Any] | None]) -> dict[str, list[int]]:
+    """Row numbers by camera (items without a camera, like knowledge-base sections, have no
+    shard)."""
+    out: dict[str, list[int]] = {}
+    for i, meta in enumerate(metas):
+        camera_id = (meta or {}).get("camera_id")
+        if isinstance(camera_id, str) and camera_id:
+            out.setdefault(camera_id, []).append(i)
+    return out
+
+
+def _hits(result: dict[str, Any]) -> list[SearchHit]:
+    return [
+        SearchHit(i, 1.0 - float(dist), doc, dict(meta))
+        for i, dist, doc, meta in zip(
+            result["ids"][0],
+            result["distances"][0],
+            result["documents"][0],
+            result["metadatas"][0],
+            strict=True,
+        )
+    ]
