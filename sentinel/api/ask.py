@@ -105,7 +105,7 @@ def _asker(services: Services, search: SearchServices, cameras: dict[str, str | 
         kb_search=kb_search if kb is not None else None,
         cameras=cameras,
     )
-    return Asker(tools, search.llm, search.ask)
+    return Asker(tools, search.llm, search.ask, timezone=search.service.timezone)
 
 
 def _wants_stream(request: Request, stream: bool | None) -> bool:

@@ -35,7 +35,7 @@ from langchain_core.tools import StructuredTool
 from numpy.typing import NDArray
 
 from sentinel.domain.faithfulness import unsupported_claims
-from sentinel.search.counts import CountQuery, CountResult, parse_count_question
+from sentinel.search.counts import CountQuery, CountResult, local_time, parse_count_question
 from sentinel.search.index import SearchFilter, SearchHit
 from sentinel.search.kb import KbHit
 from sentinel.search.service import MAX_QUERY_BYTES
@@ -134,13 +134,14 @@ class Citation:
     version: int | None = None
     section: str | None = None
 
-    def line(self) -> str:
-        """The source as the prompt (and the retrieval-only answer) shows it."""
+    def line(self, timezone: str = "UTC") -> str:
+        """The source as the prompt (and the retrieval-only answer) shows it, its time in the
+        site's zone."""
         if self.kind == "document":
             return f"[{self.n}] document {self.document!r} v{self.version}, section " + (
                 f"{self.section!r}: {self.text}"
             )
-        at = f"{self.started_at:%Y-%m-%d %H:%M:%S} UTC" if self.started_at else "?"
+        at = local_time(self.started_at, timezone) if self.started_at else "?"
         return f"[{self.n}] {self.kind} {self.id} at {at} on camera {self.camera_id}: {self.text}"
 
 
@@ -191,14 +192,16 @@ def cited_numbers(answer: str, citations: Collection[Citation]) -> list[int]:
     return found
 
 
-def answer_with_facts(count: CountResult | None, citations: list[Citation]) -> str:
+def answer_with_facts(
+    count: CountResult | None, citations: list[Citation], timezone: str = "UTC"
+) -> str:
     """The retrieval-only answer: the count sentence, then the sources as found."""
     parts: list[str] = []
     if count is not None:
         parts.append(count.sentence())
     if citations:
         parts.append("Sources found:" if count is None else "Newest of them:")
-        parts.extend(c.line() for c in citations)
+        parts.extend(c.line(timezone) for c in citations)
     return "\n".join(parts) if parts else NOTHING_FOUND
 
 
@@ -233,6 +236,7 @@ class Asker:
         llm: The LLM; None when no backend is configured.
         settings: Retrieval sizes and thresholds.
         clock: The current time (counting windows end now).
+        timezone: The site's IANA zone: "today" is its calendar day; times are read in it.
     """
 
     def __init__(
@@ -241,11 +245,13 @@ class Asker:
         llm: ChatLLM | None,
         settings: AskSettings | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        timezone: str = "UTC",
     ) -> None:
         self.tools = tools
         self.llm = llm
         self.settings = settings or AskSettings()
         self.clock = clock
+        self.timezone = timezone
 
     def langchain_tools(self, scope: frozenset[str] | None) -> dict[str, StructuredTool]:
         """The chain's tools, bound to the caller's camera scope (each returns sources)."""
@@ -264,7 +270,7 @@ class Asker:
         async def count_events(question: str) -> CountResult | None:
             """How many events or incidents (label, camera, time window), counted by SQL."""
             visible = {c: n for c, n in tools.cameras.items() if scope is None or c in scope}
-            query = parse_count_question(question, visible, self.clock())
+            query = parse_count_question(question, visible, self.clock(), self.timezone)
             return None if query is None else await tools.count(query, scope)
 
         async def search_documents(query: str) -> list[KbHit]:
@@ -336,7 +342,7 @@ class Asker:
     ) -> list[dict[str, str]]:
         """The prompt for the LLM (OpenAI-style messages)."""
         facts = f"Facts (from the database):\n{count.sentence()}\n\n" if count else ""
-        sources = "\n".join(c.line() for c in citations) or "(none)"
+        sources = "\n".join(c.line(self.timezone) for c in citations) or "(none)"
         role = {"system": "system", "human": "user", "ai": "assistant"}
         return [
             {"role": role[m.type], "content": str(m.content)}
@@ -374,7 +380,7 @@ class Asker:
             yield "done", result.to_dict()
             return
         if self.llm is None:
-            result.answer = answer_with_facts(count, citations)
+            result.answer = answer_with_facts(count, citations, self.timezone)
             result.llm_error = "no LLM backend is configured"
             yield "done", result.to_dict()
             return
@@ -387,7 +393,7 @@ class Asker:
                     yield "delta", {"text": piece}
         except Exception as exc:  # any backend failure: the sources still answer
             logger.warning("ask: the LLM failed: %s", exc)
-            result.answer = answer_with_facts(count, citations)
+            result.answer = answer_with_facts(count, citations, self.timezone)
             result.llm_error = f"{type(exc).__name__}: {exc}"[:300]
             yield "done", result.to_dict()
             return
@@ -403,7 +409,7 @@ class Asker:
                 str(u) for u in unsupported[:5]
             )
         if problem:
-            result.answer = answer_with_facts(count, citations)
+            result.answer = answer_with_facts(count, citations, self.timezone)
             result.llm_error = problem
         else:
             result.answer, result.mode = answer, "llm"

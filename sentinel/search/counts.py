@@ -6,9 +6,10 @@ the count is computed by SQL over the events or incidents the caller may see.
 from __future__ import annotations
 
 import re
+import zoneinfo
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import sqlalchemy as sa
@@ -22,6 +23,7 @@ __all__ = [
     "CountQuery",
     "CountResult",
     "count_items",
+    "local_time",
     "parse_count_question",
 ]
 
@@ -104,6 +106,7 @@ class CountQuery:
     since: datetime | None = None
     until: datetime | None = None
     window: str = ""  # the window in words ("in the last 10 minutes"), for the answer
+    timezone: str = "UTC"  # the site's zone: "today" starts at its midnight, times read in it
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,10 +154,9 @@ class CountResult:
         if q.window:
             text += f" {q.window}"
         if self.total and self.first_at and self.last_at:
-            text += (
-                f", between {self.first_at:%Y-%m-%d %H:%M:%S} and "
-                f"{self.last_at:%Y-%m-%d %H:%M:%S} UTC"
-            )
+            zone = zoneinfo.ZoneInfo(q.timezone)
+            first, last = self.first_at.astimezone(zone), self.last_at.astimezone(zone)
+            text += f", between {first:%Y-%m-%d %H:%M:%S} and {local_time(last, q.timezone)}"
         if len(self.by_camera) > 1:
             text += " (" + ", ".join(f"{c}: {n}" for c, n in sorted(self.by_camera.items())) + ")"
         unit = "incident" if q.kind == "incident" else "tracked object"
@@ -171,8 +173,30 @@ def _has_word(text: str, word: str) -> bool:
     return re.search(rf"(?<![\w-]){re.escape(word.lower())}(?![\w-])", text) is not None
 
 
+def local_time(at: datetime, timezone: str = "UTC") -> str:
+    """``at`` as an answer writes it: in the site's zone, with the zone named
+    ("2026-12-07 13:55:00 CET (Europe/Paris)", or "... UTC")."""
+    local = at.astimezone(zoneinfo.ZoneInfo(timezone))
+    return f"{local:%Y-%m-%d %H:%M:%S} {_zone_words(timezone, local)}"
+
+
+def _zone_words(timezone: str, at: datetime) -> str:
+    """How a time's zone is written in an answer: "UTC", or "CET (Europe/Paris)"."""
+    if timezone == "UTC":
+        return "UTC"
+    abbrev = at.tzname()
+    return f"{abbrev} ({timezone})" if abbrev and abbrev != timezone else timezone
+
+
+def _local_midnight(now: datetime, zone: zoneinfo.ZoneInfo, days_back: int = 0) -> datetime:
+    """The site's midnight ``days_back`` days before ``now``'s local date (a calendar day, not
+    24 hours: a day with a clock change is 23 or 25 hours long)."""
+    local = now.astimezone(zone).date() - timedelta(days=days_back)
+    return datetime(local.year, local.month, local.day, tzinfo=zone).astimezone(UTC)
+
+
 def parse_count_question(
-    question: str, cameras: Mapping[str, str | None], now: datetime
+    question: str, cameras: Mapping[str, str | None], now: datetime, timezone: str = "UTC"
 ) -> CountQuery | None:
     """A counting question read by rules, or None if the question does not ask for a count.
 
@@ -181,9 +205,11 @@ def parse_count_question(
         cameras: The cameras the caller may see, id to name (a camera is named in the question
             by its id or its name).
         now: The current time (tz-aware), the end of a "last N minutes" window.
+        timezone: The site's IANA zone: "today" and "yesterday" are its calendar days.
     """
     if now.tzinfo is None:
         raise ValueError("now must be tz-aware")
+    zone = zoneinfo.ZoneInfo(timezone)
     if not _INTENT.search(question):
         return None
     text = question.lower()
@@ -210,13 +236,12 @@ def parse_count_question(
         since, until = now - timedelta(seconds=n * _UNITS[unit]), now
         window = f"in the last {n} {unit}{'s' if n != 1 else ''}"
     elif re.search(r"\btoday\b", text):
-        since, until = now.replace(hour=0, minute=0, second=0, microsecond=0), now
-        window = "today (UTC)"
+        since, until = _local_midnight(now, zone), now
+        window = f"today ({timezone})"
     elif re.search(r"\byesterday\b", text):
-        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        since, until = midnight - timedelta(days=1), midnight
-        window = "yesterday (UTC)"
-    return CountQuery(kind, tuple(labels), named, since, until, window)
+        since, until = _local_midnight(now, zone, 1), _local_midnight(now, zone)
+        window = f"yesterday ({timezone})"
+    return CountQuery(kind, tuple(labels), named, since, until, window, timezone)
 
 
 def count_items(engine: Engine, query: CountQuery, scope: Collection[str] | None) -> CountResult:

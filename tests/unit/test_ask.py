@@ -22,7 +22,7 @@ from sentinel.search.ask import (
     check_question,
     cited_numbers,
 )
-from sentinel.search.counts import CountQuery, CountResult, parse_count_question
+from sentinel.search.counts import CountQuery, CountResult, local_time, parse_count_question
 from sentinel.search.index import SearchFilter, SearchHit
 from sentinel.search.kb import (
     DocumentError,
@@ -348,3 +348,39 @@ def test_pdf_sections_by_numbered_heading_and_page() -> None:
 def test_how_often_is_not_a_count() -> None:
     # "How often must guards check the gate" asks the documents, not the database.
     assert parse_count_question("How often must guards check the gate?", CAMERAS, NOW) is None
+
+
+def test_today_and_times_are_the_sites_calendar_and_clock() -> None:
+    """ "Today" starts at the site's midnight (not UTC's), a day with a clock change included,
+    and the answer reads times in the site's zone."""
+    paris = "Europe/Paris"
+    # 00:30 in Paris on 7 December is 23:30 UTC on the 6th: "today" began 30 minutes ago.
+    now = datetime(2026, 12, 6, 23, 30, tzinfo=UTC)
+    q = parse_count_question("how many people today", CAMERAS, now, paris)
+    assert q is not None and q.since == datetime(2026, 12, 6, 23, 0, tzinfo=UTC)
+    assert q.window == "today (Europe/Paris)"
+    y = parse_count_question("how many people yesterday", CAMERAS, now, paris)
+    assert y is not None
+    assert (y.since, y.until) == (
+        datetime(2026, 12, 5, 23, 0, tzinfo=UTC),
+        datetime(2026, 12, 6, 23, 0, tzinfo=UTC),
+    )
+    # The day the clocks went back (25 October 2026) was 25 hours long.
+    after = datetime(2026, 10, 26, 6, 0, tzinfo=UTC)
+    d = parse_count_question("how many people yesterday", CAMERAS, after, paris)
+    assert d is not None and d.since is not None and d.until is not None
+    assert d.until - d.since == timedelta(hours=25)
+    # UTC stays as it was.
+    u = parse_count_question("how many people today", CAMERAS, now)
+    assert u is not None and u.since == datetime(2026, 12, 6, tzinfo=UTC)
+    assert u.window == "today (UTC)"
+    first, last = (
+        datetime(2026, 12, 6, 23, 5, tzinfo=UTC),
+        datetime(2026, 12, 6, 23, 25, tzinfo=UTC),
+    )
+    result = CountResult(q, 2, {"gate": 2}, first, last)
+    assert "between 2026-12-07 00:05:00 and 2026-12-07 00:25:00 CET (Europe/Paris)" in (
+        result.sentence()
+    )
+    assert local_time(last, paris) == "2026-12-07 00:25:00 CET (Europe/Paris)"
+    assert local_time(last) == "2026-12-06 23:25:00 UTC"
