@@ -77,6 +77,7 @@ def runtime_of(settings: Settings) -> dict[str, Any]:
         "rulegen": settings.rulegen.model_dump(mode="json"),
         "search": settings.search.model_dump(mode="json"),
         "voice": settings.voice.model_dump(mode="json"),
+        "faces": settings.faces.model_dump(mode="json"),
         "cluster": settings.cluster.model_dump(mode="json"),
         "notify": settings.notify.model_dump(mode="json"),
         "detector": settings.detector.model_dump(mode="json"),

@@ -1,0 +1,131 @@
+"""Face prints: sealing, keyed buckets, and matching real photos (no Ray, no database)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from sentinel.config import FaceSettings
+from sentinel.models.faces import FACE_MODEL_SHA256, FaceAnalyzer, face_model_paths
+from sentinel.models.files import sha256_file
+from sentinel.retention.face_index import FaceQueryError, decode_photo
+from sentinel.retention.faces import (
+    BUCKET_BITS,
+    FaceSealError,
+    FaceVault,
+    best_per_event,
+    face_distance,
+)
+from tests.utils.faces import LENA, MESSI, NO_FACE, SAME_A, SAME_B, TWO_FACES, photo
+
+KEY = bytes(range(32))
+ROW = {"print_id": "p1", "event_id": "e1", "camera_id": "gate"}
+
+
+def vector(seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).normal(0, 0.1, 128).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def analyzer() -> FaceAnalyzer:
+    return FaceAnalyzer()
+
+
+def embed(analyzer: FaceAnalyzer, path: object) -> np.ndarray:
+    faces = analyzer.analyze(decode_photo(photo(path), 1600))  # type: ignore[arg-type]
+    assert len(faces) == 1, (path, len(faces))
+    return faces[0].embedding
+
+
+def test_a_sealed_print_opens_only_with_its_key_and_row() -> None:
+    vault = FaceVault(KEY)
+    emb = vector(1)
+    sealed = vault.seal(emb, **ROW)
+    assert emb.tobytes() not in sealed.sealed and len(sealed.nonce) == 12
+    assert sealed.key_version == 1 and sealed.bucket == vault.bucket(emb)
+    opened = vault.unseal(sealed.sealed, sealed.nonce, key_version=1, **ROW)
+    assert np.array_equal(opened, emb)
+    other = FaceVault(os.urandom(32))
+    with pytest.raises(FaceSealError):
+        other.unseal(sealed.sealed, sealed.nonce, key_version=1, **ROW)
+    for field, value in (("print_id", "p2"), ("event_id", "e2"), ("camera_id", "yard")):
+        with pytest.raises(FaceSealError):
+            vault.unseal(sealed.sealed, sealed.nonce, key_version=1, **{**ROW, field: value})
+    tampered = bytes([sealed.sealed[0] ^ 1]) + sealed.sealed[1:]
+    with pytest.raises(FaceSealError):
+        vault.unseal(tampered, sealed.nonce, key_version=1, **ROW)
+    with pytest.raises(FaceSealError):
+        vault.unseal(sealed.sealed, sealed.nonce, key_version=2, **ROW)
+    # The same embedding sealed twice gives different bytes (random nonce).
+    assert vault.seal(emb, **ROW).sealed != sealed.sealed
+
+
+def test_buckets_are_keyed_stable_and_coarse() -> None:
+    vault, again, other = FaceVault(KEY), FaceVault(KEY), FaceVault(os.urandom(32))
+    embs = [vector(i) for i in range(400)]
+    assert [vault.bucket(e) for e in embs] == [again.bucket(e) for e in embs]
+    assert [vault.bucket(e) for e in embs] != [other.bucket(e) for e in embs]
+    assert len({vault.bucket(e) for e in embs}) <= 2**BUCKET_BITS
+    assert all(len(vault.bucket(e)) == 32 for e in embs[:5])
+    probes = vault.probe_buckets(embs[0], 2)
+    assert probes[0] == vault.bucket(embs[0]) and len(probes) == len(set(probes)) == 37
+    assert len(vault.probe_buckets(embs[0], 1)) == 9
+    assert "keys hidden" in repr(vault) and KEY.hex() not in repr(vault)
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        ({"master": b"short"}, "32 bytes"),
+        ({"master": KEY, "bits": 0}, "bits"),
+        ({"master": KEY, "version": 0}, "version"),
+    ],
+)
+def test_bad_vault_settings_are_refused(args: dict[str, object], error: str) -> None:
+    with pytest.raises(ValueError, match=error):
+        FaceVault(**args)  # type: ignore[arg-type]
+
+
+def test_bad_embeddings_are_refused() -> None:
+    vault = FaceVault(KEY)
+    for bad in (np.zeros(127, np.float32), np.full(128, np.nan, np.float32)):
+        with pytest.raises(ValueError, match="128 finite floats"):
+            vault.seal(bad, **ROW)
+
+
+def test_best_per_event_keeps_the_nearest() -> None:
+    assert best_per_event([("a", 0.5), ("b", 0.4), ("a", 0.3)]) == {"a": 0.3, "b": 0.4}
+
+
+def test_model_files_are_checked_by_sha256() -> None:
+    paths = face_model_paths()
+    assert {p.name for p in paths.values()} == set(FACE_MODEL_SHA256)
+    for name, path in paths.items():
+        assert sha256_file(path) == FACE_MODEL_SHA256[name]
+
+
+def test_same_person_matches_across_two_photos_and_others_do_not(
+    analyzer: FaceAnalyzer,
+) -> None:
+    a, b = embed(analyzer, SAME_A), embed(analyzer, SAME_B)
+    messi, lena = embed(analyzer, MESSI), embed(analyzer, LENA)
+    tolerance = FaceSettings().tolerance
+    assert face_distance(a, b) < tolerance
+    for x, y in ((a, messi), (a, lena), (b, messi), (b, lena), (messi, lena)):
+        assert face_distance(x, y) > tolerance
+    vault = FaceVault(KEY)
+    # The two photos of one person fall in probed buckets of each other for this key.
+    assert vault.bucket(b) in vault.probe_buckets(a, FaceSettings().probe_radius)
+
+
+def test_photos_with_no_face_or_two_faces_and_non_images(analyzer: FaceAnalyzer) -> None:
+    assert analyzer.analyze(decode_photo(photo(NO_FACE), 1600)) == []
+    two = analyzer.analyze(decode_photo(photo(TWO_FACES), 1600))
+    assert len(two) == 2 and two[0].box[0] < two[1].box[0]
+    for bad in (b"", b"GIF89a....", b"\xff\xd8\xff\xe0 truncated jpeg"):
+        with pytest.raises(FaceQueryError):
+            decode_photo(bad, 1600)
+    with pytest.raises(ValueError, match="RGB uint8"):
+        analyzer.analyze(np.zeros((10, 10), np.uint8))
