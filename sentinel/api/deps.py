@@ -20,6 +20,7 @@ from sentinel.search.ask import AskSettings, ChatLLM
 from sentinel.search.index import IndexReader
 from sentinel.search.kb import KnowledgeBase
 from sentinel.search.service import SearchService
+from sentinel.retention.face_index import FaceIndex
 from sentinel.search.voice import AudioLimits, Recognize
 from sentinel.store.alert_repo import AlertRepository, ExperimentRepository, PromptRepository
 from sentinel.store.annotation_repo import AnnotationRepo
@@ -218,6 +219,7 @@ class Services:
     rulegen: RuleGenServices = field(default_factory=RuleGenServices)
     search: SearchServices | None = None  # None: search is off
     voice: VoiceServices | None = None  # None: voice is off
+    faces: FaceIndex | None = None  # None: face search is off (404)
     notify: NotifyServices | None = None  # None: the notifier's routes answer 503
     annotation: AnnotationServices | None = None  # None: annotation and dataset routes: 404
     audit_anchors: S3AnchorStore | None = None  # None: audit anchoring is off

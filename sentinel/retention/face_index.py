@@ -15,24 +15,38 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, JpegImagePlugin, PngImagePlugin
+from sqlalchemy.engine import Engine
 
 from sentinel.config import FaceSettings
 from sentinel.domain.types import Box
+from sentinel.gateway.secretbox import master_key
 from sentinel.models.faces import FaceAnalyzer, FoundFace
 from sentinel.retention.faces import FaceSealError, FaceVault, best_per_event, face_distance
 from sentinel.store.face_repo import FaceCandidate, FaceRepository, NewPrint, PendingScan
 from sentinel.store.objects import ObjectNotFound, ObjectStore
 
-__all__ = ["FaceIndex", "FaceMatch", "FaceQueryError", "ScanReport", "SearchResult"]
+__all__ = [
+    "FaceIndex",
+    "FaceMatch",
+    "FaceQueryError",
+    "FaceScanLoop",
+    "ScanReport",
+    "SearchResult",
+    "decode_photo",
+    "open_face_index",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -262,3 +276,74 @@ def _shrink(rgb: NDArray[np.uint8], max_side: int) -> NDArray[np.uint8]:
     image = Image.fromarray(rgb)
     image.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
     return np.asarray(image, dtype=np.uint8)
+
+
+def open_face_index(
+    engine: Engine,
+    objects: ObjectStore | None,
+    settings: FaceSettings,
+    *,
+    secret_key: str | None,
+    data_dir: Path,
+) -> FaceIndex | None:
+    """The face index of a deployment, keyed by the secret-at-rest master key
+    (``auth.secret_key`` or ``keys/secrets.key``); None when ``faces.enabled`` is off."""
+    if not settings.enabled:
+        return None
+    vault = FaceVault(master_key(secret_key, data_dir))
+    return FaceIndex(FaceRepository(engine), vault, FaceAnalyzer(), objects, settings)
+
+
+class FaceScanLoop:
+    """Scans every ``settings.interval_s`` in a daemon thread, and on demand (the retention
+    actor holds one, off the cameras' loops; Ray-free so it is tested without a cluster)."""
+
+    def __init__(self, index: FaceIndex) -> None:
+        self.index = index
+        self.last: dict[str, Any] | None = None
+        self.last_error = ""
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Starts the loop (idempotent); the first scan runs at once."""
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="face-scan", daemon=True)
+                self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def scan_now(self) -> dict[str, Any]:
+        """One scan round (serialised with the loop's): scanned, faces, failed, ms/event."""
+        with self._lock:
+            try:
+                report = self.index.scan()
+            except Exception as exc:  # the database is down, say: try again next round
+                self.last_error = repr(exc)[:500]
+                logger.exception("face scan failed")
+                return {"error": self.last_error}
+            self.last_error = ""
+            times = report.ms_per_event
+            self.last = {
+                "scanned": report.scanned,
+                "faces": report.faces,
+                "failed": report.failed,
+                "ms_per_event": round(sum(times) / len(times), 1) if times else None,
+            }
+            return dict(self.last)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "enabled": True,
+            "interval_s": self.index.settings.interval_s,
+            "last": self.last,
+            "last_error": self.last_error,
+        }
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            self.scan_now()
+            self._stopped.wait(self.index.settings.interval_s)

@@ -4,7 +4,8 @@
   tutorial's Haar and LBP results: another pose, place and light);
 - ``MESSI``: ``messi5.jpg``, another person;
 - ``LENA``: the CMake tutorial's photo of Lena, a third person;
-- ``TWO_FACES``: a tutorial figure with two faces side by side;
+- ``TWO_FACES``: a tutorial figure with Lena twice side by side (before and after a
+  contrast change);
 - ``NO_FACE``: ``fruits.jpg``.
 """
 
