@@ -6,7 +6,8 @@ writes an audit entry (actor ``retention``) per deletion. ``RetentionActor`` is 
 Ray actor that runs a sweep every ``storage.sweep_interval_s`` in a thread and, when
 ``audit_anchors`` is enabled, anchors the audit chain's head every ``audit_anchors.interval_s``
 in another (``sentinel.retention.anchoring``), and, when ``faces.enabled``, scans new person
-events' snapshots for faces every ``faces.interval_s`` in a third (``sentinel.retention.face_index``).
+events' snapshots for faces every ``faces.interval_s`` in a third
+(``sentinel.retention.face_index``).
 """
 
 from __future__ import annotations

@@ -15,12 +15,12 @@ from sqlalchemy.engine import Engine
 from sentinel.api.gateway import SecurityServices
 from sentinel.config import CameraConfig, NotifySettings, TrainSettings
 from sentinel.notify.channels import Sender
+from sentinel.retention.face_index import FaceIndex
 from sentinel.rules.rulegen import RuleGenSettings, Suggestion
 from sentinel.search.ask import AskSettings, ChatLLM
 from sentinel.search.index import IndexReader
 from sentinel.search.kb import KnowledgeBase
 from sentinel.search.service import SearchService
-from sentinel.retention.face_index import FaceIndex
 from sentinel.search.voice import AudioLimits, Recognize
 from sentinel.store.alert_repo import AlertRepository, ExperimentRepository, PromptRepository
 from sentinel.store.annotation_repo import AnnotationRepo
