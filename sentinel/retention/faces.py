@@ -6,16 +6,18 @@ unkeyed hash. Each embedding is
 - **sealed**: AES-256-GCM with a random 96-bit nonce; the associated data binds the ciphertext
   to its row (print id, event, camera, key version), so a blob copied into another row does
   not open;
-- **bucketed**: an 8-bit random-hyperplane code of the embedding (the hyperplanes are drawn
-  from a seed derived from the secret key, so nobody without the key can compute a code),
-  then HMAC-SHA256 of the code under another derived key. A bucket holds many faces, so it
-  names nobody; it only narrows a search.
+- **bucketed**: an 8-bit random-hyperplane code of the embedding (the hyperplanes pass
+  through ``FACE_CENTRE``, where dlib's embeddings lie, and are drawn from a seed derived from
+  the secret key, so nobody without the key can compute a code), then HMAC-SHA256 of the
+  code under another derived key. A bucket holds many faces, so it names nobody; it only
+  narrows a search.
 
 A search computes the query's code, probes its bucket and every bucket within Hamming
-distance ``probe_radius`` of it (radius 2: 37 of 256 buckets), opens the candidates and keeps
-those within dlib's distance threshold (0.6). Measured on real photos here, two photos of one
-person land within distance 2 in about 97% of draws of the hyperplanes (within 1: 85%), so
-radius 2 is the default.
+distance ``probe_radius`` of it (radius 3: 93 of 256 buckets), opens the candidates and keeps
+those within dlib's distance threshold (0.6). Measured on pairs of real photos of one person
+(``opencv-doc``), over 3,000 draws of the hyperplanes: the two land within Hamming distance 1
+in 55% of draws, 2 in 82%, 3 in 95%; so radius 3 is the default (``faces.probe_radius``), and
+``benchmarks/faces.py`` measures what share of the store a search then reads.
 
 Keys: three independent 32-byte keys (sealing, bucketing, hyperplane seed) come from the
 secret-at-rest master key (``auth.secret_key`` or ``keys/secrets.key``) by HKDF-SHA256 with a
@@ -38,6 +40,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from numpy.typing import NDArray
 
+from sentinel.retention.face_centre import FACE_CENTRE
+
 __all__ = [
     "BUCKET_BITS",
     "DEFAULT_TOLERANCE",
@@ -53,6 +57,7 @@ BUCKET_BITS = 8
 DEFAULT_TOLERANCE = 0.6  # dlib's threshold for "the same person"
 NONCE_BYTES = 12
 KEY_VERSION = 1
+_CENTRE = np.asarray(FACE_CENTRE, dtype=np.float32)
 _SALT = b"sentinel/faces"
 
 
@@ -131,7 +136,7 @@ class FaceVault:
     def code(self, embedding: NDArray[np.float32], version: int | None = None) -> int:
         """The hyperplane code of an embedding (``bits`` bits)."""
         planes = self._keys_for(version or self.version).planes
-        signs = planes @ _check(embedding) > 0
+        signs = planes @ (_check(embedding) - _CENTRE) > 0
         return int(sum(1 << i for i, s in enumerate(signs) if s))
 
     def bucket_of_code(self, code: int, version: int | None = None) -> str:
