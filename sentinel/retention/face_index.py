@@ -33,8 +33,8 @@ from sentinel.config import FaceSettings
 from sentinel.domain.types import Box
 from sentinel.gateway.secretbox import master_key
 from sentinel.models.faces import FaceAnalyzer, FoundFace
-from sentinel.retention.faces import FaceSealError, FaceVault, best_per_event, face_distance
-from sentinel.store.face_repo import FaceCandidate, FaceRepository, NewPrint, PendingScan
+from sentinel.retention.faces import FaceVault, best_per_event, open_many
+from sentinel.store.face_repo import FaceRepository, NewPrint, PendingScan
 from sentinel.store.objects import ObjectNotFound, ObjectStore
 
 __all__ = [
@@ -220,35 +220,25 @@ class FaceIndex:
         all), nearest first; also the number of candidates opened and of buckets probed."""
         buckets = self.vault.probe_buckets(embedding, self.settings.probe_radius)
         candidates = self.repo.candidates(buckets, cameras)
-        close: list[tuple[str, float]] = []
-        by_event: dict[str, FaceCandidate] = {}
-        for c in candidates:
-            try:
-                stored = self.vault.unseal(
-                    c.sealed,
-                    c.nonce,
-                    key_version=c.key_version,
-                    print_id=c.id,
-                    event_id=c.event_id,
-                    camera_id=c.camera_id,
-                )
-            except FaceSealError:
-                logger.warning("faces: print %s does not open (another key?)", c.id)
-                continue
-            distance = face_distance(embedding, stored)
-            if distance <= self.settings.tolerance:
-                close.append((c.event_id, distance))
-                by_event[c.event_id] = c
+        opened, stored = open_many(self.vault, candidates)
+        distances = np.linalg.norm(stored - embedding.astype(np.float32), axis=1)
+        close = [
+            (candidates[opened[j]].event_id, float(distances[j]))
+            for j in np.flatnonzero(distances <= self.settings.tolerance)
+        ]
+        best = best_per_event(close)
+        events = self.repo.events(best)
         matches = [
             FaceMatch(
                 event_id,
-                by_event[event_id].camera_id,
-                by_event[event_id].label,
-                by_event[event_id].started_at,
-                by_event[event_id].ended_at,
+                events[event_id].camera_id,
+                events[event_id].label,
+                events[event_id].started_at,
+                events[event_id].ended_at,
                 round(distance, 4),
             )
-            for event_id, distance in best_per_event(close).items()
+            for event_id, distance in best.items()
+            if event_id in events  # deleted since the candidates were read
         ]
         matches.sort(key=lambda m: (m.distance, m.event_id))
         return matches, len(candidates), len(buckets)

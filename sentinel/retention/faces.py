@@ -29,8 +29,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import itertools
+import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,7 +51,10 @@ __all__ = [
     "FaceVault",
     "SealedPrint",
     "face_distance",
+    "open_many",
 ]
+
+logger = logging.getLogger(__name__)
 
 EMBEDDING_DIM = 128
 BUCKET_BITS = 8
@@ -194,6 +198,31 @@ class FaceVault:
         if len(plain) != EMBEDDING_DIM * 4:
             raise FaceSealError("face print cannot be opened")
         return np.frombuffer(plain, dtype="<f4").astype(np.float32)
+
+
+def open_many(
+    vault: FaceVault, rows: Sequence[tuple[str, str, str, bytes, bytes, int]]
+) -> tuple[list[int], NDArray[np.float32]]:
+    """Opens many sealed prints at once: ``(print id, event id, camera id, nonce, sealed,
+    key version)`` each; returns the indexes of those that opened and their embeddings as one
+    ``(n, 128)`` matrix (a print that does not open is left out and logged)."""
+    opened: list[int] = []
+    plains: list[bytes] = []
+    size = EMBEDDING_DIM * 4
+    for i, (print_id, event_id, camera_id, nonce, sealed, version) in enumerate(rows):
+        try:
+            if len(nonce) != NONCE_BYTES:
+                raise InvalidTag
+            aad = _aad(print_id, event_id, camera_id, version)
+            plain = vault._keys_for(version).seal.decrypt(nonce, sealed, aad)
+        except (InvalidTag, ValueError):
+            logger.warning("faces: print %s does not open (another key or row?)", print_id)
+            continue
+        if len(plain) == size:
+            opened.append(i)
+            plains.append(plain)
+    matrix = np.frombuffer(b"".join(plains), dtype="<f4").reshape(-1, EMBEDDING_DIM)
+    return opened, matrix.astype(np.float32)
 
 
 def face_distance(a: NDArray[np.float32], b: NDArray[np.float32]) -> float:

@@ -12,6 +12,7 @@ import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 import sqlalchemy as sa
 
@@ -20,7 +21,7 @@ from sentinel.store.clock import Repository
 from sentinel.store.face_tables import FACE_PRINTS, FACE_SCANS
 from sentinel.store.tables import EVENTS
 
-__all__ = ["FaceCandidate", "FaceRepository", "NewPrint", "PendingScan"]
+__all__ = ["FaceCandidate", "FaceEvent", "FaceRepository", "NewPrint", "PendingScan"]
 
 _MAX_ERROR = 200
 
@@ -46,9 +47,8 @@ class NewPrint:
     key_version: int
 
 
-@dataclass(frozen=True, slots=True)
-class FaceCandidate:
-    """A stored print in a probed bucket, with its event's times (still sealed)."""
+class FaceCandidate(NamedTuple):
+    """A stored print in a probed bucket, still sealed (a tuple: a search reads thousands)."""
 
     id: str
     event_id: str
@@ -56,6 +56,13 @@ class FaceCandidate:
     nonce: bytes
     sealed: bytes
     key_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class FaceEvent:
+    """The event of a matching print, as a search answers it."""
+
+    camera_id: str
     label: str
     started_at: datetime
     ended_at: datetime | None
@@ -142,43 +149,33 @@ class FaceRepository(Repository):
     def candidates(
         self, buckets: Collection[str], cameras: Collection[str] | None = None
     ) -> builtins.list[FaceCandidate]:
-        """The prints in ``buckets`` (on ``cameras``; None: every camera), with their events."""
+        """The prints in ``buckets`` (on ``cameras``; None: every camera)."""
         if not buckets or (cameras is not None and not cameras):
             return []
-        p, e = FACE_PRINTS.c, EVENTS.c
-        query = (
-            sa.select(
-                p.id,
-                p.event_id,
-                p.camera_id,
-                p.nonce,
-                p.sealed,
-                p.key_version,
-                e.label,
-                e.started_at,
-                e.ended_at,
-            )
-            .join(EVENTS, e.id == p.event_id)
-            .where(p.bucket.in_(list(buckets)))
+        p = FACE_PRINTS.c
+        query = sa.select(p.id, p.event_id, p.camera_id, p.nonce, p.sealed, p.key_version).where(
+            p.bucket.in_(list(buckets))
         )
         if cameras is not None:
             query = query.where(p.camera_id.in_(list(cameras)))
         with self._engine.connect() as conn:
+            rows = conn.execute(query).tuples().all()
+        return [FaceCandidate(*row) for row in rows]
+
+    def events(self, event_ids: Collection[str]) -> dict[str, FaceEvent]:
+        """The camera, label and times of each of ``event_ids`` that still exists."""
+        if not event_ids:
+            return {}
+        e = EVENTS.c
+        query = sa.select(e.id, e.camera_id, e.label, e.started_at, e.ended_at).where(
+            e.id.in_(list(event_ids))
+        )
+        with self._engine.connect() as conn:
             rows = conn.execute(query).all()
-        return [
-            FaceCandidate(
-                str(r.id),
-                str(r.event_id),
-                str(r.camera_id),
-                bytes(r.nonce),
-                bytes(r.sealed),
-                int(r.key_version),
-                str(r.label),
-                r.started_at,
-                r.ended_at,
-            )
+        return {
+            str(r.id): FaceEvent(str(r.camera_id), str(r.label), r.started_at, r.ended_at)
             for r in rows
-        ]
+        }
 
     def count(self, event_id: str | None = None) -> int:
         """How many prints are stored (of one event)."""

@@ -17,6 +17,7 @@ from sentinel.retention.faces import (
     FaceVault,
     best_per_event,
     face_distance,
+    open_many,
 )
 from tests.utils.faces import LENA, MESSI, NO_FACE, SAME_A, SAME_B, TWO_FACES, photo
 
@@ -147,3 +148,17 @@ def test_photos_with_no_face_or_two_faces_and_non_images(analyzer: FaceAnalyzer)
             decode_photo(bad, 1600)
     with pytest.raises(ValueError, match="RGB uint8"):
         analyzer.analyze(np.zeros((10, 10), np.uint8))
+
+
+def test_open_many_opens_a_batch_and_leaves_out_what_does_not_open() -> None:
+    vault, other = FaceVault(KEY), FaceVault(os.urandom(32))
+    embs = [vector(i) for i in range(3)]
+    rows = []
+    for i, (emb, box) in enumerate(zip(embs, (vault, other, vault), strict=True)):
+        s = box.seal(emb, print_id=f"p{i}", event_id="e", camera_id="c")
+        rows.append((f"p{i}", "e", "c", s.nonce, s.sealed, s.key_version))
+    rows.append(("p3", "e", "c", b"short", rows[0][4], 1))  # a broken nonce
+    opened, matrix = open_many(vault, rows)
+    assert opened == [0, 2] and matrix.shape == (2, 128)
+    assert np.array_equal(matrix[1], embs[2])
+    assert open_many(vault, [])[1].shape == (0, 128)
