@@ -10,6 +10,10 @@ them). The repository is ``sentinel.store.face_repo``; sealing and buckets are
   (``ON DELETE CASCADE``): when the retention sweep deletes an event, its faces go too.
 - ``face_scans``: which events were scanned for faces (and how many were found), so each
   snapshot is scanned once; goes with its event as well.
+
+Beware: SQLite runs with ``PRAGMA foreign_keys=ON``, so a future migration that rebuilds
+``events`` (``batch_alter_table("events")``: copy, drop, rename) would cascade and delete every
+face print; turn foreign keys off around such a rebuild.
 """
 
 from __future__ import annotations
