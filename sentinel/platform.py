@@ -32,6 +32,7 @@ from sentinel.domain.placement import Demand, camera_demand, infeasible_demands
 from sentinel.gateway.keys import KeyRing
 from sentinel.gateway.secretbox import open_secret_box
 from sentinel.models.embedder import minilm_dir, verify_minilm
+from sentinel.models.faces import face_model_paths
 from sentinel.models.gguf import verify_gguf
 from sentinel.models.whisper import verify_whisper
 from sentinel.models.yolo import verify_model
@@ -108,6 +109,8 @@ def verify_models(settings: Settings) -> None:
         verify_whisper(
             settings.whisper_model_path().resolve(), pinned=settings.voice.model_path is None
         )
+    if settings.faces.enabled:
+        face_model_paths()  # dlib's landmark and embedding models, by their pinned sha256
 
 
 def serve_champion(settings: Settings) -> tuple[Path, dict[str, Any] | None]:

@@ -162,3 +162,13 @@ def test_open_many_opens_a_batch_and_leaves_out_what_does_not_open() -> None:
     assert opened == [0, 2] and matrix.shape == (2, 128)
     assert np.array_equal(matrix[1], embs[2])
     assert open_many(vault, [])[1].shape == (0, 128)
+
+
+def test_a_model_file_with_another_sha256_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sentinel.models.faces as faces_models
+    from sentinel.models.files import ModelFileError
+
+    name = next(iter(FACE_MODEL_SHA256))
+    monkeypatch.setitem(faces_models.FACE_MODEL_SHA256, name, "0" * 64)
+    with pytest.raises(ModelFileError, match=f"refusing .*{name}: its sha256 is"):
+        face_model_paths()
