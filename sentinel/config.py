@@ -772,6 +772,50 @@ class VoiceSettings(StrictModel):
         return self
 
 
+class FaceSettings(StrictModel):
+    """Face prints (issue 16): faces on person events' snapshots kept only as sealed
+    embeddings in keyed buckets, searchable by an admin with a photo. Off by default: face
+    embeddings are biometric data, so turning this on is the operator's decision."""
+
+    enabled: bool = Field(
+        False,
+        description="Scan ended events' snapshots for faces (the retention actor) and answer "
+        "POST /api/v1/privacy/faces/search; off: neither.",
+    )
+    labels: list[str] = Field(
+        default_factory=lambda: ["person"],
+        min_length=1,
+        max_length=16,
+        description="Event labels whose snapshots are scanned.",
+    )
+    interval_s: float = Field(30.0, ge=1, le=86400, description="Seconds between scans.")
+    batch: int = Field(20, ge=1, le=1000, description="Events scanned per round at most.")
+    tolerance: float = Field(
+        0.6,
+        ge=0.2,
+        le=1.0,
+        description="Largest embedding distance counted as the same person (dlib: 0.6).",
+    )
+    probe_radius: int = Field(
+        3,
+        ge=0,
+        le=8,
+        description="Buckets searched: the query's and those within this Hamming distance "
+        "(0: 1 of 256, 1: 9, 2: 37, 3: 93, 8: all); higher finds more photos of a person "
+        "(measured: 2 photos of one person within 2: 82%, within 3: 95%), reads more.",
+    )
+    max_upload_bytes: int = Field(
+        8 << 20, ge=1024, le=64 << 20, description="Largest photo a search accepts, in bytes."
+    )
+    max_side: int = Field(
+        1600,
+        ge=200,
+        le=8000,
+        description="Photos and snapshots larger than this (pixels, longest side) are scaled "
+        "down before detection, which costs time in proportion to the pixels.",
+    )
+
+
 class ClusterSettings(StrictModel):
     """Placement on a multi-node Ray cluster."""
 
@@ -1095,6 +1139,7 @@ class Settings(BaseSettings):
     rulegen: RuleGenConfig = Field(default_factory=RuleGenConfig)
     search: SearchSettings = Field(default_factory=SearchSettings)
     voice: VoiceSettings = Field(default_factory=VoiceSettings)
+    faces: FaceSettings = Field(default_factory=FaceSettings)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
     train: TrainSettings = Field(default_factory=TrainSettings)

@@ -32,6 +32,7 @@ from sentinel.domain.placement import Demand, camera_demand, infeasible_demands
 from sentinel.gateway.keys import KeyRing
 from sentinel.gateway.secretbox import open_secret_box
 from sentinel.models.embedder import minilm_dir, verify_minilm
+from sentinel.models.faces import face_model_paths
 from sentinel.models.gguf import verify_gguf
 from sentinel.models.whisper import verify_whisper
 from sentinel.models.yolo import verify_model
@@ -77,6 +78,7 @@ def runtime_of(settings: Settings) -> dict[str, Any]:
         "rulegen": settings.rulegen.model_dump(mode="json"),
         "search": settings.search.model_dump(mode="json"),
         "voice": settings.voice.model_dump(mode="json"),
+        "faces": settings.faces.model_dump(mode="json"),
         "cluster": settings.cluster.model_dump(mode="json"),
         "notify": settings.notify.model_dump(mode="json"),
         "detector": settings.detector.model_dump(mode="json"),
@@ -107,6 +109,8 @@ def verify_models(settings: Settings) -> None:
         verify_whisper(
             settings.whisper_model_path().resolve(), pinned=settings.voice.model_path is None
         )
+    if settings.faces.enabled:
+        face_model_paths()  # dlib's landmark and embedding models, by their pinned sha256
 
 
 def serve_champion(settings: Settings) -> tuple[Path, dict[str, Any] | None]:

@@ -5,7 +5,9 @@
 writes an audit entry (actor ``retention``) per deletion. ``RetentionActor`` is the detached
 Ray actor that runs a sweep every ``storage.sweep_interval_s`` in a thread and, when
 ``audit_anchors`` is enabled, anchors the audit chain's head every ``audit_anchors.interval_s``
-in another (``sentinel.retention.anchoring``).
+in another (``sentinel.retention.anchoring``), and, when ``faces.enabled``, scans new person
+events' snapshots for faces every ``faces.interval_s`` in a third
+(``sentinel.retention.face_index``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 import ray
 from sqlalchemy.engine import Engine
 
-from sentinel.config import RecordSettings, StorageSettings
+from sentinel.config import AuthSettings, FaceSettings, RecordSettings, StorageSettings
 from sentinel.domain.holds import HeldRange, holding, kept_by_holds
 from sentinel.domain.retention import (
     Deletion,
@@ -36,6 +38,7 @@ from sentinel.domain.retention import (
     plan_sweep,
 )
 from sentinel.retention.anchoring import AnchorLoop, AuditAnchorer
+from sentinel.retention.face_index import FaceScanLoop, open_face_index
 from sentinel.retention.holds import load_holds
 from sentinel.store.alert_repo import AlertRepository
 from sentinel.store.audit_anchors import AuditAnchorSettings, make_anchor_store
@@ -393,7 +396,16 @@ class RetentionActor:
     def __init__(self, runtime: dict[str, Any]) -> None:
         self.settings = StorageSettings(**runtime.get("storage", {}))
         store = make_object_store(runtime["objects"], Path(runtime["data_dir"]))
-        self.sweeper = RetentionSweeper(make_engine(runtime["db_url"]), store, self.settings)
+        engine = make_engine(runtime["db_url"])
+        self.sweeper = RetentionSweeper(engine, store, self.settings)
+        faces = open_face_index(
+            engine,
+            store,
+            FaceSettings(**runtime.get("faces", {})),
+            secret_key=AuthSettings(**runtime.get("auth", {})).secret_key,
+            data_dir=Path(runtime["data_dir"]),
+        )
+        self.faces = None if faces is None else FaceScanLoop(faces)  # None: faces are off
         self.lock = threading.Lock()
         self.stopped = threading.Event()
         self.wake = threading.Event()
@@ -423,6 +435,8 @@ class RetentionActor:
                 self.thread.start()
         if self.anchors is not None:
             self.anchors.start()
+        if self.faces is not None:
+            self.faces.start()
         return True
 
     def sweep_now(self) -> dict[str, Any]:
@@ -435,6 +449,12 @@ class RetentionActor:
             return {"anchored": None, "skipped": "audit anchoring is not enabled", "error": ""}
         return self.anchors.anchor_now()
 
+    def scan_faces_now(self) -> dict[str, Any]:
+        """Scans pending events' snapshots for faces now; returns the round's report."""
+        if self.faces is None:
+            return {"skipped": "faces are not enabled"}
+        return self.faces.scan_now()
+
     def status(self) -> dict[str, Any]:
         return {
             "budget_bytes": self.settings.budget_bytes,
@@ -443,6 +463,7 @@ class RetentionActor:
             "last_sweep": None if self.last is None else self.last.to_dict(),
             "last_error": self.last_error,
             "audit_anchors": {"enabled": False} if self.anchors is None else self.anchors.status(),
+            "faces": {"enabled": False} if self.faces is None else self.faces.status(),
         }
 
     def stop(self) -> None:
@@ -450,6 +471,8 @@ class RetentionActor:
         self.wake.set()
         if self.anchors is not None:
             self.anchors.stop()
+        if self.faces is not None:
+            self.faces.stop()
 
     def _sweep(self) -> SweepReport:
         with self.lock:

@@ -25,6 +25,7 @@ from sentinel.api import (
     datasets,
     events,
     exports,
+    faces,
     incidents,
     kb,
     llm,
@@ -126,6 +127,7 @@ def create_app() -> FastAPI:
     api.include_router(annotation.router)
     api.include_router(datasets.router)
     api.include_router(privacy.router)
+    api.include_router(faces.router)
     api.include_router(models.router)
     api.include_router(training.router)
     api.include_router(mining.router)

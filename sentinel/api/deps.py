@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from sentinel.api.gateway import SecurityServices
 from sentinel.config import CameraConfig, NotifySettings, TrainSettings
 from sentinel.notify.channels import Sender
+from sentinel.retention.face_index import FaceIndex
 from sentinel.rules.rulegen import RuleGenSettings, Suggestion
 from sentinel.search.ask import AskSettings, ChatLLM
 from sentinel.search.index import IndexReader
@@ -218,6 +219,7 @@ class Services:
     rulegen: RuleGenServices = field(default_factory=RuleGenServices)
     search: SearchServices | None = None  # None: search is off
     voice: VoiceServices | None = None  # None: voice is off
+    faces: FaceIndex | None = None  # None: face search is off (404)
     notify: NotifyServices | None = None  # None: the notifier's routes answer 503
     annotation: AnnotationServices | None = None  # None: annotation and dataset routes: 404
     audit_anchors: S3AnchorStore | None = None  # None: audit anchoring is off

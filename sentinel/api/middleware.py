@@ -33,6 +33,7 @@ SEARCH_PATH = "/api/v1/search"
 SEARCH_QUERY_BYTES = 3 * 4096 + 1024
 VOICE_PATHS = frozenset({"/api/v1/ask/voice", "/api/v1/transcribe"})
 MULTIPART_SLACK = 64 << 10  # a multipart envelope around the audio
+FACES_PATH = "/api/v1/privacy/faces/search"
 
 
 class LimitRequestSize:
@@ -60,6 +61,9 @@ class LimitRequestSize:
         if services is not None and services.voice is not None and scope["path"] in VOICE_PATHS:
             # Audio uploads have their own limit (voice.max_bytes); the route answers 413 past it.
             max_body = max(max_body, services.voice.limits.max_bytes + MULTIPART_SLACK)
+        if services is not None and services.faces is not None and scope["path"] == FACES_PATH:
+            # Search photos have their own limit (faces.max_upload_bytes); 413 past it.
+            max_body = max(max_body, services.faces.settings.max_upload_bytes + MULTIPART_SLACK)
         if len(scope.get("query_string", b"")) > max_query:
             await _reject(send, 413, f"query string over {max_query} bytes")
             return

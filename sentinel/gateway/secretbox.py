@@ -17,7 +17,15 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-__all__ = ["KEY_BYTES", "SecretBox", "SecretError", "key_from_setting", "load_or_create_key"]
+__all__ = [
+    "KEY_BYTES",
+    "SecretBox",
+    "SecretError",
+    "key_from_setting",
+    "load_or_create_key",
+    "master_key",
+    "open_secret_box",
+]
 
 KEY_BYTES = 32
 _NONCE_BYTES = 12
@@ -135,12 +143,15 @@ def key_from_setting(value: str) -> bytes:
     return key
 
 
+def master_key(secret_key: str | None, data_dir: Path) -> bytes:
+    """The key for secrets at rest: the configured key, else ``keys/secrets.key`` in the data
+    dir (created 0600 at first use). Other uses derive their own keys from it (HKDF), never
+    use it as is."""
+    if secret_key:
+        return key_from_setting(secret_key)
+    return load_or_create_key(data_dir / "keys" / "secrets.key")
+
+
 def open_secret_box(secret_key: str | None, data_dir: Path) -> SecretBox:
-    """The box for secrets at rest: the configured key, else ``keys/secrets.key`` in the data dir
-    (created 0600 at first use)."""
-    key = (
-        key_from_setting(secret_key)
-        if secret_key
-        else load_or_create_key(data_dir / "keys" / "secrets.key")
-    )
-    return SecretBox(key)
+    """The box for secrets at rest, keyed by :func:`master_key`."""
+    return SecretBox(master_key(secret_key, data_dir))

@@ -42,6 +42,7 @@ from sentinel.config import (
     AuthSettings,
     CameraConfig,
     DetectorSettings,
+    FaceSettings,
     MiningSettings,
     NotifySettings,
     RuleGenConfig,
@@ -54,6 +55,7 @@ from sentinel.domain.boxes import COCO_LABELS
 from sentinel.models.llm_runner import await_or_cancel
 from sentinel.models.whisper import Transcript
 from sentinel.notify.relay import make_senders, secrets_of
+from sentinel.retention.face_index import open_face_index
 from sentinel.rules.rulegen import RuleGenSettings, Suggestion
 from sentinel.search.kb import KnowledgeBase
 from sentinel.search.service import open_search
@@ -376,6 +378,13 @@ class Ingress:
                 ),
                 search=search_services(engine, runtime, objects, embedder, agent),
                 voice=voice_services(runtime, transcriber),
+                faces=open_face_index(
+                    engine,
+                    objects,
+                    FaceSettings(**runtime.get("faces", {})),
+                    secret_key=AuthSettings(**runtime["auth"]).secret_key,
+                    data_dir=Path(runtime["data_dir"]),
+                ),
                 annotation=AnnotationServices(
                     AnnotationRepo(engine, objects),
                     DatasetRepo(engine),
