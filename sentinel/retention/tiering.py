@@ -9,6 +9,7 @@ a legal hold, archived already, or past its retention (the sweep deletes it inst
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -127,7 +128,7 @@ class RestoreProgress:
         if self.bytes_ready <= 0 or elapsed_s <= 0:
             return max(floor_s, min(ceiling_s, 2))
         rest = (self.bytes - self.bytes_ready) * elapsed_s / self.bytes_ready
-        return int(max(floor_s, min(ceiling_s, round(rest + 0.5))))
+        return int(max(floor_s, min(ceiling_s, math.ceil(rest))))
 
     def to_dict(self) -> dict[str, float | int]:
         return {
