@@ -1,7 +1,7 @@
 """``python -m benchmarks [NAME ...]``: runs the named benchmarks (all by default: detector,
 ingest, pipeline, quiet, tracking, regions, rules, llm, gateway, ingress, agent, agent_quality,
 demo, recording, rules_backtest, capacity, search, search_serve, voice, notify,
-training, mining, learning_loop) in that order.
+training, mining, learning_loop, retention) in that order.
 Exit status 0 even when a target is missed (the line says MISSED); non-zero when a benchmark
 fails to run."""
 
@@ -30,6 +30,7 @@ from benchmarks import (
     quiet,
     recording,
     regions,
+    retention,
     rules,
     rules_backtest,
     search,
@@ -63,6 +64,7 @@ BENCHMARKS: dict[str, Callable[[Path], None]] = {
     "training": training.run,
     "mining": mining.run,
     "learning_loop": learning_loop.run,
+    "retention": retention.run,
 }
 NEEDS_MODEL = {
     "detector",
