@@ -434,3 +434,34 @@ def test_migration_0021_downgrades_and_upgrades(db_url: str) -> None:
         assert not row.archived and row.restored_until is None
     finally:
         engine.dispose()
+
+
+def test_the_retention_actor_and_the_ingress_wire_a_local_archive(
+    recorded: list[SegmentInfo], db_url: str, tmp_path: Path
+) -> None:
+    """The actor's class without Ray: its runtime dict builds the archiver (a local archive
+    under <data dir>/archive/objects), and the ingress builds the restorer only when on."""
+    from sentinel.actors.retention import RetentionActor
+    from sentinel.serve.ingress import restorer_of
+
+    engine = make_engine(db_url)
+    try:
+        migrate(engine)
+        local = LocalObjectStore(tmp_path / "objects")
+        (seg,) = store_segments(recorded[:1], engine, local, tmp_path)
+        runtime = {
+            "db_url": db_url,
+            "objects": ObjectStoreSettings(),
+            "data_dir": str(tmp_path),
+            "archive": ArchiveSettings(enabled=True, after_days=7),
+        }
+        actor = RetentionActor.__ray_metadata__.modified_class(runtime)  # type: ignore[attr-defined]
+        report = actor.sweep_now()
+        assert report["archive"]["archived"] == 1
+        assert (tmp_path / "archive" / "objects" / seg.object_key).is_file()
+        assert not local.exists(seg.object_key)
+        assert actor.status()["archive"]["enabled"] is True
+        assert isinstance(restorer_of(runtime, engine, local), Restorer)
+        assert restorer_of({**runtime, "archive": ArchiveSettings()}, engine, local) is None
+    finally:
+        engine.dispose()
