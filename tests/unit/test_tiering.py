@@ -3,6 +3,7 @@ expire, the sweep's plan with archived footage, and the restore progress."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -118,7 +119,7 @@ def test_plan_expiry(restored: list[tuple[str, datetime | None]], expected: list
 
 def test_budget_pressure_spares_archived_and_unverified_footage() -> None:
     archived = seg("old-archived", 50, archived=True)
-    waiting = SegmentView(**{**_fields(seg("due", 40)), "awaiting_archive": True})
+    waiting = dataclasses.replace(seg("due", 40), awaiting_archive=True)
     local = seg("young", 5)
     plan = plan_sweep(
         [archived, waiting, local],
@@ -141,10 +142,6 @@ def test_budget_pressure_spares_archived_and_unverified_footage() -> None:
         min_free_bytes=0,
     )
     assert [(d.segment_id, d.reason) for d in plan] == [("old-archived", "retention")]
-
-
-def _fields(view: SegmentView) -> dict[str, object]:
-    return {name: getattr(view, name) for name in SegmentView.__slots__}
 
 
 @pytest.mark.parametrize(
