@@ -411,8 +411,8 @@ class RetentionSweeper:
                     "segment": seg.id,
                     "reason": deletion.reason,
                     "bytes": seg.size,
-                    "tier": "archive" if seg.archived else "local",
-                },
+                }
+                | ({"tier": "archive"} if seg.archived else {}),
                 at=now,
             )
         except Exception:  # the deletion happened; never undo it for the log
