@@ -85,6 +85,7 @@ class SegmentPublic(BaseModel):
     size: int
     codec: str
     kind: str
+    archived: bool = False  # in the archive store: playing it may first answer 202 (restore)
 
     @classmethod
     def of(cls, seg: SegmentRecord) -> SegmentPublic:
@@ -96,6 +97,7 @@ class SegmentPublic(BaseModel):
             size=seg.size,
             codec=seg.codec,
             kind=seg.kind,
+            archived=seg.archived,
         )
 
 

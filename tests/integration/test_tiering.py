@@ -344,6 +344,11 @@ def test_archived_footage_plays_after_a_restore_then_the_copy_expires(
         assert progress["bytes"] == sum(s.size for s in segs) and progress["progress"] == 0
         r = client.get(f"/api/v1/cameras/{CAM}/hls.m3u8", params=params)
         assert r.status_code == 202  # the same restores, not new ones
+        timeline = client.get(
+            f"/api/v1/cameras/{CAM}/recordings",
+            params={"since": segs[0].start_at.isoformat(), "until": segs[-1].end_at.isoformat()},
+        ).json()
+        assert [s["archived"] for s in timeline["segments"]] == [True] * len(segs)
         gated.gate.set()
         for _ in range(200):  # the restores go on without the request that started them
             r = client.get(url, params=params)
@@ -465,3 +470,36 @@ def test_the_retention_actor_and_the_ingress_wire_a_local_archive(
         assert restorer_of({**runtime, "archive": ArchiveSettings()}, engine, local) is None
     finally:
         engine.dispose()
+
+
+def test_an_export_of_archived_footage_restores_it(
+    recorded: list[SegmentInfo], store_engine: Engine, local: LocalObjectStore,
+    archive: ObjectStore, settings: ArchiveSettings, tmp_path: Path,
+) -> None:  # fmt: skip
+    from sentinel.store.export_repo import ExportRepository
+
+    segs = store_segments(recorded, store_engine, local, tmp_path)
+    sweeper_of(store_engine, local, archive, settings).sweep(now=NOW)
+    repo = SegmentRepository(store_engine)
+    restorer = Restorer(repo, local, archive, settings)
+    services = make_services(
+        store_engine, tmp_path, objects=local, segments=repo, archive=restorer,
+        exports=ExportRepository(store_engine),
+    )  # fmt: skip
+    services.cameras.upsert(CAM, {"id": CAM, "source": "/videos/gate.mp4"})
+    admin = add_user(services.security, "root", Role.ADMIN)
+    body = {
+        "camera_id": CAM,
+        "start": (segs[1].start_at + timedelta(seconds=1)).isoformat(),
+        "end": (segs[2].end_at - timedelta(seconds=1)).isoformat(),
+    }
+    with api_client(services, headers=admin.headers) as client:
+        r = client.post("/api/v1/exports", json=body)
+        assert r.status_code == 201, r.text
+        assert r.json()["status"] == "ready"
+        video = client.get(f"/api/v1/exports/{r.json()['id']}.mp4")
+        assert video.status_code == 200 and frames_of(video.content) >= 60
+    for seg in segs[1:3]:
+        row = repo.get(seg.id)
+        assert row is not None and row.archived and row.restored_until is not None
+    restorer.close()
