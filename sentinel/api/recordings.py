@@ -189,8 +189,8 @@ async def restore_archived(
         None once every segment has a local copy; else the 202 answer to give.
 
     Raises:
-        HTTPException: 503 if a restore failed or tiering is off (archived footage, no
-            archive store to read it from).
+        HTTPException: 503 if a store failed during a restore, or tiering is off (archived
+            footage, no archive store to read it from).
     """
     if not any(r.archived for r in records):
         return None
@@ -207,8 +207,9 @@ async def restore_archived(
     progress = job.progress()
     if progress.failed:
         log.warning("restores failed: %s", "; ".join(job.errors()))
-        raise HTTPException(503, "archived footage could not be restored")
-    if progress.done:
+        if not job.lost_only():  # a store failed: try again later
+            raise HTTPException(503, "archived footage could not be restored")
+    if progress.done:  # footage whose archive copy is lost is skipped, as a missing object
         return None
     retry = progress.retry_after_s(time.monotonic() - started)
     return JSONResponse(

@@ -359,6 +359,15 @@ class RestoreJob:
             failed=sum(f.done() and f.exception() is not None for f in self.futures),
         )
 
+    def lost_only(self) -> bool:
+        """Whether every failed restore failed for good (``RestoreError``: the archive copy
+        is missing or does not match), not for a store's failure worth a retry."""
+        return all(
+            isinstance(f.exception(), RestoreError)
+            for f in self.futures
+            if f.done() and f.exception() is not None
+        )
+
     def errors(self) -> list[str]:
         """The failed restores' messages."""
         return [str(f.exception()) for f in self.futures if f.done() and f.exception()]

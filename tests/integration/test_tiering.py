@@ -503,3 +503,27 @@ def test_an_export_of_archived_footage_restores_it(
         row = repo.get(seg.id)
         assert row is not None and row.archived and row.restored_until is not None
     restorer.close()
+
+
+def test_a_lost_archive_copy_is_skipped_and_the_rest_plays(
+    recorded: list[SegmentInfo], store_engine: Engine, local: LocalObjectStore,
+    archive: ObjectStore, settings: ArchiveSettings, tmp_path: Path,
+) -> None:  # fmt: skip
+    segs = store_segments(recorded, store_engine, local, tmp_path)
+    sweeper_of(store_engine, local, archive, settings).sweep(now=NOW)
+    archive.delete(segs[1].object_key)  # lost (a bucket policy, an operator)
+    repo = SegmentRepository(store_engine)
+    restorer = Restorer(repo, local, archive, settings.model_copy(update={"restore_wait_s": 10}))
+    services = make_services(store_engine, tmp_path, objects=local, segments=repo, archive=restorer)
+    services.cameras.upsert(CAM, {"id": CAM, "source": "/videos/gate.mp4"})
+    op = add_user(services.security, "op", Role.OPERATOR)
+    params = {"start": segs[0].start_at.isoformat(), "end": segs[2].end_at.isoformat()}
+    with api_client(services, headers=op.headers) as client:
+        r = client.get(f"/api/v1/cameras/{CAM}/clip.mp4", params=params)
+        assert r.status_code == 200, r.text
+        assert int(r.headers["X-Clip-Splices"]) >= 1  # the hole is closed up
+        assert 60 <= frames_of(r.content) <= 90  # two of three segments, at 10 fps
+        r = client.get(f"/api/v1/cameras/{CAM}/segments/{segs[1].id}.ts")
+        assert r.status_code == 404
+    assert not local.exists(segs[1].object_key)
+    restorer.close()
