@@ -1,7 +1,7 @@
 """``python -m benchmarks [NAME ...]``: runs the named benchmarks (all by default: detector,
 ingest, pipeline, quiet, tracking, regions, rules, llm, gateway, ingress, agent, agent_quality,
 demo, recording, rules_backtest, capacity, search, search_serve, voice, notify,
-training, mining, learning_loop, faces) in that order.
+training, mining, learning_loop, faces, retention) in that order.
 Exit status 0 even when a target is missed (the line says MISSED); non-zero when a benchmark
 fails to run."""
 
@@ -31,6 +31,7 @@ from benchmarks import (
     quiet,
     recording,
     regions,
+    retention,
     rules,
     rules_backtest,
     search,
@@ -65,6 +66,7 @@ BENCHMARKS: dict[str, Callable[[Path], None]] = {
     "mining": mining.run,
     "learning_loop": learning_loop.run,
     "faces": faces.run,
+    "retention": retention.run,
 }
 NEEDS_MODEL = {
     "detector",

@@ -219,6 +219,13 @@ class RecordSettings(StrictModel):
     event_retention_days: float | None = Field(
         None, gt=0, le=36500, description="Delete event footage older than this; null: keep."
     )
+    archive_after_days: float | None = Field(
+        None,
+        gt=0,
+        le=36500,
+        description="Move footage older than this to the archive (when archive.enabled); "
+        "null: archive.after_days.",
+    )
 
 
 Coordinate = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -661,6 +668,60 @@ class StorageSettings(StrictModel):
         description="Delete event snapshots this many days old, keeping the events; null: "
         "as long as their events.",
     )
+
+
+ArchiveStorageClass = Literal[
+    "STANDARD", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR"
+]
+
+
+class ArchiveSettings(StrictModel):
+    """Tiering: footage older than a camera's archive age moves from the object store to an
+    archive store (S3, a storage class of its own) and is restored on demand for playback.
+
+    Only storage classes that read back at once are offered: each archived copy is verified
+    by reading it back, and a playback restore is a plain read (GLACIER and DEEP_ARCHIVE need
+    a restore request that takes hours).
+    """
+
+    enabled: bool = Field(False, description="Archive footage, and play archived footage.")
+    after_days: float | None = Field(
+        30.0,
+        gt=0,
+        le=36500,
+        description="Archive footage this many days old (a camera's record.archive_after_days "
+        "wins); null: only cameras that set it.",
+    )
+    objects: ObjectStoreSettings = Field(
+        default_factory=ObjectStoreSettings,
+        description="The archive store (kind s3; local: <data dir>/archive/objects).",
+    )
+    storage_class: ArchiveStorageClass = Field(
+        "STANDARD_IA", description="The S3 storage class of archived objects."
+    )
+    restore_ttl_s: float = Field(
+        86400.0,
+        ge=1,
+        le=90 * 86400,
+        description="A restored segment's local copy is removed this long after its last play.",
+    )
+    restore_wait_s: float = Field(
+        3.0,
+        ge=0,
+        le=60,
+        description="A playback request waits this long for a restore, then answers 202.",
+    )
+    max_per_sweep: int = Field(
+        2000, ge=1, le=100_000, description="Segments archived per sweep at most."
+    )
+
+    def store_settings(self) -> ObjectStoreSettings:
+        """The archive store's settings, with the storage class on every put."""
+        return self.objects.model_copy(update={"storage_class": self.storage_class})
+
+    def archive_dir(self, data_dir: Path) -> Path:
+        """The data dir ``make_object_store`` gets (a local archive: ``<this>/objects``)."""
+        return data_dir / "archive"
 
 
 class RuleGenConfig(StrictModel):
@@ -1132,6 +1193,10 @@ class Settings(BaseSettings):
     )
     agent: AgentSettings = Field(default_factory=AgentSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    archive: ArchiveSettings = Field(
+        default_factory=ArchiveSettings,
+        description="Tiering: old footage moves to an S3 archive, restored for playback.",
+    )
     audit_anchors: AuditAnchorSettings = Field(
         default_factory=AuditAnchorSettings,
         description="Anchor the audit chain's head to an S3 Object Lock bucket.",
@@ -1165,6 +1230,22 @@ class Settings(BaseSettings):
                 raise ValueError(f"camera ids must be unique, but {cam.id!r} appears twice")
             seen.add(cam.id)
         return cameras
+
+    @model_validator(mode="after")
+    def _archive_elsewhere(self) -> Settings:
+        a, o = self.archive.objects, self.objects
+        same = (a.kind, a.bucket, a.prefix.strip("/"), a.endpoint_url) == (
+            o.kind,
+            o.bucket,
+            o.prefix.strip("/"),
+            o.endpoint_url,
+        )
+        if self.archive.enabled and a.kind == "s3" and same:
+            raise ValueError(
+                "archive.objects must name another bucket or prefix than objects: archiving "
+                "deletes the local copy, which would be the archived one"
+            )
+        return self
 
     @property
     def db_url(self) -> str:

@@ -36,6 +36,7 @@ from sentinel.models.faces import face_model_paths
 from sentinel.models.gguf import verify_gguf
 from sentinel.models.whisper import verify_whisper
 from sentinel.models.yolo import verify_model
+from sentinel.retention.archive import make_archive_store
 from sentinel.search.voice import recognizer_options
 from sentinel.serve.agent_deployment import AgentDeployment
 from sentinel.serve.detector import MODEL_CONTROLLER, build_detector, detector_options
@@ -75,6 +76,7 @@ def runtime_of(settings: Settings) -> dict[str, Any]:
         "agent": settings.agent.model_dump(mode="json"),
         "storage": settings.storage.model_dump(mode="json"),
         "audit_anchors": settings.audit_anchors,  # the model: its secret key must travel
+        "archive": settings.archive,  # the model: its secret key must travel
         "rulegen": settings.rulegen.model_dump(mode="json"),
         "search": settings.search.model_dump(mode="json"),
         "voice": settings.voice.model_dump(mode="json"),
@@ -226,6 +228,10 @@ def prepare_storage(settings: Settings) -> None:
         store.ensure_bucket()  # fail at start, not at the first snapshot
     else:
         settings.objects_dir.mkdir(parents=True, exist_ok=True)
+    if settings.archive.enabled:
+        archive = make_archive_store(settings.archive, settings.data_dir)
+        if isinstance(archive, S3ObjectStore):
+            archive.ensure_bucket()  # fail at start, not at the first archive pass
     migrate(settings.db_url)
     # Keys are made here, once, so that ingress replicas only ever load them.
     if not settings.auth.jwt_private_keys:

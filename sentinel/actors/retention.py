@@ -27,7 +27,13 @@ from typing import Any
 import ray
 from sqlalchemy.engine import Engine
 
-from sentinel.config import AuthSettings, FaceSettings, RecordSettings, StorageSettings
+from sentinel.config import (
+    ArchiveSettings,
+    AuthSettings,
+    FaceSettings,
+    RecordSettings,
+    StorageSettings,
+)
 from sentinel.domain.holds import HeldRange, holding, kept_by_holds
 from sentinel.domain.retention import (
     Deletion,
@@ -39,7 +45,15 @@ from sentinel.domain.retention import (
 )
 from sentinel.retention.anchoring import AnchorLoop, AuditAnchorer
 from sentinel.retention.face_index import FaceScanLoop, open_face_index
+from sentinel.retention.archive import (
+    Archiver,
+    ArchiveReport,
+    camera_archive_ages,
+    make_archive_store,
+    segment_view,
+)
 from sentinel.retention.holds import load_holds
+from sentinel.retention.tiering import ArchiveAges, awaiting_archive
 from sentinel.store.alert_repo import AlertRepository
 from sentinel.store.audit_anchors import AuditAnchorSettings, make_anchor_store
 from sentinel.store.audit_repo import AuditRepository
@@ -109,6 +123,7 @@ class SweepReport:
     held_bytes: int = 0
     held_events: int = 0
     held_incidents: int = 0
+    archive: ArchiveReport | None = None  # None: tiering is off
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -117,15 +132,7 @@ class SweepReport:
 
 
 def _view(seg: SegmentRecord) -> SegmentView:
-    return SegmentView(
-        id=seg.id,
-        camera_id=seg.camera_id,
-        kind=seg.kind,
-        start_at=seg.start_at,
-        end_at=seg.end_at,
-        size=seg.size,
-        exported=seg.exported,
-    )
+    return segment_view(seg)
 
 
 class RetentionSweeper:
@@ -136,6 +143,8 @@ class RetentionSweeper:
         store: The object store holding the segments.
         settings: The budget and the free space to keep.
         policies: Returns the retention days per camera; default: the cameras' configs.
+        archiver: Moves due footage to the archive each sweep; None: tiering is off.
+        archive_ages: Returns each camera's own archive age; default: the cameras' configs.
     """
 
     def __init__(
@@ -145,8 +154,11 @@ class RetentionSweeper:
         settings: StorageSettings,
         *,
         policies: Callable[[], Policies] | None = None,
+        archiver: Archiver | None = None,
+        archive_ages: Callable[[], ArchiveAges] | None = None,
     ) -> None:
         self.segments = SegmentRepository(engine)
+        self.archiver = archiver
         self.audit = AuditRepository(engine)
         self.store = store
         self.settings = settings
@@ -156,6 +168,7 @@ class RetentionSweeper:
         self.alerts = AlertRepository(engine)
         cameras = CameraRepository(engine)
         self.policies = policies or (lambda: camera_policies(cameras))
+        self.archive_ages = archive_ages or (lambda: camera_archive_ages(cameras))
 
     def used_bytes(self) -> int:
         return sum(u.bytes for u in self.segments.usage())
@@ -169,12 +182,19 @@ class RetentionSweeper:
         now = now or _utcnow()
         policies = self.policies()
         holds, ranges = self._held()
+        ages = self.archive_ages() if self.archiver is not None else {}
+        archived = None
+        if self.archiver is not None:  # first: archiving frees local space the plan counts
+            cameras = [u.camera_id for u in self.segments.usage()]
+            archived = self.archiver.run(
+                now, ages=ages, held=ranges, policies=policies, cameras=cameras
+            )
         deleted: list[Deletion] = []
         failed = 0
         for _ in range(_MAX_ROUNDS):
             batch, complete = self._candidates(ranges)
             views = [
-                _view(s)
+                self._view(s, now, ages)
                 for s in batch.values()
                 if holding(ranges, s.camera_id, s.start_at, s.end_at) is None  # belt and braces
             ]
@@ -213,6 +233,7 @@ class RetentionSweeper:
             held_bytes=sum(seg.size for seg in held),
             held_events=held_events,
             held_incidents=held_incidents,
+            archive=archived,
         )
         if any(expired.values()):
             logger.info(
@@ -238,6 +259,15 @@ class RetentionSweeper:
                 held_incidents,
             )
         return report
+
+    def _view(self, seg: SegmentRecord, now: datetime, ages: ArchiveAges) -> SegmentView:
+        view = _view(seg)
+        if self.archiver is None:
+            return view
+        due = awaiting_archive(
+            view, now=now, ages=ages, default_days=self.archiver.settings.after_days
+        )
+        return segment_view(seg, awaiting_archive=due)
 
     def _held(self) -> tuple[int, dict[str, list[HeldRange]]]:
         """The number of active holds and the footage time they keep, per camera."""
@@ -346,25 +376,34 @@ class RetentionSweeper:
     def _candidates(
         self, ranges: dict[str, list[HeldRange]]
     ) -> tuple[dict[str, SegmentRecord], bool]:
-        """The oldest unexported, unheld segments of each camera and kind; True if that is
+        """The oldest unexported, unheld segments of each camera and kind, local and archived
+        apart (a long archive never hides the local footage from the plan); True if that is
         all (held footage is left out in the query, so it never fills a page)."""
         found: dict[str, SegmentRecord] = {}
         complete = True
+        tiers: list[bool | None] = [None] if self.archiver is None else [False, True]
         for usage in self.segments.usage():
             keep = _spans(ranges, usage.camera_id)
             for kind in sorted(SEGMENT_KINDS):
-                rows = self.segments.oldest(
-                    usage.camera_id, kinds=[kind], limit=_BATCH, excluding=keep
-                )
-                complete = complete and len(rows) < _BATCH
-                found.update((row.id, row) for row in rows)
+                for tier in tiers:
+                    rows = self.segments.oldest(
+                        usage.camera_id, kinds=[kind], limit=_BATCH, excluding=keep, archived=tier
+                    )
+                    complete = complete and len(rows) < _BATCH
+                    found.update((row.id, row) for row in rows)
         return found, complete
 
     def _delete(self, seg: SegmentRecord, deletion: Deletion, now: datetime) -> bool:
         """Deletes the object, then the row (a crash in between leaves an orphan row, which
-        the startup reconciliation removes), then audits it."""
+        the startup reconciliation removes), then audits it. An archived segment's archive
+        copy goes first (without an archive store it is kept, and the deletion fails)."""
         try:
-            self.store.delete(seg.object_key)
+            if seg.archived:
+                if self.archiver is None:
+                    raise RuntimeError("archived segment, but tiering (archive) is off")
+                self.archiver.delete_archived(seg)
+            else:
+                self.store.delete(seg.object_key)
             self.segments.delete(seg.id)
         except Exception:
             logger.exception("could not delete segment %s (%s)", seg.id, seg.object_key)
@@ -381,7 +420,8 @@ class RetentionSweeper:
                     "segment": seg.id,
                     "reason": deletion.reason,
                     "bytes": seg.size,
-                },
+                }
+                | ({"tier": "archive"} if seg.archived else {}),
                 at=now,
             )
         except Exception:  # the deletion happened; never undo it for the log
@@ -395,15 +435,30 @@ class RetentionActor:
 
     def __init__(self, runtime: dict[str, Any]) -> None:
         self.settings = StorageSettings(**runtime.get("storage", {}))
-        store = make_object_store(runtime["objects"], Path(runtime["data_dir"]))
+        data_dir = Path(runtime["data_dir"])
+        store = make_object_store(runtime["objects"], data_dir)
         engine = make_engine(runtime["db_url"])
-        self.sweeper = RetentionSweeper(engine, store, self.settings)
+        archiving = runtime.get("archive") or ArchiveSettings()
+        if isinstance(archiving, dict):
+            archiving = ArchiveSettings(**archiving)
+        self.archiving = archiving
+        archiver = None
+        if archiving.enabled:
+            archive_store = make_archive_store(archiving, data_dir)
+            archiver = Archiver(
+                SegmentRepository(engine),
+                store,
+                archive_store,
+                AuditRepository(engine),
+                archiving,
+            )
+        self.sweeper = RetentionSweeper(engine, store, self.settings, archiver=archiver)
         faces = open_face_index(
             engine,
             store,
             FaceSettings(**runtime.get("faces", {})),
             secret_key=AuthSettings(**runtime.get("auth", {})).secret_key,
-            data_dir=Path(runtime["data_dir"]),
+            data_dir=data_dir,
         )
         self.faces = None if faces is None else FaceScanLoop(faces)  # None: faces are off
         self.lock = threading.Lock()
@@ -461,6 +516,12 @@ class RetentionActor:
             "min_free_bytes": self.settings.min_free_bytes,
             "sweep_interval_s": self.settings.sweep_interval_s,
             "last_sweep": None if self.last is None else self.last.to_dict(),
+            "archive": {
+                "enabled": self.archiving.enabled,
+                "after_days": self.archiving.after_days,
+                "storage_class": self.archiving.storage_class,
+                "restore_ttl_s": self.archiving.restore_ttl_s,
+            },
             "last_error": self.last_error,
             "audit_anchors": {"enabled": False} if self.anchors is None else self.anchors.status(),
             "faces": {"enabled": False} if self.faces is None else self.faces.status(),

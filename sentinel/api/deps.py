@@ -16,6 +16,7 @@ from sentinel.api.gateway import SecurityServices
 from sentinel.config import CameraConfig, NotifySettings, TrainSettings
 from sentinel.notify.channels import Sender
 from sentinel.retention.face_index import FaceIndex
+from sentinel.retention.archive import Restorer
 from sentinel.rules.rulegen import RuleGenSettings, Suggestion
 from sentinel.search.ask import AskSettings, ChatLLM
 from sentinel.search.index import IndexReader
@@ -227,6 +228,7 @@ class Services:
     models: Any | None = None
     training: TrainingServices | None = None  # None: the training routes answer 503
     mining: MiningServices | None = None  # None: the mining routes answer 503
+    archive: Restorer | None = None  # None: tiering is off (archived footage does not play)
 
 
 _process_services: Services | None = None

@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query, Security
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import FileResponse
+from starlette.responses import FileResponse, Response
 
 from sentinel.api.alerts import AlertPublic
 from sentinel.api.deps import Services, ServicesDep
@@ -172,9 +172,11 @@ async def incident_clip(
     principal: Reader,
     pre_s: Annotated[float, Query(ge=0, le=MAX_PAD_S)] = 5.0,
     post_s: Annotated[float, Query(ge=0, le=MAX_PAD_S)] = 5.0,
-) -> FileResponse:
+) -> Response:
     """An open incident's clip ends `post_s` after it was last seen. Supports `Range`."""
     require_recordings(services)
     inc = await require_incident(incident_id, services, principal)
     last = inc.ended_at or inc.last_seen_at
-    return await clip_around(services, inc.camera_id, inc.started_at, last, pre_s, post_s)
+    return await clip_around(
+        services, inc.camera_id, inc.started_at, last, pre_s, post_s, principal.subject
+    )

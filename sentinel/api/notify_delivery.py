@@ -305,7 +305,9 @@ async def signed_media(
     if kind == "clip":
         require_recordings(services)
         last = event.ended_at or event.last_seen_at
-        return await clip_around(services, event.camera_id, event.started_at, last, 5.0, 5.0)
+        return await clip_around(
+            services, event.camera_id, event.started_at, last, 5.0, 5.0, f"link:{alert_id}"
+        )
     if event.snapshot_key is None:
         raise HTTPException(404, "no snapshot for this alert")
     try:

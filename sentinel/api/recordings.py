@@ -6,14 +6,21 @@ re-encoding) into a temp file, served with HTTP Range support (starlette's ``Fil
 206 with ``Content-Range``, 416 for unsatisfiable ranges) and deleted after the response.
 Recordings are camera data: ``events:read`` plus the principal's camera scope; a hidden camera
 or event answers 404, as does every route while recording is not configured.
+
+Archived footage (tiering, ``sentinel.retention.archive``) is restored on demand: a clip,
+playlist or segment request over it starts the restores and waits ``archive.restore_wait_s``;
+if they are not done by then it answers 202 with their progress and ``Retry-After``, and the
+restores go on, so a later request plays.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 import tempfile
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -23,13 +30,14 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from sentinel.api.deps import Services, ServicesDep
 from sentinel.api.security import authorize, require_camera, require_event
 from sentinel.config import CAMERA_ID_PATTERN
 from sentinel.gateway.roles import EVENTS_READ, Principal
+from sentinel.retention.archive import RestoreError
 from sentinel.store.objects import ObjectNotFound
 from sentinel.store.segment_repo import SegmentRecord, SegmentRepository
 from sentinel.video.clips import ClipInfo, NoFootage, SegmentSource, assemble_clip
@@ -59,6 +67,14 @@ CLIP_RESPONSES: dict[int | str, dict[str, object]] = {
     404: {"description": "No footage, not visible, or recording is not enabled"},
     416: {"description": "The asked byte range is outside the clip"},
 }
+RESTORING: dict[int | str, dict[str, object]] = {
+    202: {
+        "description": "Archived footage is being restored: `restore` holds the progress; "
+        "ask again after `Retry-After` seconds"
+    },
+    503: {"description": "Archived footage could not be restored"},
+}
+CLIP_RESPONSES |= RESTORING
 
 
 class SegmentPublic(BaseModel):
@@ -69,6 +85,7 @@ class SegmentPublic(BaseModel):
     size: int
     codec: str
     kind: str
+    archived: bool = False  # in the archive store: playing it may first answer 202 (restore)
 
     @classmethod
     def of(cls, seg: SegmentRecord) -> SegmentPublic:
@@ -80,6 +97,7 @@ class SegmentPublic(BaseModel):
             size=seg.size,
             codec=seg.codec,
             kind=seg.kind,
+            archived=seg.archived,
         )
 
 
@@ -162,6 +180,70 @@ def _unlink(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+async def restore_archived(
+    services: Services, records: list[SegmentRecord], requested_by: str
+) -> Response | None:
+    """Restore the archived segments among ``records`` (see the module docstring).
+
+    Returns:
+        None once every segment has a local copy; else the 202 answer to give.
+
+    Raises:
+        HTTPException: 503 if a store failed during a restore, or tiering is off (archived
+            footage, no archive store to read it from).
+    """
+    if not any(r.archived for r in records):
+        return None
+    restorer = services.archive
+    if restorer is None:
+        raise HTTPException(503, "the footage is archived, and the archive is not configured")
+    started = time.monotonic()
+    job = await run_in_threadpool(restorer.ensure, records, requested_by)
+    if job.futures:
+        waiting = [asyncio.wrap_future(f) for f in job.futures]
+        for w in waiting:  # a restore failing after we answered must not log "never retrieved"
+            w.add_done_callback(_retrieve)
+        await asyncio.wait(waiting, timeout=restorer.wait_s)
+    progress = job.progress()
+    if progress.failed:
+        log.warning("restores failed: %s", "; ".join(job.errors()))
+        if not job.lost_only():  # a store failed: try again later
+            raise HTTPException(503, "archived footage could not be restored")
+    if progress.done:  # footage whose archive copy is lost is skipped, as a missing object
+        return None
+    retry = progress.retry_after_s(time.monotonic() - started)
+    return JSONResponse(
+        {"detail": "restoring archived footage", "restore": progress.to_dict()},
+        status_code=202,
+        headers={"Retry-After": str(retry), "Cache-Control": "no-store"},
+    )
+
+
+def _retrieve(future: asyncio.Future[bytes]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def _load_source(services: Services, record: SegmentRecord) -> SegmentSource:
+    """The segment's bytes: its local object, else (archived since it was read, or its
+    restored copy expired) a restore now.
+
+    Raises:
+        ObjectNotFound: If there is no local object and no archive copy to restore.
+    """
+    try:
+        return SegmentSource.load(services.objects, record)
+    except ObjectNotFound:
+        fresh = require_recordings(services).get(record.id)
+        if fresh is None or not fresh.archived or services.archive is None:
+            raise
+    try:
+        data = services.archive.fetch(fresh, "internal")
+    except RestoreError as exc:
+        raise ObjectNotFound(record.object_key) from exc
+    return SegmentSource(data, fresh.start_at, fresh.end_at)
+
+
 def _build_clip(services: Services, camera_id: str, start: datetime, end: datetime) -> ClipInfo:
     """Loads the segments overlapping ``[start, end]`` and writes the clip to a temp file.
 
@@ -172,7 +254,7 @@ def _build_clip(services: Services, camera_id: str, start: datetime, end: dateti
     sources: list[SegmentSource] = []
     for record in repo.range(camera_id, start, end):
         try:
-            sources.append(SegmentSource.load(services.objects, record))
+            sources.append(_load_source(services, record))
         except ObjectNotFound:  # reconcile removes the row at the next start
             log.warning("segment %s has no object %s: skipped", record.id, record.object_key)
     fd, name = tempfile.mkstemp(prefix="sentinel-clip-", suffix=".mp4")
@@ -186,8 +268,13 @@ def _build_clip(services: Services, camera_id: str, start: datetime, end: dateti
 
 
 async def _serve_clip(
-    services: Services, camera_id: str, start: datetime, end: datetime
-) -> FileResponse:
+    services: Services, camera_id: str, start: datetime, end: datetime, requested_by: str
+) -> Response:
+    repo = require_recordings(services)
+    records = await run_in_threadpool(repo.range, camera_id, start, end)
+    pending = await restore_archived(services, records, requested_by)
+    if pending is not None:
+        return pending
     try:
         clip = await run_in_threadpool(_build_clip, services, camera_id, start, end)
     except NoFootage as exc:
@@ -227,7 +314,7 @@ async def camera_clip(
     principal: Reader,
     start: datetime,
     end: datetime,
-) -> FileResponse:
+) -> Response:
     """Starts at the last keyframe at or before `start`; holes in the recording are closed up.
 
     `X-Clip-Start` / `X-Clip-End` give the wall-clock span actually served. Supports
@@ -237,7 +324,7 @@ async def camera_clip(
     await require_camera(principal, services, camera_id)
     start, end = query_utc(start), query_utc(end)
     _check_clip_range(start, end)
-    return await _serve_clip(services, camera_id, start, end)
+    return await _serve_clip(services, camera_id, start, end, principal.subject)
 
 
 @router.get(
@@ -252,12 +339,18 @@ async def event_clip(
     principal: Reader,
     pre_s: Annotated[float, Query(ge=0, le=MAX_PAD_S)] = 5.0,
     post_s: Annotated[float, Query(ge=0, le=MAX_PAD_S)] = 5.0,
-) -> FileResponse:
+) -> Response:
     """An ongoing event's clip ends `post_s` after it was last seen. Supports `Range`."""
     require_recordings(services)
     ev = await require_event(event_id, services, principal)
     return await clip_around(
-        services, ev.camera_id, ev.started_at, ev.ended_at or ev.last_seen_at, pre_s, post_s
+        services,
+        ev.camera_id,
+        ev.started_at,
+        ev.ended_at or ev.last_seen_at,
+        pre_s,
+        post_s,
+        principal.subject,
     )
 
 
@@ -268,13 +361,15 @@ async def clip_around(
     last_at: datetime,
     pre_s: float,
     post_s: float,
-) -> FileResponse:
+    requested_by: str = "internal",
+) -> Response:
     """The clip of something that happened on a camera (an event, an incident): from `pre_s`
-    before it started to `post_s` after it was last seen."""
+    before it started to `post_s` after it was last seen (202 while archived footage of it
+    is being restored)."""
     start = query_utc(started_at) - timedelta(seconds=pre_s)
     end = query_utc(last_at) + timedelta(seconds=post_s)
     _check_clip_range(start, end, instant_ok=True)  # an instant event with no padding
-    return await _serve_clip(services, camera_id, start, end)
+    return await _serve_clip(services, camera_id, start, end, requested_by)
 
 
 @router.get(
@@ -284,6 +379,7 @@ async def clip_around(
         200: {"content": {_M3U8: {}}, "description": "The HLS VOD playlist"},
         400: {"description": "Bad range"},
         404: {"description": "No footage, not visible, or recording is not enabled"},
+        **RESTORING,
     },
     summary="An HLS VOD playlist of a camera's recording from `start` to `end` (at most 24 h)",
 )
@@ -310,6 +406,9 @@ async def camera_hls_playlist(
     records = await run_in_threadpool(repo.range, camera_id, start, end)
     if not records:
         raise HTTPException(404, "no footage")
+    pending = await restore_archived(services, records, principal.subject)
+    if pending is not None:
+        return pending
     playlist = build_playlist(records, lambda seg: f"segments/{seg.id}.ts")
     return Response(playlist, media_type=_M3U8, headers={"Cache-Control": "private, no-cache"})
 
@@ -321,7 +420,7 @@ def _build_ts(services: Services, record: SegmentRecord) -> Path:
         ObjectNotFound: If the segment's object is missing.
         ValueError: If the segment holds no video (the file is removed).
     """
-    data = services.objects.get(record.object_key)
+    data = _load_source(services, record).data
     fd, name = tempfile.mkstemp(prefix="sentinel-hls-", suffix=".ts")
     os.close(fd)
     dest = Path(name)
@@ -341,6 +440,7 @@ def _build_ts(services: Services, record: SegmentRecord) -> Path:
         206: {"description": "Part of the segment (`Range: bytes=...`)"},
         404: {"description": "No such segment, not visible, or recording is not enabled"},
         416: {"description": "The asked byte range is outside the segment"},
+        **RESTORING,
     },
     summary="One recorded segment as MPEG-TS (for HLS playback)",
 )
@@ -349,13 +449,16 @@ async def camera_hls_segment(
     segment_id: SegmentId,
     services: ServicesDep,
     principal: Reader,
-) -> FileResponse:
+) -> Response:
     """Stream copy of the stored segment, stamped with its wall-clock time. Supports `Range`."""
     repo = require_recordings(services)
     await require_camera(principal, services, camera_id)
     record = await run_in_threadpool(repo.get, segment_id)
     if record is None or record.camera_id != camera_id:
         raise HTTPException(404, "segment not found")
+    pending = await restore_archived(services, [record], principal.subject)
+    if pending is not None:
+        return pending
     try:
         path = await run_in_threadpool(_build_ts, services, record)
     except ObjectNotFound as exc:

@@ -34,6 +34,9 @@ class CameraStorage(BaseModel):
     bytes: int
     segments: int
     exported_bytes: int
+    archived_bytes: int  # in the archive store (tiering); ``bytes`` counts them too
+    archived_segments: int
+    restored_bytes: int  # archived segments with a local copy restored for playback
     oldest_at: datetime | None
     newest_at: datetime | None
 
@@ -49,6 +52,9 @@ class StorageReport(BaseModel):
     cameras: list[CameraStorage]
     total_bytes: int
     total_segments: int
+    archived_bytes: int
+    archived_segments: int
+    archive: dict[str, Any] | None  # tiering's settings (None: the sweeper is not running)
     budget_bytes: int | None
     min_free_bytes: int | None
     disk: Disk | None
@@ -58,12 +64,18 @@ class StorageReport(BaseModel):
 def _per_camera(engine: Engine) -> list[CameraStorage]:
     c = SEGMENTS.c
     exported = sa.func.sum(sa.case((c.exported == sa.true(), c.size), else_=0))
+    archived = c.archived_at.is_not(None)
     query = (
         sa.select(
             c.camera_id,
             sa.func.sum(c.size),
             sa.func.count(),
             exported,
+            sa.func.sum(sa.case((archived, c.size), else_=0)),
+            sa.func.sum(sa.case((archived, 1), else_=0)),
+            sa.func.sum(
+                sa.case((sa.and_(archived, c.restored_until.is_not(None)), c.size), else_=0)
+            ),
             sa.func.min(c.start_at),
             sa.func.max(c.end_at),
         )
@@ -78,10 +90,13 @@ def _per_camera(engine: Engine) -> list[CameraStorage]:
             bytes=int(total or 0),
             segments=int(count),
             exported_bytes=int(exp or 0),
+            archived_bytes=int(arch or 0),
+            archived_segments=int(narch or 0),
+            restored_bytes=int(rest or 0),
             oldest_at=None if first is None else as_utc(first, "oldest"),
             newest_at=None if last is None else as_utc(last, "newest"),
         )
-        for cam, total, count, exp, first, last in rows
+        for cam, total, count, exp, arch, narch, rest, first, last in rows
     ]
 
 
@@ -125,6 +140,9 @@ async def storage_report(services: ServicesDep, principal: Reader) -> StorageRep
         cameras=cameras,
         total_bytes=sum(c.bytes for c in cameras),
         total_segments=sum(c.segments for c in cameras),
+        archived_bytes=sum(c.archived_bytes for c in cameras),
+        archived_segments=sum(c.archived_segments for c in cameras),
+        archive=status.get("archive"),
         budget_bytes=status.get("budget_bytes"),
         min_free_bytes=status.get("min_free_bytes"),
         disk=disk,

@@ -3,7 +3,9 @@
 ``plan_sweep`` first deletes what is past its camera's retention (continuous and event footage
 each have their own), then, while the archive is over its byte budget or the disk has less free
 space than asked, the oldest footage: continuous before event. Segments kept for an exported
-clip are never deleted.
+clip are never deleted. With tiering, budget and free space count local copies only: archived
+footage leaves only by retention, and footage due for the archive but not archived yet (its
+copy unverified) is never deleted to make room.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ __all__ = [
     "Reason",
     "SegmentView",
     "derived_cutoffs",
+    "past_retention",
     "plan_sweep",
     "row_cutoffs",
 ]
@@ -43,6 +46,8 @@ class SegmentView:
     end_at: datetime
     size: int
     exported: bool = False
+    archived: bool = False  # in the archive store: deleting it frees no local space
+    awaiting_archive: bool = False  # due for the archive, its copy not verified yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +67,11 @@ def _expired(seg: SegmentView, now: datetime, policies: Policies) -> bool:
         return False
     # All of the segment's footage must be older than the retention, not just its start.
     return seg.end_at <= now - timedelta(seconds=days * _SECONDS_PER_DAY)
+
+
+def past_retention(seg: SegmentView, now: datetime, policies: Policies) -> bool:
+    """Whether all of the segment's footage is older than its camera's retention."""
+    return _expired(seg, now, policies)
 
 
 def plan_sweep(
@@ -124,7 +134,11 @@ def plan_sweep(
         return None
 
     by_age = sorted(
-        (s for s in candidates if s.id not in planned),
+        (
+            s
+            for s in candidates
+            if s.id not in planned and not s.archived and not s.awaiting_archive
+        ),
         key=lambda s: (s.kind != _CONTINUOUS, s.start_at, s.camera_id, s.id),
     )
     for seg in by_age:

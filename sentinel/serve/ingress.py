@@ -39,6 +39,7 @@ from sentinel.api.deps import (
 )
 from sentinel.api.setup import build_security
 from sentinel.config import (
+    ArchiveSettings,
     AuthSettings,
     CameraConfig,
     DetectorSettings,
@@ -56,6 +57,7 @@ from sentinel.models.llm_runner import await_or_cancel
 from sentinel.models.whisper import Transcript
 from sentinel.notify.relay import make_senders, secrets_of
 from sentinel.retention.face_index import open_face_index
+from sentinel.retention.archive import Restorer, make_archive_store
 from sentinel.rules.rulegen import RuleGenSettings, Suggestion
 from sentinel.search.kb import KnowledgeBase
 from sentinel.search.service import open_search
@@ -64,6 +66,7 @@ from sentinel.serve.models import RayModelControl
 from sentinel.store.alert_repo import AlertRepository, ExperimentRepository, PromptRepository
 from sentinel.store.annotation_repo import AnnotationRepo
 from sentinel.store.audit_anchors import make_anchor_store
+from sentinel.store.audit_repo import AuditRepository
 from sentinel.store.dataset_repo import DatasetRepo
 from sentinel.store.db import make_engine
 from sentinel.store.export_repo import ExportRepository
@@ -319,6 +322,18 @@ def voice_services(runtime: dict[str, Any], transcriber: Any | None) -> VoiceSer
     )
 
 
+def restorer_of(runtime: dict[str, Any], engine: Engine, objects: ObjectStore) -> Restorer | None:
+    """Playback's restores of archived footage; None while tiering is off."""
+    settings = runtime.get("archive") or ArchiveSettings()
+    if isinstance(settings, dict):
+        settings = ArchiveSettings(**settings)
+    if not settings.enabled:
+        return None
+    archive = make_archive_store(settings, Path(runtime["data_dir"]))
+    segments = SegmentRepository(engine)
+    return Restorer(segments, objects, archive, settings, audit=AuditRepository(engine))
+
+
 def mining_services(runtime: dict[str, Any]) -> MiningServices:
     """Hard-example mining as Ray tasks, its jobs kept by the detached jobs actor."""
     mining = MiningSettings(**runtime.get("train", {}).get("mining", {}))
@@ -360,6 +375,7 @@ class Ingress:
                 security=security,
                 segments=SegmentRepository(engine),
                 storage=RetentionProbe(runtime["namespace"]),
+                archive=restorer_of(runtime, engine, objects),
                 exports=ExportRepository(engine),
                 rulegen=rulegen_services(
                     runtime["db_url"], RuleGenConfig(**runtime.get("rulegen", {}))

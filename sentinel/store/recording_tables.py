@@ -9,6 +9,9 @@ Like ``sentinel.store.tables`` this is a storage row, created by the Alembic mig
   ``kind`` is ``"continuous"`` or ``"event"`` (a plain string checked by the repository, so a
   new kind needs no migration). ``exported`` marks segments kept for an exported clip: the
   retention sweep never deletes them.
+- the tier (``0021_segment_tiers``): ``archived_at`` is set once a verified copy is in the
+  archive store under ``archive_key`` (its sha256 in ``archive_sha256``); the local object is
+  then gone, except for a restored copy, kept until ``restored_until``.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class SegmentRow(SQLModel, table=True):
         sa.Index("ix_segments_camera_id_start_at", "camera_id", "start_at"),
         sa.Index("ix_segments_camera_id_end_at", "camera_id", "end_at"),
         sa.Index("ix_segments_start_at", "start_at"),  # the retention sweep, all cameras
+        sa.Index("ix_segments_restored_until", "restored_until"),  # the restores' expiry
     )
 
     id: str = Field(sa_column=sa.Column(sa.String(36), primary_key=True))
@@ -51,6 +55,14 @@ class SegmentRow(SQLModel, table=True):
     exported: bool = Field(
         default=False,
         sa_column=sa.Column(sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
+    archived_at: datetime | None = Field(
+        default=None, sa_column=sa.Column(UTCDateTime(), nullable=True)
+    )
+    archive_key: str | None = Field(default=None, sa_column=sa.Column(sa.String(1024)))
+    archive_sha256: str | None = Field(default=None, sa_column=sa.Column(sa.String(64)))
+    restored_until: datetime | None = Field(
+        default=None, sa_column=sa.Column(UTCDateTime(), nullable=True)
     )
 
 

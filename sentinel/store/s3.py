@@ -48,6 +48,8 @@ class ObjectStoreSettings(StrictModel):
         region: The bucket's region.
         access_key: The access key id; ``None`` for boto3's default credential chain.
         secret_key: The secret access key; ``None`` for boto3's default credential chain.
+        storage_class: The S3 storage class of every object put (``"STANDARD_IA"``); ``None``:
+            the bucket's default. Ignored by the local store.
     """
 
     kind: Literal["local", "s3"] = "local"
@@ -57,6 +59,11 @@ class ObjectStoreSettings(StrictModel):
     region: str = "us-east-1"
     access_key: str | None = None
     secret_key: SecretStr | None = None
+    storage_class: str | None = Field(
+        None,
+        pattern=r"^[A-Z_]{1,32}$",
+        description="The S3 storage class of new objects (STANDARD_IA, ...); null: the bucket's.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ObjectStoreSettings:
@@ -90,6 +97,7 @@ def make_object_store(settings: ObjectStoreSettings, data_dir: Path) -> ObjectSt
         region=settings.region,
         access_key=settings.access_key,
         secret_key=settings.secret_key.get_secret_value() if settings.secret_key else None,
+        storage_class=settings.storage_class,
     )
 
 
@@ -128,6 +136,7 @@ class S3ObjectStore:
         access_key: The access key id; ``None`` for boto3's default credential chain.
         secret_key: The secret access key; ``None`` for boto3's default credential chain.
         client: A ready boto3 S3 client; when given, the connection arguments are ignored.
+        storage_class: The storage class of every object put; ``None``: the bucket's default.
 
     Raises:
         ValueError: If the prefix is not a valid key.
@@ -143,8 +152,10 @@ class S3ObjectStore:
         access_key: str | None = None,
         secret_key: str | None = None,
         client: Any | None = None,
+        storage_class: str | None = None,
     ) -> None:
         prefix = prefix.strip("/")
+        self._extra_put: dict[str, Any] = {"StorageClass": storage_class} if storage_class else {}
         self._prefix = validate_key(prefix) + "/" if prefix else ""
         self._bucket = bucket
         self._region = region
@@ -180,7 +191,7 @@ class S3ObjectStore:
 
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         """Store ``data`` under ``key`` with its ``Content-Type``, replacing any old object."""
-        self._call("put_object", key, Body=bytes(data), ContentType=content_type)
+        self._call("put_object", key, Body=bytes(data), ContentType=content_type, **self._extra_put)
 
     def get(self, key: str) -> bytes:
         """Return the bytes stored under ``key``; raise ``ObjectNotFound`` if there are none."""

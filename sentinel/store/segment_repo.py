@@ -73,6 +73,15 @@ class SegmentRecord:
     created_at: datetime
     kind: str
     exported: bool
+    archived_at: datetime | None = None  # a verified copy is in the archive store
+    archive_key: str | None = None
+    archive_sha256: str | None = None
+    restored_until: datetime | None = None  # an archived segment's local copy is kept until
+
+    @property
+    def archived(self) -> bool:
+        """Whether the segment is in the archive (its local object may be a restored copy)."""
+        return self.archived_at is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +127,10 @@ def _to_record(row: sa.RowMapping) -> SegmentRecord:
         created_at=row["created_at"],
         kind=row["kind"],
         exported=bool(row["exported"]),
+        archived_at=row["archived_at"],
+        archive_key=row["archive_key"],
+        archive_sha256=row["archive_sha256"],
+        restored_until=row["restored_until"],
     )
 
 
@@ -240,8 +253,10 @@ class SegmentRepository(Repository):
         include_exported: bool = False,
         limit: int = 100,
         excluding: TimeRanges = (),
+        archived: bool | None = None,
+        ended_before: datetime | None = None,
     ) -> list[SegmentRecord]:
-        """The oldest segments (by ``start_at``), for the retention sweep.
+        """The oldest segments (by ``start_at``), for the retention sweep and the archive pass.
 
         Args:
             camera_id: Only this camera's; None: every camera's.
@@ -250,9 +265,12 @@ class SegmentRepository(Repository):
             limit: The most rows, 1 to 10000.
             excluding: Leave out the segments overlapping these ranges (legal holds), so held
                 footage never fills the page the sweep plans from.
+            archived: True: only archived segments; False: only segments not archived yet;
+                None: both.
+            ended_before: Only segments that ended at or before this time.
 
         Raises:
-            ValueError: If ``limit`` is out of bounds or a kind is unknown.
+            ValueError: If ``limit`` is out of bounds, a kind is unknown or a time naive.
         """
         if not 1 <= limit <= _MAX_LIMIT:
             raise ValueError(f"limit must be between 1 and {_MAX_LIMIT}, but got {limit}")
@@ -267,15 +285,25 @@ class SegmentRepository(Repository):
             query = query.where(c.exported == sa.false())
         if excluding:
             query = query.where(sa.not_(overlapping(c.start_at, c.end_at, excluding)))
+        if archived is not None:
+            query = query.where(c.archived_at.is_not(None) if archived else c.archived_at.is_(None))
+        if ended_before is not None:
+            query = query.where(c.end_at <= as_utc(ended_before, "ended_before"))
         query = query.order_by(c.start_at, c.id).limit(limit)
         with self._engine.connect() as conn:
             return [_to_record(row) for row in conn.execute(query).mappings()]
 
     def usage(self) -> list[SegmentUsage]:
-        """Bytes stored and the oldest segment's start, per camera (by camera id)."""
+        """Bytes stored locally and the oldest segment's start, per camera (by camera id).
+
+        Archived segments count only while a restored copy is kept (``restored_until`` set).
+        """
         c = SEGMENTS.c
+        local = sa.case(
+            (sa.or_(c.archived_at.is_(None), c.restored_until.is_not(None)), c.size), else_=0
+        )
         query = (
-            sa.select(c.camera_id, sa.func.sum(c.size), sa.func.min(c.start_at))
+            sa.select(c.camera_id, sa.func.sum(local), sa.func.min(c.start_at))
             .group_by(c.camera_id)
             .order_by(c.camera_id)
         )
@@ -297,6 +325,8 @@ class SegmentRepository(Repository):
     ) -> list[SegmentRecord]:
         """The rows whose object is not in ``keys_in_store`` (the object was lost or deleted).
 
+        Archived segments are never orphans: their footage is in the archive store.
+
         Args:
             keys_in_store: Every key present in the object store (of the camera, if given).
             camera_id: Only this camera's rows; None: all (then pass every camera's keys).
@@ -316,7 +346,81 @@ class SegmentRepository(Repository):
                 if after is not None:
                     query = query.where(c.object_key > after)
                 rows = [_to_record(row) for row in conn.execute(query).mappings()]
-                found.extend(row for row in rows if row.object_key not in present)
+                found.extend(
+                    row for row in rows if row.object_key not in present and not row.archived
+                )
                 if len(rows) < _BATCH:
                     return found
                 after = rows[-1].object_key
+
+    def mark_archived(
+        self, segment_id: str, archive_key: str, sha256: str, at: datetime
+    ) -> SegmentRecord | None:
+        """Record a verified archive copy; the local copy is marked as kept until ``at`` (the
+        caller deletes it next, then calls ``clear_restored``: a crash in between leaves a
+        copy the restores' expiry removes). Idempotent: an archived row is left as it is.
+
+        Returns:
+            The row, or None if the segment is gone (deleted meanwhile).
+        """
+        at = as_utc(at, "at")
+        c = SEGMENTS.c
+        stmt = (
+            sa.update(SEGMENTS)
+            .where(c.id == segment_id, c.archived_at.is_(None))
+            .values(
+                archived_at=at, archive_key=archive_key, archive_sha256=sha256, restored_until=at
+            )
+        )
+        with self._engine.begin() as conn:
+            conn.execute(stmt)
+            row = conn.execute(sa.select(SEGMENTS).where(c.id == segment_id)).mappings().first()
+        return None if row is None else _to_record(row)
+
+    def keep_restored(self, segment_ids: Collection[str], until: datetime) -> int:
+        """Keep the local copies of these archived segments until at least ``until``.
+
+        Returns:
+            How many rows were extended.
+        """
+        if not segment_ids:
+            return 0
+        until = as_utc(until, "until")
+        c = SEGMENTS.c
+        stmt = (
+            sa.update(SEGMENTS)
+            .where(
+                c.id.in_(sorted(segment_ids)),
+                c.archived_at.is_not(None),
+                sa.or_(c.restored_until.is_(None), c.restored_until < until),
+            )
+            .values(restored_until=until)
+        )
+        with self._engine.begin() as conn:
+            return int(conn.execute(stmt).rowcount)
+
+    def clear_restored(self, segment_id: str, expected: datetime | None = None) -> bool:
+        """Mark an archived segment's local copy gone; with ``expected``, only if
+        ``restored_until`` still equals it (a play since then kept the copy).
+
+        Returns:
+            Whether the row was changed.
+        """
+        c = SEGMENTS.c
+        stmt = sa.update(SEGMENTS).where(c.id == segment_id, c.archived_at.is_not(None))
+        if expected is not None:
+            stmt = stmt.where(c.restored_until == as_utc(expected, "expected"))
+        with self._engine.begin() as conn:
+            return conn.execute(stmt.values(restored_until=None)).rowcount > 0
+
+    def restores_due(self, now: datetime, limit: int = _BATCH) -> list[SegmentRecord]:
+        """Archived segments whose local copy is kept until ``now`` or earlier (oldest first)."""
+        c = SEGMENTS.c
+        query = (
+            sa.select(SEGMENTS)
+            .where(c.archived_at.is_not(None), c.restored_until <= as_utc(now, "now"))
+            .order_by(c.restored_until, c.id)
+            .limit(limit)
+        )
+        with self._engine.connect() as conn:
+            return [_to_record(row) for row in conn.execute(query).mappings()]

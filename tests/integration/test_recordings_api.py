@@ -85,7 +85,17 @@ def test_timeline_lists_segments_and_gaps(
     body = r.json()
     assert [s["id"] for s in body["segments"]] == [rec.id for rec in records]
     first = body["segments"][0]
-    assert set(first) == {"id", "start_at", "end_at", "duration_s", "size", "codec", "kind"}
+    assert set(first) == {
+        "id",
+        "start_at",
+        "end_at",
+        "duration_s",
+        "size",
+        "codec",
+        "kind",
+        "archived",
+    }
+    assert first["archived"] is False
     assert (first["codec"], first["kind"], first["size"]) == ("h264", "continuous", records[0].size)
     assert first["duration_s"] == pytest.approx(4.0)
     assert len(body["gaps"]) == 2 and body["covered_s"] == pytest.approx(20.0)
