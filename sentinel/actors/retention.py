@@ -44,7 +44,6 @@ from sentinel.domain.retention import (
     plan_sweep,
 )
 from sentinel.retention.anchoring import AnchorLoop, AuditAnchorer
-from sentinel.retention.face_index import FaceScanLoop, open_face_index
 from sentinel.retention.archive import (
     Archiver,
     ArchiveReport,
@@ -52,6 +51,7 @@ from sentinel.retention.archive import (
     make_archive_store,
     segment_view,
 )
+from sentinel.retention.face_index import FaceScanLoop, open_face_index
 from sentinel.retention.holds import load_holds
 from sentinel.retention.tiering import ArchiveAges, awaiting_archive
 from sentinel.store.alert_repo import AlertRepository

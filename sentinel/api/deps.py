@@ -15,8 +15,8 @@ from sqlalchemy.engine import Engine
 from sentinel.api.gateway import SecurityServices
 from sentinel.config import CameraConfig, NotifySettings, TrainSettings
 from sentinel.notify.channels import Sender
-from sentinel.retention.face_index import FaceIndex
 from sentinel.retention.archive import Restorer
+from sentinel.retention.face_index import FaceIndex
 from sentinel.rules.rulegen import RuleGenSettings, Suggestion
 from sentinel.search.ask import AskSettings, ChatLLM
 from sentinel.search.index import IndexReader

@@ -56,8 +56,8 @@ from sentinel.domain.boxes import COCO_LABELS
 from sentinel.models.llm_runner import await_or_cancel
 from sentinel.models.whisper import Transcript
 from sentinel.notify.relay import make_senders, secrets_of
-from sentinel.retention.face_index import open_face_index
 from sentinel.retention.archive import Restorer, make_archive_store
+from sentinel.retention.face_index import open_face_index
 from sentinel.rules.rulegen import RuleGenSettings, Suggestion
 from sentinel.search.kb import KnowledgeBase
 from sentinel.search.service import open_search
