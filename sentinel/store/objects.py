@@ -56,6 +56,37 @@ class ObjectStore(Protocol):
         ...
 
 
+@runtime_checkable
+class RangedObjectStore(ObjectStore, Protocol):
+    """An ``ObjectStore`` that reads part of an object without reading all of it."""
+
+    def get_range(self, key: str, start: int, stop: int) -> bytes:
+        """Bytes ``[start, stop)`` of the object, cut at its end (``b""`` past it).
+
+        Raises:
+            ValueError: If ``start < 0`` or ``stop < start``.
+            ObjectNotFound: If there is no object under ``key``.
+        """
+        ...
+
+
+def read_range(store: ObjectStore, key: str, start: int, stop: int) -> bytes:
+    """Bytes ``[start, stop)`` of an object (cut at its end), from any store.
+
+    A store with ``get_range`` reads only that part; any other store reads the whole object
+    and slices it, so wrappers compose with stores that do not know ranges.
+
+    Raises:
+        ValueError: If ``start < 0`` or ``stop < start``.
+        ObjectNotFound: If there is no object under ``key``.
+    """
+    if start < 0 or stop < start:
+        raise ValueError(f"bad range [{start}, {stop})")
+    if isinstance(store, RangedObjectStore):
+        return store.get_range(key, start, stop)
+    return store.get(key)[start:stop]
+
+
 def validate_key(key: str) -> str:
     """Check that ``key`` is a safe relative object key and return it unchanged.
 
@@ -195,6 +226,23 @@ class LocalObjectStore:
         target = self.path(key)
         try:
             return target.read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise ObjectNotFound(key) from None
+
+    def get_range(self, key: str, start: int, stop: int) -> bytes:
+        """Bytes ``[start, stop)`` of the object under ``key``, cut at its end.
+
+        Raises:
+            ObjectNotFound: If no object is stored under ``key``.
+            ValueError: If the key is invalid, ``start < 0`` or ``stop < start``.
+        """
+        if start < 0 or stop < start:
+            raise ValueError(f"bad range [{start}, {stop})")
+        target = self.path(key)
+        try:
+            with target.open("rb") as f:
+                f.seek(start)
+                return f.read(stop - start)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise ObjectNotFound(key) from None
 

@@ -18,6 +18,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import Field, SecretStr, model_validator
 
 from sentinel.domain.strict import StrictModel
+from sentinel.gateway.secretbox import key_from_setting
+from sentinel.store.envelope import EncryptedObjectStore
+from sentinel.store.object_keys import master_keys
 from sentinel.store.objects import (
     MAX_KEY_LENGTH,
     LocalObjectStore,
@@ -37,6 +40,47 @@ class ObjectStoreError(RuntimeError):
     """An object store failed for a reason other than a missing object."""
 
 
+class ObjectEncryptionSettings(StrictModel):
+    """Encryption at rest of the objects (an AES-256-GCM envelope, ``sentinel.store.envelope``).
+
+    Attributes:
+        enabled: Encrypt new objects; ``None``: on for S3, off for the local folder. Objects
+            stored before it was on stay readable.
+        master_keys: base64 AES-256 master keys, newest first (the first wraps new objects'
+            data keys, all of them unwrap); e.g. ``SENTINEL_OBJECTS__ENCRYPTION__MASTER_KEYS=
+            '["..."]'`` from a secret. Empty: the key file.
+        key_file: A file of such keys, one a line, newest first (mode 0600); ``None``:
+            ``<data dir>/keys/objects.key``, created with one random key at first use.
+        chunk_size: Plaintext bytes per encrypted chunk (a Range read decrypts whole chunks).
+    """
+
+    enabled: bool | None = Field(
+        None, description="Encrypt objects at rest; null: on for s3, off for local."
+    )
+    master_keys: list[SecretStr] = Field(
+        default_factory=list,
+        max_length=16,
+        description="base64 AES-256 master keys, newest first; empty: key_file.",
+    )
+    key_file: Path | None = Field(
+        None, description="File of base64 master keys, newest first; default keys/objects.key."
+    )
+    chunk_size: int = Field(64 * 1024, ge=4096, le=16 * 1024 * 1024)
+
+    @model_validator(mode="after")
+    def _check_keys(self) -> ObjectEncryptionSettings:
+        for i, key in enumerate(self.master_keys, start=1):
+            try:
+                key_from_setting(key.get_secret_value())
+            except ValueError as exc:  # its message never holds the key
+                raise ValueError(f"objects.encryption.master_keys #{i}: {exc}") from None
+        return self
+
+    def active(self, kind: str) -> bool:
+        """Whether objects of a ``kind`` store are encrypted."""
+        return self.enabled if self.enabled is not None else kind == "s3"
+
+
 class ObjectStoreSettings(StrictModel):
     """Where objects (snapshots, recordings, datasets) are stored.
 
@@ -48,6 +92,7 @@ class ObjectStoreSettings(StrictModel):
         region: The bucket's region.
         access_key: The access key id; ``None`` for boto3's default credential chain.
         secret_key: The secret access key; ``None`` for boto3's default credential chain.
+        encryption: Encryption at rest (on by default for S3).
     """
 
     kind: Literal["local", "s3"] = "local"
@@ -57,6 +102,7 @@ class ObjectStoreSettings(StrictModel):
     region: str = "us-east-1"
     access_key: str | None = None
     secret_key: SecretStr | None = None
+    encryption: ObjectEncryptionSettings = Field(default_factory=ObjectEncryptionSettings)
 
     @model_validator(mode="after")
     def _check(self) -> ObjectStoreSettings:
@@ -78,8 +124,30 @@ def make_object_store(settings: ObjectStoreSettings, data_dir: Path) -> ObjectSt
 
     Returns:
         A ``LocalObjectStore`` or an ``S3ObjectStore`` (whose bucket is not checked here; call
-        ``ensure_bucket`` at startup to create it or fail early).
+        ``ensure_bucket`` at startup to create it or fail early), inside an
+        ``EncryptedObjectStore`` when ``settings.encryption`` is active.
+
+    Raises:
+        KeyFileError: If encryption is on and the key file cannot be used.
+        ValueError: If a configured master key is not base64 of 32 bytes.
     """
+    store = _plain_store(settings, data_dir)
+    enc = settings.encryption
+    if not enc.active(settings.kind):
+        return store
+    keys = master_keys([k.get_secret_value() for k in enc.master_keys], enc.key_file, data_dir)
+    return EncryptedObjectStore(store, keys, chunk_size=enc.chunk_size)
+
+
+def unwrapped(store: ObjectStore) -> ObjectStore:
+    """The store under any ``EncryptedObjectStore`` (e.g. the ``S3ObjectStore`` to check its
+    bucket)."""
+    while isinstance(store, EncryptedObjectStore):
+        store = store.inner
+    return store
+
+
+def _plain_store(settings: ObjectStoreSettings, data_dir: Path) -> ObjectStore:
     if settings.kind == "local":
         return LocalObjectStore(data_dir / "objects")
     assert settings.bucket is not None  # checked by the model
@@ -185,6 +253,31 @@ class S3ObjectStore:
     def get(self, key: str) -> bytes:
         """Return the bytes stored under ``key``; raise ``ObjectNotFound`` if there are none."""
         response = self._call("get_object", key, found=True)
+        try:
+            body: bytes = response["Body"].read()
+        except BotoCoreError as exc:
+            self._fail("get_object", self._name(key), exc)
+        return body
+
+    def get_range(self, key: str, start: int, stop: int) -> bytes:
+        """Bytes ``[start, stop)`` of the object under ``key``, cut at its end (one ranged GET).
+
+        Raises:
+            ValueError: If the key is invalid, ``start < 0`` or ``stop < start``.
+            ObjectNotFound: If there is no object under ``key``.
+        """
+        if start < 0 or stop < start:
+            raise ValueError(f"bad range [{start}, {stop})")
+        if start == stop:  # S3 has no empty range; still say whether the object exists
+            self._call("head_object", key, found=True)
+            return b""
+        try:
+            response = self._call("get_object", key, found=True, Range=f"bytes={start}-{stop - 1}")
+        except ObjectStoreError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ClientError) and _code(cause) == "InvalidRange":
+                return b""  # the object exists and ends at or before ``start``
+            raise
         try:
             body: bytes = response["Body"].read()
         except BotoCoreError as exc:
