@@ -79,6 +79,7 @@ def services(store_engine: Engine, tmp_path: Path, encrypted: EncryptedObjectSto
 def _raw(store: ObjectStore, key: str, s3_client: Any | None) -> bytes:
     """The stored bytes of ``key``, read past Sentinel for S3 (boto3 directly)."""
     if isinstance(store, S3ObjectStore):
+        assert s3_client is not None
         name = f"sentinel/{key}"
         return bytes(s3_client.get_object(Bucket=store.bucket, Key=name)["Body"].read())
     return store.get(key)
