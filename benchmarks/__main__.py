@@ -1,7 +1,7 @@
 """``python -m benchmarks [NAME ...]``: runs the named benchmarks (all by default: detector,
 ingest, pipeline, quiet, tracking, regions, rules, llm, gateway, ingress, agent, agent_quality,
 demo, recording, rules_backtest, capacity, search, search_serve, voice, notify,
-training, mining, learning_loop) in that order.
+training, mining, learning_loop, encryption) in that order.
 Exit status 0 even when a target is missed (the line says MISSED); non-zero when a benchmark
 fails to run."""
 
@@ -19,6 +19,7 @@ from benchmarks import (
     capacity,
     demo,
     detector,
+    encryption,
     gateway,
     ingest,
     ingress,
@@ -63,6 +64,7 @@ BENCHMARKS: dict[str, Callable[[Path], None]] = {
     "training": training.run,
     "mining": mining.run,
     "learning_loop": learning_loop.run,
+    "encryption": encryption.run,
 }
 NEEDS_MODEL = {
     "detector",

@@ -264,13 +264,14 @@ def seal(data: bytes, keys: MasterKeys, chunk_size: int = DEFAULT_CHUNK_SIZE) ->
 
 
 def _decrypt_chunks(
-    aead: AESGCM, header: Header, first: int, body: bytes, name: str
+    aead: AESGCM, header: Header, first: int, data: bytes | memoryview, name: str
 ) -> Iterator[bytes]:
-    """Decrypt the consecutive chunks from ``first`` held in ``body``.
+    """Decrypt the consecutive chunks from ``first`` held in ``data``.
 
     Raises:
         ObjectIntegrityError: If a chunk is cut short or fails its tag.
     """
+    body = memoryview(data)  # slices without copies
     offset = 0
     index = first
     while offset < len(body) or index == first:
@@ -306,7 +307,7 @@ def open_sealed(raw: bytes, keys: MasterKeys, name: str = "?") -> bytes:
             f"{header.stored_size} (truncated or extended)"
         )
     aead = _unwrap(header, keys, name)
-    return b"".join(_decrypt_chunks(aead, header, 0, raw[HEADER_SIZE:], name))
+    return b"".join(_decrypt_chunks(aead, header, 0, memoryview(raw)[HEADER_SIZE:], name))
 
 
 def rewrap(raw_header: bytes, keys: MasterKeys, name: str = "?") -> bytes:
