@@ -45,8 +45,9 @@ from sentinel.serve.models import ModelController
 from sentinel.serve.transcriber import build_transcriber
 from sentinel.store.camera_secrets import seal_camera
 from sentinel.store.db import make_engine, migrate
+from sentinel.store.objects import unwrapped
 from sentinel.store.repo import CameraRepository
-from sentinel.store.s3 import S3ObjectStore, make_object_store, unwrapped
+from sentinel.store.s3 import S3ObjectStore, make_object_store
 from sentinel.train.registry import ModelRegistry
 
 logger = logging.getLogger(__name__)

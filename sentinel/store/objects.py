@@ -87,6 +87,17 @@ def read_range(store: ObjectStore, key: str, start: int, stop: int) -> bytes:
     return store.get(key)[start:stop]
 
 
+def unwrapped(store: ObjectStore) -> ObjectStore:
+    """The store under any wrapper (``EncryptedObjectStore``, ...): wrappers expose the store
+    they wrap as ``inner``. Use it to ask what kind of storage holds the objects (a local
+    folder's free space, an S3 bucket to create), never to read or write them."""
+    while True:
+        inner = getattr(store, "inner", None)
+        if not isinstance(inner, ObjectStore):
+            return store
+        store = inner
+
+
 def validate_key(key: str) -> str:
     """Check that ``key`` is a safe relative object key and return it unchanged.
 

@@ -132,14 +132,6 @@ def make_object_store(settings: ObjectStoreSettings, data_dir: Path) -> ObjectSt
     return EncryptedObjectStore(store, keys, chunk_size=enc.chunk_size)
 
 
-def unwrapped(store: ObjectStore) -> ObjectStore:
-    """The store under any ``EncryptedObjectStore`` (e.g. the ``S3ObjectStore`` to check its
-    bucket)."""
-    while isinstance(store, EncryptedObjectStore):
-        store = store.inner
-    return store
-
-
 def _plain_store(settings: ObjectStoreSettings, data_dir: Path) -> ObjectStore:
     if settings.kind == "local":
         return LocalObjectStore(data_dir / "objects")

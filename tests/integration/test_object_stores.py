@@ -19,6 +19,7 @@ from sentinel.store.objects import (
     ObjectStore,
     RangedObjectStore,
     read_range,
+    unwrapped,
 )
 from sentinel.store.s3 import (
     ObjectEncryptionSettings,
@@ -26,7 +27,6 @@ from sentinel.store.s3 import (
     ObjectStoreSettings,
     S3ObjectStore,
     make_object_store,
-    unwrapped,
 )
 from tests.utils.media import free_port
 from tests.utils.s3 import S3_PREFIX, empty_and_delete_bucket, s3_test_client

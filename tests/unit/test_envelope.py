@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from sentinel.actors.retention import free_bytes_of
 from sentinel.store.envelope import (
     HEADER_SIZE,
     TAG_BYTES,
@@ -31,7 +32,13 @@ from sentinel.store.object_keys import (
     read_key_file,
     retire_keys,
 )
-from sentinel.store.objects import LocalObjectStore, ObjectNotFound, ObjectStore, read_range
+from sentinel.store.objects import (
+    LocalObjectStore,
+    ObjectNotFound,
+    ObjectStore,
+    read_range,
+    unwrapped,
+)
 
 CHUNK = 4096
 KEY = "recordings/gate/2026-12-07/seg.mp4"
@@ -332,3 +339,10 @@ def test_configured_keys_win_and_bad_ones_never_echo(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="master_keys #1") as info:
         master_keys(["c2VjcmV0LXRoYXQtaXMtdG9vLXNob3J0"], None, tmp_path)
     assert "c2VjcmV0" not in str(info.value)
+
+
+def test_an_encrypted_local_store_is_still_a_local_disk(
+    store: EncryptedObjectStore, inner: LocalObjectStore
+) -> None:
+    assert unwrapped(store) is inner and unwrapped(inner) is inner
+    assert free_bytes_of(store) == free_bytes_of(inner) is not None  # min_free_bytes still works
