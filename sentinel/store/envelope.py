@@ -397,14 +397,20 @@ class EncryptedObjectStore:
     def size(self, key: str) -> int:
         """The plaintext size of the object under ``key`` (one header read).
 
+        The size is authenticated: the wrapped data key's tag covers it, so a header edited
+        to claim another size fails here rather than answering a wrong ``Content-Range``.
+
         Raises:
             ObjectNotFound: If there is none.
-            ObjectIntegrityError: If its header is malformed.
+            MasterKeyMissing: If its master key is not configured.
+            ObjectIntegrityError: If its header is malformed or altered.
         """
         head = read_range(self._inner, key, 0, HEADER_SIZE)
         if not is_encrypted(head):
             return self._inner.size(key)
-        return parse_header(head, key).size
+        header = parse_header(head, key)
+        _unwrap(header, self._keys, key)
+        return header.size
 
     def iter_keys(self, prefix: str = "") -> Iterator[tuple[str, int]]:
         """Yield ``(key, stored size)`` of the objects under ``prefix`` (see the class doc)."""

@@ -190,6 +190,9 @@ def test_tampering_is_an_integrity_error(
     if where != "last chunk" and where != "tag":
         with pytest.raises(ObjectIntegrityError):
             store.get_range(KEY, 0, 10)
+    if at < HEADER_SIZE:
+        with pytest.raises(ObjectIntegrityError):
+            store.size(KEY)  # the header is authenticated, its size included
 
 
 def test_reordered_dropped_or_truncated_chunks_fail(
