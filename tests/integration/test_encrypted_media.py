@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ from tests.integration.test_recordings_api import (  # noqa: F401
     test_clip_decodes_and_covers_the_range,
     test_clip_serves_byte_ranges,
 )
+from tests.utils.s3 import empty_and_delete_bucket, s3_test_client
 from tests.utils.services import make_services
 
 recorded = exports.recorded
@@ -187,3 +189,32 @@ def test_tampered_object_is_an_integrity_error_not_garbage(
     with pytest.raises(ObjectIntegrityError, match="chunk 2"):
         encrypted.get_range(key, 2 * CHUNK, 2 * CHUNK + 10)
     assert encrypted.get_range(key, 0, CHUNK) == data[:CHUNK]  # other chunks still read
+
+
+def test_s3_range_reads_fetch_only_the_chunks(s3_server: str, s3_client: Any) -> None:
+    """Against the real S3 server: a range of a large encrypted object is two ranged GETs (the
+    header, then its chunks), never a download of the object."""
+    client = s3_test_client(s3_server)  # its own client: the session's takes no event hooks
+    fetched: list[int] = []
+    client.meta.events.register(
+        "after-call.s3.GetObject",
+        lambda parsed, **_: fetched.append(int(parsed["ContentLength"])),
+    )
+    bucket = f"sentinel-range-{uuid.uuid4().hex[:12]}"
+    inner = S3ObjectStore(bucket, prefix="sentinel", client=client)
+    inner.ensure_bucket()
+    try:
+        store = EncryptedObjectStore(inner, MasterKeys([os.urandom(32)]))  # 64 KiB chunks
+        data = os.urandom(8 << 20)
+        store.put("exports/gate/long.mp4", data, "video/mp4")
+        start = (5 << 20) + 100
+        assert (
+            store.get_range("exports/gate/long.mp4", start, start + 1000)
+            == (data[start : start + 1000])
+        )
+        assert fetched == [HEADER_SIZE, 64 * 1024 + 16]  # the header, then one chunk
+        fetched.clear()
+        assert store.size("exports/gate/long.mp4") == len(data)
+        assert fetched == [HEADER_SIZE]
+    finally:
+        empty_and_delete_bucket(client, bucket)
