@@ -152,3 +152,26 @@ def test_refusals(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SENTINEL_OBJECTS__ENCRYPTION__MASTER_KEYS", '["dG9vLXNob3J0"]')
     code, out = _cli()
     assert code == 1 and "master_keys #1" in out and "dG9vLXNob3J0" not in out
+
+
+def test_start_makes_the_key_and_actors_share_it(env: Path, s3_client: Any) -> None:
+    """`sentinel up`'s storage step makes the key file once; every later store (an actor's,
+    the CLI's) loads the same key, and what one writes the others read."""
+    from sentinel import platform as runtime
+
+    settings = load_settings(None)
+    key_file = env / "keys" / "objects.key"
+    assert not key_file.exists()
+    runtime.prepare_storage(settings)
+    assert key_file.is_file() and (key_file.stat().st_mode & 0o777) == 0o600
+    (key,) = read_key_file(key_file)
+    runtime.prepare_storage(settings)  # a restart keeps the key
+    assert read_key_file(key_file) == [key]
+    actor_store = make_object_store(runtime.runtime_of(settings)["objects"], env)
+    actor_store.put("snapshots/gate/e9.jpg", b"\xff\xd8frame")
+    raw = s3_client.get_object(
+        Bucket=settings.objects.bucket, Key=f"{S3_PREFIX}/snapshots/gate/e9.jpg"
+    )["Body"].read()
+    assert is_encrypted(raw) and b"frame" not in raw
+    assert parse_header(raw).key_id == key_id(key)
+    assert _store().get("snapshots/gate/e9.jpg") == b"\xff\xd8frame"
