@@ -15,7 +15,7 @@ from typing import Any, Literal, NoReturn
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import Field, SecretStr, model_validator
+from pydantic import ConfigDict, Field, SecretStr, model_validator
 
 from sentinel.domain.strict import StrictModel
 from sentinel.store.envelope import EncryptedObjectStore
@@ -53,6 +53,9 @@ class ObjectEncryptionSettings(StrictModel):
         chunk_size: Plaintext bytes per encrypted chunk (a Range read decrypts whole chunks).
     """
 
+    # Validation errors must not quote the input: it holds master keys.
+    model_config = ConfigDict(hide_input_in_errors=True)
+
     enabled: bool | None = Field(
         None, description="Encrypt objects at rest; null: on for s3, off for local."
     )
@@ -64,7 +67,12 @@ class ObjectEncryptionSettings(StrictModel):
     key_file: Path | None = Field(
         None, description="File of base64 master keys, newest first; default keys/objects.key."
     )
-    chunk_size: int = Field(64 * 1024, ge=4096, le=16 * 1024 * 1024)
+    chunk_size: int = Field(
+        64 * 1024,
+        ge=4096,
+        le=16 * 1024 * 1024,
+        description="Plaintext bytes per encrypted chunk; a Range read decrypts whole chunks.",
+    )
 
     # The keys are checked when the store is made (``master_keys``), not here: pydantic's
     # errors repeat their input, which would put a malformed key in a log.
@@ -87,6 +95,9 @@ class ObjectStoreSettings(StrictModel):
         secret_key: The secret access key; ``None`` for boto3's default credential chain.
         encryption: Encryption at rest (on by default for S3).
     """
+
+    # Validation errors must not quote the input: it holds the secret key and master keys.
+    model_config = ConfigDict(hide_input_in_errors=True)
 
     kind: Literal["local", "s3"] = "local"
     bucket: str | None = Field(None, min_length=3, max_length=63)

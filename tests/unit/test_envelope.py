@@ -6,10 +6,13 @@ import base64
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from sentinel.actors.retention import free_bytes_of
+from sentinel.config import Settings
 from sentinel.store.envelope import (
     HEADER_SIZE,
     TAG_BYTES,
@@ -349,3 +352,22 @@ def test_an_encrypted_local_store_is_still_a_local_disk(
 ) -> None:
     assert unwrapped(store) is inner and unwrapped(inner) is inner
     assert free_bytes_of(store) == free_bytes_of(inner) is not None  # min_free_bytes still works
+
+
+SECRET = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3ODk="  # base64 of 32 bytes
+
+
+@pytest.mark.parametrize(
+    "objects",
+    [
+        {"kind": "s3", "encryption": {"master_keys": [SECRET]}},
+        {"kind": "s3", "bucket": "abc", "secret_key": SECRET},
+        {"encryption": {"master_keys": [SECRET], "chunk_size": 1}},
+    ],
+    ids=["no bucket", "secret without id", "bad chunk size"],
+)
+def test_settings_errors_never_quote_keys(objects: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError) as info:
+        Settings(objects=objects)
+    assert "objects" in str(info.value)
+    assert "QUJDREVG" not in str(info.value) and "ODk=" not in str(info.value)
