@@ -1,7 +1,7 @@
 """``python -m benchmarks [NAME ...]``: runs the named benchmarks (all by default: detector,
 ingest, pipeline, quiet, tracking, regions, rules, llm, gateway, ingress, agent, agent_quality,
 demo, recording, rules_backtest, capacity, search, search_serve, voice, notify,
-training, mining, learning_loop, faces, retention) in that order.
+training, mining, learning_loop, faces, retention, encryption) in that order.
 Exit status 0 even when a target is missed (the line says MISSED); non-zero when a benchmark
 fails to run."""
 
@@ -19,6 +19,7 @@ from benchmarks import (
     capacity,
     demo,
     detector,
+    encryption,
     faces,
     gateway,
     ingest,
@@ -67,6 +68,7 @@ BENCHMARKS: dict[str, Callable[[Path], None]] = {
     "learning_loop": learning_loop.run,
     "faces": faces.run,
     "retention": retention.run,
+    "encryption": encryption.run,
 }
 NEEDS_MODEL = {
     "detector",

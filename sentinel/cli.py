@@ -522,6 +522,98 @@ def audit_anchor(config: Path | None) -> None:
 
 
 @main.group()
+def objects() -> None:
+    """The object store (snapshots, recordings, exports, datasets)."""
+
+
+@objects.command("rotate-key")
+@_CONFIG_OPTION
+@click.option(
+    "--generate",
+    is_flag=True,
+    help="First put a new random master key first in the key file (not with master_keys "
+    "from settings). To resume an interrupted rotation, run again without it.",
+)
+@click.option(
+    "--retire",
+    is_flag=True,
+    help="After a complete rotation with no failure, drop the older keys from the key file.",
+)
+@click.option(
+    "--encrypt-plain", is_flag=True, help="Also encrypt objects stored before encryption was on."
+)
+@click.option("--prefix", default="", help="Only objects under this key prefix.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def objects_rotate_key(
+    config: Path | None,
+    generate: bool,
+    retire: bool,
+    encrypt_plain: bool,
+    prefix: str,
+    as_json: bool,
+) -> None:
+    """Rewrap every object's data key under the newest master key (headers only: the
+    encrypted bodies stay byte for byte the same). Objects already under it are skipped, so
+    a rerun resumes an interrupted rotation; exit 1 if an object could not be rewrapped."""
+    from sentinel.store.envelope import EncryptedObjectStore, rotate_master_key
+    from sentinel.store.object_keys import KeyFileError, add_key, key_file_path, retire_keys
+    from sentinel.store.s3 import ObjectStoreError, make_object_store
+
+    settings = _settings(config)
+    enc = settings.objects.encryption
+    if not enc.active(settings.objects.kind):
+        raise click.ClickException(
+            "objects are not encrypted: set objects.encryption.enabled: true first"
+        )
+    key_file = key_file_path(enc.key_file, settings.data_dir)
+    from_settings = bool(enc.master_keys)
+    if (generate or retire) and from_settings:
+        raise click.ClickException(
+            "the master keys come from settings (objects.encryption.master_keys): put the new "
+            "key first there, run rotate-key, then remove the old ones there"
+        )
+    try:
+        if generate:
+            click.echo(f"new master key {add_key(key_file).hex()} in {key_file}", err=True)
+        store = make_object_store(settings.objects, settings.data_dir)
+        assert isinstance(store, EncryptedObjectStore)  # encryption is active
+        report = rotate_master_key(store, prefix, encrypt_plain=encrypt_plain)
+    except (KeyFileError, ValueError, ObjectStoreError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    retired: list[str] = []
+    if retire and report.ok and not prefix:
+        retired = [kid.hex() for kid in retire_keys(key_file)]
+    data = {
+        "master_key": store.keys.current_id.hex(),
+        "rewrapped": report.rewrapped,
+        "already_current": report.current,
+        "encrypted": report.encrypted,
+        "plain": report.plain,
+        "vanished": report.vanished,
+        "failed": [{"key": key, "error": error} for key, error in report.failed],
+        "retired": retired,
+    }
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    else:
+        click.echo(
+            f"master key {data['master_key']}: {report.rewrapped} rewrapped, {report.current} "
+            f"already under it, {report.encrypted} plain encrypted, {report.plain} plain left, "
+            f"{report.vanished} vanished, {len(report.failed)} failed"
+        )
+        for key, error in report.failed[:20]:
+            click.echo(f"  {key}: {error}", err=True)
+        if retired:
+            click.echo(f"retired master key(s) {', '.join(retired)}")
+    if not report.ok:
+        if retire:
+            click.echo("no key retired: some objects still need the old keys", err=True)
+        raise SystemExit(1)
+    if retire and prefix:
+        click.echo("no key retired: --retire needs a rotation of every object", err=True)
+
+
+@main.group()
 def models() -> None:
     """Detector models: the bundled files, and the registry's versions a running Sentinel
     serves (list, canary, promote, rollback)."""

@@ -1174,8 +1174,10 @@ def mlflow_artifacts_of(data_dir: Path) -> Path:
 class Settings(BaseSettings):
     """Process settings: ``SENTINEL_*`` env vars, then the YAML file, then the defaults."""
 
+    # hide_input_in_errors: a validation error quotes no input, since settings hold secrets
+    # (S3 and master keys, auth keys) and pydantic would print a slice of the offending dict.
     model_config = SettingsConfigDict(
-        env_prefix="SENTINEL_", env_nested_delimiter="__", extra="forbid"
+        env_prefix="SENTINEL_", env_nested_delimiter="__", extra="forbid", hide_input_in_errors=True
     )
 
     data_dir: Path = Field(default_factory=default_data_dir)

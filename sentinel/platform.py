@@ -47,6 +47,7 @@ from sentinel.serve.models import ModelController
 from sentinel.serve.transcriber import build_transcriber
 from sentinel.store.camera_secrets import seal_camera
 from sentinel.store.db import make_engine, migrate
+from sentinel.store.objects import unwrapped
 from sentinel.store.repo import CameraRepository
 from sentinel.store.s3 import S3ObjectStore, make_object_store
 from sentinel.train.registry import ModelRegistry
@@ -223,7 +224,8 @@ def check_placement(settings: Settings, nodes: list[dict[str, Any]]) -> None:
 def prepare_storage(settings: Settings) -> None:
     """Creates the data dir and brings the database schema to head."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = make_object_store(settings.objects, settings.data_dir)
+    # Also makes the objects' master key file, when encryption is on and it is missing.
+    store = unwrapped(make_object_store(settings.objects, settings.data_dir))
     if isinstance(store, S3ObjectStore):
         store.ensure_bucket()  # fail at start, not at the first snapshot
     else:

@@ -60,7 +60,7 @@ from sentinel.store.audit_repo import AuditRepository
 from sentinel.store.db import make_engine
 from sentinel.store.hold_repo import HoldRepository
 from sentinel.store.incident_repo import IncidentRepository
-from sentinel.store.objects import LocalObjectStore, ObjectStore
+from sentinel.store.objects import LocalObjectStore, ObjectStore, unwrapped
 from sentinel.store.repo import CameraRepository, EventRepository
 from sentinel.store.s3 import make_object_store
 from sentinel.store.segment_repo import SEGMENT_KINDS, SegmentRecord, SegmentRepository
@@ -79,7 +79,8 @@ def _utcnow() -> datetime:
 
 
 def free_bytes_of(store: ObjectStore) -> int | None:
-    """Free bytes on the disk of a local store; None for a remote one (S3)."""
+    """Free bytes on the disk of a local store (encrypted or not); None for S3."""
+    store = unwrapped(store)
     if isinstance(store, LocalObjectStore):
         return shutil.disk_usage(store.root).free
     return None

@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, Se
 from starlette.concurrency import run_in_threadpool
 
 from sentinel.api.deps import ServicesDep
-from sentinel.api.media import ranged_response
+from sentinel.api.media import object_response
 from sentinel.api.schemas import EventPage, EventPublic
 from sentinel.api.security import allowed_cameras, authorize, require_event
 from sentinel.gateway.roles import EVENTS_READ, Principal
@@ -76,7 +76,13 @@ async def get_snapshot(
     if ev.snapshot_key is None:
         raise HTTPException(404, f"event {event_id} has no snapshot yet")
     try:
-        data = await run_in_threadpool(services.objects.get, ev.snapshot_key)
+        return await run_in_threadpool(
+            object_response,
+            services.objects,
+            ev.snapshot_key,
+            "image/jpeg",
+            request,
+            {"Cache-Control": "no-cache"},
+        )
     except ObjectNotFound as exc:
         raise HTTPException(404, f"snapshot of event {event_id} is missing") from exc
-    return ranged_response(data, "image/jpeg", request, {"Cache-Control": "no-cache"})

@@ -12,24 +12,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import tempfile
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response, Security, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, Security, status
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
-from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import FileResponse
 
 from sentinel.api.deps import Services, ServicesDep
+from sentinel.api.media import object_response
 from sentinel.api.recordings import (
     CLIP_RESPONSES,
     _build_clip,
     _check_clip_range,
-    _TempFileResponse,
     _unlink,
     query_utc,
     require_recordings,
@@ -211,47 +207,32 @@ async def list_exports(
 # Before "/{export_id}", which would match "<id>.mp4" too.
 @router.get(
     "/{export_id}.mp4",
-    response_class=FileResponse,
+    response_class=Response,
     responses={**CLIP_RESPONSES, 409: {"description": "The export failed: no clip"}},
     summary="An export's MP4 (supports `Range`)",
 )
 async def export_video(
-    export_id: ExportId, services: ServicesDep, principal: Reader
-) -> FileResponse:
+    export_id: ExportId, request: Request, services: ServicesDep, principal: Reader
+) -> Response:
+    """A Range request reads only the asked bytes from the object store (an encrypted export
+    decrypts only the chunks that hold them), so a player seeks without fetching the clip."""
     rec = await _visible_export(export_id, services, principal)
     if rec.status != "ready":
         raise HTTPException(409, "the export failed: it has no clip")
+    filename = f"{rec.camera_id}-{rec.start_at:%Y%m%dT%H%M%SZ}.mp4"
+    headers = {
+        "Cache-Control": "private, no-cache",
+        "Content-Disposition": f'inline; filename="{filename}"',
+        "X-Clip-Start": rec.start_at.isoformat(),
+        "X-Clip-End": rec.end_at.isoformat(),
+    }
     try:
-        path = await run_in_threadpool(_to_temp_file, services, rec.object_key)
+        return await run_in_threadpool(
+            object_response, services.objects, rec.object_key, _MP4, request, headers
+        )
     except ObjectNotFound as exc:
         log.warning("export %s has no object %s", rec.id, rec.object_key)
         raise HTTPException(404, "the export's clip is missing") from exc
-    return _TempFileResponse(
-        path,
-        media_type=_MP4,
-        filename=f"{rec.camera_id}-{rec.start_at:%Y%m%dT%H%M%SZ}.mp4",
-        content_disposition_type="inline",
-        background=BackgroundTask(_unlink, path),
-        headers={
-            "Cache-Control": "private, no-cache",
-            "X-Clip-Start": rec.start_at.isoformat(),
-            "X-Clip-End": rec.end_at.isoformat(),
-        },
-    )
-
-
-def _to_temp_file(services: Services, key: str) -> Path:
-    """The object's bytes in a fresh temp file (the caller deletes it)."""
-    data = services.objects.get(key)
-    with tempfile.NamedTemporaryFile(prefix="sentinel-export-", suffix=".mp4", delete=False) as f:
-        path = Path(f.name)
-        try:
-            f.write(data)
-        except BaseException:
-            f.close()
-            _unlink(path)
-            raise
-    return path
 
 
 @router.get(

@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from sentinel.api.deps import ServicesDep
-from sentinel.api.media import ranged_response
+from sentinel.api.media import object_response
 from sentinel.api.notify import (
     SampleAlert,
     check_target,
@@ -311,7 +311,13 @@ async def signed_media(
     if event.snapshot_key is None:
         raise HTTPException(404, "no snapshot for this alert")
     try:
-        data = await run_in_threadpool(services.objects.get, event.snapshot_key)
+        return await run_in_threadpool(
+            object_response,
+            services.objects,
+            event.snapshot_key,
+            "image/jpeg",
+            request,
+            {"Cache-Control": "private, max-age=60"},
+        )
     except ObjectNotFound as exc:
         raise HTTPException(404, "the snapshot is missing") from exc
-    return ranged_response(data, "image/jpeg", request, {"Cache-Control": "private, max-age=60"})

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from sentinel.api.deps import ServicesDep
 from sentinel.api.security import allowed_cameras, authorize
 from sentinel.gateway.roles import METRICS_READ, Principal
-from sentinel.store.objects import LocalObjectStore, ObjectStore
+from sentinel.store.objects import LocalObjectStore, ObjectStore, unwrapped
 from sentinel.store.recording_tables import SEGMENTS
 from sentinel.store.sql import as_utc
 
@@ -117,6 +117,7 @@ def _sweep_for(sweep: dict[str, Any] | None, allowed: set[str] | None) -> dict[s
 
 
 def _disk(store: ObjectStore) -> Disk | None:
+    store = unwrapped(store)  # an encrypted local store is still a local disk
     if not isinstance(store, LocalObjectStore):
         return None
     usage = shutil.disk_usage(store.root)

@@ -56,6 +56,48 @@ class ObjectStore(Protocol):
         ...
 
 
+@runtime_checkable
+class RangedObjectStore(ObjectStore, Protocol):
+    """An ``ObjectStore`` that reads part of an object without reading all of it."""
+
+    def get_range(self, key: str, start: int, stop: int) -> bytes:
+        """Bytes ``[start, stop)`` of the object, cut at its end (``b""`` past it).
+
+        Raises:
+            ValueError: If ``start < 0`` or ``stop < start``.
+            ObjectNotFound: If there is no object under ``key``.
+        """
+        ...
+
+
+def read_range(store: ObjectStore, key: str, start: int, stop: int) -> bytes:
+    """Bytes ``[start, stop)`` of an object (cut at its end), from any store.
+
+    A store with ``get_range`` reads only that part; any other store reads the whole object
+    and slices it, so wrappers compose with stores that do not know ranges.
+
+    Raises:
+        ValueError: If ``start < 0`` or ``stop < start``.
+        ObjectNotFound: If there is no object under ``key``.
+    """
+    if start < 0 or stop < start:
+        raise ValueError(f"bad range [{start}, {stop})")
+    if isinstance(store, RangedObjectStore):
+        return store.get_range(key, start, stop)
+    return store.get(key)[start:stop]
+
+
+def unwrapped(store: ObjectStore) -> ObjectStore:
+    """The store under any wrapper (``EncryptedObjectStore``, ...): wrappers expose the store
+    they wrap as ``inner``. Use it to ask what kind of storage holds the objects (a local
+    folder's free space, an S3 bucket to create), never to read or write them."""
+    while True:
+        inner = getattr(store, "inner", None)
+        if not isinstance(inner, ObjectStore):
+            return store
+        store = inner
+
+
 def validate_key(key: str) -> str:
     """Check that ``key`` is a safe relative object key and return it unchanged.
 
@@ -195,6 +237,23 @@ class LocalObjectStore:
         target = self.path(key)
         try:
             return target.read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise ObjectNotFound(key) from None
+
+    def get_range(self, key: str, start: int, stop: int) -> bytes:
+        """Bytes ``[start, stop)`` of the object under ``key``, cut at its end.
+
+        Raises:
+            ObjectNotFound: If no object is stored under ``key``.
+            ValueError: If the key is invalid, ``start < 0`` or ``stop < start``.
+        """
+        if start < 0 or stop < start:
+            raise ValueError(f"bad range [{start}, {stop})")
+        target = self.path(key)
+        try:
+            with target.open("rb") as f:
+                f.seek(start)
+                return f.read(stop - start)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise ObjectNotFound(key) from None
 

@@ -15,9 +15,11 @@ from typing import Any, Literal, NoReturn
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import Field, SecretStr, model_validator
+from pydantic import ConfigDict, Field, SecretStr, model_validator
 
 from sentinel.domain.strict import StrictModel
+from sentinel.store.envelope import EncryptedObjectStore
+from sentinel.store.object_keys import master_keys
 from sentinel.store.objects import (
     MAX_KEY_LENGTH,
     LocalObjectStore,
@@ -37,6 +39,49 @@ class ObjectStoreError(RuntimeError):
     """An object store failed for a reason other than a missing object."""
 
 
+class ObjectEncryptionSettings(StrictModel):
+    """Encryption at rest of the objects (an AES-256-GCM envelope, ``sentinel.store.envelope``).
+
+    Attributes:
+        enabled: Encrypt new objects; ``None``: on for S3, off for the local folder. Objects
+            stored before it was on stay readable.
+        master_keys: base64 AES-256 master keys, newest first (the first wraps new objects'
+            data keys, all of them unwrap); e.g. ``SENTINEL_OBJECTS__ENCRYPTION__MASTER_KEYS=
+            '["..."]'`` from a secret. Empty: the key file.
+        key_file: A file of such keys, one a line, newest first (mode 0600); ``None``:
+            ``<data dir>/keys/objects.key``, created with one random key at first use.
+        chunk_size: Plaintext bytes per encrypted chunk (a Range read decrypts whole chunks).
+    """
+
+    # Validation errors must not quote the input: it holds master keys.
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+    enabled: bool | None = Field(
+        None, description="Encrypt objects at rest; null: on for s3, off for local."
+    )
+    master_keys: list[SecretStr] = Field(
+        default_factory=list,
+        max_length=16,
+        description="base64 AES-256 master keys, newest first; empty: key_file.",
+    )
+    key_file: Path | None = Field(
+        None, description="File of base64 master keys, newest first; default keys/objects.key."
+    )
+    chunk_size: int = Field(
+        64 * 1024,
+        ge=4096,
+        le=16 * 1024 * 1024,
+        description="Plaintext bytes per encrypted chunk; a Range read decrypts whole chunks.",
+    )
+
+    # The keys are checked when the store is made (``master_keys``), not here: pydantic's
+    # errors repeat their input, which would put a malformed key in a log.
+
+    def active(self, kind: str) -> bool:
+        """Whether objects of a ``kind`` store are encrypted."""
+        return self.enabled if self.enabled is not None else kind == "s3"
+
+
 class ObjectStoreSettings(StrictModel):
     """Where objects (snapshots, recordings, datasets) are stored.
 
@@ -50,7 +95,11 @@ class ObjectStoreSettings(StrictModel):
         secret_key: The secret access key; ``None`` for boto3's default credential chain.
         storage_class: The S3 storage class of every object put (``"STANDARD_IA"``); ``None``:
             the bucket's default. Ignored by the local store.
+        encryption: Encryption at rest (on by default for S3).
     """
+
+    # Validation errors must not quote the input: it holds the secret key and master keys.
+    model_config = ConfigDict(hide_input_in_errors=True)
 
     kind: Literal["local", "s3"] = "local"
     bucket: str | None = Field(None, min_length=3, max_length=63)
@@ -64,6 +113,7 @@ class ObjectStoreSettings(StrictModel):
         pattern=r"^[A-Z_]{1,32}$",
         description="The S3 storage class of new objects (STANDARD_IA, ...); null: the bucket's.",
     )
+    encryption: ObjectEncryptionSettings = Field(default_factory=ObjectEncryptionSettings)
 
     @model_validator(mode="after")
     def _check(self) -> ObjectStoreSettings:
@@ -85,8 +135,22 @@ def make_object_store(settings: ObjectStoreSettings, data_dir: Path) -> ObjectSt
 
     Returns:
         A ``LocalObjectStore`` or an ``S3ObjectStore`` (whose bucket is not checked here; call
-        ``ensure_bucket`` at startup to create it or fail early).
+        ``ensure_bucket`` at startup to create it or fail early), inside an
+        ``EncryptedObjectStore`` when ``settings.encryption`` is active.
+
+    Raises:
+        KeyFileError: If encryption is on and the key file cannot be used.
+        ValueError: If a configured master key is not base64 of 32 bytes.
     """
+    store = _plain_store(settings, data_dir)
+    enc = settings.encryption
+    if not enc.active(settings.kind):
+        return store
+    keys = master_keys([k.get_secret_value() for k in enc.master_keys], enc.key_file, data_dir)
+    return EncryptedObjectStore(store, keys, chunk_size=enc.chunk_size)
+
+
+def _plain_store(settings: ObjectStoreSettings, data_dir: Path) -> ObjectStore:
     if settings.kind == "local":
         return LocalObjectStore(data_dir / "objects")
     assert settings.bucket is not None  # checked by the model
@@ -196,6 +260,31 @@ class S3ObjectStore:
     def get(self, key: str) -> bytes:
         """Return the bytes stored under ``key``; raise ``ObjectNotFound`` if there are none."""
         response = self._call("get_object", key, found=True)
+        try:
+            body: bytes = response["Body"].read()
+        except BotoCoreError as exc:
+            self._fail("get_object", self._name(key), exc)
+        return body
+
+    def get_range(self, key: str, start: int, stop: int) -> bytes:
+        """Bytes ``[start, stop)`` of the object under ``key``, cut at its end (one ranged GET).
+
+        Raises:
+            ValueError: If the key is invalid, ``start < 0`` or ``stop < start``.
+            ObjectNotFound: If there is no object under ``key``.
+        """
+        if start < 0 or stop < start:
+            raise ValueError(f"bad range [{start}, {stop})")
+        if start == stop:  # S3 has no empty range; still say whether the object exists
+            self._call("head_object", key, found=True)
+            return b""
+        try:
+            response = self._call("get_object", key, found=True, Range=f"bytes={start}-{stop - 1}")
+        except ObjectStoreError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ClientError) and _code(cause) == "InvalidRange":
+                return b""  # the object exists and ends at or before ``start``
+            raise
         try:
             body: bytes = response["Body"].read()
         except BotoCoreError as exc:

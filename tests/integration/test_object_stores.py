@@ -12,8 +12,17 @@ import pytest
 from botocore.stub import Stubber
 from pydantic import SecretStr, ValidationError
 
-from sentinel.store.objects import LocalObjectStore, ObjectNotFound, ObjectStore
+from sentinel.store.envelope import EncryptedObjectStore
+from sentinel.store.objects import (
+    LocalObjectStore,
+    ObjectNotFound,
+    ObjectStore,
+    RangedObjectStore,
+    read_range,
+    unwrapped,
+)
 from sentinel.store.s3 import (
+    ObjectEncryptionSettings,
     ObjectStoreError,
     ObjectStoreSettings,
     S3ObjectStore,
@@ -227,8 +236,13 @@ def test_make_object_store(tmp_path: Path, s3_server: str) -> None:
         secret_key=SecretStr("factory-secret"),
     )
     assert "factory-secret" not in repr(settings)
+    encrypted = make_object_store(settings, tmp_path)  # encrypted by default on S3
+    assert isinstance(encrypted, EncryptedObjectStore)
+    assert (tmp_path / "keys" / "objects.key").is_file()
+    settings = settings.model_copy(update={"encryption": ObjectEncryptionSettings(enabled=False)})
     store = make_object_store(settings, tmp_path)
-    assert isinstance(store, S3ObjectStore)
+    assert isinstance(store, S3ObjectStore) and unwrapped(encrypted) is not store
+    assert isinstance(unwrapped(encrypted), S3ObjectStore)
     store.ensure_bucket()
     store.put("a.bin", b"abc")
     assert store.get("a.bin") == b"abc"
@@ -241,3 +255,29 @@ def test_make_object_store(tmp_path: Path, s3_server: str) -> None:
         ObjectStoreSettings(kind="s3", bucket="abc", access_key="only-the-id")
     with pytest.raises(ValidationError):
         ObjectStoreSettings(kind="s3", bucket="abc", prefix="a/../b")
+
+
+@pytest.mark.parametrize(
+    ("start", "stop"),
+    [(0, 1), (0, 5000), (4095, 4097), (9000, 10_000), (9999, 10_000), (10, 10), (9990, 99_999)],
+)
+def test_get_range(object_store: ObjectStore, start: int, stop: int) -> None:
+    data = os.urandom(10_000)
+    object_store.put(KEY, data)
+    assert read_range(object_store, KEY, start, stop) == data[start:stop]
+    assert isinstance(object_store, RangedObjectStore)
+    assert object_store.get_range(KEY, start, stop) == data[start:stop]
+
+
+def test_get_range_edges(object_store: ObjectStore) -> None:
+    object_store.put(KEY, b"0123456789")
+    object_store.put("empty.bin", b"")
+    assert read_range(object_store, KEY, 10, 20) == b""  # at or past the end: empty
+    assert read_range(object_store, KEY, 50, 60) == b""
+    assert read_range(object_store, "empty.bin", 0, 5) == b""
+    for start, stop in ((-1, 3), (5, 4)):
+        with pytest.raises(ValueError, match="bad range"):
+            read_range(object_store, KEY, start, stop)
+    for start, stop in ((0, 4), (3, 3)):
+        with pytest.raises(ObjectNotFound):
+            read_range(object_store, "never/written.bin", start, stop)
