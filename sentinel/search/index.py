@@ -48,6 +48,7 @@ APPEARANCE = "sentinel_appearance"  # the events' appearance vectors (search by 
 MAX_SHARDS_PER_QUERY = 12
 OVERFETCH = 4  # label/kind/time checked on the top OVERFETCH * k (at least MIN_FETCH) first
 MIN_FETCH = 40
+OVERFETCH_WIDER = 8  # then 8 times as many, before Chroma's where (which scans the store)
 _INCLUDE = ["documents", "metadatas", "distances"]
 
 
@@ -348,11 +349,12 @@ class VectorIndex:
             return _hits(
                 coll.query(query_embeddings=q, n_results=min(want, size), include=_INCLUDE)
             )
-        fetch = min(size, max(OVERFETCH * want, MIN_FETCH))
-        top = _hits(coll.query(query_embeddings=q, n_results=fetch, include=_INCLUDE))
-        kept = [h for h in top if passes(h.metadata, flt, cameras=cameras)]
-        if len(kept) >= want or fetch >= size:
-            return kept[:want]
+        for factor in (1, OVERFETCH_WIDER):
+            fetch = min(size, factor * max(OVERFETCH * want, MIN_FETCH))
+            top = _hits(coll.query(query_embeddings=q, n_results=fetch, include=_INCLUDE))
+            kept = [h for h in top if passes(h.metadata, flt, cameras=cameras)]
+            if len(kept) >= want or fetch >= size:
+                return kept[:want]
         return _hits(
             coll.query(query_embeddings=q, n_results=min(want, size), where=where, include=_INCLUDE)
         )
