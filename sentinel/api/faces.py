@@ -16,12 +16,10 @@ from fastapi import APIRouter, HTTPException, Request, Security
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import ClientDisconnect
 
 from sentinel.api.deps import ServicesDep
 from sentinel.api.security import allowed_cameras, authorize
+from sentinel.api.uploads import invalid_upload, read_upload
 from sentinel.gateway.roles import PRIVACY_ADMIN, Principal
 from sentinel.retention.face_index import FaceIndex, FaceQueryError
 
@@ -79,52 +77,13 @@ def _index(services: ServicesDep) -> FaceIndex:
 
 
 def _invalid(msg: str, kind: str = "value_error") -> RequestValidationError:
-    return RequestValidationError([{"loc": ("body", "photo"), "msg": msg, "type": kind}])
-
-
-def _too_large(limit: int) -> HTTPException:
-    return HTTPException(413, f"the photo is over {limit} bytes")
+    return invalid_upload("photo", msg, kind)
 
 
 async def read_photo(request: Request, limit: int) -> bytes:
-    """The photo of the request: the multipart file field ``photo``, or the raw body.
-
-    Raises:
-        RequestValidationError: no photo, or a malformed multipart body (422).
-        HTTPException: over ``limit`` bytes (413).
-    """
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype == "multipart/form-data":
-        try:
-            form = await request.form(max_files=1, max_fields=8)
-        except StarletteHTTPException as exc:  # python-multipart's parse errors
-            raise _invalid(f"malformed multipart body: {exc.detail}", "multipart") from exc
-        except ClientDisconnect as exc:  # the size middleware cut it off
-            raise _too_large(limit) from exc
-        try:
-            upload = form.get("photo")
-            if not isinstance(upload, UploadFile):
-                raise _invalid("the multipart body needs a file field named 'photo'", "missing")
-            data = await upload.read(limit + 1)
-        finally:
-            await form.close()
-    else:
-        chunks: list[bytes] = []
-        size = 0
-        try:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise _too_large(limit)
-                chunks.append(chunk)
-        except ClientDisconnect as exc:
-            raise _too_large(limit) from exc
-        data = b"".join(chunks)
-    if len(data) > limit:
-        raise _too_large(limit)
-    if not data:
-        raise _invalid("no photo: send a JPEG or PNG as the body or as the field 'photo'")
-    return data
+    """The photo of the request: the multipart file field ``photo``, or the raw body (422 when
+    missing or malformed, 413 over ``limit`` bytes)."""
+    return await read_upload(request, limit, field="photo", what="photo", send="a JPEG or PNG")
 
 
 @router.post(

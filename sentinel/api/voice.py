@@ -26,13 +26,11 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import ClientDisconnect
 
 from sentinel.api.ask import AskAnswer, CitationPublic, answer_question
 from sentinel.api.deps import Services, ServicesDep, VoiceServices
 from sentinel.api.security import authorize
+from sentinel.api.uploads import invalid_upload, read_upload
 from sentinel.gateway.roles import EVENTS_READ, Principal
 from sentinel.search.voice import (
     Audio,
@@ -126,52 +124,13 @@ def _voice(services: Services) -> VoiceServices:
 
 
 def _invalid(msg: str, kind: str = "value_error") -> RequestValidationError:
-    return RequestValidationError([{"loc": ("body", "audio"), "msg": msg, "type": kind}])
-
-
-def _too_large(limit: int) -> HTTPException:
-    return HTTPException(413, f"the audio is over {limit} bytes")
+    return invalid_upload("audio", msg, kind)
 
 
 async def read_audio(request: Request, limit: int) -> bytes:
-    """The audio of the request: the multipart file field ``audio``, or the raw body.
-
-    Raises:
-        RequestValidationError: no audio, or a malformed multipart body (422).
-        HTTPException: over ``limit`` bytes (413).
-    """
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype == "multipart/form-data":
-        try:
-            form = await request.form(max_files=1, max_fields=8)
-        except StarletteHTTPException as exc:  # python-multipart's parse errors
-            raise _invalid(f"malformed multipart body: {exc.detail}", "multipart") from exc
-        except ClientDisconnect as exc:  # the size middleware cut it off
-            raise _too_large(limit) from exc
-        try:
-            upload = form.get("audio")
-            if not isinstance(upload, UploadFile):
-                raise _invalid("the multipart body needs a file field named 'audio'", "missing")
-            data = await upload.read(limit + 1)
-        finally:
-            await form.close()
-    else:
-        chunks: list[bytes] = []
-        size = 0
-        try:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise _too_large(limit)
-                chunks.append(chunk)
-        except ClientDisconnect as exc:
-            raise _too_large(limit) from exc
-        data = b"".join(chunks)
-    if len(data) > limit:
-        raise _too_large(limit)
-    if not data:
-        raise _invalid("no audio: send WAV, OGG or WebM as the body or as the field 'audio'")
-    return data
+    """The audio of the request: the multipart file field ``audio``, or the raw body (422 when
+    missing or malformed, 413 over ``limit`` bytes)."""
+    return await read_upload(request, limit, field="audio", what="audio", send="WAV, OGG or WebM")
 
 
 async def _transcribe(request: Request, voice: VoiceServices) -> tuple[Audio, TranscriptPublic]:
