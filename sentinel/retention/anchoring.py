@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +21,7 @@ from sentinel.gateway.audit_anchor import (
     AuditVerification,
     verify_anchored,
 )
+from sentinel.retention.loops import PeriodicLoop
 from sentinel.store.audit_anchors import AnchorExistsError, S3AnchorStore
 from sentinel.store.audit_repo import AuditRepository
 from sentinel.store.clock import Clock, utcnow
@@ -179,7 +179,7 @@ def verification_dict(report: AuditVerification, *, anchored: bool) -> dict[str,
     }
 
 
-class AnchorLoop:
+class AnchorLoop(PeriodicLoop):
     """Anchors every ``interval_s`` in a daemon thread, and on demand (the retention actor
     holds one; Ray-free so it is tested without a cluster).
 
@@ -189,53 +189,25 @@ class AnchorLoop:
     """
 
     def __init__(self, anchorer: AuditAnchorer, interval_s: float) -> None:
-        if interval_s <= 0:
-            raise ValueError(f"interval_s must be > 0, but got {interval_s}")
+        super().__init__(interval_s, "audit-anchor")
         self.anchorer = anchorer
-        self.interval_s = interval_s
-        self.last: dict[str, Any] | None = None
-        self.last_error = ""
         self.runs = 0
-        self._lock = threading.Lock()
-        self._stopped = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        """Starts the loop (idempotent); the first anchoring runs at once."""
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="audit-anchor", daemon=True)
-                self._thread.start()
-
-    def stop(self) -> None:
-        self._stopped.set()
 
     def anchor_now(self) -> dict[str, Any]:
         """Anchors now (serialised with the loop): ``anchored`` (the anchor or None),
         ``skipped`` (why nothing was needed) and ``error`` ("" when it worked)."""
-        with self._lock:
-            self.runs += 1
-            try:
-                result = self.anchorer.anchor()
-            except Exception as exc:  # refused (altered chain) or the bucket failed: say so
-                self.last_error = str(exc)[:500]
-                log.error("audit anchoring failed: %s", exc)
-                return {"anchored": None, "skipped": None, "error": self.last_error}
-            self.last_error = ""
-            anchored = None if result.anchor is None else anchor_dict(result.anchor)
-            if anchored is not None:
-                self.last = anchored
-            return {"anchored": anchored, "skipped": result.skipped, "error": ""}
+        return self.run_now()
 
-    def status(self) -> dict[str, Any]:
-        return {
-            "enabled": True,
-            "interval_s": self.interval_s,
-            "last": self.last,
-            "last_error": self.last_error,
-        }
-
-    def _run(self) -> None:
-        while not self._stopped.is_set():
-            self.anchor_now()
-            self._stopped.wait(self.interval_s)
+    def run_round(self) -> dict[str, Any]:
+        self.runs += 1
+        try:
+            result = self.anchorer.anchor()
+        except Exception as exc:  # refused (altered chain) or the bucket failed: say so
+            self.last_error = str(exc)[:500]
+            log.error("audit anchoring failed: %s", exc)
+            return {"anchored": None, "skipped": None, "error": self.last_error}
+        self.last_error = ""
+        anchored = None if result.anchor is None else anchor_dict(result.anchor)
+        if anchored is not None:
+            self.last = anchored
+        return {"anchored": anchored, "skipped": result.skipped, "error": ""}

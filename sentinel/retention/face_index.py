@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Collection
@@ -34,6 +33,7 @@ from sentinel.domain.types import Box
 from sentinel.gateway.secretbox import master_key
 from sentinel.models.faces import FaceAnalyzer, FoundFace
 from sentinel.retention.faces import FaceVault, best_per_event, open_many
+from sentinel.retention.loops import PeriodicLoop
 from sentinel.store.face_repo import FaceRepository, NewPrint, PendingScan
 from sentinel.store.objects import ObjectNotFound, ObjectStore
 
@@ -284,56 +284,31 @@ def open_face_index(
     return FaceIndex(FaceRepository(engine), vault, FaceAnalyzer(), objects, settings)
 
 
-class FaceScanLoop:
+class FaceScanLoop(PeriodicLoop):
     """Scans every ``settings.interval_s`` in a daemon thread, and on demand (the retention
     actor holds one, off the cameras' loops; Ray-free so it is tested without a cluster)."""
 
     def __init__(self, index: FaceIndex) -> None:
+        super().__init__(index.settings.interval_s, "face-scan")
         self.index = index
-        self.last: dict[str, Any] | None = None
-        self.last_error = ""
-        self._lock = threading.Lock()
-        self._stopped = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        """Starts the loop (idempotent); the first scan runs at once."""
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="face-scan", daemon=True)
-                self._thread.start()
-
-    def stop(self) -> None:
-        self._stopped.set()
 
     def scan_now(self) -> dict[str, Any]:
         """One scan round (serialised with the loop's): scanned, faces, failed, ms/event."""
-        with self._lock:
-            try:
-                report = self.index.scan()
-            except Exception as exc:  # the database is down, say: try again next round
-                self.last_error = repr(exc)[:500]
-                logger.exception("face scan failed")
-                return {"error": self.last_error}
-            self.last_error = ""
-            times = report.ms_per_event
-            self.last = {
-                "scanned": report.scanned,
-                "faces": report.faces,
-                "failed": report.failed,
-                "ms_per_event": round(sum(times) / len(times), 1) if times else None,
-            }
-            return dict(self.last)
+        return self.run_now()
 
-    def status(self) -> dict[str, Any]:
-        return {
-            "enabled": True,
-            "interval_s": self.index.settings.interval_s,
-            "last": self.last,
-            "last_error": self.last_error,
+    def run_round(self) -> dict[str, Any]:
+        try:
+            report = self.index.scan()
+        except Exception as exc:  # the database is down, say: try again next round
+            self.last_error = repr(exc)[:500]
+            logger.exception("face scan failed")
+            return {"error": self.last_error}
+        self.last_error = ""
+        times = report.ms_per_event
+        self.last = {
+            "scanned": report.scanned,
+            "faces": report.faces,
+            "failed": report.failed,
+            "ms_per_event": round(sum(times) / len(times), 1) if times else None,
         }
-
-    def _run(self) -> None:
-        while not self._stopped.is_set():
-            self.scan_now()
-            self._stopped.wait(self.index.settings.interval_s)
+        return dict(self.last)
