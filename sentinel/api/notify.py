@@ -234,7 +234,9 @@ class TemplateIn(StrictModel):
 
 
 class TemplateUpdate(TemplateIn):
-    version: int = Field(ge=1, description="The version being edited (409 if not current).")
+    version: int = Field(
+        ge=1, le=2**31 - 1, description="The version being edited (409 if not current)."
+    )
 
 
 class TemplatePublic(BaseModel):

@@ -86,7 +86,9 @@ class RuleIn(StrictModel):
 
 
 class RuleUpdate(RuleIn):
-    version: int = Field(ge=1, description="The version being edited (409 if it is not current).")
+    version: int = Field(
+        ge=1, le=2**31 - 1, description="The version being edited (409 if it is not current)."
+    )
 
 
 class RulePublic(BaseModel):

@@ -38,7 +38,9 @@ class TrainingRunCreate(StrictModel):
     """A run to start: a dataset version and the loop's knobs (defaults from settings)."""
 
     dataset: str = Field(pattern=DATASET_NAME_PATTERN, description="The dataset's name.")
-    version: int | None = Field(None, ge=1, description="Its version; null: the newest.")
+    version: int | None = Field(
+        None, ge=1, le=2**31 - 1, description="Its version; null: the newest."
+    )
     epochs: int | None = Field(None, ge=1, le=1000)
     batch_size: int | None = Field(None, ge=1, le=256)
     input_size: int | None = Field(None, ge=64, le=2048, multiple_of=32)
