@@ -58,7 +58,7 @@ services: system-deps
 	@bash scripts/services.sh
 
 test: install system-deps models services lint
-	$(BIN)/pytest -q -ra
+	$(BIN)/pytest -q -ra --durations=40
 
 test-unit: install
 	$(BIN)/pytest -q tests/unit

@@ -231,7 +231,7 @@ def prepare_storage(settings: Settings) -> None:
     else:
         settings.objects_dir.mkdir(parents=True, exist_ok=True)
     if settings.archive.enabled:
-        archive = make_archive_store(settings.archive, settings.data_dir)
+        archive = unwrapped(make_archive_store(settings.archive, settings.data_dir))
         if isinstance(archive, S3ObjectStore):
             archive.ensure_bucket()  # fail at start, not at the first archive pass
     migrate(settings.db_url)

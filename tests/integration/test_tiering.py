@@ -37,10 +37,11 @@ from sentinel.retention.archive import (
 )
 from sentinel.store.audit_repo import AuditRepository
 from sentinel.store.db import alembic_config, make_engine, migrate
+from sentinel.store.envelope import is_encrypted
 from sentinel.store.hold_repo import HoldRepository
-from sentinel.store.objects import LocalObjectStore, ObjectStore
+from sentinel.store.objects import LocalObjectStore, ObjectStore, unwrapped
 from sentinel.store.recording_tables import SEGMENTS
-from sentinel.store.s3 import ObjectStoreSettings
+from sentinel.store.s3 import ObjectStoreSettings, S3ObjectStore
 from sentinel.store.segment_repo import SegmentInfo, SegmentRecord, SegmentRepository
 from sentinel.video.recorder import SegmentRecorder, packet_time
 from sentinel.video.segments import finalize_segment, reconcile
@@ -117,7 +118,9 @@ def settings(s3_server: str, bucket: str) -> ArchiveSettings:
 @pytest.fixture
 def archive(settings: ArchiveSettings, tmp_path: Path) -> ObjectStore:
     store = make_archive_store(settings, tmp_path)
-    store.ensure_bucket()  # type: ignore[attr-defined]
+    inner = unwrapped(store)  # the archive is encrypted at rest, as S3 objects are by default
+    assert isinstance(inner, S3ObjectStore)
+    inner.ensure_bucket()
     return store
 
 
@@ -200,8 +203,9 @@ def test_archive_pass_moves_old_segments_to_s3_verified_and_is_idempotent(
         assert not local.exists(seg.object_key)  # the local copy is gone
         head = s3_client.head_object(Bucket=bucket, Key=f"tier/{seg.object_key}")
         assert head["StorageClass"] == "STANDARD_IA"
-        body = s3_client.get_object(Bucket=bucket, Key=f"tier/{seg.object_key}")["Body"].read()
-        assert body == originals[seg.id]
+        raw = s3_client.get_object(Bucket=bucket, Key=f"tier/{seg.object_key}")["Body"].read()
+        assert is_encrypted(raw) and originals[seg.id][:64] not in raw  # sealed at rest
+        assert archive.get(seg.object_key) == originals[seg.id]
     young = repo.get(fresh.id)
     assert young is not None and not young.archived and local.exists(fresh.object_key)
     # Local usage counts only the young segment now; the startup reconcile keeps archived rows.
@@ -413,6 +417,19 @@ def test_settings_refuse_an_archive_in_the_objects_bucket(s3_server: str) -> Non
     Settings(objects=store, archive={"enabled": True, "objects": {**store, "prefix": "cold"}})
     with pytest.raises(ValueError, match="storage_class"):
         ArchiveSettings.model_validate({"storage_class": "DEEP_ARCHIVE"})
+
+
+def test_start_creates_the_encrypted_archive_bucket(
+    settings: ArchiveSettings, bucket: str, s3_client: Any, tmp_path: Path
+) -> None:
+    """The archive is encrypted like the objects store; `sentinel up` still makes its bucket
+    (the store it checks is the one under the encryption)."""
+    from sentinel import platform as runtime
+
+    assert settings.store_settings().encryption.active("s3")
+    full = Settings(data_dir=tmp_path / "data", archive=settings.model_dump())
+    runtime.prepare_storage(full)
+    s3_client.head_bucket(Bucket=bucket)  # raises when the bucket was not made
 
 
 def test_migration_0021_downgrades_and_upgrades(db_url: str) -> None:
