@@ -206,6 +206,30 @@ class AlertPolicySettings(StrictModel):
         return value
 
 
+class PrivacySettings(StrictModel):
+    """A camera's privacy: faces blurred on what leaves it as pictures (issue 16).
+
+    With ``blur_faces``, every event snapshot is stored with its faces pixelated (dlib's HOG
+    face detector on the whole frame, in a writer thread off the camera's loop) and every
+    export is re-encoded with faces pixelated in every frame. Recordings themselves stay as
+    recorded (stream copy). A blurring camera gets no face prints (``faces.*``): its stored
+    snapshots show no face to scan, and the operator asked for its faces not to be kept.
+    Needs no face prints either: it works with ``faces.enabled`` off.
+    """
+
+    blur_faces: bool = Field(
+        False, description="Pixelate faces on this camera's event snapshots and exports."
+    )
+    export_detect_every: int = Field(
+        5,
+        ge=1,
+        le=300,
+        description="Exports: look for faces every this many frames; each frame between is "
+        "blurred where faces were at the detections before and after it (1: every frame, "
+        "slowest).",
+    )
+
+
 class RecordSettings(StrictModel):
     """Recording: the camera's own packets remuxed into segments (H.264 kept as is)."""
 
@@ -418,6 +442,7 @@ class CameraConfig(CameraScene):
     alerts: AlertPolicySettings = Field(default_factory=AlertPolicySettings)
     incidents: IncidentSettings = Field(default_factory=IncidentSettings)
     record: RecordSettings = Field(default_factory=RecordSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     max_reconnect_attempts: int = Field(
         0, ge=0, le=100000, description="Network sources: give up after this many (0 = never)."
     )

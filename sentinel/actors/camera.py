@@ -27,6 +27,7 @@ from sentinel.config import AgentSettings, CameraConfig, DetectorSettings
 from sentinel.domain.boxes import ModelInput, letterbox_u8
 from sentinel.domain.stats import CameraState
 from sentinel.domain.types import DetectResult, EventState
+from sentinel.retention.blurring import BlurredSnapshotWriter
 from sentinel.store.alert_repo import AgentQueue, AlertRepository
 from sentinel.store.db import make_engine
 from sentinel.store.incident_repo import IncidentRepository
@@ -72,7 +73,8 @@ def camera_sink(
     """A camera's sink: events, then incidents, whose changes raise the rule alerts.
 
     Alerts are raised per incident (a camera's overlapping events), not per event; an incident
-    still open from a previous run is adopted like its events.
+    still open from a previous run is adopted like its events. With ``privacy.blur_faces``,
+    snapshots are blurred and written by a ``BlurredSnapshotWriter`` thread.
     """
     events = EventRepository(engine)
     rules = RuleAlerts(
@@ -93,7 +95,11 @@ def camera_sink(
         events,
         on_incident=rules.on_incident,
     )
-    return StoreSink(config.id, events, objects, incidents=incidents), incidents
+    # A camera that blurs faces hands its snapshots to a writer thread: face detection costs
+    # hundreds of ms per frame and must not hold up the loop (sentinel.retention.blurring).
+    blurred = BlurredSnapshotWriter(objects, events) if config.privacy.blur_faces else None
+    sink = StoreSink(config.id, events, objects, incidents=incidents, snapshots=blurred)
+    return sink, incidents
 
 
 @ray.remote(num_cpus=0, max_restarts=0)
@@ -125,6 +131,7 @@ class CameraActor:
         recording = self._recording(engine, objects, runtime)
         epoch = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
         sink, incidents = camera_sink(self.config, epoch, engine, objects, agent)
+        self.sink = sink
         self.runner = CameraRunner(
             self.config,
             detect=self._detect if self.handle is not None else None,
@@ -265,6 +272,8 @@ class CameraActor:
         stats = self.runner.stats.to_dict()
         if self.runner.recording is not None:
             stats["recording"] = self.runner.recording.status()
+        if self.sink.snapshots is not None:
+            stats["blurred_snapshots"] = self.sink.snapshots.stats.as_dict()
         return {**stats, "crashed": self.crashed, "node": self.node, "models": self._model_status()}
 
     async def camera_config(self) -> dict[str, Any]:
@@ -281,4 +290,6 @@ class CameraActor:
                 await asyncio.wait_for(asyncio.shield(self.task), timeout_s)
             except TimeoutError:
                 logger.warning("camera %s did not stop within %.1fs", self.config.id, timeout_s)
+        if self.sink.snapshots is not None:  # the last events' blurred snapshots
+            await asyncio.to_thread(self.sink.snapshots.close, timeout_s)
         return self.runner.stats.to_dict()

@@ -3,7 +3,9 @@
 ``POST /exports`` assembles the clip at once (in a worker thread, like the playback routes: at
 most 1 h, stream copy) and stores it under ``exports/<camera_id>/<id>.mp4``, outside the
 ``recordings/`` prefix of the retention sweep, so deleting or sweeping the source segments
-afterwards leaves the export whole. Reading needs ``events:read``, creating and deleting
+afterwards leaves the export whole. An export of a camera with ``privacy.blur_faces`` is
+re-encoded with faces pixelated in every frame (``sentinel.retention.blurring``), never kept
+unblurred: if blurring fails, the export fails. Reading needs ``events:read``, creating and deleting
 ``alerts:write`` (operators); the principal's camera scope applies to all of them, and a
 hidden camera or export answers 404, as does every route while exports are not configured.
 """
@@ -12,7 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import tempfile
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, Security, status
@@ -32,8 +37,9 @@ from sentinel.api.recordings import (
 )
 from sentinel.api.records import RecordView
 from sentinel.api.security import allowed_cameras, authorize, require_camera
-from sentinel.config import CAMERA_ID_PATTERN
+from sentinel.config import CAMERA_ID_PATTERN, PrivacySettings
 from sentinel.gateway.roles import ALERTS_WRITE, EVENTS_READ, Principal
+from sentinel.retention.blurring import camera_privacy, redact_export
 from sentinel.retention.holds import load_holds
 from sentinel.store.export_repo import ExportRecord, ExportRepository, export_key, new_export_id
 from sentinel.store.hold_repo import HoldRepository
@@ -95,6 +101,25 @@ async def _visible_export(export_id: str, services: Services, principal: Princip
     return rec
 
 
+def _blurred(clip: Path, privacy: PrivacySettings) -> bytes:
+    """The clip re-encoded with faces pixelated in every frame."""
+    fd, name = tempfile.mkstemp(prefix="sentinel-blurred-", suffix=".mp4")
+    os.close(fd)
+    dest = Path(name)
+    try:
+        report = redact_export(clip, dest, privacy)
+        log.info(
+            "export blurred: %d frames, %d face detections, %d faces, %.2f s",
+            report.frames,
+            report.detections,
+            report.faces,
+            report.seconds,
+        )
+        return dest.read_bytes()
+    finally:
+        _unlink(dest)
+
+
 def _make_export(
     services: Services,
     repo: ExportRepository,
@@ -112,9 +137,10 @@ def _make_export(
     key = export_key(body.camera_id, export_id)
     name = body.name or f"{body.camera_id} {start:%Y-%m-%d %H:%M:%S}Z"
     try:
+        privacy = camera_privacy(services.cameras, body.camera_id)
         clip = _build_clip(services, body.camera_id, start, end)
         try:
-            data = clip.path.read_bytes()
+            data = _blurred(clip.path, privacy) if privacy.blur_faces else clip.path.read_bytes()
         finally:
             _unlink(clip.path)
         services.objects.put(key, data, _MP4)

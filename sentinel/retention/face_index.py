@@ -3,7 +3,10 @@
 ``FaceIndex.scan`` takes ended person events that have a snapshot and were not scanned,
 finds the faces inside each event's box, and stores each face only as a sealed print
 (``sentinel.retention.faces``); the event is marked scanned in the same transaction. It runs
-in the retention actor, off the cameras' loops.
+in the retention actor, off the cameras' loops. Events of cameras with
+``privacy.blur_faces`` are marked scanned with no print and never read: their snapshots are
+stored blurred, and such a camera keeps no face prints by design (see
+``sentinel.retention.blurring``).
 
 ``FaceIndex.search_photo`` answers a subject request: the photo must show exactly one face;
 its embedding probes the keyed buckets near its own, the candidates are opened and those
@@ -17,7 +20,7 @@ import io
 import logging
 import time
 import uuid
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -32,10 +35,12 @@ from sentinel.config import FaceSettings
 from sentinel.domain.types import Box
 from sentinel.gateway.secretbox import master_key
 from sentinel.models.faces import FaceAnalyzer, FoundFace
+from sentinel.retention.blurring import blurring_cameras
 from sentinel.retention.faces import FaceVault, best_per_event, open_many
 from sentinel.retention.loops import PeriodicLoop
 from sentinel.store.face_repo import FaceRepository, NewPrint, PendingScan
 from sentinel.store.objects import ObjectNotFound, ObjectStore
+from sentinel.store.repo import CameraRepository
 
 __all__ = [
     "FaceIndex",
@@ -88,6 +93,7 @@ class ScanReport:
     scanned: int = 0
     faces: int = 0
     failed: int = 0
+    skipped: int = 0  # events of blurring cameras: marked scanned, no print
     ms_per_event: list[float] = field(default_factory=list)
 
 
@@ -137,6 +143,8 @@ class FaceIndex:
         analyzer: Finds and embeds faces.
         objects: Where snapshots are (None: nothing to scan).
         settings: Labels, tolerance, probe radius, sizes.
+        blurring: Returns the cameras that blur faces (their events get no print); default:
+            none.
     """
 
     def __init__(
@@ -146,7 +154,9 @@ class FaceIndex:
         analyzer: FaceAnalyzer,
         objects: ObjectStore | None,
         settings: FaceSettings,
+        blurring: Callable[[], Collection[str]] | None = None,
     ) -> None:
+        self.blurring = blurring or (lambda: ())
         self.repo = repo
         self.vault = vault
         self.analyzer = analyzer
@@ -161,7 +171,12 @@ class FaceIndex:
         if self.objects is None:
             return report
         pending = self.repo.pending(limit or self.settings.batch, self.settings.labels)
+        blurring = set(self.blurring()) if pending else set()
         for item in pending:
+            if item.camera_id in blurring:
+                if self.repo.record_scan(item.event_id, item.camera_id, [], error=None):
+                    report.skipped += 1
+                continue
             started = time.perf_counter()
             try:
                 faces, error = self._faces_of(item), None
@@ -281,7 +296,15 @@ def open_face_index(
     if not settings.enabled:
         return None
     vault = FaceVault(master_key(secret_key, data_dir))
-    return FaceIndex(FaceRepository(engine), vault, FaceAnalyzer(), objects, settings)
+    cameras = CameraRepository(engine)
+    return FaceIndex(
+        FaceRepository(engine),
+        vault,
+        FaceAnalyzer(),
+        objects,
+        settings,
+        blurring=lambda: blurring_cameras(cameras),
+    )
 
 
 class FaceScanLoop(PeriodicLoop):
@@ -309,6 +332,7 @@ class FaceScanLoop(PeriodicLoop):
             "scanned": report.scanned,
             "faces": report.faces,
             "failed": report.failed,
+            "skipped_blurring": report.skipped,
             "ms_per_event": round(sum(times) / len(times), 1) if times else None,
         }
         return dict(self.last)

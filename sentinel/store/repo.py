@@ -263,6 +263,15 @@ class EventRepository(Repository):
         with self._engine.connect() as conn:
             return [str(c) for c in conn.execute(query).scalars()]
 
+    def set_snapshot_key(self, event_id: str, snapshot_key: str) -> bool:
+        """Point an existing event at its snapshot (written after the event, off the camera's
+        loop, by a blurring camera's snapshot writer); False if there is no such event."""
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                sa.update(EVENTS).where(EVENTS.c.id == event_id).values(snapshot_key=snapshot_key)
+            )
+        return result.rowcount > 0
+
     def expire_snapshots(
         self, camera_id: str, ended_before: datetime, limit: int = 500, keep: TimeRanges = ()
     ) -> builtins.list[tuple[str, str]]:

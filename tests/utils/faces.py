@@ -33,3 +33,33 @@ def photo(path: Path) -> bytes:
     if not path.is_file():
         pytest.fail(f"{path} is missing: `apt-get install opencv-doc` (make install does it)")
     return path.read_bytes()
+
+
+def face_clip(dest: Path, *, seconds: float = 2.0, fps: int = 10, shift_px: int = 2) -> Path:
+    """An H.264 MP4 of ``messi5.jpg`` drifting right by ``shift_px`` per frame (a real face
+    that moves, so held boxes between detections are put to the test)."""
+    import io
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(io.BytesIO(photo(MESSI))).convert("RGB"), dtype=np.uint8)
+    h, w = rgb.shape[0] // 2 * 2, rgb.shape[1] // 2 * 2
+    frames = round(seconds * fps)
+    canvas_w = w + shift_px * frames + (shift_px * frames) % 2
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(dest), "w") as out:
+        stream = out.add_stream("libx264", rate=Fraction(fps))
+        assert isinstance(stream, av.VideoStream)
+        stream.width, stream.height, stream.pix_fmt = canvas_w, h, "yuv420p"
+        stream.options = {"preset": "ultrafast", "crf": "18", "g": str(2 * fps)}
+        for i in range(frames):
+            canvas = np.zeros((h, canvas_w, 3), dtype=np.uint8)
+            canvas[:, i * shift_px : i * shift_px + w] = rgb[:h, :w]
+            for packet in stream.encode(av.VideoFrame.from_ndarray(canvas, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return dest
