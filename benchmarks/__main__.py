@@ -1,7 +1,7 @@
 """``python -m benchmarks [NAME ...]``: runs the named benchmarks (all by default: detector,
 ingest, pipeline, quiet, tracking, regions, rules, llm, gateway, ingress, agent, agent_quality,
 demo, recording, rules_backtest, capacity, search, search_serve, voice, notify,
-training, mining, learning_loop, faces, retention, encryption) in that order.
+training, mining, learning_loop, faces, blur, retention, encryption) in that order.
 Exit status 0 even when a target is missed (the line says MISSED); non-zero when a benchmark
 fails to run."""
 
@@ -16,6 +16,7 @@ from pathlib import Path
 from benchmarks import (
     agent,
     agent_quality,
+    blur,
     capacity,
     demo,
     detector,
@@ -67,6 +68,7 @@ BENCHMARKS: dict[str, Callable[[Path], None]] = {
     "mining": mining.run,
     "learning_loop": learning_loop.run,
     "faces": faces.run,
+    "blur": blur.run,
     "retention": retention.run,
     "encryption": encryption.run,
 }

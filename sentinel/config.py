@@ -693,6 +693,22 @@ class StorageSettings(StrictModel):
         description="Delete event snapshots this many days old, keeping the events; null: "
         "as long as their events.",
     )
+    datasets_days: float | None = Field(
+        None,
+        gt=0,
+        le=36500,
+        description="Delete annotation dataset versions this many days old with their files, "
+        "except those the serving or candidate models were trained on, the regression set "
+        "(train.regression_dataset) and those holding a frame under a legal hold; null: keep.",
+    )
+    training_days: float | None = Field(
+        None,
+        gt=0,
+        le=36500,
+        description="Delete the checkpoints and MLflow artifacts (and registered versions) of "
+        "training runs that ended this many days ago, except the runs of the champion, the "
+        "challenger, a canary and the rollback versions; null: keep.",
+    )
 
 
 ArchiveStorageClass = Literal[

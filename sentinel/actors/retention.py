@@ -33,6 +33,7 @@ from sentinel.config import (
     FaceSettings,
     RecordSettings,
     StorageSettings,
+    TrainSettings,
 )
 from sentinel.domain.holds import HeldRange, holding, kept_by_holds
 from sentinel.domain.retention import (
@@ -64,6 +65,7 @@ from sentinel.store.objects import LocalObjectStore, ObjectStore, unwrapped
 from sentinel.store.repo import CameraRepository, EventRepository
 from sentinel.store.s3 import make_object_store
 from sentinel.store.segment_repo import SEGMENT_KINDS, SegmentRecord, SegmentRepository
+from sentinel.train.expiry import ArtifactReport, ArtifactSweeper, artifact_sweeper
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +127,7 @@ class SweepReport:
     held_events: int = 0
     held_incidents: int = 0
     archive: ArchiveReport | None = None  # None: tiering is off
+    artifacts: ArtifactReport | None = None  # None: datasets_days and training_days are off
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -146,6 +149,7 @@ class RetentionSweeper:
         policies: Returns the retention days per camera; default: the cameras' configs.
         archiver: Moves due footage to the archive each sweep; None: tiering is off.
         archive_ages: Returns each camera's own archive age; default: the cameras' configs.
+        artifacts: Expires dataset versions and training artifacts; None: both kept.
     """
 
     def __init__(
@@ -157,7 +161,9 @@ class RetentionSweeper:
         policies: Callable[[], Policies] | None = None,
         archiver: Archiver | None = None,
         archive_ages: Callable[[], ArchiveAges] | None = None,
+        artifacts: ArtifactSweeper | None = None,
     ) -> None:
+        self.artifacts = artifacts
         self.segments = SegmentRepository(engine)
         self.archiver = archiver
         self.audit = AuditRepository(engine)
@@ -215,6 +221,7 @@ class RetentionSweeper:
                 break
         cutoffs = self._cutoffs(policies, now)
         expired = self._expire_rows(cutoffs, ranges)
+        artifacts = None if self.artifacts is None else self.artifacts.sweep(now, ranges)
         events_expired, incidents_expired = expired["events"], expired["incidents"]
         held = self._kept_segments(ranges, policies, now)
         held_events, held_incidents = self._kept_rows(cutoffs, ranges)
@@ -235,6 +242,7 @@ class RetentionSweeper:
             held_events=held_events,
             held_incidents=held_incidents,
             archive=archived,
+            artifacts=artifacts,
         )
         if any(expired.values()):
             logger.info(
@@ -453,7 +461,12 @@ class RetentionActor:
                 AuditRepository(engine),
                 archiving,
             )
-        self.sweeper = RetentionSweeper(engine, store, self.settings, archiver=archiver)
+        artifacts = artifact_sweeper(
+            engine, store, self.settings, TrainSettings(**runtime.get("train", {})), data_dir
+        )
+        self.sweeper = RetentionSweeper(
+            engine, store, self.settings, archiver=archiver, artifacts=artifacts
+        )
         faces = open_face_index(
             engine,
             store,

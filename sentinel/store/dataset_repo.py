@@ -5,7 +5,9 @@ Building a dataset reserves the next version number of its name (``reserve``: st
 version ``ready`` with the manifest's sha256 (``finish``) or ``failed`` (``fail``). Version
 numbers are never reused, and no method rewrites a ready version's files or row: building again
 makes a new version. A training run records that it used a version with ``lock``; a locked
-version cannot be deleted (:class:`DatasetLocked`).
+version cannot be deleted (:class:`DatasetLocked`), except by the retention period
+(``expire``: ``storage.datasets_days``), which the caller applies only to versions no serving
+model was trained on.
 """
 
 from __future__ import annotations
@@ -287,3 +289,22 @@ class DatasetRepo(Repository):
                 .values(status="deleted")
             )
         return _version(row, ())
+
+    def expire(self, name: str, version: int) -> DatasetVersion:
+        """Mark a ready version deleted even if training runs used it: the retention period
+        (``storage.datasets_days``) outranks reproducibility of old runs. The caller checks
+        that no model it must keep was trained on it, then deletes its objects.
+
+        Raises:
+            DatasetNotFound: no ready version ``name`` / ``version``.
+        """
+        d = DATASETS.c
+        with self._write() as conn:
+            row = self._ready_row(conn, name, version)
+            locks = self._locks(conn, [(name, version)]).get((name, version), [])
+            conn.execute(
+                sa.update(DATASETS)
+                .where(d.name == name, d.version == version)
+                .values(status="deleted")
+            )
+        return _version(row, locks)

@@ -237,6 +237,34 @@ class ModelRegistry:
             self._client.set_model_version_tag(self.name, str(version), key, str(value))
         return self.get(version)
 
+    def delete_version(self, version: int) -> None:
+        """Deletes a registered version (its aliases go with it; its run's files stay)."""
+        self.get(version)
+        self._client.delete_model_version(self.name, str(version))
+
+    def run_active(self, run_id: str) -> bool | None:
+        """Whether an MLflow run exists and is not deleted (None: no such run)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            run = self._client.get_run(run_id)
+        except MlflowException:
+            return None
+        return str(run.info.lifecycle_stage) != "deleted"
+
+    def delete_run(self, run_id: str) -> int:
+        """Deletes an MLflow run's artifacts, then the run (MLflow marks it deleted); returns
+        how many artifact files there were."""
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        run = self._client.get_run(run_id)
+        repo = get_artifact_repository(run.info.artifact_uri)
+        files = _count_artifacts(repo, None)
+        if files:
+            repo.delete_artifacts()  # type: ignore[no-untyped-call]
+        self._client.delete_run(run_id)
+        return files
+
     # -- files ------------------------------------------------------------------------------
 
     def fetch_onnx(self, version: int, dest_dir: Path) -> Path:
@@ -338,6 +366,13 @@ class ModelRegistry:
         local = not self.uri.startswith(("http://", "https://", "databricks"))
         location = self.artifacts.resolve().as_uri() if local else None
         return str(self._client.create_experiment(EXPERIMENT, artifact_location=location))
+
+
+def _count_artifacts(repo: Any, path: str | None) -> int:
+    count = 0
+    for info in repo.list_artifacts(path):
+        count += _count_artifacts(repo, info.path) if info.is_dir else 1
+    return count
 
 
 def _to_version(mv: Any) -> ModelVersion:
