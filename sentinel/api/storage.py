@@ -110,7 +110,8 @@ def _sweep_for(sweep: dict[str, Any] | None, allowed: set[str] | None) -> dict[s
     if sweep is None or allowed is None:
         return sweep
     deleted = [d for d in sweep.get("deleted") or () if d.get("camera_id") in allowed]
-    scoped = {k: v for k, v in sweep.items() if k != "used_bytes"}
+    # Dataset and training-run names span cameras too (a dataset holds several cameras').
+    scoped = {k: v for k, v in sweep.items() if k not in ("used_bytes", "artifacts")}
     scoped["deleted"] = deleted
     scoped["bytes_freed"] = sum(int(d.get("size") or 0) for d in deleted)
     return scoped

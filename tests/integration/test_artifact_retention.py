@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from sentinel.actors.retention import RetentionSweeper
+from sentinel.api.storage import _sweep_for
 from sentinel.config import StorageSettings, TrainSettings
 from sentinel.domain.holds import HeldRange
 from sentinel.store.dataset_repo import DatasetRepo
@@ -251,3 +252,6 @@ def test_the_retention_sweep_reports_and_respects_holds(world: World, tmp_path: 
     assert artifacts["datasets_kept"]["hold"] == ["people:v3"]
     assert artifacts["training_runs_cleared"] == [world.runs["old"]]
     assert artifacts["model_versions_deleted"] == [world.versions["old"]]
+    # A caller limited to some cameras sees the sweep without it (names span cameras).
+    assert "artifacts" not in (_sweep_for(report, {"gate"}) or {})
+    assert _sweep_for(report, None) == report

@@ -9,9 +9,11 @@ needs no face prints.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -24,11 +26,21 @@ from numpy.typing import NDArray
 from PIL import Image
 from sqlalchemy.engine import Engine
 
+from sentinel.actors.camera import camera_sink
+from sentinel.actors.runner import CameraRunner
 from sentinel.actors.sink import StoreSink
 from sentinel.api.deps import Services
-from sentinel.config import CameraConfig, FaceSettings
+from sentinel.config import AgentSettings, CameraConfig, FaceSettings
 from sentinel.domain.render import Overlay
-from sentinel.domain.types import Box, EventChange, EventChangeKind, EventState
+from sentinel.domain.stats import CameraState
+from sentinel.domain.types import (
+    Box,
+    Detection,
+    DetectResult,
+    EventChange,
+    EventChangeKind,
+    EventState,
+)
 from sentinel.models.faces import FaceAnalyzer
 from sentinel.retention.blurring import BlurredSnapshotWriter, FaceBlurrer, blurring_cameras
 from sentinel.retention.face_index import FaceIndex
@@ -293,3 +305,52 @@ def test_exports_of_a_blurring_camera_have_no_face_in_any_frame(
         f"export of 4 s (40 frames, 588x342): plain {took[PLAIN]:.2f} s, blurred "
         f"{took[BLUR]:.2f} s ({ratio:.1f}x)"
     )
+
+
+# -- the camera's own wiring -----------------------------------------------------------------
+
+
+def _person_every_frame() -> Callable[[NDArray[np.uint8]], object]:
+    async def detect(rgb: NDArray[np.uint8]) -> DetectResult:
+        return DetectResult([Detection(Box(200, 60, 340, 340), "person", 0.9, 0)], 1, 1.0)
+
+    return detect
+
+
+@pytest.mark.parametrize("blur", [True, False])
+def test_a_camera_runs_with_the_production_sink(
+    store_engine: Engine, tmp_path: Path, blurrer: FaceBlurrer, blur: bool
+) -> None:
+    """``camera_sink`` wires the writer for a blurring camera: a real video of a face through
+    the runner gives events whose snapshots show no face (and do show it without blurring)."""
+    video = face_clip(tmp_path / "cam.mp4", seconds=3.0)
+    camera = CameraConfig(
+        id=BLUR if blur else PLAIN,
+        source=str(video),
+        realtime=False,
+        detect_fps=10,
+        motion={"enabled": False},
+        privacy={"blur_faces": blur},
+    )
+    objects = LocalObjectStore(tmp_path / "objects")
+    sink, incidents = camera_sink(camera, "e1", store_engine, objects, AgentSettings())
+    assert (sink.snapshots is not None) is blur
+    events = EventRepository(store_engine)
+    run = CameraRunner(
+        camera,
+        detect=_person_every_frame(),  # type: ignore[arg-type]
+        sink=sink,
+        epoch="e1",
+        open_events=lambda: [e.to_state() for e in events.open_events(camera.id)],
+        incidents=incidents,
+    )
+    assert asyncio.run(run.run()) is CameraState.FINISHED
+    if sink.snapshots is not None:
+        assert sink.snapshots.close(60)
+        assert sink.snapshots.stats.failed == 0 and sink.snapshots.stats.written >= 1
+    stored = events.list(camera_id=camera.id).items
+    assert stored and all(e.snapshot_key for e in stored)
+    for ev in stored:
+        assert ev.snapshot_key is not None
+        faces = blurrer.detect(_jpeg_rgb(objects.get(ev.snapshot_key)))
+        assert len(faces) == (0 if blur else 1)
