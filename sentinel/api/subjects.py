@@ -44,6 +44,7 @@ from sentinel.retention.requests import (
 )
 from sentinel.retention.subjects import Subject, new_steps
 from sentinel.store.dataset_repo import DatasetRepo
+from sentinel.store.incident_repo import IncidentRepository
 from sentinel.store.objects import ObjectNotFound
 from sentinel.store.subject_repo import PrivacyRequestRecord, PrivacyRequestRepository, SubjectData
 from sentinel.train.erasure import DatasetEraser, MlflowArtifacts
@@ -61,7 +62,7 @@ _REQUEST_BODY: dict[str, Any] = {
         "description": "JSON (`SubjectRequestCreate`) for a camera range or ids; multipart "
         "with the JSON in the field `request` and a photo of one face in `photo`.",
         "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/SubjectRequestCreate"}},
+            "application/json": {"schema": None},  # SubjectRequestCreate's, set below
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
@@ -117,6 +118,11 @@ class SubjectRequestCreate(StrictModel):
                 incident_ids=tuple(sorted(set(self.incident_ids))),
             )
         return None
+
+
+_REQUEST_BODY["requestBody"]["content"]["application/json"]["schema"] = (
+    SubjectRequestCreate.model_json_schema()
+)
 
 
 class StepPublic(BaseModel):
@@ -232,6 +238,19 @@ async def _read_body(
     return body, data
 
 
+async def _require_visible_ids(services: Services, subject: Subject, allowed: set[str]) -> None:
+    """404 for a camera-limited admin naming an event or incident that is missing or on a
+    hidden camera (the same answer for both: a hidden camera's ids are not confirmed)."""
+    data = SubjectData(services.engine)
+    events = await run_in_threadpool(data.events, subject.event_ids, allowed)
+    if len(events) < len(set(subject.event_ids)):
+        raise HTTPException(404, "event not found")
+    for incident_id in subject.incident_ids:
+        found = await run_in_threadpool(IncidentRepository(services.engine).get, incident_id)
+        if found is None or found.camera_id not in allowed:
+            raise HTTPException(404, "incident not found")
+
+
 def _visible(rec: PrivacyRequestRecord, allowed: set[str] | None) -> bool:
     if allowed is None:
         return True
@@ -270,7 +289,10 @@ async def _run(request: Request, services: Services, request_id: str) -> Privacy
     summary="Run a data-subject request: access (an archive) or erasure (every store)",
     openapi_extra=_REQUEST_BODY,
     responses={
-        404: {"description": "A camera-range subject's camera is hidden"},
+        404: {
+            "description": "The subject's camera, event or incident is hidden (or missing, "
+            "for a camera-limited admin)"
+        },
         413: {"description": "The photo is over the size limit"},
         422: {
             "description": "Malformed body, no subject, a photo without exactly one face, "
@@ -304,6 +326,8 @@ async def create_request(
         raise _invalid("request", "no subject: give a photo, a camera range or event/incident ids")
     if subject.by == "range" and allowed is not None and subject.camera_id not in allowed:
         raise HTTPException(404, "camera not found")
+    if subject.by == "ids" and allowed is not None:
+        await _require_visible_ids(services, subject, allowed)
     repo = PrivacyRequestRepository(services.engine)
     rec = await run_in_threadpool(
         lambda: repo.create(

@@ -482,12 +482,21 @@ def test_refusals_roles_cameras_and_malformed_bodies(world: World) -> None:
         assert client.get(URL, headers=world.h(operator)).status_code == 403
         # A dock-only admin cannot reach the gate.
         assert client.post(URL, json=ranged, headers=world.h(docker)).status_code == 404
+        for ids in (["ev-w1"], ["ev-w2", "ev-w1"], ["no-such-event"]):
+            r = client.post(
+                URL, json={"kind": "erasure", "event_ids": ids}, headers=world.h(docker)
+            )
+            assert r.status_code == 404, r.text
         r = client.post(
-            URL, json={"kind": "erasure", "event_ids": ["ev-w1"]}, headers=world.h(docker)
+            URL, json={"kind": "erasure", "incident_ids": ["inc-gate"]}, headers=world.h(docker)
+        )
+        assert r.status_code == 404
+        assert "ev-w1" in _event_ids(world.engine)
+        r = client.post(
+            URL, json={"kind": "access", "event_ids": ["ev-w2"]}, headers=world.h(docker)
         )
         assert r.status_code == 201 and r.json()["cameras"] == ["dock"]
-        assert _steps(r.json())["database"]["counts"]["events"] == 0
-        assert "ev-w1" in _event_ids(world.engine)
+        assert _steps(r.json())["events"]["ids"] == ["ev-w2"]
         mine = r.json()["id"]
         # ... and does not see an unlimited admin's request.
         r = client.post(URL, json={"kind": "access", "event_ids": ["x"]}, headers=world.h())
