@@ -530,3 +530,52 @@ def test_refusals_roles_cameras_and_malformed_bodies(world: World) -> None:
         assert r.status_code == 422 and "request" in r.text
         assert client.get(f"{URL}/nope", headers=world.h()).status_code == 404
         assert client.post(f"{URL}/nope/resume", headers=world.h()).status_code == 404
+
+
+def test_cli_erases_directly_on_the_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sentinel privacy erase` by camera range and by ids, holds reported (exit 3)."""
+    from click.testing import CliRunner
+
+    from sentinel.cli import main
+    from sentinel.config import load_settings
+    from sentinel.store.db import make_engine, migrate
+    from sentinel.store.s3 import make_object_store
+
+    data_dir = tmp_path / "data"
+    monkeypatch.setenv("SENTINEL_DATA_DIR", str(data_dir))
+    monkeypatch.delenv("SENTINEL_DATABASE_URL", raising=False)
+    settings = load_settings(None)
+    data_dir.mkdir(parents=True)
+    engine = make_engine(settings.db_url)
+    migrate(engine)
+    objects = make_object_store(settings.objects, settings.data_dir)
+    assert isinstance(objects, LocalObjectStore)
+    for i, event_id in enumerate(EVENTS):
+        _add_event(engine, objects, event_id, i)
+    seg = _segment(engine, objects, "gate", -10, 10)
+    hold = HoldRepository(engine).create(
+        kind="camera_range", camera_id="gate", reason="case 7", created_by="legal",
+        start_at=at(25), end_at=at(26),
+    )  # fmt: skip
+    runner = CliRunner()
+    start, end = at(-5).isoformat(), at(40).isoformat()
+    result = runner.invoke(
+        main, ["privacy", "erase", "--camera", "gate", "--start", start, "--end", end]
+    )
+    # ev-m (5..30 s) shares time with the hold: kept and listed; ev-w1 erased.
+    assert result.exit_code == 3, result.output
+    assert ": partial" in result.output and f"held: ev-m (hold {hold.id})" in result.output
+    assert _event_ids(engine) == {"ev-m", "ev-w2"}
+    assert SegmentRepository(engine).get(seg) is None
+    assert not objects.exists(snapshot_key("gate", "ev-w1"))
+    result = runner.invoke(main, ["privacy", "erase", "--event", "ev-w2", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["status"] == "done"
+    assert _event_ids(engine) == {"ev-m"}
+    result = runner.invoke(main, ["privacy", "erase", "--camera", "gate", "--start", "noon"])
+    assert result.exit_code == 2 and "ISO 8601" in result.output
+    actions = {a.action for a in AuditRepository(engine).list(limit=100)[0]}
+    assert "privacy.erasure.database" in actions
+    engine.dispose()
