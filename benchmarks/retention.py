@@ -245,7 +245,12 @@ def _seed_subject(tmp: Path, n_events: int) -> dict[str, Any]:
     rng = np.random.default_rng(7)
     per_camera = -(-n_events // len(ERASURE_CAMERAS))
     subject: list[str] = []
-    events, prints, incidents, members, docs, keys = [], [], [], [], [], []
+    events: list[dict[str, Any]] = []
+    prints: list[dict[str, Any]] = []
+    incidents: list[dict[str, Any]] = []
+    members: list[dict[str, Any]] = []
+    docs: list[SearchDocument] = []
+    keys: list[str] = []
     segments: dict[str, list[str]] = {}
     for camera in ERASURE_CAMERAS:
         for i in range(per_camera):

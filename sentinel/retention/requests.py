@@ -6,18 +6,24 @@ after some are gone). ``RequestRunner.run`` claims a request and runs its unfini
 order, saving each step as it ends and writing an audit entry per step:
 
 - *erasure*: the active legal holds split the plan (``plan_erasure``); each store erases its
-  part (search index, face prints, snapshots, clip segments local and archived, annotation
-  items, dataset versions, MLflow artifacts, then the database rows) and reports what holds
-  kept. The first failing step stops the run: it is ``failed`` with the error, the later
-  ones stay ``pending``, and ``run`` again (resume) continues from it. A ``held`` step is
-  re-run on resume too, so a released hold lets the rest go.
+  part (search index, face prints, snapshots, clip segments local and archived, exported
+  clips sharing time with the events, annotation items, dataset versions, MLflow artifacts,
+  then the database rows) and reports what holds kept. The first failing step stops the
+  run: it is ``failed`` with the error, the later ones stay ``pending``, and ``run`` again
+  (resume) continues from it. A ``held`` step is re-run on resume too, so a released hold
+  lets the rest go.
 - *access*: one zip with the events', incidents' and alerts' rows (JSON), the snapshots, the
-  covering clip segments (archived ones read from the archive store), the search entries
-  and the annotation frames, put in the object store under ``privacy/<id>/subject.zip``.
-  Holds do not restrict access. The steps are done only once the zip is stored.
+  covering clip segments (archived ones read from the archive store), the exported clips
+  sharing time with the events, the search entries and the annotation frames, put in the
+  object store under ``privacy/<id>/subject.zip``. Holds do not restrict access. The steps
+  are done only once the zip is stored.
 
-Clips: the covering segments are deleted (local copy, archive copy and row); blurring the
-subject's track in kept footage is not done.
+Clips: the covering segments are deleted (local copy, archive copy and row), footage of
+anyone else in them included; blurring the subject's track in kept footage is not done.
+The search index: entries of the erased events and deleted incidents are deleted here and
+checked gone; a kept incident's document is rebuilt by the indexer (queued by the database
+step). The database step runs last, so a request cut short still finds every row it has yet
+to erase.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from sentinel.retention.subjects import (
     DatasetRef,
     ErasurePlan,
     EventRef,
+    ExportRef,
     IncidentRef,
     ItemRef,
     Resolved,
@@ -54,6 +61,7 @@ from sentinel.retention.subjects import (
     report_of,
 )
 from sentinel.store.audit_repo import AuditRepository
+from sentinel.store.export_repo import ExportRepository
 from sentinel.store.hold_repo import HoldRepository
 from sentinel.store.incident_repo import IncidentRepository
 from sentinel.store.objects import ObjectNotFound, ObjectStore
@@ -192,8 +200,13 @@ def resolve(
     segment_repo = SegmentRepository(stores.engine)
     segments: dict[str, SegmentRef] = {}
     candidates: list[ItemRef] = []
+    exports: dict[str, ExportRef] = {}
     for camera_id, camera_spans in spans.items():
         for start, end in camera_spans:
+            for x in data.exports(camera_id, start, end):
+                exports[x["id"]] = ExportRef(
+                    x["id"], x["camera_id"], x["start_at"], x["end_at"], x["object_key"]
+                )
             for seg in segment_repo.range(camera_id, start, max(start, end)):
                 segments[seg.id] = SegmentRef(
                     seg.id, seg.camera_id, seg.start_at, seg.end_at, seg.object_key,
@@ -227,6 +240,7 @@ def resolve(
         datasets=datasets,
         runs=runs,
         face_prints=data.face_prints(event_ids),
+        exports=sorted(exports.values(), key=lambda x: x.id),
     )
 
 
@@ -338,7 +352,7 @@ class RequestRunner:
         holds = load_holds(
             HoldRepository(self.stores.engine), IncidentRepository(self.stores.engine)
         )
-        plan = plan_erasure(resolved, holds.ranges)
+        plan = plan_erasure(resolved, holds.ranges, holds.holds)
         eraser = _Eraser(self.stores, self.data, plan, rec.requested_by)
         for step in steps:
             if step.status == "done":
@@ -449,6 +463,18 @@ class _ArchiveWriter:
             self._put(f"clips/{seg.camera_id}/{stamp}-{seg.id}.mp4", data)
             done.append(seg.id)
         step.finish({"segments": len(done), "from_archive": archived, "missing": missing}, done)
+
+    def _exports(self, step: Step) -> None:
+        done, missing = [], 0
+        for exp in self.resolved.exports:
+            try:
+                data = self.stores.objects.get(exp.object_key)
+            except ObjectNotFound:
+                missing += 1
+                continue
+            self._put(f"exports/{exp.camera_id}/{exp.id}.mp4", data)
+            done.append(exp.id)
+        step.finish({"exports": len(done), "missing": missing}, done)
 
     def _search_index(self, step: Step) -> None:
         ids = [e.id for e in self.resolved.events] + [i.id for i in self.resolved.incidents]
@@ -566,6 +592,18 @@ class _Eraser:
             {"segments": rows, "local_objects": local, "archive_objects": archived},
             [s.id for s in self.plan.segments],
             self._held("clips"),
+        )
+
+    def exports(self, step: Step) -> None:
+        repo = ExportRepository(self.stores.engine)
+        objects = rows = 0
+        for exp in self.plan.exports:
+            objects += _delete(self.stores.objects, exp.object_key)
+            rows += int(repo.delete(exp.id))
+        step.finish(
+            {"exports": rows, "objects": objects},
+            [x.id for x in self.plan.exports],
+            self._held("exports"),
         )
 
     def annotations(self, step: Step) -> None:

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sentinel.domain.holds import HeldRange, holding
+from sentinel.domain.holds import HeldRange, HoldView, export_holder, holding
 
 __all__ = [
     "ACCESS_STORES",
@@ -27,6 +27,7 @@ __all__ = [
     "DatasetRef",
     "ErasurePlan",
     "EventRef",
+    "ExportRef",
     "Held",
     "IncidentRef",
     "ItemRef",
@@ -52,6 +53,7 @@ ERASURE_STORES: tuple[str, ...] = (
     "face_prints",
     "snapshots",
     "clips",
+    "exports",
     "annotations",
     "datasets",
     "mlflow",
@@ -64,6 +66,7 @@ ACCESS_STORES: tuple[str, ...] = (
     "alerts",
     "snapshots",
     "clips",
+    "exports",
     "search_index",
     "annotations",
     "archive",
@@ -154,6 +157,17 @@ class SegmentRef:
 
 
 @dataclass(frozen=True, slots=True)
+class ExportRef:
+    """An exported clip sharing time with one of the subject's events."""
+
+    id: str
+    camera_id: str
+    start_at: datetime
+    end_at: datetime
+    object_key: str
+
+
+@dataclass(frozen=True, slots=True)
 class ItemRef:
     """An annotation item (a frame in the queue) whose frame falls in a subject's event."""
 
@@ -195,6 +209,7 @@ class Resolved:
     datasets: list[DatasetRef] = field(default_factory=list)
     runs: list[RunRef] = field(default_factory=list)
     face_prints: int = 0
+    exports: list[ExportRef] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = _jsonable(asdict(self))
@@ -252,6 +267,16 @@ class Resolved:
             ],
             runs=[RunRef(**r) for r in raw.get("runs", ())],
             face_prints=int(raw.get("face_prints", 0)),
+            exports=[
+                ExportRef(
+                    x["id"],
+                    x["camera_id"],
+                    datetime.fromisoformat(x["start_at"]),
+                    datetime.fromisoformat(x["end_at"]),
+                    x["object_key"],
+                )
+                for x in raw.get("exports", ())
+            ],
         )
 
 
@@ -316,6 +341,7 @@ class ErasurePlan:
     incidents_detached: dict[str, list[str]] = field(default_factory=dict)
     alerts: list[str] = field(default_factory=list)
     segments: list[SegmentRef] = field(default_factory=list)
+    exports: list[ExportRef] = field(default_factory=list)
     items: list[ItemRef] = field(default_factory=list)
     datasets: dict[tuple[str, int], list[str]] = field(default_factory=dict)
     runs: list[RunRef] = field(default_factory=list)
@@ -327,13 +353,18 @@ class ErasurePlan:
         self.held.setdefault(store, []).append(Held(item_id, hold_id))
 
 
-def plan_erasure(resolved: Resolved, ranges: Mapping[str, Sequence[HeldRange]]) -> ErasurePlan:
+def plan_erasure(
+    resolved: Resolved,
+    ranges: Mapping[str, Sequence[HeldRange]],
+    holds: Sequence[HoldView] = (),
+) -> ErasurePlan:
     """Splits what a subject touches into what each store erases and what holds keep.
 
     An event under a hold keeps its snapshot, face prints, index entry and alert; an
     incident is kept while any hold covers it (then only its unheld subject events leave
     it) and deleted once no event of its own is left; a segment, an annotation item (and the
-    dataset items made from it) under a hold stay. The training runs whose dataset versions
+    dataset items made from it) under a hold stay; an export held by name (``holds``) or
+    copying held footage stays. The training runs whose dataset versions
     lose items lose their MLflow artifacts.
     """
     plan = ErasurePlan()
@@ -377,6 +408,13 @@ def plan_erasure(resolved: Resolved, ranges: Mapping[str, Sequence[HeldRange]]) 
             plan.segments.append(seg)
         else:
             plan.hold("clips", seg.id, hold_id)
+
+    for exp in resolved.exports:
+        hold_id = export_holder(exp.id, exp.camera_id, exp.start_at, exp.end_at, holds, ranges)
+        if hold_id is None:
+            plan.exports.append(exp)
+        else:
+            plan.hold("exports", exp.id, hold_id)
 
     held_items: set[str] = set()
     for item in resolved.items:

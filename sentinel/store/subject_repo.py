@@ -4,7 +4,7 @@ deletes an access or erasure request makes across the tables.
 ``PrivacyRequestRepository`` stores a request (``privacy_requests``) with its plan and its
 per-store steps; ``claim`` moves it to ``running`` with one conditional ``UPDATE``, so two
 resumes never run one request at once. ``SubjectData`` reads what a subject touches (events,
-incidents, alerts, face prints, annotation items, dataset versions, training runs) and
+incidents, alerts, face prints, exports, annotation items, dataset versions, training runs) and
 deletes it, in batches, each batch one transaction; every deleted or changed event and
 incident is queued for the search index in the same transaction, like the retention sweep.
 The decisions (what to erase, what holds keep) are ``sentinel.retention.subjects``.
@@ -32,6 +32,7 @@ from sentinel.store.annotation_tables import (
     DATASETS,
 )
 from sentinel.store.clock import Repository
+from sentinel.store.export_tables import EXPORTS
 from sentinel.store.face_tables import FACE_PRINTS
 from sentinel.store.incident_tables import INCIDENT_MEMBERS, INCIDENTS
 from sentinel.store.notify_tables import NOTIFY_DELIVERIES, NOTIFY_OUTBOX
@@ -299,6 +300,17 @@ class SubjectData(Repository):
                     dict(r) for r in conn.execute(sa.select(t).where(t.c.id.in_(chunk))).mappings()
                 )
         return out
+
+    def exports(
+        self, camera_id: str, start: datetime, end: datetime
+    ) -> builtins.list[dict[str, Any]]:
+        """The camera's exported clips sharing time with ``[start, end]``."""
+        x = EXPORTS.c
+        query = sa.select(x.id, x.camera_id, x.start_at, x.end_at, x.object_key).where(
+            x.camera_id == camera_id, x.start_at <= end, x.end_at >= start
+        )
+        with self._engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
 
     def face_prints(self, event_ids: Collection[str]) -> int:
         """How many face prints the events have."""

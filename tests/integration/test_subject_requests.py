@@ -45,6 +45,7 @@ from sentinel.store.alert_repo import AlertRepository
 from sentinel.store.annotation_tables import ANNOTATION_ITEMS
 from sentinel.store.audit_repo import AuditRepository
 from sentinel.store.dataset_repo import DatasetRepo
+from sentinel.store.export_repo import ExportRepository, export_key
 from sentinel.store.face_repo import FaceRepository
 from sentinel.store.hold_repo import HoldRepository
 from sentinel.store.incident_repo import IncidentRepository
@@ -194,6 +195,15 @@ def world(
     objects.delete(rec.object_key)
     repo.clear_restored(rec.id)
 
+    # Exports: a clip of her at the gate, and one of the gate later (nobody).
+    exports = ExportRepository(engine)
+    for export_id, start, end in (("exp-her", 5, 15), ("exp-later", 200, 230)):
+        data = f"export {export_id}".encode()
+        objects.put(export_key("gate", export_id), data, "video/mp4")
+        exports.add(
+            export_id, "gate", export_id, at(start), at(end), size=len(data), created_by="op"
+        )
+
     # Search: the events and incidents indexed with real embeddings.
     index = VectorIndex(tmp_path / "search")
     service = SearchService(
@@ -295,6 +305,7 @@ def test_erasure_by_photo_empties_every_store_and_the_photo_then_finds_nothing(
         assert steps["clips"]["counts"] == {
             "segments": 3, "local_objects": 2, "archive_objects": 1, "held": 0
         }  # fmt: skip
+        assert steps["exports"]["ids"] == ["exp-her"]
         assert steps["annotations"]["counts"]["items"] == 1
         assert steps["datasets"]["ids"] == ["people/v1 -> v2"]
         assert steps["mlflow"]["counts"]["files"] == 1
@@ -323,6 +334,10 @@ def test_erasure_by_photo_empties_every_store_and_the_photo_then_finds_nothing(
             assert segments.get(world.segments[name]) is None
         assert not any(k.startswith("tier/") for k, _ in world.archive.iter_keys())
         assert segments.get(world.segments["gate-later"]) is not None
+        # Exports: the clip of her gone (row and object), the later one kept.
+        exports = ExportRepository(engine)
+        assert exports.get("exp-her") is None and not objects.exists(export_key("gate", "exp-her"))
+        assert exports.get("exp-later") is not None
         # Search index.
         for item_id in ("ev-w1", "ev-w2", "inc-dock"):
             assert world.index.get(item_id) is None
@@ -419,8 +434,8 @@ def test_an_erasure_failing_halfway_reports_it_and_resumes_to_the_end(world: Wor
         status = {s: v["status"] for s, v in _steps(body).items()}
         assert status == {
             "search_index": "done", "face_prints": "done", "snapshots": "done",
-            "clips": "failed", "annotations": "pending", "datasets": "pending",
-            "mlflow": "pending", "database": "pending",
+            "clips": "failed", "exports": "pending", "annotations": "pending",
+            "datasets": "pending", "mlflow": "pending", "database": "pending",
         }  # fmt: skip
         assert "archive store is not configured" in _steps(body)["clips"]["errors"][0]
         assert "clips: FAILED" in body["report"] and "database: NOT DONE" in body["report"]
@@ -463,6 +478,7 @@ def test_access_builds_a_zip_of_everything_about_the_subject(world: World) -> No
         assert len(clips) == 3
         assert {"ev-w1", "ev-w2", "inc-dock", "inc-gate"} <= {e["id"] for e in entries}
         assert f"annotations/{world.items['subject']}.jpg" in names
+        assert "exports/gate/exp-her.mp4" in names and "exports/gate/exp-later.mp4" not in names
         assert "snapshots/ev-m.jpg" not in names
         # Nothing was deleted.
         assert _event_ids(world.engine) == {"ev-m", *SUBJECT}

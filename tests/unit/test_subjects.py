@@ -7,13 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sentinel.domain.holds import HeldRange
+from sentinel.domain.holds import HeldRange, HoldView
 from sentinel.retention.subjects import (
     ACCESS_STORES,
     ERASURE_STORES,
     AlertRef,
     DatasetRef,
     EventRef,
+    ExportRef,
     Held,
     IncidentRef,
     ItemRef,
@@ -67,6 +68,10 @@ def resolved() -> Resolved:
         datasets=[DatasetRef("people", 1, ("it-1", "it-3"), ("run-1",))],
         runs=[RunRef("run-1", "mlf-1", "people", 1)],
         face_prints=3,
+        exports=[
+            ExportRef("x-gate", "gate", at(0), at(3), "exports/gate/x-gate.mp4"),
+            ExportRef("x-dock", "dock", at(5), at(6), "exports/dock/x-dock.mp4"),
+        ],
     )
 
 
@@ -92,6 +97,7 @@ def test_plan_without_holds_erases_everything_and_detaches_shared_incidents() ->
     assert plan.search_reindex == ["inc-a"]
     assert sorted(plan.alerts) == ["al-1", "al-3", "al-b"]
     assert [s.id for s in plan.segments] == ["s1", "s2", "s3"]
+    assert [x.id for x in plan.exports] == ["x-gate", "x-dock"]
     assert [i.id for i in plan.items] == ["it-1", "it-3"]
     assert plan.datasets == {("people", 1): ["it-1", "it-3"]}
     assert [r.id for r in plan.runs] == ["run-1"]
@@ -114,10 +120,19 @@ def test_a_hold_on_the_dock_keeps_its_items_and_reports_them_in_every_store() ->
         "face_prints": [("e3", "hold-1")],
         "search_index": [("e3", "hold-1")],
         "clips": [("s3", "hold-1")],
+        "exports": [("x-dock", "hold-1")],
         "annotations": [("it-3", "hold-1")],
         "datasets": [("people/v1/it-3", "hold-1")],
     }
     assert "e3" not in plan.search_ids
+
+
+def test_an_export_held_by_name_stays() -> None:
+    holds = [HoldView("h-x", "export", "gate", target_id="x-gate")]
+    plan = plan_erasure(resolved(), {}, holds)
+    assert [x.id for x in plan.exports] == ["x-dock"]
+    assert [(h.id, h.hold_id) for h in plan.held["exports"]] == [("x-gate", "h-x")]
+    assert [e.id for e in plan.events] == ["e1", "e2", "e3"]  # the footage itself is not held
 
 
 def test_a_held_incident_keeps_itself_and_its_held_events() -> None:
