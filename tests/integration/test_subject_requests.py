@@ -595,3 +595,36 @@ def test_cli_erases_directly_on_the_data_dir(
     actions = {a.action for a in AuditRepository(engine).list(limit=100)[0]}
     assert "privacy.erasure.database" in actions
     engine.dispose()
+
+
+def test_migration_0022_matches_the_model_and_downgrades(db_url: str) -> None:
+    from alembic import command
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    from sentinel.store.db import alembic_config, make_engine, migrate
+    from sentinel.store.subject_tables import PRIVACY_REQUESTS
+
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            command.upgrade(alembic_config(conn), "0021")
+            conn.commit()
+        assert not sa.inspect(engine).has_table("privacy_requests")
+        migrate(engine)
+        with engine.connect() as conn:
+            ours = {
+                "include_object": lambda _o, name, kind, *_: (
+                    kind != "table" or name == PRIVACY_REQUESTS.name
+                )
+            }
+            diffs = compare_metadata(MigrationContext.configure(conn, opts=ours), SQLModel.metadata)
+        assert diffs == []
+        with engine.connect() as conn:
+            command.downgrade(alembic_config(conn), "0021")
+            conn.commit()
+        assert not sa.inspect(engine).has_table("privacy_requests")
+        assert sa.inspect(engine).has_table("segments")
+    finally:
+        engine.dispose()
