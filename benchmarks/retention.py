@@ -383,6 +383,8 @@ def _erase_bare(world: dict[str, Any]) -> float:
 
 
 def run_erasure(n_events: int | None = None, rounds: int = ROUNDS) -> None:
+    from sentinel.retention.subjects import ERASURE_STORES
+
     """Prints the erasure figure against the bare baseline (see the module's doc)."""
     n = n_events or int(os.environ.get(ERASURE_EVENTS_ENV, "1000"))
     times: dict[str, list[float]] = {"erasure": [], "bare": []}
@@ -407,7 +409,8 @@ def run_erasure(n_events: int | None = None, rounds: int = ROUNDS) -> None:
     erasure, bare = median(times["erasure"]), median(times["bare"])
     print(
         f"retention: erasure of a subject in {n} events across {len(ERASURE_CAMERAS)} cameras "
-        f"{erasure:.2f} s (resolve, holds, 8 store steps saved and audited) vs bare SQL "
+        f"{erasure:.2f} s (resolve, holds, {len(ERASURE_STORES)} store steps saved and audited) "
+        f"vs bare SQL "
         f"DELETE + object and index deletes {bare:.2f} s: ratio {erasure / bare:.2f}x "
         f"(median of {rounds})",
         flush=True,

@@ -57,7 +57,9 @@ from sentinel.retention.subjects import (
     event_spans,
     items_in_spans,
     overall_status,
+    overlaps_any,
     plan_erasure,
+    query_windows,
     report_of,
 )
 from sentinel.store.audit_repo import AuditRepository
@@ -202,19 +204,23 @@ def resolve(
     candidates: list[ItemRef] = []
     exports: dict[str, ExportRef] = {}
     for camera_id, camera_spans in spans.items():
-        for start, end in camera_spans:
-            for x in data.exports(camera_id, start, end):
-                exports[x["id"]] = ExportRef(
-                    x["id"], x["camera_id"], x["start_at"], x["end_at"], x["object_key"]
-                )
-            for seg in segment_repo.range(camera_id, start, max(start, end)):
-                segments[seg.id] = SegmentRef(
-                    seg.id, seg.camera_id, seg.start_at, seg.end_at, seg.object_key,
-                    seg.archive_key,
-                )  # fmt: skip
+        # One query per window of nearby spans (not per event); what a window returns is
+        # kept only if it shares time with a span.
+        for lo, hi in query_windows(camera_spans):
+            for x in data.exports(camera_id, lo, hi):
+                if overlaps_any(x["start_at"], x["end_at"], camera_spans):
+                    exports[x["id"]] = ExportRef(
+                        x["id"], x["camera_id"], x["start_at"], x["end_at"], x["object_key"]
+                    )
+            for seg in segment_repo.range(camera_id, lo, hi):
+                if any(seg.start_at <= e and seg.end_at > s for s, e in camera_spans):
+                    segments[seg.id] = SegmentRef(
+                        seg.id, seg.camera_id, seg.start_at, seg.end_at, seg.object_key,
+                        seg.archive_key,
+                    )  # fmt: skip
             candidates.extend(
                 ItemRef(r["id"], r["camera_id"], r["frame_ts"], r["image_key"])
-                for r in data.annotation_items(camera_id, start, end)
+                for r in data.annotation_items(camera_id, lo, hi)
             )
     items = sorted(
         {i.id: i for i in items_in_spans(candidates, spans)}.values(), key=lambda i: i.id
@@ -659,10 +665,7 @@ class _Eraser:
 
     def database(self, step: Step) -> None:
         alerts = self.data.delete_alerts(self.plan.alerts)
-        detached = sum(
-            self.data.detach_events(incident_id, events)
-            for incident_id, events in sorted(self.plan.incidents_detached.items())
-        )
+        detached = self.data.detach_events(self.plan.incidents_detached)
         incidents = self.data.delete_incidents(self.plan.incidents_deleted)
         events = self.data.delete_events([e.id for e in self.plan.events])
         step.finish(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sentinel.domain.holds import HeldRange, HoldView, export_holder, holding
@@ -41,7 +41,9 @@ __all__ = [
     "items_in_spans",
     "new_steps",
     "overall_status",
+    "overlaps_any",
     "plan_erasure",
+    "query_windows",
     "report_of",
 ]
 
@@ -305,6 +307,27 @@ def event_spans(events: Iterable[EventRef]) -> dict[str, list[tuple[datetime, da
                 merged.append((start, end))
         out[camera_id] = merged
     return out
+
+
+def query_windows(
+    spans: Sequence[tuple[datetime, datetime]], gap: timedelta = timedelta(hours=1)
+) -> list[tuple[datetime, datetime]]:
+    """Sorted spans grouped into windows: spans closer than ``gap`` share one window (a store
+    is asked once per window, not once per event)."""
+    out: list[tuple[datetime, datetime]] = []
+    for start, end in sorted(spans):
+        if out and start - out[-1][1] < gap:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out
+
+
+def overlaps_any(
+    start: datetime, end: datetime, spans: Sequence[tuple[datetime, datetime]]
+) -> bool:
+    """Whether ``[start, end]`` shares time with one of ``spans``."""
+    return any(start <= e and end >= s for s, e in spans)
 
 
 def items_in_spans(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import builtins
 import json
 import uuid
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -442,50 +442,48 @@ class SubjectData(Repository):
                     enqueue_in(conn, incident_id, "incident", "delete", now)
         return total
 
-    def detach_events(self, incident_id: str, event_ids: Collection[str]) -> int:
-        """Removes events from a kept incident (members, key frames, member rows; labels are
-        recomputed from the members left); the incident is queued for indexing again.
+    def detach_events(self, leaving: Mapping[str, Collection[str]]) -> int:
+        """Removes events from kept incidents (``incident id -> event ids``): members, key
+        frames, member rows; labels are recomputed from the members left; each incident is
+        queued for indexing again. A batch of incidents per transaction.
 
         Returns:
             How many member rows left.
         """
-        leaving = set(event_ids)
         i, m = INCIDENTS.c, INCIDENT_MEMBERS.c
         now = self._now()
-        with self._write() as conn:
-            row = conn.execute(sa.select(INCIDENTS).where(i.id == incident_id)).mappings().first()
-            if row is None:
-                return 0
-            members = [x for x in json.loads(row["members"]) if x not in leaving]
-            frames = [f for f in json.loads(row["key_frames"]) if f["event_id"] not in leaving]
-            labels = sorted(
-                {
-                    str(label)
-                    for (label,) in conn.execute(
-                        sa.select(m.label).where(
-                            m.incident_id == incident_id, m.event_id.not_in(sorted(leaving))
+        total = 0
+        for chunk in _chunks(sorted(leaving), 200):
+            with self._write() as conn:
+                rows = conn.execute(sa.select(INCIDENTS).where(i.id.in_(chunk))).mappings().all()
+                labels: dict[str, set[str]] = {}
+                for incident_id, event_id, label in conn.execute(
+                    sa.select(m.incident_id, m.event_id, m.label).where(m.incident_id.in_(chunk))
+                ):
+                    if event_id not in leaving[incident_id]:
+                        labels.setdefault(incident_id, set()).add(str(label))
+                for row in rows:
+                    gone = set(leaving[row["id"]])
+                    members = [x for x in json.loads(row["members"]) if x not in gone]
+                    frames = [f for f in json.loads(row["key_frames"]) if f["event_id"] not in gone]
+                    total += conn.execute(
+                        sa.delete(INCIDENT_MEMBERS).where(
+                            m.incident_id == row["id"], m.event_id.in_(sorted(gone))
+                        )
+                    ).rowcount
+                    conn.execute(
+                        sa.update(INCIDENTS)
+                        .where(i.id == row["id"])
+                        .values(
+                            members=json.dumps(members),
+                            key_frames=json.dumps(frames),
+                            labels=json.dumps(sorted(labels.get(row["id"], ()))),
+                            revision=i.revision + 1,
+                            updated_at=now,
                         )
                     )
-                }
-            )
-            done = conn.execute(
-                sa.delete(INCIDENT_MEMBERS).where(
-                    m.incident_id == incident_id, m.event_id.in_(sorted(leaving))
-                )
-            )
-            conn.execute(
-                sa.update(INCIDENTS)
-                .where(i.id == incident_id)
-                .values(
-                    members=json.dumps(members),
-                    key_frames=json.dumps(frames),
-                    labels=json.dumps(labels),
-                    revision=i.revision + 1,
-                    updated_at=now,
-                )
-            )
-            enqueue_in(conn, incident_id, "incident", "upsert", now)
-        return int(done.rowcount)
+                    enqueue_in(conn, row["id"], "incident", "upsert", now)
+        return total
 
     def delete_events(self, event_ids: Sequence[str]) -> int:
         """Deletes events (their face prints and scans cascade) and their agent-queue rows;

@@ -27,7 +27,9 @@ from sentinel.retention.subjects import (
     items_in_spans,
     new_steps,
     overall_status,
+    overlaps_any,
     plan_erasure,
+    query_windows,
     report_of,
 )
 
@@ -87,6 +89,16 @@ def test_event_spans_merge_per_camera_and_items_fall_in_them() -> None:
         ItemRef("other-camera", "yard", at(3), "k"),
     ]
     assert [i.id for i in items_in_spans(items, spans)] == ["in", "edge"]
+
+
+def test_query_windows_group_nearby_spans_and_overlaps_any() -> None:
+    spans = [(at(0), at(2)), (at(30), at(31)), (at(200), at(201)), (at(1), at(5))]
+    assert query_windows(spans) == [(at(0), at(31)), (at(200), at(201))]
+    assert query_windows(spans, gap=timedelta(minutes=10)) == [
+        (at(0), at(5)), (at(30), at(31)), (at(200), at(201))
+    ]  # fmt: skip
+    assert overlaps_any(at(3), at(4), spans) and overlaps_any(at(31), at(40), spans)
+    assert not overlaps_any(at(10), at(20), spans)
 
 
 def test_plan_without_holds_erases_everything_and_detaches_shared_incidents() -> None:
