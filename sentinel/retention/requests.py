@@ -104,6 +104,8 @@ class SearchEntries(Protocol):
 
     def delete(self, ids: Collection[str]) -> None: ...
 
+    def present(self, ids: Collection[str]) -> list[str]: ...
+
 
 class DatasetItems(Protocol):
     """Dataset versions as a request uses them (``sentinel.train.erasure.DatasetEraser``)."""
@@ -563,11 +565,11 @@ class _Eraser:
         if index is None:  # search is off: the database step queues the deletes
             step.finish({"queued": len(ids)}, ids, self._held("search_index"))
             return
-        present = [i for i in ids if index.get(i) is not None]
+        present = index.present(ids)
         index.delete(ids)
         if self.stores.appearance is not None:
             self.stores.appearance.delete([e.id for e in self.plan.events])
-        left = [i for i in ids if index.get(i) is not None]
+        left = index.present(ids)
         if left:
             raise RuntimeError(f"{len(left)} index entries still there after the delete")
         step.finish({"deleted": len(present)}, present, self._held("search_index"))
