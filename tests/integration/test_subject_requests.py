@@ -544,6 +544,11 @@ def test_refusals_roles_cameras_and_malformed_bodies(world: World) -> None:
         assert r.status_code == 422
         r = client.post(URL, headers=world.h(), files={"photo": ("a.jpg", b"x", "image/jpeg")})
         assert r.status_code == 422 and "request" in r.text
+        both = _photo_request("erasure", SAME_B)
+        both["data"] = {"request": json.dumps({"kind": "erasure", "event_ids": ["ev-w1"]})}
+        r = client.post(URL, headers=world.h(), **both)
+        assert r.status_code == 422 and "one subject only" in r.text
+        assert "ev-w1" in _event_ids(world.engine)
         assert client.get(f"{URL}/nope", headers=world.h()).status_code == 404
         assert client.post(f"{URL}/nope/resume", headers=world.h()).status_code == 404
 
@@ -628,3 +633,25 @@ def test_migration_0022_matches_the_model_and_downgrades(db_url: str) -> None:
         assert sa.inspect(engine).has_table("segments")
     finally:
         engine.dispose()
+
+
+def test_a_request_runs_once_at_a_time_and_a_crashed_run_is_taken_over(
+    store_engine: Engine,
+) -> None:
+    from sentinel.store.subject_repo import PrivacyRequestRepository
+
+    now = [T0]
+    repo = PrivacyRequestRepository(store_engine, clock=lambda: now[0])
+    rec = repo.create(kind="erasure", subject={"by": "ids"}, steps=[], requested_by="a")
+    assert repo.claim(rec.id)  # pending -> running
+    now[0] = T0 + timedelta(minutes=5)
+    assert not repo.claim(rec.id)  # running, and alive
+    now[0] = T0 + timedelta(minutes=20)
+    assert repo.claim(rec.id)  # running but silent for 15 min: a crash, taken over
+    repo.save(rec.id, steps=[], status="done", report="erasure done.")
+    now[0] = T0 + timedelta(days=1)
+    assert not repo.claim(rec.id)  # done stays done
+    found = repo.get(rec.id)
+    assert found is not None and found.status == "done" and found.report == "erasure done."
+    with pytest.raises(ValueError, match="kind"):
+        repo.create(kind="forget", subject={}, steps=[], requested_by="a")
