@@ -5,9 +5,10 @@ A dataset version is never rewritten, and one used by a training run is immutabl
 (``DatasetRepo.lock``). Erasure still has to remove the subject, so :class:`DatasetEraser`
 *replaces* the version: it writes a new version of the same name with every item but the
 subject's (the same files, checked against the old manifest's sha256), then deletes every
-object of the old version and marks its row ``erased``. The old row and its locks stay, so
-which runs trained on it is still on record; the files are gone. A version left with no item
-gets no successor.
+object of the old version and marks its row ``erased``. The new version's ``created_by`` is
+``erasure of v<old>``: a run cut short between the two reuses it instead of writing
+another. The old row and its locks stay, so which runs trained on it is still on record; the
+files are gone. A version left with no item gets no successor.
 
 :class:`MlflowArtifacts` deletes the artifact files of a run that trained on an erased
 version (the model weights learnt from the subject's frames, the logged samples): the run's
@@ -35,7 +36,7 @@ from sentinel.train.datasets import (
     version_prefix,
 )
 
-__all__ = ["DatasetEraser", "ErasedVersion", "MlflowArtifacts"]
+__all__ = ["DatasetEraser", "ErasedVersion", "MlflowArtifacts", "successor_mark"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,11 @@ class ErasedVersion:
     deleted_objects: int
     replaced_by: int | None  # the new version's number; None: nothing left to keep
     already: bool = False  # the version was erased before (a resumed request)
+
+
+def successor_mark(version: int) -> str:
+    """``created_by`` of the version that replaces ``version`` after an erasure."""
+    return f"erasure of v{version}"
 
 
 class DatasetEraser:
@@ -79,7 +85,9 @@ class DatasetEraser:
         manifest = read_dataset(self.objects, found)
         leaving = set(item_ids)
         kept = [i for i in manifest.items if i.id not in leaving]
-        replaced_by = self._replace(manifest, kept, erased_by) if kept else None
+        replaced_by = None
+        if kept:  # a run cut short after writing the successor reuses it
+            replaced_by = self._successor(name, version) or self._replace(manifest, kept)
         deleted = 0
         for item in manifest.items:
             for key in (image_key(name, version, item.id), label_key(name, version, item.id)):
@@ -88,6 +96,9 @@ class DatasetEraser:
         for key, _ in list(self.objects.iter_keys(version_prefix(name, version))):
             deleted += self._delete(key)  # anything else under the version's folder
         self.data.mark_dataset_erased(name, version)
+        log.info(
+            "dataset %s v%d erased for %s (successor: %s)", name, version, erased_by, replaced_by
+        )
         removed = len(manifest.items) - len(kept)
         return ErasedVersion(removed, deleted, replaced_by)
 
@@ -100,9 +111,16 @@ class DatasetEraser:
             return 0
         return 1
 
-    def _replace(self, old: DatasetManifest, kept: list[Any], erased_by: str) -> int:
+    def _successor(self, name: str, version: int) -> int | None:
+        mark = successor_mark(version)
+        for found in self.datasets.list(name=name):
+            if found.created_by == mark and found.version > version:
+                return found.version
+        return None
+
+    def _replace(self, old: DatasetManifest, kept: list[Any]) -> int:
         reserved = self.datasets.reserve(
-            old.name, manifest_key, labels=old.labels, created_by=erased_by
+            old.name, manifest_key, labels=old.labels, created_by=successor_mark(old.version)
         )
         version = reserved.version
         try:

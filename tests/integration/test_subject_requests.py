@@ -355,7 +355,7 @@ def test_erasure_by_photo_empties_every_store_and_the_photo_then_finds_nothing(
         v1, v2 = datasets.get("people", 1), datasets.get("people", 2)
         assert v1 is not None and v1.status == "erased" and v1.locked_by  # history kept
         assert not list(objects.iter_keys("datasets/people/v1/"))
-        assert v2 is not None and v2.status == "ready"
+        assert v2 is not None and v2.status == "ready" and v2.created_by == "erasure of v1"
         assert [i.id for i in read_dataset(objects, v2).items] == [world.items["bystander"]]
         # MLflow: the run's artifacts are gone.
         assert world.mlflow.paths(world.mlflow_run) == []
