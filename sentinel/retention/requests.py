@@ -29,22 +29,24 @@ to erase.
 from __future__ import annotations
 
 import functools
-import io
-import json
 import logging
-import zipfile
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Protocol
-
-from sqlalchemy.engine import Engine
+from typing import Any
 
 from sentinel.retention.holds import load_holds
+from sentinel.retention.subject_archive import ArchiveWriter
+from sentinel.retention.subject_erasure import Eraser
+from sentinel.retention.subject_stores import (
+    DatasetItems,
+    RunArtifacts,
+    SearchEntries,
+    SubjectStores,
+    SubjectTooLargeError,
+    archive_key_of,
+)
 from sentinel.retention.subjects import (
     AlertRef,
     DatasetRef,
-    ErasurePlan,
     EventRef,
     ExportRef,
     IncidentRef,
@@ -62,11 +64,8 @@ from sentinel.retention.subjects import (
     query_windows,
     report_of,
 )
-from sentinel.store.audit_repo import AuditRepository
-from sentinel.store.export_repo import ExportRepository
 from sentinel.store.hold_repo import HoldRepository
 from sentinel.store.incident_repo import IncidentRepository
-from sentinel.store.objects import ObjectNotFound, ObjectStore
 from sentinel.store.segment_repo import SegmentRepository
 from sentinel.store.subject_repo import (
     PrivacyRequestRecord,
@@ -89,64 +88,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-class SubjectTooLargeError(ValueError):
-    """The subject touches more events than one request may (``max_events``)."""
-
-
 class RequestBusy(RuntimeError):  # noqa: N818 - the conflict it reports
     """The request is running (or done): it cannot be run again now."""
-
-
-class SearchEntries(Protocol):
-    """The search index as a request uses it (``VectorIndex``, the indexer's proxy)."""
-
-    def get(self, item_id: str) -> Any | None: ...
-
-    def delete(self, ids: Collection[str]) -> None: ...
-
-    def present(self, ids: Collection[str]) -> list[str]: ...
-
-
-class DatasetItems(Protocol):
-    """Dataset versions as a request uses them (``sentinel.train.erasure.DatasetEraser``)."""
-
-    def items_of(self, name: str, version: int) -> list[str]: ...
-
-    def erase(self, name: str, version: int, item_ids: Collection[str], erased_by: str) -> Any: ...
-
-
-class RunArtifacts(Protocol):
-    """MLflow artifacts (``sentinel.train.erasure.MlflowArtifacts``)."""
-
-    def paths(self, run_id: str) -> list[str]: ...
-
-    def delete(self, run_id: str) -> list[str]: ...
-
-
-@dataclass
-class SubjectStores:
-    """Every store a request reads or erases; None: that store is not configured.
-
-    Attributes:
-        max_events: The most events one subject may resolve to (a bigger subject is refused:
-            split it by time range).
-        max_archive_bytes: The most bytes an access archive may hold.
-    """
-
-    engine: Engine
-    objects: ObjectStore
-    archive: ObjectStore | None = None
-    index: SearchEntries | None = None
-    appearance: SearchEntries | None = None
-    datasets: DatasetItems | None = None
-    artifacts: RunArtifacts | None = None
-    audit: AuditRepository | None = None
-    max_events: int = 10_000
-    max_archive_bytes: int = 1 << 30
-
-
-def archive_key_of(request_id: str) -> str:
-    return f"privacy/{request_id}/subject.zip"
 
 
 # -- resolution ---------------------------------------------------------------------------
@@ -361,7 +304,7 @@ class RequestRunner:
             HoldRepository(self.stores.engine), IncidentRepository(self.stores.engine)
         )
         plan = plan_erasure(resolved, holds.ranges, holds.holds)
-        eraser = _Eraser(self.stores, self.data, plan, rec.requested_by)
+        eraser = Eraser(self.stores, self.data, plan, rec.requested_by)
         for step in steps:
             if step.status == "done":
                 continue
@@ -373,7 +316,7 @@ class RequestRunner:
 
     def _access(self, rec: PrivacyRequestRecord, resolved: Resolved, steps: list[Step]) -> None:
         """Builds the zip; a step's counts are kept, but only the stored zip makes it done."""
-        writer = _ArchiveWriter(self.stores, self.data, resolved)
+        writer = ArchiveWriter(self.stores, self.data, resolved)
         by_store = {s.store: s for s in steps}
         for step in steps:
             if step.store == "archive":
@@ -394,296 +337,3 @@ class RequestRunner:
 
         if self._step(rec, steps, archive, store):
             self.requests.save(rec.id, steps=[s.to_json() for s in steps], archive_key=key)
-
-
-class _ArchiveWriter:
-    """The zip of an access request, in memory (bounded by ``max_archive_bytes``)."""
-
-    def __init__(self, stores: SubjectStores, data: SubjectData, resolved: Resolved) -> None:
-        self.stores = stores
-        self.data = data
-        self.resolved = resolved
-        self.buffer = io.BytesIO()
-        self.zip = zipfile.ZipFile(self.buffer, "w", zipfile.ZIP_DEFLATED)
-        self.files = 0
-        self.size = 0
-
-    def _put(self, name: str, data: bytes) -> None:
-        self.size += len(data)
-        if self.size > self.stores.max_archive_bytes:
-            raise SubjectTooLargeError(
-                f"the archive is over {self.stores.max_archive_bytes} bytes: narrow the subject"
-            )
-        self.zip.writestr(name, data)
-        self.files += 1
-
-    def _json(self, name: str, value: Any) -> None:
-        self._put(name, json.dumps(value, indent=2, default=_default, sort_keys=True).encode())
-
-    def add(self, step: Step) -> None:
-        getattr(self, f"_{step.store}")(step)
-
-    def _events(self, step: Step) -> None:
-        rows = self.data.rows("events", [e.id for e in self.resolved.events])
-        self._json("events.json", rows)
-        step.finish({"events": len(rows)}, [str(r["id"]) for r in rows])
-
-    def _incidents(self, step: Step) -> None:
-        rows = self.data.rows("incidents", [i.id for i in self.resolved.incidents])
-        self._json("incidents.json", rows)
-        step.finish({"incidents": len(rows)}, [str(r["id"]) for r in rows])
-
-    def _alerts(self, step: Step) -> None:
-        rows = self.data.rows("alerts", [a.id for a in self.resolved.alerts])
-        self._json("alerts.json", rows)
-        step.finish({"alerts": len(rows)}, [str(r["id"]) for r in rows])
-
-    def _snapshots(self, step: Step) -> None:
-        done, missing = [], 0
-        for ev in self.resolved.events:
-            if not ev.snapshot_key:
-                continue
-            try:
-                data = self.stores.objects.get(ev.snapshot_key)
-            except ObjectNotFound:
-                missing += 1
-                continue
-            self._put(f"snapshots/{ev.id}.jpg", data)
-            done.append(ev.id)
-        step.finish({"snapshots": len(done), "missing": missing}, done)
-
-    def _clips(self, step: Step) -> None:
-        done, archived, missing = [], 0, 0
-        for seg in self.resolved.segments:
-            try:
-                data = self.stores.objects.get(seg.object_key)
-            except ObjectNotFound:
-                if not seg.archive_key:
-                    missing += 1
-                    continue
-                if self.stores.archive is None:
-                    raise RuntimeError(
-                        f"segment {seg.id} is archived but the archive store is not configured"
-                    ) from None
-                data = self.stores.archive.get(seg.archive_key)
-                archived += 1
-            stamp = seg.start_at.strftime("%Y%m%dT%H%M%SZ")
-            self._put(f"clips/{seg.camera_id}/{stamp}-{seg.id}.mp4", data)
-            done.append(seg.id)
-        step.finish({"segments": len(done), "from_archive": archived, "missing": missing}, done)
-
-    def _exports(self, step: Step) -> None:
-        done, missing = [], 0
-        for exp in self.resolved.exports:
-            try:
-                data = self.stores.objects.get(exp.object_key)
-            except ObjectNotFound:
-                missing += 1
-                continue
-            self._put(f"exports/{exp.camera_id}/{exp.id}.mp4", data)
-            done.append(exp.id)
-        step.finish({"exports": len(done), "missing": missing}, done)
-
-    def _search_index(self, step: Step) -> None:
-        ids = [e.id for e in self.resolved.events] + [i.id for i in self.resolved.incidents]
-        index = self.stores.index
-        entries = []
-        if index is not None:
-            for item_id in ids:
-                hit = index.get(item_id)
-                if hit is not None:
-                    entries.append(
-                        {"id": item_id, "text": getattr(hit, "text", None),
-                         "metadata": getattr(hit, "metadata", None)}
-                    )  # fmt: skip
-        self._json("search_entries.json", entries)
-        step.finish(
-            {"entries": len(entries), "index_configured": int(index is not None)},
-            [str(e["id"]) for e in entries],
-        )
-
-    def _annotations(self, step: Step) -> None:
-        done = []
-        for item in self.resolved.items:
-            try:
-                data = self.stores.objects.get(item.image_key)
-            except ObjectNotFound:
-                continue
-            self._put(f"annotations/{item.id}.jpg", data)
-            done.append(item.id)
-        self._json(
-            "annotations.json",
-            {
-                "items": [
-                    {"id": i.id, "camera_id": i.camera_id, "frame_ts": i.frame_ts}
-                    for i in self.resolved.items
-                ],
-                "datasets": [
-                    {"name": d.name, "version": d.version, "items": list(d.item_ids)}
-                    for d in self.resolved.datasets
-                ],
-                "training_runs": [r.id for r in self.resolved.runs],
-            },
-        )
-        step.finish({"items": len(done), "datasets": len(self.resolved.datasets)}, done)
-
-    def close(self, rec: PrivacyRequestRecord) -> bytes:
-        self._json(
-            "request.json",
-            {"id": rec.id, "subject": rec.subject, "requested_by": rec.requested_by,
-             "created_at": rec.created_at},
-        )  # fmt: skip
-        self.zip.close()
-        return self.buffer.getvalue()
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return value.hex()
-    return str(value)
-
-
-class _Eraser:
-    """One erasure's store steps; each is idempotent (a resumed step redoes its part)."""
-
-    def __init__(
-        self, stores: SubjectStores, data: SubjectData, plan: ErasurePlan, by: str
-    ) -> None:
-        self.stores = stores
-        self.data = data
-        self.plan = plan
-        self.by = by
-
-    def _held(self, store: str) -> list[Any]:
-        return self.plan.held.get(store, [])
-
-    def search_index(self, step: Step) -> None:
-        ids = self.plan.search_ids
-        index = self.stores.index
-        if index is None:  # search is off: the database step queues the deletes
-            step.finish({"queued": len(ids)}, ids, self._held("search_index"))
-            return
-        present = index.present(ids)
-        index.delete(ids)
-        if self.stores.appearance is not None:
-            self.stores.appearance.delete([e.id for e in self.plan.events])
-        left = index.present(ids)
-        if left:
-            raise RuntimeError(f"{len(left)} index entries still there after the delete")
-        step.finish({"deleted": len(present)}, present, self._held("search_index"))
-
-    def face_prints(self, step: Step) -> None:
-        ids = [e.id for e in self.plan.events]
-        deleted = self.data.delete_face_prints(ids)
-        step.finish({"deleted": deleted, "events": len(ids)}, ids, self._held("face_prints"))
-
-    def snapshots(self, step: Step) -> None:
-        keys = [e.snapshot_key for e in self.plan.events if e.snapshot_key]
-        deleted = sum(_delete(self.stores.objects, k) for k in keys)
-        step.finish({"deleted": deleted}, keys, self._held("snapshots"))
-
-    def clips(self, step: Step) -> None:
-        repo = SegmentRepository(self.stores.engine)
-        local = archived = rows = 0
-        for seg in self.plan.segments:
-            local += _delete(self.stores.objects, seg.object_key)
-            if seg.archive_key:
-                if self.stores.archive is None:
-                    raise RuntimeError(
-                        f"segment {seg.id} is archived but the archive store is not configured"
-                    )
-                archived += _delete(self.stores.archive, seg.archive_key)
-            rows += int(repo.delete(seg.id))
-        step.finish(
-            {"segments": rows, "local_objects": local, "archive_objects": archived},
-            [s.id for s in self.plan.segments],
-            self._held("clips"),
-        )
-
-    def exports(self, step: Step) -> None:
-        repo = ExportRepository(self.stores.engine)
-        objects = rows = 0
-        for exp in self.plan.exports:
-            objects += _delete(self.stores.objects, exp.object_key)
-            rows += int(repo.delete(exp.id))
-        step.finish(
-            {"exports": rows, "objects": objects},
-            [x.id for x in self.plan.exports],
-            self._held("exports"),
-        )
-
-    def annotations(self, step: Step) -> None:
-        items = self.plan.items
-        objects = sum(_delete(self.stores.objects, i.image_key) for i in items)
-        rows = self.data.delete_annotation_items([i.id for i in items])
-        step.finish(
-            {"items": rows, "objects": objects}, [i.id for i in items], self._held("annotations")
-        )
-
-    def datasets(self, step: Step) -> None:
-        if self.plan.datasets and self.stores.datasets is None:
-            raise RuntimeError("dataset versions hold the subject but datasets are not configured")
-        if self.plan.items and self.stores.datasets is None:
-            raise RuntimeError("the subject has annotation items but datasets are not configured")
-        removed = objects = replaced = 0
-        ids: list[str] = []
-        for (name, version), item_ids in sorted(self.plan.datasets.items()):
-            assert self.stores.datasets is not None
-            done = self.stores.datasets.erase(name, version, item_ids, self.by)
-            removed += done.removed_items
-            objects += done.deleted_objects
-            if done.replaced_by is not None:
-                replaced += 1
-                ids.append(f"{name}/v{version} -> v{done.replaced_by}")
-            else:
-                ids.append(f"{name}/v{version} erased")
-        step.finish(
-            {"versions": len(self.plan.datasets), "items": removed, "objects": objects,
-             "replaced": replaced},
-            ids,
-            self._held("datasets"),
-        )  # fmt: skip
-
-    def mlflow(self, step: Step) -> None:
-        runs = [r for r in self.plan.runs if r.mlflow_run_id]
-        if runs and self.stores.artifacts is None:
-            raise RuntimeError(
-                "training runs used the subject's frames but MLflow is not configured"
-            )
-        files = 0
-        for run in runs:
-            assert self.stores.artifacts is not None and run.mlflow_run_id is not None
-            files += len(self.stores.artifacts.delete(run.mlflow_run_id))
-        step.finish(
-            {
-                "runs": len(runs),
-                "files": files,
-                "runs_without_mlflow": len(self.plan.runs) - len(runs),
-            },
-            [r.id for r in runs],
-        )
-
-    def database(self, step: Step) -> None:
-        alerts = self.data.delete_alerts(self.plan.alerts)
-        detached = self.data.detach_events(self.plan.incidents_detached)
-        incidents = self.data.delete_incidents(self.plan.incidents_deleted)
-        events = self.data.delete_events([e.id for e in self.plan.events])
-        step.finish(
-            {"events": events, "alerts": alerts, "incidents_deleted": incidents,
-             "incidents_changed": len(self.plan.incidents_detached), "members_removed": detached},
-            [e.id for e in self.plan.events] + self.plan.incidents_deleted,
-            self._held("database"),
-        )  # fmt: skip
-
-
-def _delete(store: ObjectStore, key: str) -> int:
-    """Deletes ``key``; 1 if it was there."""
-    try:
-        if not store.exists(key):
-            return 0
-        store.delete(key)
-    except ObjectNotFound:
-        return 0
-    return 1
