@@ -19,11 +19,23 @@ The server is moto's (``moto.server.ThreadedMotoServer`` on 127.0.0.1, in this p
 both sides share its CPU), or any S3-compatible endpoint in ``SENTINEL_BENCH_S3_ENDPOINT`` with
 ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY``. Figures are MB/s (10^6 bytes) of segment
 bytes; ``ratio`` is archive / boto3 (the read-back verification alone makes it < 1).
+
+Erasure (:func:`run_erasure`, issue 16): a subject in 1,000 events across 3 cameras (each event
+with a snapshot, a sealed face print row, an alert, a search-index entry; half of them alone
+in an incident, half sharing one with a bystander's event; the covering 10-minute segments),
+beside as many bystander events. ``erasure`` is ``RequestRunner`` on an erasure request by
+ids (what ``POST /privacy/requests`` runs: resolve, holds, per-store steps saved and audited,
+incidents detached or deleted, search queue rows); ``bare`` the baseline: plain SQL ``DELETE``
+of the same rows in one transaction, the same object deletes and the same index delete,
+nothing else. Each round seeds a fresh store; rounds alternate their order. Annotation
+items, datasets and MLflow runs are not seeded here (their steps run and find nothing).
+``SENTINEL_BENCH_ERASURE_EVENTS`` sets the subject's size.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -31,7 +43,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -201,7 +213,215 @@ def run(model_path: Path | None = None) -> None:
             flush=True,
         )
         engine.dispose()
+    run_erasure()
+
+
+# -- erasure of a subject ----------------------------------------------------------------------
+
+ERASURE_EVENTS_ENV = "SENTINEL_BENCH_ERASURE_EVENTS"
+ERASURE_CAMERAS = ("gate", "dock", "yard")
+SNAPSHOT_BYTES = 6_000
+SEGMENT_BYTES = 40_000
+
+
+def _seed_subject(tmp: Path, n_events: int) -> dict[str, Any]:
+    """A fresh store with the subject's ``n_events`` events and as many bystanders'."""
+    import numpy as np
+
+    from sentinel.domain.alerts import AlertDecision, DecidedBy, Severity
+    from sentinel.search.documents import SearchDocument
+    from sentinel.search.index import VectorIndex
+    from sentinel.store.agent_tables import ALERTS  # noqa: F401 - the tables' metadata
+    from sentinel.store.alert_repo import AlertRepository
+    from sentinel.store.face_tables import FACE_PRINTS
+    from sentinel.store.incident_tables import INCIDENT_MEMBERS, INCIDENTS
+    from sentinel.store.segment_repo import SegmentInfo
+    from sentinel.store.tables import EVENTS
+
+    engine = make_engine(sqlite_url(tmp / "erase.db"))
+    migrate(engine)
+    objects = LocalObjectStore(tmp / "objects")
+    index = VectorIndex(tmp / "search")
+    rng = np.random.default_rng(7)
+    per_camera = -(-n_events // len(ERASURE_CAMERAS))
+    subject: list[str] = []
+    events: list[dict[str, Any]] = []
+    prints: list[dict[str, Any]] = []
+    incidents: list[dict[str, Any]] = []
+    members: list[dict[str, Any]] = []
+    docs: list[SearchDocument] = []
+    keys: list[str] = []
+    segments: dict[str, list[str]] = {}
+    for camera in ERASURE_CAMERAS:
+        for i in range(per_camera):
+            if len(subject) >= n_events:
+                break
+            base = NOW.replace(year=2025) + timedelta(minutes=2 * i)
+            pair = [(f"s-{camera}-{i}", base), (f"b-{camera}-{i}", base + timedelta(seconds=30))]
+            for event_id, start in pair:
+                key = f"snapshots/{camera}/{event_id}.jpg"
+                objects.put(key, os.urandom(SNAPSHOT_BYTES), "image/jpeg")
+                end = start + timedelta(seconds=20)
+                events.append(
+                    {"id": event_id, "camera_id": camera, "label": "person", "score": 0.9,
+                     "track_id": i, "started_at": start, "ended_at": end, "last_seen_at": end,
+                     "box": "[0, 0, 10, 10]", "best_at": start, "hits": 3, "path": "[]",
+                     "zones": None, "snapshot_key": key, "updated_at": end}
+                )  # fmt: skip
+                prints.append(
+                    {"id": f"fp-{event_id}", "event_id": event_id, "camera_id": camera,
+                     "bucket": f"{i % 97:032d}", "nonce": os.urandom(12),
+                     "sealed": os.urandom(528), "key_version": 1, "created_at": end}
+                )  # fmt: skip
+                docs.append(SearchDocument(event_id, "event", f"a person at {camera}", camera,
+                                           "person", start))  # fmt: skip
+            subject.append(pair[0][0])
+            shared = i % 2 == 1  # every other incident also holds the bystander's event
+            inc_members = [pair[0][0], pair[1][0]] if shared else [pair[0][0]]
+            incidents.append(
+                {"id": f"inc-{camera}-{i}", "camera_id": camera, "started_at": base,
+                 "last_seen_at": base + timedelta(seconds=50), "ended_at": base +
+                 timedelta(seconds=50), "status": "closed", "previous_id": None,
+                 "members": json.dumps(inc_members), "labels": '["person"]', "zones": "[]",
+                 "key_frames": "[]", "revision": 1, "updated_at": base}
+            )  # fmt: skip
+            members.extend(
+                {"incident_id": f"inc-{camera}-{i}", "event_id": m, "label": "person"}
+                for m in inc_members
+            )
+            if i % 5 == 0:  # a 10-minute segment every 5 subject events
+                seg_key = f"recordings/{camera}/{i}.mp4"
+                objects.put(seg_key, os.urandom(SEGMENT_BYTES), "video/mp4")
+                info = SegmentInfo(Path(seg_key), 0.0, 600.0, base, base + timedelta(minutes=10),
+                                   SEGMENT_BYTES, "h264", False, 1)  # fmt: skip
+                seg = SegmentRepository(engine).add(camera, info, seg_key, "continuous")
+                segments.setdefault(camera, []).append(seg.id)
+                keys.append(seg_key)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(EVENTS), events)
+        conn.execute(sa.insert(FACE_PRINTS), prints)
+        conn.execute(sa.insert(INCIDENTS), incidents)
+        conn.execute(sa.insert(INCIDENT_MEMBERS), members)
+    alerts = AlertRepository(engine)
+    decision = AlertDecision(True, Severity.HIGH, "a person", ("person",), "look", DecidedBy.RULES)
+    for event in events:
+        alerts.record_rule_decision(event["id"], event["camera_id"], "person", decision)
+    index.upsert(docs, rng.standard_normal((len(docs), 16)).astype(np.float32))
+    return {"engine": engine, "objects": objects, "index": index, "subject": subject,
+            "segments": segments, "segment_keys": keys}  # fmt: skip
+
+
+def _erase_with_requests(world: dict[str, Any]) -> tuple[float, str]:
+    from sentinel.retention.requests import RequestRunner, SubjectStores
+    from sentinel.retention.subjects import Subject, new_steps
+    from sentinel.store.subject_repo import PrivacyRequestRepository
+
+    engine = world["engine"]
+    stores = SubjectStores(
+        engine=engine, objects=world["objects"], index=world["index"],
+        audit=AuditRepository(engine), max_events=100_000,
+    )  # fmt: skip
+    rec = PrivacyRequestRepository(engine).create(
+        kind="erasure",
+        subject=Subject("ids", event_ids=tuple(world["subject"])).to_json(),
+        steps=[s.to_json() for s in new_steps("erasure")],
+        requested_by="bench",
+    )
+    start = time.perf_counter()
+    done = RequestRunner(stores).run(rec.id)
+    elapsed = time.perf_counter() - start
+    if done.status != "done":
+        raise BenchmarkError(f"erasure ended {done.status}: {done.report}")
+    touched = "; ".join(
+        f"{s['store']} " + ", ".join(f"{k} {v}" for k, v in sorted(s["counts"].items()) if v)
+        for s in done.steps
+        if any(s["counts"].values())
+    )
+    return elapsed, touched
+
+
+def _erase_bare(world: dict[str, Any]) -> float:
+    """The baseline: the same rows, objects and index entries, deleted plainly."""
+    from sentinel.store.agent_tables import ALERTS
+    from sentinel.store.face_tables import FACE_PRINTS
+    from sentinel.store.incident_tables import INCIDENT_MEMBERS, INCIDENTS
+    from sentinel.store.tables import EVENTS
+
+    engine, objects = world["engine"], world["objects"]
+    ids: list[str] = world["subject"]
+    seg_ids = [s for segs in world["segments"].values() for s in segs]
+    start = time.perf_counter()
+    with engine.begin() as conn:
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            incs = [
+                str(x)
+                for x in conn.execute(
+                    sa.select(INCIDENT_MEMBERS.c.incident_id).where(
+                        INCIDENT_MEMBERS.c.event_id.in_(chunk)
+                    )
+                ).scalars()
+            ]
+            keys = [
+                str(k)
+                for k in conn.execute(
+                    sa.select(EVENTS.c.snapshot_key).where(EVENTS.c.id.in_(chunk))
+                ).scalars()
+            ]
+            conn.execute(sa.delete(FACE_PRINTS).where(FACE_PRINTS.c.event_id.in_(chunk)))
+            conn.execute(sa.delete(ALERTS).where(ALERTS.c.event_id.in_(chunk)))
+            conn.execute(sa.delete(INCIDENT_MEMBERS).where(INCIDENT_MEMBERS.c.event_id.in_(chunk)))
+            conn.execute(sa.delete(INCIDENTS).where(INCIDENTS.c.id.in_(incs)))
+            conn.execute(sa.delete(EVENTS).where(EVENTS.c.id.in_(chunk)))
+            for key in keys:
+                objects.delete(key)
+        conn.execute(sa.delete(SEGMENTS).where(SEGMENTS.c.id.in_(seg_ids)))
+    for key in world["segment_keys"]:
+        objects.delete(key)
+    world["index"].delete(ids)
+    return time.perf_counter() - start
+
+
+def run_erasure(n_events: int | None = None, rounds: int = ROUNDS) -> None:
+    from sentinel.retention.subjects import ERASURE_STORES
+
+    """Prints the erasure figure against the bare baseline (see the module's doc)."""
+    n = n_events or int(os.environ.get(ERASURE_EVENTS_ENV, "1000"))
+    times: dict[str, list[float]] = {"erasure": [], "bare": []}
+    touched = ""
+    with tempfile.TemporaryDirectory(prefix="sentinel-bench-erase-") as name:
+        for round_no in range(rounds):
+            for which in ("erasure", "bare") if round_no % 2 == 0 else ("bare", "erasure"):
+                folder = Path(name) / f"{round_no}-{which}"
+                folder.mkdir()
+                world = _seed_subject(folder, n)
+                try:
+                    if which == "erasure":
+                        elapsed, touched = _erase_with_requests(world)
+                    else:
+                        elapsed = _erase_bare(world)
+                    left = world["index"].count()
+                    if left != n:  # the bystanders' entries only
+                        raise BenchmarkError(f"{which}: {left} index entries left, not {n}")
+                    times[which].append(elapsed)
+                finally:
+                    world["engine"].dispose()
+    erasure, bare = median(times["erasure"]), median(times["bare"])
+    print(
+        f"retention: erasure of a subject in {n} events across {len(ERASURE_CAMERAS)} cameras "
+        f"{erasure:.2f} s (resolve, holds, {len(ERASURE_STORES)} store steps saved and audited) "
+        f"vs bare SQL "
+        f"DELETE + object and index deletes {bare:.2f} s: ratio {erasure / bare:.2f}x "
+        f"(median of {rounds})",
+        flush=True,
+    )
+    print(f"retention: erasure touched: {touched}", flush=True)
 
 
 if __name__ == "__main__":
-    run()
+    import sys
+
+    if sys.argv[1:2] == ["erasure"]:
+        run_erasure(int(sys.argv[2]) if len(sys.argv) > 2 else None)
+    else:
+        run()

@@ -522,6 +522,165 @@ def audit_anchor(config: Path | None) -> None:
 
 
 @main.group()
+def privacy() -> None:
+    """GDPR subject requests (access, erasure), run here on the data dir's stores."""
+
+
+def _subject_stores(settings: Settings, direct_index: bool) -> Any:
+    """Every store of the deployment, opened in this process. The embedded search index only
+    with ``direct_index`` (it belongs to the running platform's indexer otherwise: the
+    erasure's database step queues the index deletions, which the indexer applies)."""
+    from sentinel.retention.archive import make_archive_store
+    from sentinel.retention.requests import SubjectStores
+    from sentinel.store.audit_repo import AuditRepository
+    from sentinel.store.dataset_repo import DatasetRepo
+    from sentinel.store.s3 import make_object_store
+    from sentinel.store.subject_repo import SubjectData
+    from sentinel.train.erasure import DatasetEraser, MlflowArtifacts
+
+    engine = _store(settings)
+    objects = make_object_store(settings.objects, settings.data_dir)
+    index = appearance = None
+    if direct_index and settings.search.enabled:
+        from sentinel.search.index import APPEARANCE, VectorIndex
+
+        path, url = settings.search_index_path(), settings.search.chroma_url
+        index = VectorIndex(path, url=url)
+        appearance = VectorIndex(path, url=url, collection=APPEARANCE)
+    return SubjectStores(
+        engine=engine,
+        objects=objects,
+        archive=(
+            make_archive_store(settings.archive, settings.data_dir)
+            if settings.archive.enabled
+            else None
+        ),
+        index=index,
+        appearance=appearance,
+        datasets=DatasetEraser(objects, DatasetRepo(engine), SubjectData(engine)),
+        artifacts=MlflowArtifacts(settings.mlflow_tracking_uri()),
+        audit=AuditRepository(engine),
+    )
+
+
+def _print_request(rec: Any, as_json: bool) -> None:
+    """Prints a request's report; exits 1 when it failed, 3 when holds kept items."""
+    if as_json:
+        keys = ("id", "kind", "status", "subject", "steps", "report", "archive_key")
+        click.echo(json.dumps({k: getattr(rec, k) for k in keys}, indent=2, default=str))
+    else:
+        click.echo(f"request {rec.id}: {rec.status}")
+        for step in rec.steps:
+            counts = ", ".join(f"{k} {v}" for k, v in sorted(step["counts"].items()) if v)
+            click.echo(f"  {step['store']:<13} {step['status']:<8} {counts}")
+            for held in step["held"][:20]:
+                click.echo(f"    held: {held['id']} (hold {held['hold_id']})")
+            for error in step["errors"][-1:]:
+                click.echo(f"    error: {error}")
+    if rec.status == "failed":
+        raise click.exceptions.Exit(1)
+    if rec.status == "partial":
+        raise click.exceptions.Exit(3)
+
+
+def _aware(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"not an ISO 8601 time: {value!r}", param_hint=name) from exc
+    if when.tzinfo is None:
+        raise click.BadParameter("give a timezone (e.g. +00:00 or Z)", param_hint=name)
+    return when
+
+
+@privacy.command("erase")
+@click.option("--event", "events", multiple=True, help="An event id (repeatable).")
+@click.option("--incident", "incidents", multiple=True, help="An incident id (repeatable).")
+@click.option("--camera", help="A camera id, with --start and --end.")
+@click.option("--start", help="From (ISO 8601 with a zone).")
+@click.option("--end", help="To (ISO 8601 with a zone).")
+@click.option("--access", is_flag=True, help="An access request (a zip) instead of erasure.")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), help="Access: the zip.")
+@click.option(
+    "--direct-index",
+    is_flag=True,
+    help="Delete the search entries in this process's embedded index (stop the platform "
+    "first); default: queued for the running indexer.",
+)
+@click.option("--by", default="cli", show_default=True, help="Who asks (the audit's actor).")
+@click.option("--json", "as_json", is_flag=True, help="Print the request as JSON.")
+@_CONFIG_OPTION
+def privacy_erase(
+    events: tuple[str, ...],
+    incidents: tuple[str, ...],
+    camera: str | None,
+    start: str | None,
+    end: str | None,
+    access: bool,
+    out: Path | None,
+    direct_index: bool,
+    by: str,
+    as_json: bool,
+    config: Path | None,
+) -> None:
+    """Erase a data subject from every store (or, with --access, archive everything about
+    it): events, incidents, alerts, snapshots, clips, search entries, face prints, annotation
+    items, dataset versions and MLflow artifacts. Legal holds keep what they cover (listed;
+    exit status 3); a failed store exits 1 and `sentinel privacy resume ID` continues."""
+    from sentinel.retention.requests import RequestRunner, SubjectTooLargeError
+    from sentinel.retention.subjects import RequestKind, Subject, new_steps
+    from sentinel.store.subject_repo import PrivacyRequestRepository
+
+    try:
+        if camera or start or end:
+            if events or incidents:
+                raise ValueError("give --camera/--start/--end or --event/--incident, not both")
+            subject = Subject("range", camera, _aware(start, "--start"), _aware(end, "--end"))
+        else:
+            subject = Subject("ids", event_ids=tuple(events), incident_ids=tuple(incidents))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    settings = _settings(config)
+    stores = _subject_stores(settings, direct_index)
+    kind: RequestKind = "access" if access else "erasure"
+    rec = PrivacyRequestRepository(stores.engine).create(
+        kind=kind,
+        subject=subject.to_json(),
+        steps=[s.to_json() for s in new_steps(kind)],
+        requested_by=by,
+    )
+    try:
+        done = RequestRunner(stores).run(rec.id)
+    except SubjectTooLargeError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if access and out is not None and done.archive_key:
+        out.write_bytes(stores.objects.get(done.archive_key))
+        click.echo(f"archive written to {out}")
+    _print_request(done, as_json)
+
+
+@privacy.command("resume")
+@click.argument("request_id")
+@click.option("--direct-index", is_flag=True, help="As for erase.")
+@click.option("--json", "as_json", is_flag=True, help="Print the request as JSON.")
+@_CONFIG_OPTION
+def privacy_resume(request_id: str, direct_index: bool, as_json: bool, config: Path | None) -> None:
+    """Run a request's unfinished steps again (after a failure, or a released hold)."""
+    from sentinel.retention.requests import RequestBusy, RequestRunner
+
+    stores = _subject_stores(_settings(config), direct_index)
+    try:
+        done = RequestRunner(stores).run(request_id)
+    except KeyError as exc:
+        raise click.ClickException(f"no privacy request {request_id}") from exc
+    except RequestBusy as exc:
+        raise click.ClickException(str(exc)) from exc
+    _print_request(done, as_json)
+
+
+@main.group()
 def objects() -> None:
     """The object store (snapshots, recordings, exports, datasets)."""
 

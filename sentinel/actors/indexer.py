@@ -179,6 +179,10 @@ class IndexerActor:
         found: list[str] = await asyncio.to_thread(self._index(which).ids, batch)
         return found
 
+    async def present(self, which: str, ids: list[str]) -> list[str]:
+        found: list[str] = await asyncio.to_thread(self._index(which).present, ids)
+        return found
+
     async def upsert(
         self, which: str, docs: list[SearchDocument], vectors: NDArray[np.float32]
     ) -> None:
@@ -230,6 +234,12 @@ class ActorIndex:
     def ids(self, batch: int = 5000) -> list[str]:
         found: list[str] = ray.get(
             self._actor().ids.remote(self.which, batch), timeout=self.timeout_s
+        )
+        return found
+
+    def present(self, ids: Collection[str]) -> list[str]:
+        found: list[str] = ray.get(
+            self._actor().present.remote(self.which, list(ids)), timeout=self.timeout_s
         )
         return found
 

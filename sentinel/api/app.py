@@ -40,6 +40,7 @@ from sentinel.api import (
     rules,
     search,
     storage,
+    subjects,
     training,
     voice,
 )
@@ -128,6 +129,7 @@ def create_app() -> FastAPI:
     api.include_router(datasets.router)
     api.include_router(privacy.router)
     api.include_router(faces.router)
+    api.include_router(subjects.router)
     api.include_router(models.router)
     api.include_router(training.router)
     api.include_router(mining.router)

@@ -175,11 +175,13 @@ class TrainingControl(Protocol):
 
 @dataclass
 class TrainingServices:
-    """What the training routes need: the runs' repository, the launcher, the defaults."""
+    """What the training routes need: the runs' repository, the launcher, the defaults, and
+    the MLflow tracking URI (subject erasure deletes the artifacts of runs; None: unknown)."""
 
     runs: TrainingRunRepository
     control: TrainingControl
     defaults: TrainSettings
+    mlflow_uri: str | None = None
 
 
 @dataclass

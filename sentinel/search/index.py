@@ -171,6 +171,8 @@ class Index(IndexReader, Protocol):
 
     def delete(self, ids: Collection[str]) -> None: ...
 
+    def present(self, ids: Collection[str]) -> list[str]: ...
+
     def ids(self, batch: int = 5000) -> list[str]: ...
 
     def get(self, item_id: str) -> SearchHit | None: ...
@@ -288,6 +290,13 @@ class VectorIndex:
 
     def count(self) -> int:
         return int(self._collection.count())
+
+    def present(self, ids: Collection[str], batch: int = 1000) -> list[str]:
+        """Which of ``ids`` are in the index (one read per ``batch`` ids)."""
+        wanted, out = list(ids), []
+        for i in range(0, len(wanted), batch):
+            out.extend(self._collection.get(ids=wanted[i : i + batch], include=[])["ids"])
+        return [str(x) for x in out]
 
     def ids(self, batch: int = 5000) -> list[str]:
         """Every id in the index."""

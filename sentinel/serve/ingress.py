@@ -118,6 +118,7 @@ def training_services(engine: Engine, runtime: dict[str, Any]) -> TrainingServic
         runs=TrainingRunRepository(engine),
         control=TrainingLauncher(settings),
         defaults=settings.train,
+        mlflow_uri=settings.mlflow_tracking_uri(),
     )
 
 

@@ -66,6 +66,7 @@ from sentinel.store.objects import snapshot_key
 from sentinel.store.rule_repo import RuleRepository, SuggestionRepository
 from sentinel.store.search_queue_repo import SearchQueue
 from sentinel.store.segment_repo import SegmentInfo, SegmentRepository
+from sentinel.store.subject_tables import PRIVACY_REQUESTS
 from sentinel.store.training_repo import TrainingRunRepository
 from sentinel.train.dataset_store import build_dataset
 from sentinel.video.segments import finalize_segment
@@ -630,6 +631,33 @@ def _walk_holds(w: World) -> list[str]:
     return ids
 
 
+def _walk_privacy_requests(w: World) -> list[str]:
+    """A finished access request per camera, limited to it, with its zip stored; its id
+    names its camera, so a request for B's is seen as naming B."""
+    ids = []
+    with w.services.engine.begin() as conn:
+        for x in (w.a, w.b):
+            rid = f"req-{x.camera}-{uuid.uuid4().hex[:8]}"
+            key = f"privacy/{rid}/subject.zip"
+            w.services.objects.put(key, b"PK\x05\x06" + b"\x00" * 18, "application/zip")
+            conn.execute(
+                PRIVACY_REQUESTS.insert().values(
+                    id=rid,
+                    kind="access",
+                    subject=json.dumps({"by": "ids", "event_ids": [x.event]}),
+                    cameras=json.dumps([x.camera]),
+                    status="done",
+                    steps="[]",
+                    archive_key=key,
+                    requested_by="walk",
+                    created_at=T0,
+                    updated_at=T0,
+                )
+            )
+            ids.append(rid)
+    return ids
+
+
 def _requests(w: World, method: str, path: str) -> list[dict[str, Any]]:
     """Concrete requests for one route: camera/event params once for A and once for B."""
     subs: list[dict[str, str]] = [{}]
@@ -676,6 +704,8 @@ def _requests(w: World, method: str, path: str) -> list[dict[str, Any]]:
         subs = [{"name": a.dataset, "version": "1"}, {"name": b.dataset, "version": "1"}]
     elif "{hold_id}" in path:
         subs = [{"hold_id": hid} for hid in _walk_holds(w)]
+    elif "{request_id}" in path:
+        subs = [{"request_id": rid} for rid in _walk_privacy_requests(w)]
     elif "{model_id:path}" in path:
         subs = [{"model_id:path": "echo"}]  # the model EchoLlm serves
     elif path.startswith("/api/v1/models/"):
@@ -811,6 +841,9 @@ def _requests(w: World, method: str, path: str) -> list[dict[str, Any]]:
             url = url.replace("{" + name + "}", value)
         assert "{" not in url, f"the walk has no real id for {url}"
         out.append({"method": method, "url": url, **bodies.get(key, {})})
+    if key == "POST /api/v1/privacy/requests":  # an access request about A's event, B's
+        out[0] = {**out[0], "json": {"kind": "access", "event_ids": [a.event]}}
+        out.append({**out[0], "json": {"kind": "access", "event_ids": [b.event]}})
     if key == "POST /api/v1/datasets":  # a dataset of camera B's frames
         out.append({**out[0], "json": {"name": "walk", "camera_ids": [b.camera]}})
     if key in ("POST /api/v1/exports", "POST /api/v1/annotation/mine"):  # asked of B too
