@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,10 @@ class RayMaps:
         opts = {"num_cpus": mining.task_num_cpus, "max_retries": 1}
         self._scan = ray.remote(_scan_many).options(**opts)
         self._render = ray.remote(_render_many).options(**opts)
+
+    def using(self, spec: DetectorSpec) -> RayMaps:
+        """These maps with another detector (a job scans with the champion of its start)."""
+        return RayMaps(self.load, spec, self.mining, self.labels, self.tasks)
 
     def scan(self, chunks: Sequence[ScanChunk]) -> list[ChunkScan]:
         parts = _split(chunks, self.tasks)
@@ -165,14 +170,22 @@ class MiningJobsActor:
 
     async def _run(self, job: MiningJob) -> None:
         async with self._lock:  # one job at a time: jobs share the cluster's CPUs anyway
+            try:  # the champion when the job starts, not the model of the actor's start
+                spec = await asyncio.to_thread(self.maps.spec.serving, self.engine)
+            except Exception as exc:
+                job.state, job.error = "failed", f"no model to mine with: {exc}"[:1000]
+                job.finished_at = datetime.now(UTC)
+                return
+            job.model_version = spec.version
+            maps = self.maps.using(spec)
             await asyncio.to_thread(
                 run_job,
                 job,
                 engine=self.engine,
                 segments=self.segments,
                 params=self.params,
-                scan_map=self.maps.scan,
-                render_map=self.maps.render,
+                scan_map=maps.scan,
+                render_map=maps.render,
                 enqueue=self._enqueue,
                 queued=lambda camera: queued_hashes(self.engine, camera),
             )

@@ -60,6 +60,9 @@ class MiningJobPublic(BaseModel):
     reasons: dict[str, int] = Field(description="Chosen frames per reason.")
     errors: list[str]
     error: str | None = Field(description="Why the job failed, if it did.")
+    model_version: int | None = Field(
+        None, description="The registry version (the champion) that scanned; null: no registry."
+    )
 
     @classmethod
     def of(cls, job: MiningJob) -> MiningJobPublic:

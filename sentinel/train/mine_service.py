@@ -15,7 +15,7 @@ import logging
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -24,7 +24,9 @@ import sqlalchemy as sa
 
 from sentinel.config import DetectorSettings, MiningSettings
 from sentinel.domain.annotation import QueueCandidate
+from sentinel.models.files import ModelFileError, verify_recorded_digest
 from sentinel.models.yolo import YoloOnnx
+from sentinel.store.model_repo import ModelServingRepository
 from sentinel.store.objects import ObjectStore
 from sentinel.store.s3 import ObjectStoreSettings, make_object_store
 from sentinel.store.segment_repo import SegmentRepository
@@ -101,6 +103,7 @@ class MiningJob:
     reasons: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     error: str | None = None
+    model_version: int | None = None  # the registry version that scanned (None: no registry)
 
     @classmethod
     def of(cls, request: MiningRequest) -> MiningJob:
@@ -134,6 +137,8 @@ class DetectorSpec:
     conf_threshold: float
     iou_threshold: float
     threads: int
+    sha256: str | None = None  # a registry version's registered digest, checked on build
+    version: int | None = None  # that registry version
 
     @classmethod
     def of(
@@ -148,14 +153,45 @@ class DetectorSpec:
             mining.threads,
         )
 
+    def serving(self, engine: sa.Engine) -> DetectorSpec:
+        """This spec on the model the cameras' detectors serve: the registry's champion (its
+        file, labels, input size and registered sha256) when the serving state records one,
+        else this spec unchanged (the registry is off: ``detector.model_path``). Mining with
+        the base model after a promotion would queue the frames the champion already gets
+        right."""
+        stored = ModelServingRepository(engine).get()
+        if stored is None:
+            return self
+        champion: dict[str, Any] = stored.state["champion"]
+        return replace(
+            self,
+            model_path=str(champion["path"]),
+            labels=tuple(champion.get("labels") or ()) or self.labels,
+            input_size=int(champion.get("input_size") or self.input_size),
+            sha256=str(champion["sha256"]),
+            version=int(champion["version"]),
+        )
+
     def build(self) -> Detect:
+        """The detector; refused (``ModelFileError``) unless the file's sha256 is the recorded
+        one and, for a registry version, the registered one."""
+        path = Path(self.model_path)
+        if self.sha256 is not None:
+            if not path.is_file():
+                raise ModelFileError(f"registry model {path} does not exist on this node")
+            digest = verify_recorded_digest(path)
+            if digest != self.sha256:
+                raise ModelFileError(
+                    f"refusing {path}: its sha256 is {digest}, the registry records {self.sha256}"
+                )
         model = YoloOnnx(
-            Path(self.model_path),
+            path,
             labels=self.labels,
             input_size=self.input_size,
             threads=self.threads,
             conf_threshold=self.conf_threshold,
             iou_threshold=self.iou_threshold,
+            verify=self.sha256 is None,  # a registry version was checked above
         )
         return model.detect
 
@@ -275,10 +311,17 @@ class LocalMiningService:
 
     def run(self, job: MiningJob) -> MiningJob:
         detect: list[Detect] = []
+        try:
+            spec = self.detector.serving(self.engine)  # the champion when the job starts
+        except Exception as exc:  # an unreadable serving state: the job fails, saying why
+            job.state, job.error = "failed", f"no model to mine with: {exc}"[:1000]
+            job.finished_at = datetime.now(UTC)
+            return job
+        job.model_version = spec.version
 
         def scan(chunks: Sequence[ScanChunk]) -> list[ChunkScan]:
             if not detect and chunks:
-                detect.append(self.detector.build())
+                detect.append(spec.build())
             return [
                 scan_chunk(c, self.load, detect[0], sample_fps=self.mining.sample_fps)
                 for c in chunks

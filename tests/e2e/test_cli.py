@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import secrets
 import shutil
@@ -236,6 +237,43 @@ def test_alerts_carry_llm_summaries(running: tuple[str, subprocess.Popen[str], s
             json={"messages": [{"role": "user", "content": "Say OK."}], "max_tokens": 8},
         )
         assert chat.status_code == 200 and chat.json()["choices"][0]["message"]["content"]
+
+
+@pytest.mark.timeout(600)
+def test_ask_is_written_by_the_agent_deployment(
+    running: tuple[str, subprocess.Popen[str], str],
+) -> None:
+    """Ask on the running platform: the sources from the Ray indexer's index, the answer
+    streamed by the real model through the Agent deployment's ``answer_stream`` (the
+    ingress's ``AgentAnswerLlm``); what the model wrote is either the answer or, when it
+    states what the sources do not hold, replaced by the sources (never a backend error)."""
+    url, _, token = running
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=url, timeout=300, headers=headers) as c:
+
+        def indexed() -> list[dict[str, object]]:
+            found = c.get("/api/v1/search", params={"q": "a person walking", "limit": 5})
+            items: list[dict[str, object]] = found.json()["items"]
+            return items
+
+        wait_for(indexed, timeout=240, interval=3, what="closed events in the search index")
+        question = "How many people were seen on the footpath?"
+        resp = c.post("/api/v1/ask", json={"question": question}, params={"stream": "true"})
+        assert resp.status_code == 200, resp.text
+        events = [
+            (block.split("\n")[0].removeprefix("event: "), block.split("data: ", 1)[1])
+            for block in resp.text.strip().split("\n\n")
+            if block.startswith("event: ")
+        ]
+        kinds = [kind for kind, _ in events]
+        assert kinds[0] == "sources" and kinds[-1] == "done" and "delta" in kinds, kinds
+        done = json.loads(events[-1][1])
+        assert done["citations"] and {x["camera_id"] for x in done["citations"]} == {"pets"}
+        if done["mode"] != "llm":  # the model answered; the check kept the sources instead
+            assert done["mode"] == "retrieval_only", done
+            assert str(done["llm_error"]).startswith("the LLM's answer"), done
+        backends = c.get("/api/v1/agent/backends").json()
+        assert backends[0]["name"] == "embedded" and backends[0]["successes"] >= 1
 
 
 def test_cli_cameras_and_status(running: tuple[str, subprocess.Popen[str], str]) -> None:

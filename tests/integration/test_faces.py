@@ -3,7 +3,6 @@ sealed prints, searched by photo through the API, and leave with their events.""
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from sentinel.store.objects import LocalObjectStore, snapshot_key
 from sentinel.store.repo import EventRepository
 from tests.utils.api import api_client
 from tests.utils.auth import AuthedUser, add_user
-from tests.utils.faces import LENA, MESSI, NO_FACE, SAME_A, SAME_B, TWO_FACES, photo
+from tests.utils.faces import FACE_TEST_KEY, LENA, MESSI, NO_FACE, SAME_A, SAME_B, TWO_FACES, photo
 from tests.utils.services import make_services
 
 URL = "/api/v1/privacy/faces/search"
@@ -80,7 +79,7 @@ def faces(store_engine: Engine, tmp_path: Path, analyzer: FaceAnalyzer) -> Servi
         add_event(store_engine, objects, event_id, i)
     index = FaceIndex(
         FaceRepository(store_engine),
-        FaceVault(os.urandom(32)),
+        FaceVault(FACE_TEST_KEY),
         analyzer,
         objects,
         FaceSettings(enabled=True),

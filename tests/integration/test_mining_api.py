@@ -9,6 +9,7 @@ the agent's disagreements."""
 from __future__ import annotations
 
 import io
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -21,10 +22,13 @@ from sqlalchemy.engine import Engine
 from sentinel.api.deps import Services
 from sentinel.config import MiningSettings
 from sentinel.domain.alerts import AlertDecision, DecidedBy, Severity
+from sentinel.domain.boxes import COCO_LABELS
 from sentinel.domain.types import Box, EventState
 from sentinel.gateway.roles import Role
+from sentinel.models.files import write_digest
 from sentinel.store.alert_repo import AlertRepository
 from sentinel.store.annotation_repo import AnnotationRepo
+from sentinel.store.model_repo import ModelServingRepository
 from sentinel.store.repo import EventRepository
 from sentinel.store.segment_repo import SegmentInfo, SegmentRepository
 from sentinel.train.feedback import flagged_spans, queued_hashes
@@ -114,7 +118,7 @@ def test_a_job_queues_hard_examples(
     assert r.status_code == 202, r.text
     assert time.monotonic() - started < 5  # answered at once; the job runs on
     job = finished(client, r.json()["id"])
-    assert job["state"] == "done", job
+    assert job["state"] == "done", job["error"]
     assert job["chunks"] == 3 and job["chunks_skipped"] == 1  # the corrupt one, counted
     assert job["frames_scanned"] == 8  # 8 s at 1 frame/s
     assert job["chosen"] == 4 and job["enqueued"] == 4 and len(job["item_ids"]) == 4
@@ -144,6 +148,31 @@ def test_a_job_queues_hard_examples(
     assert not set(again["item_ids"]) & set(job["item_ids"])
     hashes = queued_hashes(store_engine, CAM)
     assert len(hashes) == 4 + again["enqueued"]
+
+
+def test_a_job_mines_with_the_champion_the_detectors_serve(
+    client: TestClient, services: Services, stored: None, onnx_model: Path, tmp_path: Path
+) -> None:
+    """After a promotion the cameras serve the champion; mining scans with it too (and says
+    which version), and a champion file that is not the registered one is refused."""
+    job = finished(client, client.post("/api/v1/annotation/mine", json=body(budget=1)).json()["id"])
+    assert job["state"] == "done" and job["model_version"] is None  # no registry state: base
+
+    champion = tmp_path / "registry" / "v7.onnx"
+    champion.parent.mkdir()
+    shutil.copyfile(onnx_model, champion)
+    model = {"version": 7, "path": str(champion), "sha256": write_digest(champion)}
+    state = {"champion": {**model, "labels": list(COCO_LABELS), "input_size": 640}}
+    serving = ModelServingRepository(services.engine)
+    revision = serving.put({**state, "previous": [], "canary": None, "route": 0}, None)
+    job = finished(client, client.post("/api/v1/annotation/mine", json=body(budget=1)).json()["id"])
+    assert job["state"] == "done", job["error"]
+    assert job["model_version"] == 7 and job["frames_scanned"] == 8
+
+    state["champion"]["sha256"] = "0" * 64  # the file on disk is not the registered version
+    serving.put({**state, "previous": [], "canary": None, "route": 0}, revision)
+    job = finished(client, client.post("/api/v1/annotation/mine", json=body(budget=1)).json()["id"])
+    assert job["state"] == "failed" and "the registry records" in job["error"], job
 
 
 @pytest.mark.parametrize(
