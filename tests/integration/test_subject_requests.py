@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import os
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -60,7 +59,7 @@ from sentinel.train.tracking import Tracker
 from tests.utils.annotation import candidate
 from tests.utils.api import api_client
 from tests.utils.auth import AuthedUser, add_user
-from tests.utils.faces import MESSI, NO_FACE, SAME_A, SAME_B, TWO_FACES, photo
+from tests.utils.faces import FACE_TEST_KEY, MESSI, NO_FACE, SAME_A, SAME_B, TWO_FACES, photo
 from tests.utils.services import RecordingLauncher, make_services
 
 URL = "/api/v1/privacy/requests"
@@ -157,7 +156,7 @@ def world(
         _add_event(engine, objects, event_id, i)
     faces = FaceIndex(
         FaceRepository(engine),
-        FaceVault(os.urandom(32)),
+        FaceVault(FACE_TEST_KEY),
         analyzer,
         objects,
         FaceSettings(enabled=True),
