@@ -99,4 +99,22 @@ def test_events_are_indexed_and_found_by_words(sentinel_stack: Stack, clip: Path
     assert window["total"] == len(in_window) > 0, (window, [e["started_at"] for e in people])
     assert {c["id"] for c in counted["citations"]} <= {e["id"] for e in in_window}
     assert stack.http.delete("/api/v1/kb/documents/plaza.md").status_code == 204
+
+    # A subject's erasure on the platform: the event leaves the indexer actor's index (checked
+    # gone through the actor), the database and search.
+    gone = best["id"]
+    erased = stack.http.post(
+        "/api/v1/privacy/requests", json={"kind": "erasure", "event_ids": [gone]}
+    )
+    assert erased.status_code == 201, erased.text
+    report = erased.json()
+    assert report["status"] == "done", report
+    step = next(s for s in report["steps"] if s["store"] == "search_index")
+    assert step["status"] == "done" and gone in step["ids"], step
+    after = stack.http.get(
+        "/api/v1/search",
+        params={"q": "person walking in the plaza", "camera_id": "search-cam", "limit": 50},
+    )
+    assert after.status_code == 200 and gone not in {h["id"] for h in after.json()["items"]}
+    assert stack.http.get(f"/api/v1/events/{gone}").status_code == 404
     assert stack.http.delete("/api/v1/cameras/search-cam").status_code == 204
