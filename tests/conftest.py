@@ -21,8 +21,8 @@ STACK_FIXTURE = "sentinel_stack"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    on_stack = {item.module for item in items if STACK_FIXTURE in _fixtures(item)}
-    items.sort(key=lambda item: item.module in on_stack)  # stable: order kept within each
+    on_stack = {item.path for item in items if STACK_FIXTURE in _fixtures(item)}
+    items.sort(key=lambda item: item.path in on_stack)  # stable: order kept within each
 
 
 def _fixtures(item: pytest.Item) -> tuple[str, ...]:
