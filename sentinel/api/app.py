@@ -45,7 +45,7 @@ from sentinel.api import (
 )
 from sentinel.api.deps import ServicesDep
 from sentinel.api.metrics import render_metrics
-from sentinel.api.middleware import AuditMutations, LimitRequestSize
+from sentinel.api.middleware import AuditMutations, LimitRequestSize, SecurityHeaders
 from sentinel.api.schemas import HealthReport
 from sentinel.api.security import OptionalPrincipal, allowed_cameras, require_metrics
 from sentinel.gateway.roles import CAMERAS_READ, Principal
@@ -81,9 +81,11 @@ def create_app() -> FastAPI:
         "`POST /api/v1/auth/token` (OAuth2 password flow) and send `Authorization: Bearer`.",
         swagger_ui_init_oauth={"usePkceWithAuthorizationCodeGrant": False},
     )
-    # Outermost first: size limits run before anything reads the body, then the audit.
+    # Outermost first: security headers on every answer (the 413s included), size limits
+    # before anything reads the body, then the audit.
     app.add_middleware(AuditMutations)
     app.add_middleware(LimitRequestSize)
+    app.add_middleware(SecurityHeaders)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
