@@ -28,6 +28,7 @@ from sentinel.api import (
     faces,
     incidents,
     kb,
+    live,
     llm,
     mining,
     models,
@@ -133,6 +134,7 @@ def create_app() -> FastAPI:
     api.include_router(models.router)
     api.include_router(training.router)
     api.include_router(mining.router)
+    api.include_router(live.router)
     app.include_router(api)
     app.include_router(llm.router)
     # The annotation pages (HTML over the JSON API; see sentinel/api/annotate_pages.py).
@@ -223,4 +225,10 @@ def create_app() -> FastAPI:
         )
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
+    async def _stop_live() -> None:
+        services = getattr(app.state, "services", None)
+        if services is not None and services.live is not None:
+            await services.live.stop()
+
+    app.router.on_shutdown.append(_stop_live)
     return app
