@@ -231,6 +231,8 @@ class Services:
     archive: Restorer | None = None  # None: tiering is off (archived footage does not play)
     # The live hub (sentinel.live.hub.LiveHub); None: an in-process one is made on first use.
     live: Any | None = None
+    # The system sampler (sentinel.dashboard.sampler.SystemSampler); None: made on first use.
+    dashboard: Any | None = None
 
 
 _process_services: Services | None = None

@@ -255,6 +255,14 @@ class SecurityHeaders:
         await self.app(scope, receive, buffer)
 
 
+def security_headers() -> dict[str, str]:
+    """The headers :class:`SecurityHeaders` adds, for answers made outside it."""
+    return {
+        "content-security-policy": CONTENT_SECURITY_POLICY,
+        **{k.decode(): v.decode() for k, v in SECURITY_HEADERS},
+    }
+
+
 def _secured(headers: Any, policy: bytes) -> list[tuple[bytes, bytes]]:
     names = {b"content-security-policy", *(name for name, _ in SECURITY_HEADERS)}
     kept = [(k, v) for k, v in headers if bytes(k).lower() not in names]

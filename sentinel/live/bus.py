@@ -97,6 +97,13 @@ class MemoryBus:
 
 
 _STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+_CLAIM_AND_APPEND = """
+if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then
+  return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*',
+                    'kind', ARGV[3], 'camera', ARGV[4], 'data', ARGV[5])
+end
+return false
+"""
 
 
 def _sid(value: str | bytes) -> tuple[int, int]:
@@ -108,7 +115,8 @@ def _sid(value: str | bytes) -> tuple[int, int]:
 class RedisBus:
     """The bus of every replica: one Redis Stream (``XADD`` with an approximate ``MAXLEN``),
     read with blocking ``XREAD`` from the subscriber's cursor (the stream entry's id). A
-    ``SET NX`` per key, kept an hour, lets one replica publish a change that all observed.
+    key claimed with ``SET NX`` (kept an hour) in the same script as the ``XADD`` lets one
+    replica publish a change that all observed.
 
     Args:
         client: A ``redis.asyncio.Redis`` client (decode_responses off).
@@ -124,10 +132,22 @@ class RedisBus:
     async def publish(
         self, kind: str, camera_id: str, data: dict[str, Any], key: str
     ) -> str | None:
-        if not await self.client.set(f"{self.stream}:seen:{key}", b"1", nx=True, ex=3600):
+        # Claim and append in one step: a replica that finds a key claimed knows its message
+        # is already in the stream, so each replica's changes enter the stream in the order
+        # it read them, whichever replica appends each one.
+        sid = await self.client.eval(
+            _CLAIM_AND_APPEND,
+            2,
+            self.stream,
+            f"{self.stream}:seen:{key}",
+            3600,
+            self.capacity,
+            kind,
+            camera_id,
+            json.dumps(data),
+        )
+        if sid is None:
             return None
-        fields = {"kind": kind, "camera": camera_id, "data": json.dumps(data)}
-        sid = await self.client.xadd(self.stream, fields, maxlen=self.capacity, approximate=True)
         return str(sid.decode() if isinstance(sid, bytes) else sid)
 
     async def head(self) -> str:

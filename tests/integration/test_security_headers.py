@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 
 from sentinel.api.middleware import CONTENT_SECURITY_POLICY
 from sentinel.gateway.roles import Role
-from tests.utils.api import api_client
+from tests.utils.api import api_app, api_client
 from tests.utils.auth import AuthedUser, add_user
 from tests.utils.services import make_services
 
@@ -115,3 +115,16 @@ def test_annotation_pages_have_no_inline_script_or_style() -> None:
         assert not re.search(r"<script(?![^>]*\bsrc=)", text), page.name
         assert "<style" not in text and " style=" not in text, page.name
         assert not re.search(r"\son[a-z]+=", text), page.name
+
+
+def test_an_unexpected_error_carries_them_too(store_engine: Engine, tmp_path: Path) -> None:
+    app = api_app(make_services(store_engine, tmp_path))
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("boom")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        r = client.get("/boom")
+    assert r.status_code == 500 and r.json() == {"detail": "internal error"}
+    _check(r, "500")
