@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import logging
 import time
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,8 +36,10 @@ from sentinel.gateway.roles import Principal
 from sentinel.live.bus import MemoryBus
 from sentinel.live.hub import LiveHub
 from sentinel.live.messages import KIND_SCOPES, visible
-from sentinel.store.live_repo import LiveChangesRepo
+from sentinel.store.alert_repo import AlertRecord
+from sentinel.store.live_repo import LiveChangesRepo, alert_fields
 
+logger = logging.getLogger(__name__)
 router = APIRouter(tags=["live"])
 
 LIVE_PATH = "/live"
@@ -52,6 +57,20 @@ def hub_of(services: Services) -> LiveHub:
         services.live = LiveHub(MemoryBus(), repo, services.control.statuses)
     hub: LiveHub = services.live
     return hub
+
+
+async def publish_verdict(services: Services, record: AlertRecord) -> None:
+    """Publishes an operator's verdict (written by the API only, outside the outbox)."""
+    data = alert_fields(dataclasses.asdict(record), "verdict")
+    key = f"verdict:{record.id}:{_iso(record.verdict_at)}:{record.verdict}"
+    try:
+        await hub_of(services).bus.publish("alert", record.camera_id, data, key)
+    except Exception:  # the verdict is stored; only its live message is lost (say so)
+        logger.exception("live: publishing the verdict of alert %s failed", record.id)
+
+
+def _iso(value: datetime | None) -> str:
+    return "" if value is None else value.isoformat()
 
 
 def _same_origin(websocket: WebSocket) -> bool:

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -40,6 +41,7 @@ class LiveSettings:
     """How often the hub polls, how far back incidents are watched, how long reads wait."""
 
     interval_s: float = 0.25
+    camera_interval_s: float = 1.0  # the supervisor is asked less often than the database
     incident_window_s: float = 900.0
     read_timeout_s: float = 15.0
 
@@ -75,7 +77,7 @@ class LiveHub:
         self._outbox_floor = 0  # what existed at the start is never re-read
         self._incidents: dict[str, int] = {}
         self._cameras: dict[str, tuple[str, str | None]] = {}
-        self._restarts: dict[str, int] = {}
+        self._cameras_at = 0.0
 
     async def start(self) -> None:
         """Starts polling in this event loop (once; again after :meth:`stop`)."""
@@ -110,7 +112,6 @@ class LiveHub:
             self._incidents[str(inc.incident["id"])] = inc.revision
         statuses = await self.statuses()
         self._cameras = camera_state_changes({}, statuses)
-        self._restarts = {cid: int(s.get("restarts", 0) or 0) for cid, s in statuses.items()}
         self._primed = True
 
     async def _loop(self) -> None:
@@ -148,6 +149,9 @@ class LiveHub:
                 str(i.incident["id"]): i.revision
                 for i in await run_in_threadpool(self.repo.incidents_since, since)
             }
+        if time.monotonic() - self._cameras_at < self.settings.camera_interval_s:
+            return published
+        self._cameras_at = time.monotonic()
         statuses = await self.statuses()
         for cid, (state, error) in camera_state_changes(self._cameras, statuses).items():
             self._cameras[cid] = (state, error)

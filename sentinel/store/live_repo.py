@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import builtins
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -40,6 +41,26 @@ class IncidentState:
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
+
+
+def alert_fields(r: Mapping[Any, Any], change: str) -> dict[str, Any]:
+    """An alert's fields in a live message (from a row or ``dataclasses.asdict(record)``)."""
+    severity = r["severity"]
+    return {
+        "change": change,
+        "id": r["id"],
+        "event_id": r["event_id"],
+        "incident_id": r["incident_id"],
+        "label": r["label"],
+        "status": r["status"],
+        "severity": str(getattr(severity, "value", severity)),
+        "summary": r["summary"],
+        "rule_explanation": r["rule_explanation"],
+        "verdict": r["verdict"],
+        "acknowledged": r["acknowledged_by"] is not None,
+        "created_at": _iso(r["created_at"]),
+        "updated_at": _iso(r["updated_at"]),
+    }
 
 
 class LiveChangesRepo(Repository):
@@ -83,21 +104,7 @@ class LiveChangesRepo(Repository):
                 seq=int(r["seq"]),
                 kind=str(r["change"]),
                 camera_id=str(r["camera_id"]),
-                alert={
-                    "change": r["change"],
-                    "id": r["id"],
-                    "event_id": r["event_id"],
-                    "incident_id": r["incident_id"],
-                    "label": r["label"],
-                    "status": r["status"],
-                    "severity": r["severity"],
-                    "summary": r["summary"],
-                    "rule_explanation": r["rule_explanation"],
-                    "verdict": r["verdict"],
-                    "acknowledged": r["acknowledged_by"] is not None,
-                    "created_at": _iso(r["created_at"]),
-                    "updated_at": _iso(r["updated_at"]),
-                },
+                alert=alert_fields(r, str(r["change"])),
             )
             for r in rows
         ]

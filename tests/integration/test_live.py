@@ -41,7 +41,7 @@ from tests.utils.auth import AuthedUser, add_user
 from tests.utils.live import live_recv
 from tests.utils.services import FakeControl, make_services
 
-FAST = LiveSettings(interval_s=0.05, read_timeout_s=1.0)
+FAST = LiveSettings(interval_s=0.05, camera_interval_s=0.1, read_timeout_s=1.0)
 LIVE = "/api/v1/live"
 
 
@@ -101,6 +101,16 @@ def test_a_new_alert_arrives_without_polling(world: World) -> None:
         assert r.status_code == 200, r.text
         got = live_recv(ws)
         assert got["id"] == alert_id and got["status"] == "acknowledged", got
+        # A verdict (written by the API, outside the outbox) too.
+        r = world.client.post(
+            f"/api/v1/alerts/{alert_id}/feedback",
+            json={"verdict": "false_positive"},
+            headers=world.operator.headers,
+        )
+        assert r.status_code == 200, r.text
+        got = live_recv(ws)
+        assert got["id"] == alert_id and got["change"] == "verdict", got
+        assert got["verdict"] == "false_positive"
 
 
 def test_incidents_and_camera_states_arrive(world: World) -> None:
