@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from sentinel.api.deps import Services, ServicesDep
+from sentinel.api.live import publish_verdict
 from sentinel.api.records import RecordView
 from sentinel.api.security import allowed_cameras, authorize
 from sentinel.domain.strict import StrictModel
@@ -159,4 +160,5 @@ async def feedback(
     )
     if record is None:
         raise HTTPException(404, "alert not found")
+    await publish_verdict(services, record)
     return AlertPublic.of_record(record)

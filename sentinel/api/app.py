@@ -22,12 +22,14 @@ from sentinel.api import (
     ask,
     auth,
     cameras,
+    dashboard,
     datasets,
     events,
     exports,
     faces,
     incidents,
     kb,
+    live,
     llm,
     mining,
     models,
@@ -44,9 +46,14 @@ from sentinel.api import (
     training,
     voice,
 )
-from sentinel.api.deps import ServicesDep
+from sentinel.api.deps import ServicesDep, current_services
 from sentinel.api.metrics import render_metrics
-from sentinel.api.middleware import AuditMutations, LimitRequestSize
+from sentinel.api.middleware import (
+    AuditMutations,
+    LimitRequestSize,
+    SecurityHeaders,
+    security_headers,
+)
 from sentinel.api.schemas import HealthReport
 from sentinel.api.security import OptionalPrincipal, allowed_cameras, require_metrics
 from sentinel.gateway.roles import CAMERAS_READ, Principal
@@ -82,9 +89,11 @@ def create_app() -> FastAPI:
         "`POST /api/v1/auth/token` (OAuth2 password flow) and send `Authorization: Bearer`.",
         swagger_ui_init_oauth={"usePkceWithAuthorizationCodeGrant": False},
     )
-    # Outermost first: size limits run before anything reads the body, then the audit.
+    # Outermost first: security headers on every answer (the 413s included), size limits
+    # before anything reads the body, then the audit.
     app.add_middleware(AuditMutations)
     app.add_middleware(LimitRequestSize)
+    app.add_middleware(SecurityHeaders)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -103,7 +112,10 @@ def create_app() -> FastAPI:
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error")
-        return JSONResponse({"detail": "internal error"}, status_code=500)
+        # Answered by Starlette's outermost error middleware, outside SecurityHeaders.
+        return JSONResponse(
+            {"detail": "internal error"}, status_code=500, headers=security_headers()
+        )
 
     api = APIRouter(prefix="/api/v1")
     api.include_router(events.router)
@@ -133,6 +145,8 @@ def create_app() -> FastAPI:
     api.include_router(models.router)
     api.include_router(training.router)
     api.include_router(mining.router)
+    api.include_router(live.router)
+    api.include_router(dashboard.router)
     app.include_router(api)
     app.include_router(llm.router)
     # The annotation pages (HTML over the JSON API; see sentinel/api/annotate_pages.py).
@@ -223,4 +237,19 @@ def create_app() -> FastAPI:
         )
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
+    async def _start_sampling() -> None:
+        # The system history starts with the process, not with the first chart's request.
+        services = current_services({"app": app})
+        if services is not None:
+            await dashboard.sampler_of(services).start()
+
+    async def _stop_background() -> None:
+        services = current_services({"app": app})
+        if services is not None:
+            for task in (services.live, services.dashboard):
+                if task is not None:
+                    await task.stop()
+
+    app.router.on_startup.append(_start_sampling)
+    app.router.on_shutdown.append(_stop_background)
     return app

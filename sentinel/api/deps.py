@@ -231,6 +231,10 @@ class Services:
     training: TrainingServices | None = None  # None: the training routes answer 503
     mining: MiningServices | None = None  # None: the mining routes answer 503
     archive: Restorer | None = None  # None: tiering is off (archived footage does not play)
+    # The live hub (sentinel.live.hub.LiveHub); None: an in-process one is made on first use.
+    live: Any | None = None
+    # The system sampler (sentinel.dashboard.sampler.SystemSampler); None: made on first use.
+    dashboard: Any | None = None
 
 
 _process_services: Services | None = None

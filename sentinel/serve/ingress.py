@@ -53,6 +53,8 @@ from sentinel.config import (
     VoiceSettings,
 )
 from sentinel.domain.boxes import COCO_LABELS
+from sentinel.live.bus import make_bus
+from sentinel.live.hub import LiveHub
 from sentinel.models.llm_runner import await_or_cancel
 from sentinel.models.whisper import Transcript
 from sentinel.notify.relay import make_senders, secrets_of
@@ -71,6 +73,7 @@ from sentinel.store.dataset_repo import DatasetRepo
 from sentinel.store.db import make_engine
 from sentinel.store.export_repo import ExportRepository
 from sentinel.store.kb_repo import KbRepository
+from sentinel.store.live_repo import LiveChangesRepo
 from sentinel.store.objects import ObjectStore
 from sentinel.store.repo import CameraRepository, EventRepository
 from sentinel.store.s3 import make_object_store
@@ -365,13 +368,14 @@ class Ingress:
             Path(runtime["data_dir"]),
             redis_url=runtime.get("redis_url"),
         )
+        control = RayCameraControl(runtime["namespace"])
         install_services(
             Services(
                 engine=engine,
                 events=EventRepository(engine),
                 cameras=CameraRepository(engine),
                 objects=objects,
-                control=RayCameraControl(runtime["namespace"]),
+                control=control,
                 detector=DetectorHandleProbe(detector),
                 security=security,
                 segments=SegmentRepository(engine),
@@ -413,5 +417,8 @@ class Ingress:
                 else None,
                 training=training_services(engine, runtime),
                 mining=mining_services(runtime),
+                live=LiveHub(
+                    make_bus(runtime.get("redis_url")), LiveChangesRepo(engine), control.statuses
+                ),
             )
         )

@@ -28,8 +28,9 @@ from typing import Any, ClassVar
 
 import pytest
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, APIWebSocketRoute
 from fastapi.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
 
 from sentinel.actors.retention import SweepReport
 from sentinel.api.app import create_app
@@ -74,6 +75,7 @@ from tests.integration import test_segments as seg
 from tests.utils.annotation import candidate
 from tests.utils.api import api_app
 from tests.utils.auth import AuthedUser, add_user
+from tests.utils.live import live_recv
 from tests.utils.mining import local_mining
 from tests.utils.services import FakeControl, make_services
 from tests.utils.speech import espeak_wav
@@ -163,9 +165,24 @@ def _api_routes(routes: Iterable[Any], prefix: str = "") -> Iterator[tuple[str, 
             )
 
 
+def _socket_routes(routes: Iterable[Any], prefix: str = "") -> Iterator[str]:
+    """The full path of every WebSocket route (they authenticate in their handler)."""
+    for route in routes:
+        if isinstance(route, APIWebSocketRoute):
+            yield prefix + route.path
+        elif hasattr(route, "original_router"):
+            yield from _socket_routes(
+                route.original_router.routes, prefix + route.include_context.prefix
+            )
+
+
 def route_table(app: FastAPI) -> dict[str, str]:
-    """``"METHOD /path" -> "public" | "scopes: a b" | "authenticated"`` for every API route."""
-    table: dict[str, str] = {}
+    """``"METHOD /path" -> "public" | "scopes: a b" | "authenticated"`` for every API route;
+    ``"WS /path"`` for WebSocket routes, whose guard is declared in ``SOCKET_GUARDS`` (a
+    socket route missing there is "public", which the public-route test refuses)."""
+    table: dict[str, str] = {
+        f"WS {p}": SOCKET_GUARDS.get(p, "public") for p in _socket_routes(app.routes)
+    }
     for path, route in _api_routes(app.routes):
         if not route.include_in_schema:
             continue
@@ -854,6 +871,12 @@ def _requests(w: World, method: str, path: str) -> list[dict[str, Any]]:
     return out
 
 
+# Checked by test_walk_the_live_socket: 4401 without credentials, then per message.
+SOCKET_GUARDS = {
+    "/api/v1/live": "authenticated; per message: alerts:read | events:read | cameras:read"
+}
+
+
 def _order(key: str) -> tuple[int, str]:
     method = key.split(" ", 1)[0]
     return ({"GET": 0, "POST": 1, "PATCH": 2, "DELETE": 3}.get(method, 4), key)
@@ -939,6 +962,8 @@ def test_walk_every_route(world: World, who: str) -> None:
     for key in sorted(table, key=_order):
         method, path = key.split(" ", 1)
         guard = table[key]
+        if method == "WS":
+            continue  # test_walk_the_live_socket
         for req in _requests(world, method, path):
             r = world.client.request(headers=headers, **req)
             where = f"{who} {req['method']} {req['url']} -> {r.status_code} {r.text[:200]}"
@@ -983,3 +1008,37 @@ def test_walk_every_route(world: World, who: str) -> None:
                     assert r.status_code in (403, 404), where
             elif method == "GET" and req["url"] in LISTS_SHOW_A:
                 assert _shows_own(req["url"], r.text, hidden), where  # unrestricted: all
+
+
+@pytest.mark.parametrize("who", PRINCIPALS)
+def test_walk_the_live_socket(world: World, who: str) -> None:
+    """The live socket refuses anonymous callers (4401) and hands each principal only its
+    cameras' changes: B's alert is written first, so a limited principal that got anything of
+    B would see it before A's."""
+    assert "WS /api/v1/live" in route_table(world.client.app)  # type: ignore[arg-type]
+    headers = world.headers.get(who, {})
+    decision = AlertDecision(True, Severity.HIGH, "live walk", ("rule",), "look", DecidedBy.RULES)
+    with world.client.websocket_connect("/api/v1/live", headers=headers) as ws:
+        if who == "anonymous":
+            with pytest.raises(WebSocketDisconnect) as refused:
+                live_recv(ws)
+            assert refused.value.code == 4401
+            return
+        assert live_recv(ws)["type"] == "hello"
+        written = {
+            obj.camera: world.services.agent.alerts.record_rule_decision(
+                str(uuid.uuid4()), obj.camera, "person", decision
+            ).id
+            for obj in (world.b, world.a)
+        }
+        expected = [written[world.a.camera]] if who in LIMITED else list(written.values())
+        got: list[str] = []
+        while len(got) < len(expected):
+            message = live_recv(ws)
+            if who in LIMITED:
+                text = json.dumps(message)
+                for marker in (*world.b.markers, written[world.b.camera]):
+                    assert marker not in text, f"{who}: live message leaks {marker!r}"
+            if message["type"] == "alert":
+                got.append(message["id"])
+        assert got == expected, who
