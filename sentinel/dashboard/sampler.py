@@ -45,10 +45,18 @@ class SystemSampler:
         self.ring.add(sample_of(self.clock(), statuses, agent))
 
     async def start(self) -> None:
+        """Samples every ``interval_s`` from now on; the first sample is taken before this
+        returns, so the first caller already has one."""
         loop = asyncio.get_running_loop()
         if self._task is not None and not self._task.done() and self._loop_of_task is loop:
             return
-        self._task = loop.create_task(self._run(), name="dashboard-sampler")
+        first = not self.ring.samples
+        if first:
+            try:
+                await self.sample()
+            except Exception:
+                logger.exception("dashboard: sampling the system failed")
+        self._task = loop.create_task(self._run(wait_first=first), name="dashboard-sampler")
         self._loop_of_task = loop
 
     async def stop(self) -> None:
@@ -58,7 +66,9 @@ class SystemSampler:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
-    async def _run(self) -> None:
+    async def _run(self, *, wait_first: bool = False) -> None:
+        if wait_first:
+            await asyncio.sleep(self.interval_s)
         while True:
             try:
                 await self.sample()
