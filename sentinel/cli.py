@@ -1050,6 +1050,77 @@ def cameras_remove(url: str, camera_id: str) -> None:
     click.echo(f"removed {camera_id}")
 
 
+@main.group()
+def holds() -> None:
+    """Place, list and release legal holds on a running Sentinel (privacy:admin)."""
+
+
+def _hold_line(h: Any) -> str:
+    what = h.target_id or f"{_when(h.start_at)}..{_when(h.end_at) if h.end_at else 'open'}"
+    state = "active" if h.active else f"released {_when(h.released_at)} by {h.released_by}"
+    return f"{h.id}  {h.kind:<12} {h.camera_id:<16} {what}  {state}  {h.reason}"
+
+
+@holds.command("list")
+@URL_OPTION
+@click.option("--all", "show_all", is_flag=True, help="Released holds too (the full history).")
+@click.option("--json", "as_json", is_flag=True)
+def holds_list(url: str, show_all: bool, as_json: bool) -> None:
+    with _api(url) as client:
+        found = client.holds(active=not show_all)
+    if as_json:
+        click.echo(json.dumps([h.model_dump(mode="json") for h in found], indent=2))
+        return
+    for h in found:
+        click.echo(_hold_line(h))
+
+
+@holds.command("place")
+@URL_OPTION
+@click.option("--camera", "camera_id", help="Hold a range of this camera (with --start).")
+@click.option("--start", type=click.DateTime(), help="Range start (UTC unless it has a zone).")
+@click.option("--end", type=click.DateTime(), help="Range end; none: until released.")
+@click.option("--incident", "incident_id", help="Hold an incident and its span's footage.")
+@click.option("--export", "export_id", help="Hold an export.")
+@click.option("--reason", required=True, help="Why (case, request).")
+def holds_place(
+    url: str,
+    camera_id: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    incident_id: str | None,
+    export_id: str | None,
+    reason: str,
+) -> None:
+    chosen = [n for n, v in (("--camera", camera_id), ("--incident", incident_id),
+                             ("--export", export_id)) if v]  # fmt: skip
+    if len(chosen) != 1:
+        raise click.UsageError("give exactly one of --camera, --incident or --export")
+    body: dict[str, Any] = {"reason": reason}
+    if camera_id:
+        body |= {"kind": "camera_range", "camera_id": camera_id}
+        body |= {"start_at": _iso(_utc(start)), "end_at": _iso(_utc(end))}
+    else:
+        body |= {"kind": "incident" if incident_id else "export"}
+        body["target_id"] = incident_id or export_id
+    with _api(url) as client:
+        made = client.place_hold(body)
+    click.echo(f"placed {_hold_line(made)}")
+
+
+@holds.command("release")
+@URL_OPTION
+@click.argument("hold_id")
+def holds_release(url: str, hold_id: str) -> None:
+    with _api(url) as client:
+        released = client.release_hold(hold_id)
+    click.echo(f"released {_hold_line(released)}")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
 def _utc(value: datetime | None) -> datetime | None:
     """Times typed on the command line are UTC."""
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value

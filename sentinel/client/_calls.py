@@ -20,6 +20,7 @@ from sentinel.api.auth import MeResponse, TokenResponse
 from sentinel.api.datasets import DatasetDetail, DatasetPublic
 from sentinel.api.incidents import IncidentDetail, IncidentPage
 from sentinel.api.models import ModelsPublic
+from sentinel.api.privacy import HoldList, HoldPublic
 from sentinel.api.recordings import RecordingTimeline
 from sentinel.api.schemas import CameraPublic, EventPage, EventPublic, HealthReport
 from sentinel.api.search import SearchResults
@@ -162,6 +163,18 @@ def add_camera(config: CameraConfig | Mapping[str, Any]) -> Call[CameraPublic]:
 
 def remove_camera(camera_id: str) -> Call[None]:
     return Call("DELETE", f"{API}/cameras/{_seg(camera_id)}", _nothing)
+
+
+def holds(*, active: bool = True) -> Call[HoldList]:
+    return Call("GET", f"{API}/holds", _model(HoldList), params={"active": active})
+
+
+def place_hold(body: Mapping[str, Any]) -> Call[HoldPublic]:
+    return Call("POST", f"{API}/holds", _model(HoldPublic), json=dict(body))
+
+
+def release_hold(hold_id: str) -> Call[HoldPublic]:
+    return Call("DELETE", f"{API}/holds/{_seg(hold_id)}", _model(HoldPublic))
 
 
 def latest_frame(camera_id: str) -> Call[bytes]:

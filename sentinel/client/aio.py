@@ -18,6 +18,7 @@ from sentinel.api.auth import MeResponse
 from sentinel.api.datasets import DatasetDetail, DatasetPublic
 from sentinel.api.incidents import IncidentDetail, IncidentPage, IncidentPublic
 from sentinel.api.models import ModelsPublic
+from sentinel.api.privacy import HoldPublic
 from sentinel.api.recordings import RecordingTimeline
 from sentinel.api.schemas import CameraPublic, EventPage, EventPublic, HealthReport
 from sentinel.api.search import SearchResults
@@ -235,6 +236,15 @@ class AsyncSentinelClient:
 
     async def remove_camera(self, camera_id: str) -> None:
         await self._run(api.remove_camera(camera_id))
+
+    async def holds(self, *, active: bool = True) -> list[HoldPublic]:
+        return (await self._run(api.holds(active=active))).items
+
+    async def place_hold(self, body: Mapping[str, Any]) -> HoldPublic:
+        return await self._run(api.place_hold(body))
+
+    async def release_hold(self, hold_id: str) -> HoldPublic:
+        return await self._run(api.release_hold(hold_id))
 
     async def latest_frame(self, camera_id: str) -> bytes:
         return await self._run(api.latest_frame(camera_id))

@@ -17,6 +17,7 @@ from sentinel.api.auth import MeResponse
 from sentinel.api.datasets import DatasetDetail, DatasetPublic
 from sentinel.api.incidents import IncidentDetail, IncidentPage, IncidentPublic
 from sentinel.api.models import ModelsPublic
+from sentinel.api.privacy import HoldPublic
 from sentinel.api.recordings import RecordingTimeline
 from sentinel.api.schemas import CameraPublic, EventPage, EventPublic, HealthReport
 from sentinel.api.search import SearchResults
@@ -259,6 +260,18 @@ class SentinelClient:
     def remove_camera(self, camera_id: str) -> None:
         """Stops and removes a camera; its events are kept."""
         self._run(api.remove_camera(camera_id))
+
+    def holds(self, *, active: bool = True) -> list[HoldPublic]:
+        """Legal holds, newest first (``active=False``: released ones too)."""
+        return self._run(api.holds(active=active)).items
+
+    def place_hold(self, body: Mapping[str, Any]) -> HoldPublic:
+        """Places a legal hold (``kind``: camera_range, incident or export; see the API)."""
+        return self._run(api.place_hold(body))
+
+    def release_hold(self, hold_id: str) -> HoldPublic:
+        """Releases a legal hold; what it kept is swept again once past retention."""
+        return self._run(api.release_hold(hold_id))
 
     def latest_frame(self, camera_id: str) -> bytes:
         """The camera's latest frame as JPEG."""

@@ -4,6 +4,8 @@ caller's cameras; a held export cannot be deleted."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,10 +15,13 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from click.testing import CliRunner
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
 from sentinel.actors.retention import RetentionSweeper
+from sentinel.cli import main
+from sentinel.client import AsyncSentinelClient
 from sentinel.config import StorageSettings
 from sentinel.domain.incidents import Incident
 from sentinel.domain.types import Box, EventState
@@ -30,8 +35,9 @@ from sentinel.store.objects import LocalObjectStore
 from sentinel.store.repo import EventRepository
 from sentinel.store.segment_repo import SegmentInfo, SegmentRepository
 from sentinel.video.segments import segment_key
-from tests.utils.api import api_client
+from tests.utils.api import api_app, api_client
 from tests.utils.auth import AuthedUser, add_user
+from tests.utils.http_server import serve_app
 from tests.utils.services import make_services
 
 CAM = "yard"
@@ -326,3 +332,50 @@ def test_migration_0019_matches_the_model_and_downgrades(db_url: str) -> None:
         assert sa.inspect(engine).has_table("kb_documents")
     finally:
         engine.dispose()
+
+
+def test_the_cli_places_lists_and_releases_holds(
+    api: Any, store_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sentinel holds` over a real HTTP server: place on a range and on an incident, list,
+    release; the history keeps the released hold; a bad choice of target is a usage error."""
+    services = api
+    admin = add_user(services.security, "admin", Role.ADMIN)
+    add_incident(store_engine, "inc-1", CAM, 5)
+    monkeypatch.setenv("SENTINEL_TOKEN", admin.token)
+    runner = CliRunner()
+    with serve_app(api_app(services)) as url:
+
+        def cli(*args: str) -> Any:
+            return runner.invoke(main, ["holds", *args, "--url", url])
+
+        placed = cli(
+            "place", "--camera", CAM, "--start", "2026-06-01T08:00:00", "--reason", "case 7"
+        )
+        assert placed.exit_code == 0, placed.output
+        assert "camera_range" in placed.output and "open" in placed.output
+        on_incident = cli("place", "--incident", "inc-1", "--reason", "case 8")
+        assert on_incident.exit_code == 0, on_incident.output
+        both = cli("list", "--json")
+        assert both.exit_code == 0, both.output
+        listed = json.loads(both.output)
+        assert {h["kind"] for h in listed} == {"camera_range", "incident"}
+        ranged = next(h for h in listed if h["kind"] == "camera_range")
+        assert ranged["start_at"].startswith("2026-06-01T08:00:00") and ranged["end_at"] is None
+        released = cli("release", ranged["id"])
+        assert released.exit_code == 0 and "released" in released.output, released.output
+        assert [h["kind"] for h in json.loads(cli("list", "--json").output)] == ["incident"]
+        history = cli("list", "--all")
+        assert ranged["id"] in history.output and "released" in history.output
+        again = cli("release", ranged["id"])
+        assert again.exit_code != 0 and "409" in again.output
+        both_targets = cli("place", "--camera", CAM, "--incident", "inc-1", "--reason", "x")
+        assert both_targets.exit_code == 2 and "exactly one" in both_targets.output
+
+        async def through_the_async_client() -> list[str]:
+            async with AsyncSentinelClient(url, token=admin.token) as client:
+                every = await client.holds(active=False)
+                return [h.id for h in every]
+
+        assert ranged["id"] in asyncio.run(through_the_async_client())
+    assert len(HoldRepository(store_engine).list(active_only=False)) == 2
