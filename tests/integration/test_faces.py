@@ -16,12 +16,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
 from sentinel.api.deps import Services
-from sentinel.config import FaceSettings
 from sentinel.domain.types import Box, EventState
 from sentinel.gateway.roles import Role
 from sentinel.models.faces import FaceAnalyzer
-from sentinel.retention.face_index import FaceIndex, FaceScanLoop, decode_photo
-from sentinel.retention.faces import FaceVault
+from sentinel.retention.face_index import FaceScanLoop, decode_photo
 from sentinel.store.audit_repo import AuditRepository
 from sentinel.store.db import alembic_config, make_engine, migrate
 from sentinel.store.face_repo import FaceRepository
@@ -30,7 +28,16 @@ from sentinel.store.objects import LocalObjectStore, snapshot_key
 from sentinel.store.repo import EventRepository
 from tests.utils.api import api_client
 from tests.utils.auth import AuthedUser, add_user
-from tests.utils.faces import FACE_TEST_KEY, LENA, MESSI, NO_FACE, SAME_A, SAME_B, TWO_FACES, photo
+from tests.utils.faces import (
+    LENA,
+    MESSI,
+    NO_FACE,
+    SAME_A,
+    SAME_B,
+    TWO_FACES,
+    photo,
+    sealed_face_index,
+)
 from tests.utils.services import make_services
 
 URL = "/api/v1/privacy/faces/search"
@@ -77,13 +84,7 @@ def faces(store_engine: Engine, tmp_path: Path, analyzer: FaceAnalyzer) -> Servi
     objects = LocalObjectStore(tmp_path / "objects")
     for i, event_id in enumerate(EVENTS):
         add_event(store_engine, objects, event_id, i)
-    index = FaceIndex(
-        FaceRepository(store_engine),
-        FaceVault(FACE_TEST_KEY),
-        analyzer,
-        objects,
-        FaceSettings(enabled=True),
-    )
+    index = sealed_face_index(store_engine, objects, analyzer)
     return make_services(store_engine, tmp_path, objects=objects, faces=index)
 
 

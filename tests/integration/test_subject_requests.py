@@ -27,7 +27,7 @@ from PIL import Image
 from sqlalchemy.engine import Engine
 
 from sentinel.api.deps import SearchServices, Services, TrainingServices
-from sentinel.config import ArchiveSettings, FaceSettings, TrainSettings
+from sentinel.config import ArchiveSettings, TrainSettings
 from sentinel.domain.alerts import AlertDecision, DecidedBy, Severity
 from sentinel.domain.annotation import LabeledBox
 from sentinel.domain.incidents import Incident
@@ -36,8 +36,7 @@ from sentinel.gateway.roles import Role
 from sentinel.models.embedder import TextEmbedder
 from sentinel.models.faces import FaceAnalyzer
 from sentinel.retention.archive import Restorer
-from sentinel.retention.face_index import FaceIndex, FaceScanLoop
-from sentinel.retention.faces import FaceVault
+from sentinel.retention.face_index import FaceScanLoop
 from sentinel.search.index import VectorIndex
 from sentinel.search.service import SearchService
 from sentinel.store.alert_repo import AlertRepository
@@ -45,7 +44,6 @@ from sentinel.store.annotation_tables import ANNOTATION_ITEMS
 from sentinel.store.audit_repo import AuditRepository
 from sentinel.store.dataset_repo import DatasetRepo
 from sentinel.store.export_repo import ExportRepository, export_key
-from sentinel.store.face_repo import FaceRepository
 from sentinel.store.hold_repo import HoldRepository
 from sentinel.store.incident_repo import IncidentRepository
 from sentinel.store.objects import LocalObjectStore, snapshot_key
@@ -59,7 +57,7 @@ from sentinel.train.tracking import Tracker
 from tests.utils.annotation import candidate
 from tests.utils.api import api_client
 from tests.utils.auth import AuthedUser, add_user
-from tests.utils.faces import FACE_TEST_KEY, MESSI, NO_FACE, SAME_A, SAME_B, TWO_FACES, photo
+from tests.utils.faces import MESSI, NO_FACE, SAME_A, SAME_B, TWO_FACES, photo, sealed_face_index
 from tests.utils.services import RecordingLauncher, make_services
 
 URL = "/api/v1/privacy/requests"
@@ -154,13 +152,7 @@ def world(
     cameras.upsert("dock", {"name": "Loading dock"})
     for i, event_id in enumerate(EVENTS):
         _add_event(engine, objects, event_id, i)
-    faces = FaceIndex(
-        FaceRepository(engine),
-        FaceVault(FACE_TEST_KEY),
-        analyzer,
-        objects,
-        FaceSettings(enabled=True),
-    )
+    faces = sealed_face_index(engine, objects, analyzer)
     assert FaceScanLoop(faces).scan_now()["faces"] == 3
 
     incidents = IncidentRepository(engine)

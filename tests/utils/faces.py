@@ -15,6 +15,14 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import Engine
+
+from sentinel.config import FaceSettings
+from sentinel.models.faces import FaceAnalyzer
+from sentinel.retention.face_index import FaceIndex
+from sentinel.retention.faces import FaceVault
+from sentinel.store.face_repo import FaceRepository
+from sentinel.store.objects import ObjectStore
 
 DOC = Path("/usr/share/doc/opencv-doc")
 HTML = DOC / "opencv4" / "html"
@@ -32,6 +40,12 @@ PHOTOS = (SAME_A, SAME_B, MESSI, LENA, TWO_FACES, NO_FACE)
 # land within the default probe radius (3) in 95% of draws only, so such a test would fail one
 # run in twenty. Under this key their bucket codes are equal (Hamming distance 0).
 FACE_TEST_KEY = hashlib.sha256(b"sentinel-test-faces-1").digest()
+
+
+def sealed_face_index(engine: Engine, objects: ObjectStore, analyzer: FaceAnalyzer) -> FaceIndex:
+    """A face index over ``engine`` and ``objects``, on, under ``FACE_TEST_KEY``."""
+    vault = FaceVault(FACE_TEST_KEY)
+    return FaceIndex(FaceRepository(engine), vault, analyzer, objects, FaceSettings(enabled=True))
 
 
 def photo(path: Path) -> bytes:
