@@ -16,7 +16,7 @@ export YOLO_OFFLINE := 1
 export HF_HUB_OFFLINE := 1
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: install demo test test-unit lint bench models sample system-deps demo-deps services clean
+.PHONY: install demo test test-unit lint bench models sample system-deps demo-deps services web clean
 
 install: $(VENV)/.installed
 
@@ -51,13 +51,22 @@ system-deps:
 models: install demo-deps
 	$(BIN)/sentinel models init
 
-demo: install demo-deps models
+# The operator dashboard (web/, Next.js) is built into sentinel/web/app when that build is
+# missing or older than its sources (scripts/build_web.sh; it fetches a current Node if needed).
+WEB_SOURCES := $(shell find web/src web/public -type f 2>/dev/null) web/package.json \
+	web/package-lock.json web/next.config.mjs web/tsconfig.json scripts/build_web.sh
+web: sentinel/web/app/.built
+
+sentinel/web/app/.built: $(WEB_SOURCES)
+	@bash scripts/build_web.sh
+
+demo: install demo-deps models web
 	$(BIN)/sentinel demo
 
 services: system-deps
 	@bash scripts/services.sh
 
-test: install system-deps models services lint
+test: install system-deps models services web lint
 	$(BIN)/pytest -q -ra --durations=40
 
 test-unit: install
@@ -73,4 +82,4 @@ bench: install system-deps models
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache sentinel/web/app web/.next web/out .tools

@@ -45,6 +45,7 @@ from sentinel.api import (
     subjects,
     training,
     voice,
+    webapp,
 )
 from sentinel.api.deps import ServicesDep, current_services
 from sentinel.api.metrics import render_metrics
@@ -252,4 +253,6 @@ def create_app() -> FastAPI:
 
     app.router.on_startup.append(_start_sampling)
     app.router.on_shutdown.append(_stop_background)
+    # Last: the dashboard's pages and assets answer every path no route above took.
+    app.include_router(webapp.router)
     return app
