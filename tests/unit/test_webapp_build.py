@@ -9,7 +9,7 @@ import pytest
 
 from sentinel.dashboard.webapp import AppNotBuiltError, BuiltApp, public_urls
 
-MANIFEST = {
+MANIFEST: dict[str, object] = {
     "polyfillFiles": ["static/chunks/polyfills-1.js"],
     "lowPriorityFiles": ["static/b1/_buildManifest.js", "static/b1/_ssgManifest.js"],
     "rootMainFiles": [],
