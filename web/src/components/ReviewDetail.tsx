@@ -7,6 +7,16 @@ import ReviewExport from "./ReviewExport";
 import ReviewTimeline, { type PlayRange } from "./ReviewTimeline";
 import styles from "@/styles/review.module.css";
 
+interface EventInfo {
+  id: string;
+  started_at: string;
+  ended_at: string | null;
+  last_seen_at: string;
+  best_at: string;
+  score: number;
+  zones: string[];
+}
+
 type Source = { kind: "event" | "incident" | "range"; url: string; label: string; range: PlayRange | null };
 
 const SEVERITY_BADGE: Record<string, string> = {
@@ -47,6 +57,26 @@ export default function ReviewDetail({
     start: shiftIso(alert.created_at, -30),
     end: shiftIso(alert.created_at, 30),
   }));
+  // The event's own time (the alert is written when it was decided, a little later).
+  const [event, setEvent] = useState<EventInfo | null>(null);
+  const [eventFor, setEventFor] = useState<string | null>(null);
+  useEffect(() => {
+    setEvent(null);
+    setEventFor(null);
+    if (!canEvents || !alert.event_id) return;
+    const ctl = new AbortController();
+    api<EventInfo>("GET", `/events/${encodeURIComponent(alert.event_id)}`, undefined, { signal: ctl.signal })
+      .then((r) => {
+        setEventFor(alert.event_id);
+        if (!r.ok || r.data.id !== alert.event_id) return;
+        setEvent(r.data);
+        const end = r.data.ended_at ?? r.data.last_seen_at;
+        setExportRange({ start: shiftIso(r.data.started_at, -5), end: shiftIso(end, Date.parse(end) > Date.parse(r.data.started_at) ? 5 : 10) });
+      })
+      .catch(() => undefined);
+    return () => ctl.abort();
+  }, [alert.event_id, canEvents]);
+  const at = event?.best_at ?? event?.started_at ?? alert.created_at;
 
   useEffect(() => {
     setSource(eventSource(alert));
@@ -160,7 +190,9 @@ export default function ReviewDetail({
           </span>
         ) : null}{" "}
         <span>
-          Camera <strong>{alert.camera_id}</strong>, <time dateTime={alert.created_at}>{when(alert.created_at)}</time>
+          Camera <strong>{alert.camera_id}</strong>, <time dateTime={at}>{when(at)}</time>
+          {event?.zones.length ? <> in {event.zones.join(", ")}</> : null}
+          {event ? <span className="muted"> (score {event.score.toFixed(2)})</span> : null}
         </span>
       </p>
 
@@ -169,7 +201,7 @@ export default function ReviewDetail({
           {canEvents && alert.event_id && snapOk ? (
             <img
               src={`/api/v1/events/${encodeURIComponent(alert.event_id)}/snapshot.jpg`}
-              alt={`Snapshot of the ${alert.label} on ${alert.camera_id} at ${when(alert.created_at)}`}
+              alt={`Snapshot of the ${alert.label} on ${alert.camera_id} at ${when(at)}`}
               onError={() => setSnapOk(false)}
               data-testid="snapshot"
             />
@@ -296,7 +328,11 @@ export default function ReviewDetail({
 
       {canEvents ? (
         <>
-          <ReviewTimeline cameraId={alert.camera_id} at={alert.created_at} range={source.range ?? exportRange} onPlay={timelinePlay} />
+          {eventFor === alert.event_id ? (
+            <ReviewTimeline cameraId={alert.camera_id} at={at} range={source.range ?? exportRange} onPlay={timelinePlay} />
+          ) : (
+            <p className="muted">Loading the recordings…</p>
+          )}
           <ReviewExport
             cameraId={alert.camera_id}
             start={exportRange.start}

@@ -11,6 +11,7 @@ const BAR_H = 28;
 const AXIS_Y = BAR_Y + BAR_H;
 
 const WINDOWS = [
+  { label: "±1 min", s: 60 },
   { label: "±10 min", s: 600 },
   { label: "±1 h", s: 3600 },
   { label: "±6 h", s: 21600 },

@@ -46,6 +46,9 @@ export default function Review() {
   const [said, setSaid] = useState("");
   const [reloads, setReloads] = useState(0);
   const detailRef = useRef<HTMLDivElement>(null);
+  // The filters start folded on narrow screens (the list comes first there).
+  const [wide, setWide] = useState(true);
+  useEffect(() => setWide(window.matchMedia("(min-width: 900px)").matches), []);
 
   const announce = useCallback((text: string) => {
     setSaid("");
@@ -137,6 +140,7 @@ export default function Review() {
     });
   }, [me, announce]);
 
+  const active = Object.values(filters).filter(Boolean).length;
   const shown = useMemo(() => localFilter(items, filters), [items, filters]);
   const current = shown.find((a) => a.id === selected) ?? items.find((a) => a.id === selected) ?? (extra?.id === selected ? extra : null);
 
@@ -198,7 +202,12 @@ export default function Review() {
       <p className={styles.sr} role="status" aria-live="polite" data-testid="announcer">
         {said}
       </p>
-      <ReviewFilters value={filters} cameras={cameras} onApply={(f) => setUrl(f, selected)} />
+      <details className={styles.filterBox} open={wide} onToggle={(e) => setWide(e.currentTarget.open)}>
+        <summary>
+          Filters{active ? ` (${active} on)` : ""}
+        </summary>
+        <ReviewFilters value={filters} cameras={cameras} onApply={(f) => setUrl(f, selected)} />
+      </details>
       <p className={`muted ${styles.help}`} data-testid="shortcuts">
         Keys: <kbd>j</kbd>/<kbd>↓</kbd> next, <kbd>k</kbd>/<kbd>↑</kbd> previous, <kbd>a</kbd> acknowledge, <kbd>t</kbd> true positive,{" "}
         <kbd>f</kbd> false positive, <kbd>o</kbd> play the clip.
@@ -208,7 +217,7 @@ export default function Review() {
           {error.status === 403 ? "You may not list alerts." : error.status === 404 ? "The alerts API is not available on this server." : `The alerts cannot be loaded: ${error.text}.`}
         </Notice>
       ) : null}
-      <div className={styles.layout}>
+      <div className={`${styles.layout} ${current ? styles.hasDetail : ""}`}>
         <section aria-labelledby="alerts-h" className={styles.listPane}>
           <h2 id="alerts-h">
             Alerts <span className="muted">({shown.length}{cursor ? "+" : ""})</span>

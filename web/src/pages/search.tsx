@@ -52,6 +52,15 @@ export default function Search() {
   const [off, setOff] = useState(false);
   const [cameras, setCameras] = useState<Camera[] | null>(null);
 
+  // Whether search runs here at all: "more like this" of no event answers 404 either way,
+  // saying "not enabled" only when the search service is off.
+  useEffect(() => {
+    if (!can(me, "events:read")) return;
+    api("GET", "/events/-/similar?limit=1").then((r) => {
+      if (!r.ok && searchOff(r.status, r.error)) setOff(true);
+    });
+  }, [me]);
+
   useEffect(() => setDraft(params), [key]); // eslint-disable-line react-hooks/exhaustive-deps
 
   useEffect(() => {
