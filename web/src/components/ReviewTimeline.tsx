@@ -64,6 +64,8 @@ export default function ReviewTimeline({
   const b = tl ? Date.parse(tl.until) : 1;
   const x = (t: number) => ((Math.min(Math.max(t, a), b) - a) / Math.max(1, b - a)) * W;
   const runs = tl ? runsOf(tl.segments) : [];
+  const axis = tl ? ticks(a, b, 5) : [];
+  const fine = axis.length > 1 && axis[1]! - axis[0]! < 60_000; // labels need seconds
 
   const play = (run: Run, t: number | null) => {
     const seg = t === null ? run.segments[0]! : segmentAt(run, t);
@@ -171,14 +173,14 @@ export default function ReviewTimeline({
             ) : null}
             <line x1={x(Date.parse(at))} x2={x(Date.parse(at))} y1={2} y2={AXIS_Y + 4} className={styles.tlNow} aria-hidden="true" />
             <line x1={0} x2={W} y1={AXIS_Y} y2={AXIS_Y} className={styles.tlAxis} aria-hidden="true" />
-            {ticks(a, b, 5).map((t) => (
+            {axis.map((t) => (
               <line key={t} x1={x(t)} x2={x(t)} y1={AXIS_Y} y2={AXIS_Y + 5} className={styles.tlAxis} aria-hidden="true" />
             ))}
           </svg>
           <div className={styles.tlLabels} aria-hidden="true">
-            {ticks(a, b, 5).map((t) => (
+            {axis.map((t) => (
               <span key={t} style={{ left: `${(x(t) / W) * 100}%` }}>
-                {new Date(t).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" })}
+                {new Date(t).toLocaleTimeString(undefined, fine ? { hour: "2-digit", minute: "2-digit", second: "2-digit" } : { hour: "2-digit", minute: "2-digit" })}
               </span>
             ))}
           </div>

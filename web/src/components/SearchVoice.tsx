@@ -119,7 +119,7 @@ export default function SearchVoice() {
           disabled={busy}
           data-testid="mic"
         >
-          {recording ? "Stop recording" : busy ? "Listening to it…" : "🎤 Record a question"}
+          {recording ? "Stop recording" : busy ? "Listening to it…" : "Record a question"}
         </button>
         <span className="muted" role="status" aria-live="polite">
           {recording ? "Recording… speak now (30 s at most)." : busy ? "Transcribing and answering…" : ""}

@@ -31,8 +31,9 @@ export default function Review() {
   const me = useMe();
   const router = useRouter();
   const ready = router.isReady;
-  const filters = useMemo(() => filtersFromQuery(router.query), [router.query]);
-  const filterKey = JSON.stringify(filters);
+  // Stable while only the selection changes (the filters' drafts and the list stay).
+  const filterKey = JSON.stringify(filtersFromQuery(router.query));
+  const filters = useMemo(() => JSON.parse(filterKey) as Filters, [filterKey]);
   const urlAlert = typeof router.query.alert === "string" ? router.query.alert.slice(0, 64) : null;
 
   const [items, setItems] = useState<Alert[]>([]);

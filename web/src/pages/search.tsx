@@ -39,12 +39,17 @@ function paramsOf(q: Record<string, string | string[] | undefined>): Params {
   };
 }
 
+/** The form's values: times as `datetime-local` values in the browser's zone. */
+function localDraft(p: Params): Params {
+  return { ...p, since: toLocalInput(p.since), until: toLocalInput(p.until) };
+}
+
 export default function Search() {
   const me = useMe();
   const router = useRouter();
   const params = useMemo(() => paramsOf(router.query), [router.query]);
   const key = JSON.stringify(params);
-  const [draft, setDraft] = useState<Params>(params);
+  const [draft, setDraft] = useState<Params>(() => localDraft(params));
   const [results, setResults] = useState<SearchResults | null>(null);
   const [like, setLike] = useState<{ hit: SearchHit; results: SearchResults } | null>(null);
   const [busy, setBusy] = useState(false);
@@ -61,7 +66,7 @@ export default function Search() {
     });
   }, [me]);
 
-  useEffect(() => setDraft(params), [key]); // eslint-disable-line react-hooks/exhaustive-deps
+  useEffect(() => setDraft(localDraft(params)), [key]); // eslint-disable-line react-hooks/exhaustive-deps
 
   useEffect(() => {
     if (!can(me, "cameras:read")) return;
@@ -101,7 +106,8 @@ export default function Search() {
   const submit = (e: FormEvent) => {
     e.preventDefault();
     const next: Record<string, string> = {};
-    for (const [k, v] of Object.entries(draft)) if (v && !(k === "limit" && v === "20")) next[k] = v;
+    const out = { ...draft, since: fromLocalInput(draft.since), until: fromLocalInput(draft.until) };
+    for (const [k, v] of Object.entries(out)) if (v && !(k === "limit" && v === "20")) next[k] = v;
     router.replace({ pathname: "/search", query: next }, undefined, { shallow: true, scroll: false });
   };
 
@@ -177,11 +183,11 @@ export default function Search() {
         </label>
         <label>
           From
-          <input type="datetime-local" step={1} value={toLocalInput(draft.since)} onChange={(e) => set("since", fromLocalInput(e.target.value))} />
+          <input type="datetime-local" step={1} value={draft.since} onChange={(e) => set("since", e.target.value)} />
         </label>
         <label>
           To
-          <input type="datetime-local" step={1} value={toLocalInput(draft.until)} onChange={(e) => set("until", fromLocalInput(e.target.value))} />
+          <input type="datetime-local" step={1} value={draft.until} onChange={(e) => set("until", e.target.value)} />
         </label>
         <label>
           Results
