@@ -179,7 +179,11 @@ export default function ReviewTimeline({
           </svg>
           <div className={styles.tlLabels} aria-hidden="true">
             {axis.map((t) => (
-              <span key={t} style={{ left: `${(x(t) / W) * 100}%` }}>
+              <span
+                key={t}
+                className={x(t) > W * 0.92 ? styles.tlEdgeR : x(t) < W * 0.08 ? styles.tlEdgeL : undefined}
+                style={{ left: `${(x(t) / W) * 100}%` }}
+              >
                 {new Date(t).toLocaleTimeString(undefined, fine ? { hour: "2-digit", minute: "2-digit", second: "2-digit" } : { hour: "2-digit", minute: "2-digit" })}
               </span>
             ))}

@@ -167,6 +167,12 @@ export default function Review() {
     [filters, setUrl],
   );
 
+  // Wide screens: the list (its own scroller) keeps the selected alert in sight.
+  useEffect(() => {
+    if (!selected || !window.matchMedia("(min-width: 900px)").matches) return;
+    document.getElementById(`alert-${selected}`)?.scrollIntoView({ block: "nearest" });
+  }, [selected, shown.length]);
+
   const onChange = (a: Alert) => {
     setItems((cur) => cur.map((x) => (x.id === a.id ? a : x)));
     setExtra((cur) => (cur && cur.id === a.id ? a : cur));
