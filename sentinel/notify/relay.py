@@ -75,7 +75,7 @@ Outcome = tuple[str, Finished | None]
 
 logger = logging.getLogger(__name__)
 
-VAPID_KEY_FILE = "vapid-private.pem"
+VAPID_KEY_FILE = "keys/vapid.pem"
 
 
 def load_or_create_secret(path: Path) -> str:

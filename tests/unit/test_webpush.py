@@ -114,11 +114,12 @@ def test_vapid_tokens_are_es256_for_the_endpoints_origin_and_at_most_a_day() -> 
 
 
 def test_the_vapid_key_is_made_once_in_the_data_dir_with_mode_0600(tmp_path: Path) -> None:
-    path = tmp_path / "data" / "vapid-private.pem"
+    path = tmp_path / "data" / "keys" / "vapid.pem"
     made = VapidKey.load_or_create(path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert VapidKey.load_or_create(path).public_key == made.public_key
-    assert [p.name for p in path.parent.iterdir()] == ["vapid-private.pem"]  # no temp left
+    assert [p.name for p in path.parent.iterdir()] == ["vapid.pem"]  # no temp file left
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     path.chmod(0o644)
     with pytest.raises(PermissionError, match="must not be accessible"):
         VapidKey.load_or_create(path)
