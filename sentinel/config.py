@@ -1039,6 +1039,23 @@ class NotifySettings(StrictModel):
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     sms: SmsSettings = Field(default_factory=SmsSettings)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    push_enabled: bool = Field(
+        True,
+        description="Web Push to subscribed browsers (VAPID key made in the data dir).",
+    )
+    push_subject: str = Field(
+        "mailto:sentinel@localhost",
+        max_length=500,
+        pattern=r"^(mailto:[^\s@]+@[^\s@]+|https://\S+)$",
+        description="The VAPID ``sub``: a contact push services may use (mailto: or https:); "
+        "some (Apple's) refuse a localhost address, so set a real one.",
+    )
+    push_ttl_s: int = Field(
+        43200,
+        ge=0,
+        le=2419200,
+        description="How long a push service keeps a push for an offline browser (TTL).",
+    )
 
 
 class MiningSettings(StrictModel):

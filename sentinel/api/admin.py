@@ -29,6 +29,7 @@ from sentinel.gateway.roles import (
 )
 from sentinel.gateway.tokens import new_opaque_token
 from sentinel.store.api_key_repo import ApiKeyRecord
+from sentinel.store.push_repo import PushRepository
 from sentinel.store.security_repo import UserExists, UserRecord
 
 router = APIRouter(tags=["admin"])
@@ -220,6 +221,8 @@ async def delete_user(
         raise HTTPException(409, "you cannot delete yourself")
     if not await run_in_threadpool(services.security.users.delete, user_id):
         raise HTTPException(404, f"user {user_id} not found")
+    # Their browsers stop getting pushes (the notifier also skips users that are gone).
+    await run_in_threadpool(PushRepository(services.engine).delete_user, user_id)
     return Response(status_code=204)
 
 

@@ -37,6 +37,7 @@ from sentinel.api import (
     notify_delivery,
     privacy,
     prompts,
+    push,
     recordings,
     rulegen,
     rules,
@@ -138,6 +139,7 @@ def create_app() -> FastAPI:
     api.include_router(kb.router)
     api.include_router(notify.router)
     api.include_router(notify_delivery.router)
+    api.include_router(push.router)
     api.include_router(annotation.router)
     api.include_router(datasets.router)
     api.include_router(privacy.router)

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from sentinel.api.gateway import SecurityServices
 from sentinel.config import CameraConfig, NotifySettings, TrainSettings
 from sentinel.notify.channels import Sender
+from sentinel.notify.webpush import VapidKey
 from sentinel.retention.archive import Restorer
 from sentinel.retention.face_index import FaceIndex
 from sentinel.rules.rulegen import RuleGenSettings, Suggestion
@@ -157,6 +158,8 @@ class NotifyServices:
         senders: Builds the channels for a test notification (closed after it).
         resolver: Resolves host names for the outbound guard's save-time check; None: the
             system's resolver (tests pass one that never leaves the machine).
+        vapid: The Web Push VAPID key (shared with the notifier actor through the data dir);
+            None: web push is off (its routes answer 503).
     """
 
     settings: NotifySettings
@@ -164,6 +167,7 @@ class NotifyServices:
     link_secret: str
     senders: Callable[[], dict[str, Sender]]
     resolver: Callable[[str, int], list[str]] | None = None
+    vapid: VapidKey | None = None
 
 
 class TrainingControl(Protocol):

@@ -39,6 +39,7 @@ from pydantic import ValidationError
 from sentinel.config import NotifySettings
 from sentinel.notify.channels import DeliveryError, OutMessage, Sender
 from sentinel.notify.policy import RateLimiter, backoff_s, idempotency_key
+from sentinel.notify.push import PUSH_CHANNEL, PushDirectory, PushGone, PushSnapshot, push_message
 from sentinel.notify.signing import sign_link
 from sentinel.notify.subscriptions import (
     SEVERITY_RANK,
@@ -51,17 +52,30 @@ from sentinel.notify.subscriptions import (
     quiet_deferral,
 )
 from sentinel.notify.templates import DEFAULT_TEMPLATES, TemplateError, alert_context, render
+from sentinel.notify.webpush import VapidKey
 from sentinel.store.alert_repo import AlertRecord, AlertRepository
 from sentinel.store.notify_repo import DeliveryRecord, NotifyRepository, OutboxItem
+from sentinel.store.push_repo import PushRepository
 from sentinel.store.repo import CameraRepository
+from sentinel.store.security_repo import UserRepository
 
-__all__ = ["Relay", "TickReport", "build_message", "load_or_create_secret", "view_of"]
+__all__ = [
+    "VAPID_KEY_FILE",
+    "Relay",
+    "TickReport",
+    "build_message",
+    "load_or_create_secret",
+    "vapid_of",
+    "view_of",
+]
 
 Finished = tuple[str, str, str, str | None, str | None]
 """What ``NotifyRepository.finish_many`` records: id, token, state, provider id, error."""
 Outcome = tuple[str, Finished | None]
 
 logger = logging.getLogger(__name__)
+
+VAPID_KEY_FILE = "keys/vapid.pem"
 
 
 def load_or_create_secret(path: Path) -> str:
@@ -235,6 +249,7 @@ class Relay:
         settings: The notifier's settings.
         link_secret: Signs the snapshot and clip links.
         wall: The Unix time (links' expiry).
+        push: The browsers' Web Push subscriptions; None: no pushes are planned.
     """
 
     def __init__(
@@ -249,8 +264,10 @@ class Relay:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         wall: Callable[[], float] = time.time,
+        push: PushDirectory | None = None,
     ) -> None:
         self.repo = repo
+        self.push = push
         self.alerts = alerts
         self.cameras = cameras
         self.senders = dict(senders)
@@ -290,8 +307,9 @@ class Relay:
         if not items:
             return
         subs, groups = self._subscriptions(), self._groups()
+        snap = self.push.snapshot() if self.push is not None else None
         last_sent: dict[tuple[str, str], datetime | None] = {}
-        batch = [(item, self._plan(item, subs, groups, last_sent)) for item in items]
+        batch = [(item, self._plan(item, subs, groups, last_sent, snap)) for item in items]
         report.planned += self.repo.plan_many(batch)
 
     def _plan(
@@ -300,6 +318,7 @@ class Relay:
         subs: list[tuple[str, Subscription]],
         groups: Mapping[str, tuple[str, ...]],
         last_sent: dict[tuple[str, str], datetime | None],
+        snap: PushSnapshot | None = None,
     ) -> list[dict[str, Any]]:
         """The deliveries of one outbox row; ``last_sent`` carries the cooldowns' last sends
         across the batch (planned in one transaction, so the store does not see them yet)."""
@@ -345,6 +364,8 @@ class Relay:
                 else:
                     last_sent[slot] = now
             out.append(values)
+        if self.push is not None and snap is not None:
+            out.extend(self.push.plan(view, str(kind), snap))
         return out
 
     # -- digests -----------------------------------------------------------------------------
@@ -432,6 +453,8 @@ class Relay:
         sender = self.senders.get(d.channel)
         if sender is None:
             return "failed", (d.id, token, "failed", None, f"channel {d.channel} not configured")
+        if d.channel == PUSH_CHANNEL:
+            return self._push_one(d, alerts[-1], sender, cache)
         s = self.settings
         try:
             msg = build_message(
@@ -441,18 +464,56 @@ class Relay:
         except TemplateError as exc:
             return "failed", (d.id, token, "failed", None, f"template: {exc}")
         except DeliveryError as exc:
-            if exc.permanent or d.attempts >= s.max_attempts:
-                state = "bounced" if exc.bounced else "failed"
-                return state, (d.id, token, state, None, str(exc)[:2000])
-            delay = backoff_s(d.attempts, s.backoff_base_s, s.backoff_cap_s)
-            self.repo.retry_later(d.id, token, delay, str(exc))
-            return "retried", None
+            return self._failed(d, exc)
         except Exception as exc:  # a bug in a channel must not stop the relay
             logger.exception("delivery %s: unexpected error", d.id)
             delay = backoff_s(d.attempts, s.backoff_base_s, s.backoff_cap_s)
             self.repo.retry_later(d.id, token, delay, f"{type(exc).__name__}: {exc}")
             return "retried", None
         return receipt.state, (d.id, token, receipt.state, receipt.provider_id, None)
+
+    def _push_one(
+        self, d: DeliveryRecord, alert: AlertRecord, sender: Sender, cache: dict[str, Any]
+    ) -> Outcome:
+        """A Web Push: to the subscription's endpoint, if it still exists and its user may
+        still see the camera; a push service that forgot the subscription deletes it."""
+        token = d.lease_token or ""
+        if self.push is None:
+            return "failed", (d.id, token, "failed", None, "web push is not configured")
+        subs = self.push.subscriptions
+        if "groups" not in cache:
+            cache["groups"] = self._groups()
+        groups: tuple[str, ...] = cache["groups"].get(alert.camera_id, ())
+        sub = self.push.target(d.subscription_id, alert.camera_id, groups)
+        if sub is None:
+            return "cancelled", (d.id, token, "cancelled", None, "the subscriber may not see it")
+        msg = push_message(d.key, d.recipient, sub, view_of(alert, groups), d.kind)
+        try:
+            receipt = sender.send(msg)
+        except PushGone as exc:
+            subs.delete(sub.id)
+            return "bounced", (d.id, token, "bounced", None, f"{exc}; subscription removed")
+        except DeliveryError as exc:
+            subs.record(sub.id, str(exc))
+            return self._failed(d, exc)
+        except Exception as exc:  # a bug in a channel must not stop the relay
+            logger.exception("delivery %s: unexpected error", d.id)
+            s = self.settings
+            delay = backoff_s(d.attempts, s.backoff_base_s, s.backoff_cap_s)
+            self.repo.retry_later(d.id, token, delay, f"{type(exc).__name__}: {exc}")
+            return "retried", None
+        subs.record(sub.id, None)
+        return receipt.state, (d.id, token, receipt.state, receipt.provider_id, None)
+
+    def _failed(self, d: DeliveryRecord, exc: DeliveryError) -> Outcome:
+        """Failed for good (permanent, or out of attempts), else retried with backoff."""
+        s, token = self.settings, d.lease_token or ""
+        if exc.permanent or d.attempts >= s.max_attempts:
+            state = "bounced" if exc.bounced else "failed"
+            return state, (d.id, token, state, None, str(exc)[:2000])
+        delay = backoff_s(d.attempts, s.backoff_base_s, s.backoff_cap_s)
+        self.repo.retry_later(d.id, token, delay, str(exc))
+        return "retried", None
 
     def send_once(self, report: TickReport) -> None:
         batch = self.repo.lease_deliveries(self.settings.batch, self.settings.lease_s)
@@ -511,8 +572,19 @@ def secrets_of(settings: NotifySettings, data_dir: Path) -> tuple[str, str]:
     return webhook, link
 
 
-def make_senders(settings: NotifySettings, webhook_secret: str) -> dict[str, Sender]:
-    """One sender per channel, from the settings (MQTT only when enabled)."""
+def vapid_of(settings: NotifySettings, data_dir: Path) -> VapidKey | None:
+    """The VAPID key of Web Push, kept in the data dir (made on first start), or None when
+    pushes are off."""
+    if not settings.push_enabled:
+        return None
+    return VapidKey.load_or_create(data_dir / VAPID_KEY_FILE)
+
+
+def make_senders(
+    settings: NotifySettings, webhook_secret: str, vapid: VapidKey | None = None
+) -> dict[str, Sender]:
+    """One sender per channel, from the settings (MQTT only when enabled, Web Push with a
+    VAPID key)."""
     from sentinel.notify.channels import (
         AppriseChannel,
         EmailChannel,
@@ -520,6 +592,7 @@ def make_senders(settings: NotifySettings, webhook_secret: str) -> dict[str, Sen
         SmsChannel,
         WebhookChannel,
     )
+    from sentinel.notify.push import WebPushChannel
     from sentinel.notify.ssrf import GuardedClient, UrlPolicy
 
     policy = UrlPolicy(
@@ -541,6 +614,10 @@ def make_senders(settings: NotifySettings, webhook_secret: str) -> dict[str, Sen
     }
     if settings.mqtt.enabled:
         senders["mqtt"] = MqttChannel(settings.mqtt)
+    if vapid is not None:
+        senders[PUSH_CHANNEL] = WebPushChannel(
+            client(), vapid, settings.push_subject, settings.push_ttl_s
+        )
     return senders
 
 
@@ -568,12 +645,17 @@ def make_relay(
 ) -> Relay:
     """The relay over a migrated database, with the channels and limits of ``settings``."""
     webhook_secret, link_secret = secrets_of(settings, data_dir)
+    vapid = vapid_of(settings, data_dir)
+    push = None
+    if vapid is not None:
+        push = PushDirectory(PushRepository(engine), UserRepository(engine))
     return Relay(
         NotifyRepository(engine),
         AlertRepository(engine),
         CameraRepository(engine),
-        make_senders(settings, webhook_secret),
+        make_senders(settings, webhook_secret, vapid),
         make_limiter(settings, redis_url),
         settings,
         link_secret,
+        push=push,
     )

@@ -57,7 +57,7 @@ from sentinel.live.bus import make_bus
 from sentinel.live.hub import LiveHub
 from sentinel.models.llm_runner import await_or_cancel
 from sentinel.models.whisper import Transcript
-from sentinel.notify.relay import make_senders, secrets_of
+from sentinel.notify.relay import make_senders, secrets_of, vapid_of
 from sentinel.retention.archive import Restorer, make_archive_store
 from sentinel.retention.face_index import open_face_index
 from sentinel.rules.rulegen import RuleGenSettings, Suggestion
@@ -134,6 +134,7 @@ def notify_services(settings: NotifySettings, data_dir: Path) -> NotifyServices:
         webhook_secret=webhook_secret,
         link_secret=link_secret,
         senders=lambda: make_senders(settings, webhook_secret),
+        vapid=vapid_of(settings, data_dir),
     )
 
 

@@ -102,6 +102,10 @@ USER_ONLY = {
     "POST /api/v1/apikeys",
     "POST /api/v1/auth/mfa/enroll",
     "POST /api/v1/auth/mfa/confirm",
+    # A browser's push subscription belongs to a user.
+    "GET /api/v1/push/subscriptions",
+    "POST /api/v1/push/subscriptions",
+    "DELETE /api/v1/push/subscriptions/{subscription_id}",
 }
 # Routes over every camera at once (users and their camera lists, the audit log, the prompts
 # and experiments that judge every camera's alerts): a camera-limited principal gets 403 there,

@@ -12,6 +12,7 @@ from sentinel.api.gateway import SecurityServices
 from sentinel.config import CameraConfig, NotifySettings
 from sentinel.domain.boxes import COCO_LABELS
 from sentinel.domain.stats import CameraState, CameraStats
+from sentinel.notify.webpush import VapidKey
 from sentinel.store.annotation_repo import AnnotationRepo
 from sentinel.store.dataset_repo import DatasetRepo
 from sentinel.store.objects import LocalObjectStore, ObjectStore
@@ -97,7 +98,12 @@ def make_services(
     extra.setdefault(
         "notify",
         NotifyServices(
-            NotifySettings(), "webhook-secret", "link-secret", lambda: {}, resolver=_no_dns
+            NotifySettings(),
+            "webhook-secret",
+            "link-secret",
+            lambda: {},
+            resolver=_no_dns,
+            vapid=VapidKey.generate(),
         ),
     )
     return Services(
