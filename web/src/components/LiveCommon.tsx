@@ -178,7 +178,7 @@ const RETRY_MS = 2_000;
 export function LiveFrame({
   cameraId,
   alt,
-  periodMs = 400,
+  periodMs = 350,
   large = false,
   overlay,
   onSize,

@@ -1,8 +1,9 @@
 // One camera (/camera?id=…): its latest frame (tracked boxes drawn by the server) with its zones
 // and lines over it, its state and counters, and its recent events with links to Review.
-import Link from "next/link";
 import { useRouter } from "next/router";
 import { useCallback, useEffect, useState } from "react";
+// Links are plain <a> (full page loads): a client-side route change makes Next inject the
+// next page's CSS as an inline <style>, which the Content-Security-Policy blocks.
 import Layout, { Notice } from "@/components/Layout";
 import {
   cameraName,
@@ -151,7 +152,7 @@ export default function CameraPage() {
     return (
       <Layout title="Camera">
         <Notice>
-          No camera chosen. Pick one on the <Link href="/">Live</Link> page.
+          No camera chosen. Pick one on the <a href="/">Live</a> page.
         </Notice>
       </Layout>
     );
@@ -161,7 +162,7 @@ export default function CameraPage() {
       <Layout title="Camera">
         <Notice kind="error">{failureText(failure, `camera ${id ?? ""}`, "cameras:read")}</Notice>
         <p>
-          <Link href="/">Back to Live</Link>
+          <a href="/">Back to Live</a>
         </p>
       </Layout>
     );
@@ -181,7 +182,7 @@ export default function CameraPage() {
   return (
     <Layout title={title}>
       <p className="muted">
-        <Link href="/">Live</Link> › {camera.id}
+        <a href="/">Live</a> › {camera.id}
       </p>
       {failure ? <Notice kind="error">The camera&apos;s status could not be refreshed: {failure.error}.</Notice> : null}
       <div className={s.cameraLayout}>
@@ -208,8 +209,8 @@ export default function CameraPage() {
             ) : (
               <span className="muted">No zones or lines on this camera.</span>
             )}
-            <Link href={`/zones${query({ id })}`}>{can(me, "cameras:write") ? "Edit zones" : "View zones"}</Link>
-            {can(me, "alerts:read") ? <Link href={review}>Review this camera&apos;s alerts</Link> : null}
+            <a href={`/zones${query({ id })}`}>{can(me, "cameras:write") ? "Edit zones" : "View zones"}</a>
+            {can(me, "alerts:read") ? <a href={review}>Review this camera&apos;s alerts</a> : null}
           </div>
           <p className="muted">
             The tracked objects&apos; boxes and captions (label, track number, score) are drawn on the frame by the
@@ -291,7 +292,7 @@ export default function CameraPage() {
             )}
             {can(me, "alerts:read") ? (
               <p>
-                <Link href={review}>Open Review filtered on {title}</Link>
+                <a href={review}>Open Review filtered on {title}</a>
               </p>
             ) : null}
           </section>

@@ -1,6 +1,7 @@
 // Live: every camera this user may see, each with its latest frame (refreshed while the tab is
 // visible), its state and the reason of a failure; a tile opens the camera's view.
-import Link from "next/link";
+// Links are plain <a> (full page loads): a client-side route change makes Next inject the
+// next page's CSS as an inline <style>, which the Content-Security-Policy blocks.
 import Layout, { Notice } from "@/components/Layout";
 import { cameraName, failureText, LiveBadge, LiveFrame, useCameras } from "@/components/LiveCommon";
 import { can } from "@/lib/api";
@@ -37,7 +38,7 @@ export default function LivePage() {
             : "No camera is configured yet. "}
           {can(me, "cameras:write") || me?.cameras == null ? (
             <>
-              Add one in <Link href="/settings">Settings</Link> (it needs the cameras:write permission), or in the
+              Add one in <a href="/settings">Settings</a> (it needs the cameras:write permission), or in the
               cameras section of Sentinel&apos;s config file.
             </>
           ) : null}
@@ -61,13 +62,13 @@ export default function LivePage() {
                 <li key={c.id} className={`panel ${s.tile}`}>
                   <div className={s.tileHead}>
                     <h2>
-                      <Link href={href}>{name}</Link>
+                      <a href={href}>{name}</a>
                     </h2>
                     {c.name ? <span className="muted">{c.id}</span> : null}
                   </div>
-                  <Link href={href} className={s.tileLink} tabIndex={-1} aria-hidden="true">
+                  <a href={href} className={s.tileLink} tabIndex={-1} aria-hidden="true">
                     <LiveFrame cameraId={c.id} alt={`Latest frame of ${name}`} />
-                  </Link>
+                  </a>
                   <LiveBadge camera={c} />
                 </li>
               );

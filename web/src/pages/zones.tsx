@@ -1,9 +1,10 @@
 // Zones (/zones?id=…): a camera's zones over its latest frame. With cameras:write they can be
 // drawn, reshaped, renamed, deleted and saved (PUT /api/v1/cameras/{id}/scene, which keeps
 // the camera's lines and masks as they are and restarts the camera); without it, read-only.
-import Link from "next/link";
 import { useRouter } from "next/router";
 import { useCallback, useEffect, useMemo, useState } from "react";
+// Links are plain <a> (full page loads): a client-side route change makes Next inject the
+// next page's CSS as an inline <style>, which the Content-Security-Policy blocks.
 import Layout, { Notice } from "@/components/Layout";
 import {
   cameraName,
@@ -181,7 +182,7 @@ export default function ZonesPage() {
       {listFailure ? <Notice kind="error">{failureText(listFailure, "the cameras", "cameras:read")}</Notice> : null}
       {cameras !== null && cameras.length === 0 ? (
         <Notice>
-          No camera to draw zones on. <Link href="/settings">Add a camera in Settings</Link> first.
+          No camera to draw zones on. <a href="/settings">Add a camera in Settings</a> first.
         </Notice>
       ) : null}
       {cameras !== null && cameras.length > 0 ? (
@@ -198,7 +199,7 @@ export default function ZonesPage() {
               ))}
             </select>
           </label>
-          {id ? <Link href={`/camera${query({ id })}`}>Open the camera view</Link> : null}
+          {id ? <a href={`/camera${query({ id })}`}>Open the camera view</a> : null}
         </div>
       ) : null}
       {failure ? <Notice kind="error">{failureText(failure, `camera ${id ?? ""}`, "cameras:read")}</Notice> : null}
