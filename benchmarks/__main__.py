@@ -1,6 +1,6 @@
 """``python -m benchmarks [NAME ...]``: runs the named benchmarks (all by default: detector,
 ingest, pipeline, quiet, tracking, regions, rules, llm, gateway, ingress, agent, agent_quality,
-demo, recording, rules_backtest, capacity, search, search_serve, voice, notify,
+demo, dashboard, recording, rules_backtest, capacity, search, search_serve, voice, notify,
 training, mining, learning_loop, faces, blur, retention, encryption) in that order.
 Exit status 0 even when a target is missed (the line says MISSED); non-zero when a benchmark
 fails to run."""
@@ -18,6 +18,7 @@ from benchmarks import (
     agent_quality,
     blur,
     capacity,
+    dashboard,
     demo,
     detector,
     encryption,
@@ -57,6 +58,7 @@ BENCHMARKS: dict[str, Callable[[Path], None]] = {
     "agent": agent.run,
     "agent_quality": agent_quality.run,
     "demo": demo.run,
+    "dashboard": dashboard.run,
     "recording": recording.run,
     "rules_backtest": rules_backtest.run,
     "capacity": capacity.run,

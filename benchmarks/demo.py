@@ -19,6 +19,7 @@ Run: ``python -m benchmarks demo`` or ``python -m benchmarks.demo --minutes 10``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
 import shutil
@@ -186,64 +187,74 @@ def _report(http: httpx.Client, minutes: float) -> None:
         print(f"  alert {a['severity']} {a['decided_by']}/{a['llm_status']}: {a['summary']}")
 
 
+@contextlib.contextmanager
+def running_demo(data: Path) -> Iterator[tuple[str, str]]:
+    """The real ``sentinel demo`` in ``data`` (a fresh data dir) with an admin of a known
+    password; yields (URL, password) once the API answers, stops it after."""
+    _copy_models(data / "models")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["SENTINEL_DATA_DIR"] = str(data)
+    password = "bench-" + secrets.token_urlsafe(16)
+    (data / "admin.pw").write_text(password + "\n")
+    subprocess.run(
+        [SENTINEL, "users", "create-admin", "--password-file", str(data / "admin.pw")],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    port = _free_port()
+    log = (data / "demo.log").open("w")
+    proc = subprocess.Popen(
+        [SENTINEL, "demo", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=url, timeout=60.0) as http:
+            _wait("sentinel demo", lambda: http.get("/health").status_code == 200, 300)
+        yield url, password
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+        if proc.returncode not in (0, None, -signal.SIGTERM):
+            print((data / "demo.log").read_text()[-3000:], file=sys.stderr)
+
+
 def run(_model: Path | None = None, argv: Sequence[str] = ()) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.demo")
     parser.add_argument("--minutes", type=float, default=10.0)
     args = parser.parse_args(list(argv))
-    with tempfile.TemporaryDirectory(prefix="sentinel-bench-demo-") as tmp:
-        data = Path(tmp)
-        _copy_models(data / "models")
-        env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-        env["SENTINEL_DATA_DIR"] = str(data)
-        password = "bench-" + secrets.token_urlsafe(16)
-        (data / "admin.pw").write_text(password + "\n")
-        subprocess.run(
-            [SENTINEL, "users", "create-admin", "--password-file", str(data / "admin.pw")],
-            env=env,
-            check=True,
-            capture_output=True,
-            timeout=120,
+    with (
+        tempfile.TemporaryDirectory(prefix="sentinel-bench-demo-") as tmp,
+        running_demo(Path(tmp)) as (url, password),
+        httpx.Client(base_url=url, timeout=60.0) as http,
+    ):
+        _sign_in(http, password)
+        _wait(
+            "the demo camera",
+            lambda: http.get("/api/v1/cameras/demo/latest.jpg").status_code == 200,
+            300,
         )
-        port = _free_port()
-        log = (data / "demo.log").open("w")
-        proc = subprocess.Popen(
-            [SENTINEL, "demo", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            with httpx.Client(base_url=url, timeout=60.0) as http:
-                _wait("sentinel demo", lambda: http.get("/health").status_code == 200, 300)
-                _sign_in(http, password)
-                _wait(
-                    "the demo camera",
-                    lambda: http.get("/api/v1/cameras/demo/latest.jpg").status_code == 200,
-                    300,
-                )
-                print(f"demo: running; measuring {args.minutes:.1f} min", flush=True)
-                samples: list[tuple[float, float]] = []
-                end = time.monotonic() + args.minutes * 60.0
-                while (left := end - time.monotonic()) > 0:
-                    time.sleep(min(SAMPLE_S, left))
-                    found = _index_lag(http, password)
-                    if found is not None:
-                        samples.append(found)
-                # A fresh token: the first one may have expired during a long run.
-                _sign_in(http, password)
-                _report(http, args.minutes)
-                _report_index(samples)
-        finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-            log.close()
-            if proc.returncode not in (0, None, -signal.SIGTERM):
-                print((data / "demo.log").read_text()[-3000:], file=sys.stderr)
+        print(f"demo: running; measuring {args.minutes:.1f} min", flush=True)
+        samples: list[tuple[float, float]] = []
+        end = time.monotonic() + args.minutes * 60.0
+        while (left := end - time.monotonic()) > 0:
+            time.sleep(min(SAMPLE_S, left))
+            found = _index_lag(http, password)
+            if found is not None:
+                samples.append(found)
+        # A fresh token: the first one may have expired during a long run.
+        _sign_in(http, password)
+        _report(http, args.minutes)
+        _report_index(samples)
 
 
 if __name__ == "__main__":

@@ -182,6 +182,7 @@ def _run_until_signal(settings: Settings) -> None:
             f"Sentinel is running at {url}  (API docs: {url}/docs, events: {url}/api/v1/events)"
         )
         click.echo(f"data dir: {settings.data_dir}")
+        click.echo(_dashboard_line(url))
         sys.stdout.flush()
         while not stop_event.wait(0.2):
             pass
@@ -195,6 +196,14 @@ def _run_until_signal(settings: Settings) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+def _dashboard_line(url: str) -> str:
+    from sentinel.dashboard.webapp import APP_DIR
+
+    if (APP_DIR / ".built").is_file():
+        return f"dashboard: {url}/  (sign in with your user, e.g. the demo's admin)"
+    return f"dashboard: not built ({APP_DIR}): `make web` builds it; the API works without it"
 
 
 @click.group()

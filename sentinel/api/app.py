@@ -253,6 +253,6 @@ def create_app() -> FastAPI:
 
     app.router.on_startup.append(_start_sampling)
     app.router.on_shutdown.append(_stop_background)
-    # Last: the dashboard's pages and assets answer every path no route above took.
-    app.include_router(webapp.router)
+    # The dashboard's pages and assets answer every path no route takes.
+    webapp.install(app)
     return app

@@ -12,14 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import quote
 
-from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.types import Receive, Scope, Send
 
-from sentinel.api.deps import ServicesDep
+from sentinel.api.deps import current_services
 from sentinel.api.security import identify
 from sentinel.dashboard.webapp import APP_DIR, SIGNIN_PAGE, AppNotBuiltError, BuiltApp
-
-router = APIRouter(include_in_schema=False)
 
 _NOT_BUILT = (
     "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Sentinel</title></head>"
@@ -48,7 +47,10 @@ def app_root(request: Request) -> Path:
     return Path(root) if root is not None else APP_DIR
 
 
-async def _signed_in(request: Request, services: ServicesDep) -> bool:
+async def _signed_in(request: Request) -> bool:
+    services = current_services(request.scope)
+    if services is None:
+        return False
     try:
         principal = await identify(request, services.security)
     except HTTPException:
@@ -56,11 +58,13 @@ async def _signed_in(request: Request, services: ServicesDep) -> bool:
     return principal.kind != "anonymous"
 
 
-@router.api_route("/{path:path}", methods=["GET", "HEAD"])
-async def dashboard(path: str, request: Request, services: ServicesDep) -> Response:
-    url_path = "/" + path
+async def dashboard(request: Request) -> Response:
+    """The answer for a GET or HEAD of ``request``'s path from the dashboard's build."""
+    url_path = request.url.path
     if url_path == "/api" or url_path.startswith("/api/"):
-        raise HTTPException(404, "Not Found")
+        return _json(404, "Not Found")
+    if request.method not in ("GET", "HEAD"):
+        return _json(405, "Method Not Allowed", {"Allow": "GET, HEAD"})
     try:
         app = built_app(app_root(request))
     except AppNotBuiltError:
@@ -68,18 +72,37 @@ async def dashboard(path: str, request: Request, services: ServicesDep) -> Respo
     found = app.resolve(url_path)
     if found is not None and found.public:
         return _file(found.path, found.media_type, immutable=found.immutable, private=False)
-    if not await _signed_in(request, services):
+    if not await _signed_in(request):
         if found is None or found.page:
             here = url_path + (f"?{request.url.query}" if request.url.query else "")
             target = SIGNIN_PAGE if here == "/" else f"{SIGNIN_PAGE}?next={quote(here, safe='')}"
             return RedirectResponse(target, status_code=303)
-        raise HTTPException(401, "sign in first", headers={"WWW-Authenticate": "Bearer"})
+        return _json(401, "sign in first", {"WWW-Authenticate": "Bearer"})
     if found is None:
         page = app.not_found_page
         if page is None:
-            raise HTTPException(404, "Not Found")
+            return _json(404, "Not Found")
         return _file(page, "text/html; charset=utf-8", immutable=False, private=True, status=404)
     return _file(found.path, found.media_type, immutable=found.immutable, private=True)
+
+
+def install(app: FastAPI) -> None:
+    """Makes the dashboard the answer to every HTTP path no route takes (routes added later,
+    and every route of the API, come first: this is the router's default, not a route)."""
+    fallback = app.router.default
+
+    async def default(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await fallback(scope, receive, send)
+            return
+        response = await dashboard(Request(scope, receive))
+        await response(scope, receive, send)
+
+    app.router.default = default
+
+
+def _json(status: int, detail: str, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
 def _file(

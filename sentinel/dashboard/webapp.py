@@ -88,15 +88,13 @@ class BuiltApp:
         parts = PurePosixPath(url_path).parts[1:] if url_path.startswith("/") else ()
         if any(p in ("", ".", "..") or p.startswith(".") or "\\" in p for p in parts):
             return None
-        if url_path in ("/", ""):
-            rel = "index.html"
-        elif not parts:
-            return None
+        if url_path == "/":
+            candidates = ["index.html"]
+        elif not parts or parts[-1].endswith(".html"):
+            return None  # pages are fetched by their clean path only
         else:
             rel = "/".join(parts)
-        if rel.endswith(".html"):
-            return None  # pages are fetched by their clean path only
-        candidates = [rel] if PurePosixPath(rel).suffix else [f"{rel}.html"]
+            candidates = [rel] if PurePosixPath(rel).suffix else [f"{rel}.html"]
         for candidate in candidates:
             path = (self.root / candidate).resolve()
             if not path.is_relative_to(self.root) or not path.is_file():

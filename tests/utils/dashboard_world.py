@@ -196,7 +196,42 @@ def seed(services: Services, folder: Path) -> tuple[list[str], datetime]:
     return alerts, recorded_at
 
 
-def build(folder: Path, engine: Engine | None = None) -> tuple[Services, FrameControl]:
+def with_search(services: Services, folder: Path) -> None:
+    """Search over the world's history: the real text model and a real chromadb index (the
+    events are indexed by :func:`index_all`)."""
+    from sentinel.api.deps import SearchServices
+    from sentinel.models.embedder import TextEmbedder
+    from sentinel.search.index import APPEARANCE, VectorIndex
+    from sentinel.search.service import SearchService
+    from sentinel.store.alert_repo import AlertRepository
+    from sentinel.store.incident_repo import IncidentRepository
+    from sentinel.store.search_queue_repo import SearchQueue
+
+    engine = services.engine
+    service = SearchService(
+        VectorIndex(folder / "search"),
+        TextEmbedder(threads=1).embed,
+        events=services.events,
+        incidents=IncidentRepository(engine),
+        cameras=services.cameras,
+        queue=SearchQueue(engine),
+        alerts=AlertRepository(engine),
+        objects=services.objects,
+        appearance=VectorIndex(folder / "search", collection=APPEARANCE),
+    )
+    services.search = SearchServices(service)
+
+
+def index_all(services: Services) -> int:
+    """Indexes every event of the world (the backfill an operator would run)."""
+    assert services.search is not None
+    report = services.search.service.backfill()
+    return report.upserted
+
+
+def build(
+    folder: Path, engine: Engine | None = None, *, search: bool = False
+) -> tuple[Services, FrameControl]:
     engine = engine or make_engine(sqlite_url(folder / "world.sqlite"))
     migrate(engine)
     frames = media.jpeg_frames(media.sample_video(), 40, width=768)
@@ -211,6 +246,8 @@ def build(folder: Path, engine: Engine | None = None) -> tuple[Services, FrameCo
     )
     for cid in CAMERAS:
         control.started_ids.append(cid)
+    if search:
+        with_search(services, folder)
     return services, control
 
 
@@ -223,10 +260,13 @@ def web_app(services: Services, app_dir: Path | None) -> FastAPI:
 
 
 @contextmanager
-def world(folder: Path, app_dir: Path | None = None) -> Iterator[World]:
-    """The seeded world, served on 127.0.0.1 (the dashboard from ``app_dir``)."""
-    services, control = build(folder)
+def world(folder: Path, app_dir: Path | None = None, *, search: bool = False) -> Iterator[World]:
+    """The seeded world, served on 127.0.0.1 (the dashboard from ``app_dir``); with ``search``
+    its history is indexed for search."""
+    services, control = build(folder, search=search)
     alerts, recorded_at = seed(services, folder)
+    if search:
+        index_all(services)
     sec = services.security
     admin = add_user(sec, "admin", Role.ADMIN)
     operator = add_user(sec, "operator", Role.OPERATOR)
@@ -239,6 +279,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--app", type=Path, default=None, help="the dashboard build (web/out)")
     parser.add_argument("--tick", type=float, default=30.0, help="seconds between new alerts")
+    parser.add_argument("--search", action="store_true", help="index the history for search")
     args = parser.parse_args()
     with (
         tempfile.TemporaryDirectory(prefix="sentinel-world-") as tmp,
