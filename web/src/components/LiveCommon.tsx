@@ -83,6 +83,11 @@ export function withLiveStatus(c: Camera, m: LiveMessage): Camera {
 
 const STATUS_REFRESH_MS = 10_000;
 
+/** States in which a camera sends (or is about to send) frames. */
+export function isLive(state: string): boolean {
+  return state === "running" || state === "starting" || state === "reconnecting";
+}
+
 /** The cameras this user may see, refreshed every 10 s while the tab is visible and patched
  * at once by live "camera" messages. `announce` is the latest state change, for a live region. */
 export function useCameras(enabled: boolean) {
@@ -182,8 +187,11 @@ export function LiveFrame({
   large = false,
   overlay,
   onSize,
+  refresh = true,
 }: {
   cameraId: string;
+  /** false (a failed or stopped camera): one try for its last frame, then no more requests. */
+  refresh?: boolean;
   alt: string;
   periodMs?: number;
   large?: boolean;
@@ -192,6 +200,8 @@ export function LiveFrame({
 }) {
   const visible = useVisible();
   const visibleRef = useRef(visible);
+  const refreshRef = useRef(refresh);
+  refreshRef.current = refresh;
   const [stamp, setStamp] = useState<number | null>(null);
   const [loaded, setLoaded] = useState(false);
   const [failed, setFailed] = useState(false);
@@ -238,6 +248,11 @@ export function LiveFrame({
     };
   }, [cameraId, next]);
 
+  useEffect(() => {
+    // The camera came back: refresh again.
+    if (refresh && visibleRef.current && !inFlight.current && !timer.current) next();
+  }, [refresh, next]);
+
   const src = stamp === null ? undefined : `${API}/cameras/${encodeURIComponent(cameraId)}/latest.jpg?t=${stamp}`;
 
   return (
@@ -258,19 +273,25 @@ export function LiveFrame({
             }
             setLoaded(true);
             setFailed(false);
-            schedule(periodMs - (performance.now() - askedAt.current));
+            if (refreshRef.current) schedule(periodMs - (performance.now() - askedAt.current));
           }}
           onError={() => {
             inFlight.current = false;
             setFailed(true);
             setLoaded(false);
-            schedule(RETRY_MS);
+            if (refreshRef.current) schedule(RETRY_MS);
           }}
         />
       ) : null}
       {!loaded ? (
         <div className={s.placeholder}>
-          <span>{failed ? "No frame yet (the camera has not sent one, or cannot be reached)." : "Loading frame…"}</span>
+          <span>
+            {failed
+              ? refresh
+                ? "No frame yet (the camera has not sent one, or cannot be reached)."
+                : "No frame: the camera is not running."
+              : "Loading frame…"}
+          </span>
         </div>
       ) : null}
       {overlay ? (

@@ -8,6 +8,7 @@ import Layout, { Notice } from "@/components/Layout";
 import {
   cameraName,
   failureText,
+  isLive,
   LiveBadge,
   LiveFrame,
   SceneShapes,
@@ -193,6 +194,7 @@ export default function CameraPage() {
           <LiveFrame
             cameraId={id}
             large
+            refresh={isLive(camera.status.state)}
             alt={`Latest analysed frame of ${title}, with the tracked objects' boxes`}
             overlay={
               showScene && hasScene

@@ -3,7 +3,7 @@
 // Links are plain <a> (full page loads): a client-side route change makes Next inject the
 // next page's CSS as an inline <style>, which the Content-Security-Policy blocks.
 import Layout, { Notice } from "@/components/Layout";
-import { cameraName, failureText, LiveBadge, LiveFrame, useCameras } from "@/components/LiveCommon";
+import { cameraName, failureText, isLive, LiveBadge, LiveFrame, useCameras } from "@/components/LiveCommon";
 import { can } from "@/lib/api";
 import { useMe } from "@/lib/session";
 import s from "@/styles/live.module.css";
@@ -67,7 +67,7 @@ export default function LivePage() {
                     {c.name ? <span className="muted">{c.id}</span> : null}
                   </div>
                   <a href={href} className={s.tileLink} tabIndex={-1} aria-hidden="true">
-                    <LiveFrame cameraId={c.id} alt={`Latest frame of ${name}`} />
+                    <LiveFrame cameraId={c.id} alt={`Latest frame of ${name}`} refresh={isLive(c.status.state)} />
                   </a>
                   <LiveBadge camera={c} />
                 </li>
