@@ -17,7 +17,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 
 from sentinel.api.deps import ServicesDep
 from sentinel.api.security import identify
-from sentinel.dashboard.webapp import APP_DIR, SIGNIN_PAGE, AppNotBuilt, BuiltApp
+from sentinel.dashboard.webapp import APP_DIR, SIGNIN_PAGE, AppNotBuiltError, BuiltApp
 
 router = APIRouter(include_in_schema=False)
 
@@ -35,7 +35,7 @@ def built_app(root: Path) -> BuiltApp:
     try:
         stamp = (root / ".built").stat().st_mtime
     except OSError as exc:
-        raise AppNotBuilt(f"the dashboard is not built in {root}") from exc
+        raise AppNotBuiltError(f"the dashboard is not built in {root}") from exc
     cached = _cache.get(root)
     if cached is None or cached[0] != stamp:
         cached = (stamp, BuiltApp.load(root))
@@ -63,7 +63,7 @@ async def dashboard(path: str, request: Request, services: ServicesDep) -> Respo
         raise HTTPException(404, "Not Found")
     try:
         app = built_app(app_root(request))
-    except AppNotBuilt:
+    except AppNotBuiltError:
         return HTMLResponse(_NOT_BUILT, status_code=503, headers={"Cache-Control": "no-store"})
     found = app.resolve(url_path)
     if found is not None and found.public:
@@ -87,4 +87,6 @@ def _file(
 ) -> Response:
     scope = "private" if private else "public"
     cache = f"{scope}, max-age=31536000, immutable" if immutable else f"{scope}, no-cache"
-    return FileResponse(path, status_code=status, media_type=media_type, headers={"Cache-Control": cache})
+    return FileResponse(
+        path, status_code=status, media_type=media_type, headers={"Cache-Control": cache}
+    )

@@ -21,7 +21,14 @@ BUILT_MARKER = ".built"
 # Files at the root of the build that the sign-in page (or the browser, for an installed app)
 # loads before anyone has signed in. They carry no data.
 PUBLIC_ROOT_FILES = frozenset(
-    {"/manifest.webmanifest", "/sw.js", "/icon.svg", "/icon-192.png", "/icon-512.png", "/favicon.ico"}
+    {
+        "/manifest.webmanifest",
+        "/sw.js",
+        "/icon.svg",
+        "/icon-192.png",
+        "/icon-512.png",
+        "/favicon.ico",
+    }
 )
 _TYPES = {
     ".webmanifest": "application/manifest+json",
@@ -37,7 +44,7 @@ _TYPES = {
 }
 
 
-class AppNotBuilt(RuntimeError):
+class AppNotBuiltError(RuntimeError):
     """The dashboard's build is missing (``make web`` builds it)."""
 
 
@@ -68,10 +75,10 @@ class BuiltApp:
 
     @classmethod
     def load(cls, root: Path = APP_DIR) -> BuiltApp:
-        """Reads the build at ``root``; :class:`AppNotBuilt` when it is missing or incomplete."""
+        """Reads the build at ``root``; :class:`AppNotBuiltError` when missing or incomplete."""
         manifest_file = root / BUILD_MANIFEST
         if not (root / BUILT_MARKER).is_file() or not manifest_file.is_file():
-            raise AppNotBuilt(f"the dashboard is not built in {root}: run `make web`")
+            raise AppNotBuiltError(f"the dashboard is not built in {root}: run `make web`")
         manifest = json.loads(manifest_file.read_text())
         return cls(root=root.resolve(), public=public_urls(manifest))
 
