@@ -1,6 +1,6 @@
 // A stacked bar chart over categories (hours): hand-made SVG with axes and labels. Accessible:
 // role="img" with an aria-label stating each stack's total and the busiest category.
-import { ticks, labelled, colour, Legend, MARGIN, useWidth } from "./ChartCommon";
+import { ticks, placeLabels, colour, Legend, MARGIN, useWidth } from "./ChartCommon";
 import { short } from "@/lib/system";
 import s from "@/styles/system.module.css";
 
@@ -79,9 +79,9 @@ export default function ChartBars({ name, title, unit, x, stacks, height = 200 }
             );
           })}
           <line className={s.axis} x1={MARGIN.left} x2={width - MARGIN.right} y1={base} y2={base} />
-          {labelled(n, pw).map((i) => (
-            <text key={i} className={s.tick} x={MARGIN.left + i * slot + slot / 2} y={height - 8} textAnchor={i === 0 ? "start" : i === n - 1 ? "end" : "middle"}>
-              {x[i]}
+          {placeLabels(x, x.map((_, i) => MARGIN.left + i * slot + slot / 2), MARGIN.left, width - MARGIN.right).map((p) => (
+            <text key={p.i} className={s.tick} x={p.x} y={height - 8} textAnchor={p.anchor}>
+              {x[p.i]}
             </text>
           ))}
           {!total ? (

@@ -39,15 +39,52 @@ export function ticks(max: number, count = 4): number[] {
   return out;
 }
 
-/** Which of `n` x positions get a label, about one per `every` pixels of `plot` width. */
-export function labelled(n: number, plot: number, every = 90): number[] {
+/** Which x positions get a label: as many as fit `plot` pixels without overlapping (labels
+ * of 11 px text, about 6.5 px a character), evenly spread, never the same text twice in a row. */
+export function labelled(labels: string[], plot: number): number[] {
+  const n = labels.length;
   if (n <= 0) return [];
   if (n === 1) return [0];
-  const want = Math.max(2, Math.min(n, Math.floor(plot / every)));
-  const step = (n - 1) / (want - 1);
-  const out = new Set<number>();
-  for (let k = 0; k < want; k++) out.add(Math.round(k * step));
-  return [...out];
+  const longest = Math.max(...labels.map((l) => l.length));
+  const every = longest * 6.5 + 18;
+  const fit = Math.max(2, Math.floor(plot / every) + 1);
+  const step = Math.max(1, Math.ceil((n - 1) / (fit - 1))); // whole steps: evenly spaced
+  const out: number[] = [];
+  for (let i = 0; i < n; i += step) {
+    if (out.length && labels[out[out.length - 1]!] === labels[i]) continue;
+    out.push(i);
+  }
+  return out;
+}
+
+export interface Placed {
+  i: number;
+  x: number;
+  anchor: "start" | "middle" | "end";
+}
+
+/** The x labels to draw at positions `xs` between `left` and `right`: those `labelled` picks,
+ * centred unless at an edge, less any that would overlap the one before. */
+export function placeLabels(labels: string[], xs: number[], left: number, right: number): Placed[] {
+  const out: Placed[] = [];
+  let end = -Infinity;
+  for (const i of labelled(labels, right - left)) {
+    const w = (labels[i]?.length ?? 0) * 6.5;
+    const x = xs[i] ?? 0;
+    let anchor: Placed["anchor"] = "middle";
+    let a = x - w / 2;
+    if (a < left - MARGIN.left / 2) {
+      anchor = "start";
+      a = x;
+    } else if (x + w / 2 > right + MARGIN.right) {
+      anchor = "end";
+      a = x - w;
+    }
+    if (a < end + 10) continue;
+    out.push({ i, x, anchor });
+    end = anchor === "start" ? x + w : anchor === "end" ? x : x + w / 2;
+  }
+  return out;
 }
 
 export function colour(i: number): string {

@@ -1,6 +1,6 @@
 // A line (or area) chart over time: hand-made SVG, axes with labels, one line per series.
 // Accessible: role="img" with an aria-label that states each series' latest, mean and peak.
-import { ticks, labelled, colour, Legend, MARGIN, stats, useWidth, type Series } from "./ChartCommon";
+import { ticks, placeLabels, colour, Legend, MARGIN, stats, useWidth, type Series } from "./ChartCommon";
 import { short } from "@/lib/system";
 import s from "@/styles/system.module.css";
 
@@ -70,9 +70,9 @@ export default function ChartLine({ name, title, unit, x, series, area = false, 
             </g>
           ))}
           <line className={s.axis} x1={MARGIN.left} x2={width - MARGIN.right} y1={base} y2={base} />
-          {labelled(n, pw).map((i) => (
-            <text key={i} className={s.tick} x={px(i)} y={height - 8} textAnchor={i === 0 ? "start" : i === n - 1 ? "end" : "middle"}>
-              {x[i]}
+          {placeLabels(x, x.map((_, i) => px(i)), MARGIN.left, width - MARGIN.right).map((p) => (
+            <text key={p.i} className={s.tick} x={p.x} y={height - 8} textAnchor={p.anchor}>
+              {x[p.i]}
             </text>
           ))}
           {series.map((se, k) =>

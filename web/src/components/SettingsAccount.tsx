@@ -13,7 +13,7 @@ export default function SettingsAccount({ me }: { me: Me }) {
   return (
     <>
       <dl className={s.facts} data-testid="whoami">
-        <dt>Signed in as</dt>
+        <dt>Account id</dt>
         <dd className={s.mono}>{me.subject}</dd>
         <dt>Kind</dt>
         <dd>{me.kind}</dd>

@@ -47,7 +47,7 @@ export default function SettingsNotify({ me }: { me: Me }) {
       />
       {list.data ? (
         list.data.length ? (
-          <div className="table-wrap">
+          <div className={`table-wrap ${s.wrap}`}>
             <table data-testid="subscriptions-table">
               <caption className={s.srOnly}>Alert subscriptions</caption>
               <thead>
@@ -132,6 +132,7 @@ function PushControls() {
   };
   return (
     <div className={s.push} data-testid="push-controls">
+      <p className="muted">New alerts show as system notifications on this device, even with this tab closed.</p>
       <div className="row">
         <button type="button" onClick={() => run(enablePush)} disabled={busy}>
           Enable notifications on this device
@@ -156,7 +157,7 @@ const SUB_FIELDS = ["name", "recipient", "channel", "target", "cameras", "labels
 
 function AddSubscription({ me, onAdded }: { me: Me; onAdded: () => void }) {
   const [name, setName] = useState("");
-  const [recipient, setRecipient] = useState(me.subject);
+  const [recipient, setRecipient] = useState("");
   const [channel, setChannel] = useState<string>("email");
   const [target, setTarget] = useState("");
   const [cameras, setCameras] = useState("");
@@ -213,7 +214,7 @@ function AddSubscription({ me, onAdded }: { me: Me; onAdded: () => void }) {
         <Field label="Name" error={errors.name}>
           {(p) => <input {...p} value={name} onChange={(e) => setName(e.target.value)} autoComplete="off" />}
         </Field>
-        <Field label="Recipient" error={errors.recipient} hint="A person or system.">
+        <Field label="Recipient" error={errors.recipient} hint="Who it is for: a person or system.">
           {(p) => <input {...p} value={recipient} onChange={(e) => setRecipient(e.target.value)} autoComplete="off" />}
         </Field>
         <Field label="Channel" error={errors.channel}>

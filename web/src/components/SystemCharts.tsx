@@ -52,7 +52,7 @@ function hourLabel(iso: string, long: boolean): string {
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return iso;
   return long
-    ? d.toLocaleString(undefined, { weekday: "short", hour: "2-digit", minute: "2-digit" })
+    ? d.toLocaleString(undefined, { weekday: "short", day: "numeric", hour: "numeric" })
     : d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
 }
 
@@ -71,7 +71,7 @@ function topSeries(by: Record<string, number[]>, n: number, top = 7): { label: s
 }
 
 export function SystemEvents({ events }: { events: EventHistory }) {
-  const long = events.hours.length > 24;
+  const long = events.hours.length > 26;
   const x = events.hours.map((h) => hourLabel(h, long));
   const n = events.hours.length;
   const total = events.total.reduce((a, b) => a + b, 0);
@@ -89,7 +89,7 @@ export function SystemEvents({ events }: { events: EventHistory }) {
 }
 
 export function SystemAlerts({ alerts }: { alerts: AlertHistory }) {
-  const long = alerts.hours.length > 24;
+  const long = alerts.hours.length > 26;
   const x = alerts.hours.map((h) => hourLabel(h, long));
   const unjudged = alerts.alerts.map((a, i) => Math.max(0, a - (alerts.true_positive[i] ?? 0) - (alerts.false_positive[i] ?? 0)));
   const t = alerts.totals;
@@ -170,7 +170,7 @@ export function SystemStorage({ storage }: { storage: StorageReport }) {
         </li>
       </ul>
       {storage.cameras.length ? (
-        <div className="table-wrap">
+        <div className={`table-wrap ${s.wrap}`}>
           <table className={s.storageTable}>
             <caption className={s.srOnly}>Recording storage per camera</caption>
             <thead>
@@ -189,14 +189,14 @@ export function SystemStorage({ storage }: { storage: StorageReport }) {
               {storage.cameras.map((c) => (
                 <tr key={c.camera_id}>
                   <th scope="row">{c.camera_id}</th>
-                  <td>{bytes(c.bytes)}</td>
+                  <td className={s.nowrap}>{bytes(c.bytes)}</td>
                   <td className={s.barCol}>
                     <span className={s.meter} aria-hidden="true">
                       <span className={s.meterFill} style={{ width: `${(c.bytes / biggest) * 100}%` }} />
                     </span>
                   </td>
                   <td>{short(c.segments)}</td>
-                  <td>{bytes(c.archived_bytes)}</td>
+                  <td className={s.nowrap}>{bytes(c.archived_bytes)}</td>
                   <td>{when(c.oldest_at)}</td>
                 </tr>
               ))}

@@ -6,16 +6,22 @@
 export function fieldErrors(error: string, fields: readonly string[]): { byField: Record<string, string>; rest: string } {
   const byField: Record<string, string> = {};
   const rest: string[] = [];
+  // A reason may itself hold "; ": a part that does not start with a location continues the one before.
+  const parts: string[] = [];
   for (const part of error.split("; ")) {
-    const colon = part.indexOf(": ");
-    const path = colon >= 0 ? part.slice(0, colon) : "";
-    const msg = colon >= 0 ? part.slice(colon + 2) : part;
+    if (parts.length && !/^[\w.-]*: /.test(part)) parts[parts.length - 1] += `; ${part}`;
+    else parts.push(part);
+  }
+  for (const part of parts) {
+    const m = /^([\w.-]*): ([\s\S]*)$/.exec(part);
+    const path = m ? m[1]! : "";
+    const msg = (m ? m[2]! : part).replace(/^Value error, /, "");
     const head = path.split(".")[0] ?? "";
     if (head && fields.includes(head)) {
       const text = path === head ? msg : `${path.slice(head.length + 1)}: ${msg}`;
       byField[head] = byField[head] ? `${byField[head]}; ${text}` : text;
     } else if (part.trim()) {
-      rest.push(path ? part : msg);
+      rest.push(path ? `${path}: ${msg}` : msg);
     }
   }
   return { byField, rest: rest.join("; ") };

@@ -21,7 +21,7 @@ export default function Page() {
 
   return (
     <Layout title="System">
-      <p className="muted" aria-live="polite">
+      <p className="muted">
         Refreshes every 10 s while this tab is visible{health.at ? `; last at ${health.at.toLocaleTimeString()}` : ""}.
       </p>
 
