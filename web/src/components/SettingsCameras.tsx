@@ -31,7 +31,7 @@ export default function SettingsCameras({ me }: { me: Me }) {
       <LoadNotice what="Cameras" scope="cameras:read" error={list.error} />
       {list.data ? (
         list.data.length ? (
-          <div className={`table-wrap ${s.wrap}`}>
+          <div className={`table-wrap ${s.wrap}`} role="region" aria-label="Cameras table" tabIndex={0}>
             <table data-testid="cameras-table">
               <caption className={s.srOnly}>Cameras</caption>
               <thead>

@@ -31,7 +31,7 @@ export default function SettingsKeys({ me }: { me: Me }) {
       {created ? <NewKey created={created} onDone={() => setCreated(null)} /> : null}
       {list.data ? (
         list.data.length ? (
-          <div className={`table-wrap ${s.wrap}`}>
+          <div className={`table-wrap ${s.wrap}`} role="region" aria-label="API keys table" tabIndex={0}>
             <table data-testid="keys-table">
               <caption className={s.srOnly}>API keys</caption>
               <thead>

@@ -47,7 +47,7 @@ export default function SettingsNotify({ me }: { me: Me }) {
       />
       {list.data ? (
         list.data.length ? (
-          <div className={`table-wrap ${s.wrap}`}>
+          <div className={`table-wrap ${s.wrap}`} role="region" aria-label="Subscriptions table" tabIndex={0}>
             <table data-testid="subscriptions-table">
               <caption className={s.srOnly}>Alert subscriptions</caption>
               <thead>

@@ -32,7 +32,7 @@ export default function SettingsUsers({ me }: { me: Me }) {
       />
       {list.error?.status === 403 && me.cameras !== null ? <p className="muted">Managing users needs an account without camera limits.</p> : null}
       {list.data ? (
-        <div className={`table-wrap ${s.wrap}`}>
+        <div className={`table-wrap ${s.wrap}`} role="region" aria-label="Users table" tabIndex={0}>
           <table data-testid="users-table">
             <caption className={s.srOnly}>Users</caption>
             <thead>

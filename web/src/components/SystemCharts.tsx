@@ -170,7 +170,7 @@ export function SystemStorage({ storage }: { storage: StorageReport }) {
         </li>
       </ul>
       {storage.cameras.length ? (
-        <div className={`table-wrap ${s.wrap}`}>
+        <div className={`table-wrap ${s.wrap}`} role="region" aria-label="Storage per camera table" tabIndex={0}>
           <table className={s.storageTable}>
             <caption className={s.srOnly}>Recording storage per camera</caption>
             <thead>
