@@ -14,11 +14,13 @@ export interface BarsProps {
   title: string;
   unit: string;
   x: string[];
+  xFull?: string[]; // the x labels in full, for the spoken summary (default: x)
   stacks: Stack[];
   height?: number;
 }
 
-export default function ChartBars({ name, title, unit, x, stacks, height = 200 }: BarsProps) {
+export default function ChartBars({ name, title, unit, x, xFull, stacks, height = 200 }: BarsProps) {
+  const xs = xFull ?? x;
   const [ref, width] = useWidth<HTMLDivElement>();
   const n = x.length;
   const sums = x.map((_, i) => stacks.reduce((a, st) => a + (st.values[i] ?? 0), 0));
@@ -38,9 +40,9 @@ export default function ChartBars({ name, title, unit, x, stacks, height = 200 }
   });
   const parts = stacks.map((st) => `${st.label} ${short(st.values.reduce((a, b) => a + b, 0))}`).join(", ");
   const label = n
-    ? `${title} (${unit}), ${n} bars from ${x[0]} to ${x[n - 1]}: ${short(total)} in all` +
+    ? `${title} (${unit}), ${n} bars from ${xs[0]} to ${xs[n - 1]}: ${short(total)} in all` +
       (stacks.length ? ` (${parts})` : "") +
-      (total ? `; the most, ${short(sums[peak])}, at ${x[peak]}.` : ".")
+      (total ? `; the most, ${short(sums[peak])}, at ${xs[peak]}.` : ".")
     : `${title}: no data.`;
 
   return (

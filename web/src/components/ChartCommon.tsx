@@ -73,7 +73,7 @@ export function placeLabels(labels: string[], xs: number[], left: number, right:
     const x = xs[i] ?? 0;
     let anchor: Placed["anchor"] = "middle";
     let a = x - w / 2;
-    if (a < left - MARGIN.left / 2) {
+    if (a < left - MARGIN.left + 4) {
       anchor = "start";
       a = x;
     } else if (x + w / 2 > right + MARGIN.right) {

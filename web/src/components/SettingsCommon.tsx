@@ -104,12 +104,18 @@ export function ConfirmButton({
     if (asking) yes.current?.focus();
   }, [asking]);
   const go = async () => {
+    // The row may go away with its buttons: focus then moves to the section's heading.
+    const heading = yes.current?.closest("section")?.querySelector<HTMLElement>("h2");
     setBusy(true);
     const err = await onConfirm();
     setBusy(false);
     setError(err);
     if (err) return;
     setAsking(false);
+    if (heading) {
+      heading.tabIndex = -1;
+      heading.focus();
+    }
   };
   return (
     <span className={s.confirm}>

@@ -48,11 +48,17 @@ export function SystemLastHour({ history }: { history: SystemHistory }) {
   );
 }
 
+function hourFull(iso: string): string {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  return d.toLocaleString(undefined, { weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" });
+}
+
 function hourLabel(iso: string, long: boolean): string {
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return iso;
   return long
-    ? d.toLocaleString(undefined, { weekday: "short", day: "numeric", hour: "numeric" })
+    ? d.toLocaleString(undefined, { weekday: "short", hour: "numeric" })
     : d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
 }
 
@@ -81,8 +87,8 @@ export function SystemEvents({ events }: { events: EventHistory }) {
         {short(total)} events from {when(events.start)} to {when(events.end)}.
       </p>
       <div className={s.charts}>
-        <ChartBars name="events-by-camera" title="Events per hour, by camera" unit="events" x={x} stacks={topSeries(events.by_camera, n)} />
-        <ChartBars name="events-by-label" title="Events per hour, by label" unit="events" x={x} stacks={topSeries(events.by_label, n)} />
+        <ChartBars name="events-by-camera" title="Events per hour, by camera" unit="events" x={x} xFull={events.hours.map(hourFull)} stacks={topSeries(events.by_camera, n)} />
+        <ChartBars name="events-by-label" title="Events per hour, by label" unit="events" x={x} xFull={events.hours.map(hourFull)} stacks={topSeries(events.by_label, n)} />
       </div>
     </>
   );
@@ -120,6 +126,7 @@ export function SystemAlerts({ alerts }: { alerts: AlertHistory }) {
           title="Alerts per hour, by verdict"
           unit="alerts"
           x={x}
+          xFull={alerts.hours.map(hourFull)}
           stacks={[
             { label: "true positive", values: alerts.true_positive },
             { label: "false positive", values: alerts.false_positive },

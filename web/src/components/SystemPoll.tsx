@@ -46,7 +46,7 @@ export function usePoll<T>(fetcher: (signal: AbortSignal) => Promise<ApiResult<T
       first.current = false; // useInterval loads at once on mount
       return;
     }
-    setState((prev) => ({ ...prev, loading: true }));
+    setState((prev) => ({ data: null, error: null, loading: true, at: prev.at })); // another question: old answers do not fit
     if (visible) void load();
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [key]);

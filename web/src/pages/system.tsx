@@ -11,7 +11,9 @@ const WINDOWS = [6, 24, 72, 168];
 
 export default function Page() {
   const [hours, setHours] = useState(24);
-  const since = () => query({ start: new Date(Date.now() - hours * 3600_000).toISOString() });
+  // The API widens a window to whole hours (and refuses more than 7 days): starting `hours` - 1
+  // hours ago gives exactly `hours` bars, the current hour last.
+  const since = () => query({ start: new Date(Date.now() - (hours - 1) * 3600_000).toISOString() });
 
   const health = usePoll(getHealth);
   const system = usePoll((signal) => api<SystemHistory>("GET", "/dashboard/system", undefined, { signal }));
