@@ -78,6 +78,15 @@ def test_every_page_of_the_build_runs_under_the_csp(build: BuiltApp) -> None:
         assert b"<style" not in html, page.name
 
 
+def test_no_page_has_css_of_its_own(build: BuiltApp) -> None:
+    """A page's own stylesheet would be injected inline on a client-side route change (which
+    the CSP blocks): every stylesheet is the app's, loaded once as a <link>."""
+    for page, files in manifest().items():
+        if page != "/_app":
+            assert not [f for f in files if f.endswith(".css")], page
+    assert [f for f in manifest()["/_app"] if f.endswith(".css")]
+
+
 def test_only_the_signin_page_and_its_assets_are_public(
     world: tuple[TestClient, AuthedUser], build: BuiltApp
 ) -> None:

@@ -1,3 +1,4 @@
+import Head from "next/head";
 import Link from "next/link";
 import { useRouter } from "next/router";
 import { useEffect, useState, type ReactNode } from "react";
@@ -31,10 +32,16 @@ export default function Layout({ title, children }: { title: string; children: R
   const me = useMe();
   const router = useRouter();
   const [liveState, setLiveState] = useState<LiveState>("closed");
-  useEffect(() => live().onState(setLiveState), []);
+  // Every page keeps the tab's live socket open (pages that show live data add listeners).
   useEffect(() => {
-    document.title = `${title} · Sentinel`;
-  }, [title]);
+    const client = live();
+    const unsubscribe = client.subscribe(() => undefined);
+    const unState = client.onState(setLiveState);
+    return () => {
+      unState();
+      unsubscribe();
+    };
+  }, []);
 
   const signOut = async () => {
     await api("POST", "/auth/logout", undefined, { redirectOn401: false });
@@ -43,6 +50,9 @@ export default function Layout({ title, children }: { title: string; children: R
 
   return (
     <>
+      <Head>
+        <title>{`${title} · Sentinel`}</title>
+      </Head>
       <a className="skip" href="#main">
         Skip to content
       </a>

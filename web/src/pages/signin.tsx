@@ -1,3 +1,4 @@
+import Head from "next/head";
 import { useRouter } from "next/router";
 import { useState, type FormEvent } from "react";
 import { api } from "@/lib/api";
@@ -32,6 +33,9 @@ export default function SignIn() {
 
   return (
     <main id="main" className="signin">
+      <Head>
+        <title>Sign in · Sentinel</title>
+      </Head>
       <h1>Sentinel</h1>
       <form onSubmit={submit} aria-describedby={error ? "signin-error" : undefined}>
         <label>
