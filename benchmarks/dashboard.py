@@ -122,7 +122,7 @@ def _bare_receiver(url: str, token: str, seen: dict[str, float], stop: threading
             except TimeoutError:
                 continue
             message = json.loads(raw)
-            if message.get("type") == "alert" and message.get("change") == "created":
+            if message.get("type") == "alert":
                 seen.setdefault(str(message["id"]), time.time())
 
 
