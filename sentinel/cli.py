@@ -199,9 +199,9 @@ def _run_until_signal(settings: Settings) -> None:
 
 
 def _dashboard_line(url: str) -> str:
-    from sentinel.dashboard.webapp import APP_DIR
+    from sentinel.dashboard.webapp import APP_DIR, BUILD_MANIFEST
 
-    if (APP_DIR / ".built").is_file():
+    if (APP_DIR / BUILD_MANIFEST).is_file():
         return f"dashboard: {url}/  (sign in with your user, e.g. the demo's admin)"
     return f"dashboard: not built ({APP_DIR}): `make web` builds it; the API works without it"
 

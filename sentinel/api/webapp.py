@@ -18,7 +18,13 @@ from starlette.types import Receive, Scope, Send
 
 from sentinel.api.deps import current_services
 from sentinel.api.security import identify
-from sentinel.dashboard.webapp import APP_DIR, SIGNIN_PAGE, AppNotBuiltError, BuiltApp
+from sentinel.dashboard.webapp import (
+    APP_DIR,
+    BUILD_MANIFEST,
+    SIGNIN_PAGE,
+    AppNotBuiltError,
+    BuiltApp,
+)
 
 _NOT_BUILT = (
     "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Sentinel</title></head>"
@@ -30,9 +36,9 @@ _cache: dict[Path, tuple[float, BuiltApp]] = {}
 
 
 def built_app(root: Path) -> BuiltApp:
-    """The build at ``root``, read again when it was rebuilt (its marker's time changed)."""
+    """The build at ``root``, read again when it was rebuilt (its manifest's time changed)."""
     try:
-        stamp = (root / ".built").stat().st_mtime
+        stamp = (root / BUILD_MANIFEST).stat().st_mtime
     except OSError as exc:
         raise AppNotBuiltError(f"the dashboard is not built in {root}") from exc
     cached = _cache.get(root)

@@ -17,7 +17,6 @@ from pathlib import Path, PurePosixPath
 APP_DIR = Path(__file__).resolve().parents[1] / "web" / "app"
 SIGNIN_PAGE = "/signin"
 BUILD_MANIFEST = "build-manifest.json"
-BUILT_MARKER = ".built"
 # Files at the root of the build that the sign-in page (or the browser, for an installed app)
 # loads before anyone has signed in. They carry no data.
 PUBLIC_ROOT_FILES = frozenset(
@@ -77,7 +76,7 @@ class BuiltApp:
     def load(cls, root: Path = APP_DIR) -> BuiltApp:
         """Reads the build at ``root``; :class:`AppNotBuiltError` when missing or incomplete."""
         manifest_file = root / BUILD_MANIFEST
-        if not (root / BUILT_MARKER).is_file() or not manifest_file.is_file():
+        if not manifest_file.is_file():
             raise AppNotBuiltError(f"the dashboard is not built in {root}: run `make web`")
         manifest = json.loads(manifest_file.read_text())
         return cls(root=root.resolve(), public=public_urls(manifest))
@@ -99,7 +98,7 @@ class BuiltApp:
             path = (self.root / candidate).resolve()
             if not path.is_relative_to(self.root) or not path.is_file():
                 continue
-            if path.name in (BUILD_MANIFEST, BUILT_MARKER):
+            if path.name == BUILD_MANIFEST:
                 return None
             page = path.suffix == ".html"
             clean = "/" if candidate == "index.html" else "/" + candidate.removesuffix(".html")

@@ -22,7 +22,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Response, expect
 
-from sentinel.dashboard.webapp import APP_DIR
+from sentinel.dashboard.webapp import APP_DIR, BUILD_MANIFEST
 from tests.utils.auth import AuthedUser
 from tests.utils.browser import artifact, chromium, pump_until
 from tests.utils.dashboard_world import FAILED_REASON, World, world
@@ -33,7 +33,7 @@ PAGES = ["/", "/camera?id=front_door", "/review", "/search", "/zones", "/system"
 
 @pytest.fixture(scope="module")
 def w(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    if not (APP_DIR / ".built").is_file():
+    if not (APP_DIR / BUILD_MANIFEST).is_file():
         raise RuntimeError(f"the dashboard is not built in {APP_DIR}: `make web` builds it")
     with world(tmp_path_factory.mktemp("dashboard-world"), APP_DIR, search=True) as found:
         yield found

@@ -30,7 +30,7 @@ _SCRIPT = re.compile(rb"<script\b([^>]*)>(.*?)</script>", re.S | re.I)
 
 @pytest.fixture(scope="module")
 def build() -> BuiltApp:
-    if not (APP_DIR / ".built").is_file():
+    if not (APP_DIR / BUILD_MANIFEST).is_file():
         raise RuntimeError(f"the dashboard is not built in {APP_DIR}: `make web` builds it")
     return BuiltApp.load(APP_DIR)
 

@@ -50,11 +50,11 @@ from sentinel.store.face_repo import FaceRepository
 from sentinel.store.objects import LocalObjectStore, snapshot_key
 from sentinel.store.repo import CameraRepository, EventRepository
 from sentinel.store.segment_repo import SegmentInfo, SegmentRecord, SegmentRepository
-from sentinel.video.recorder import SegmentRecorder, packet_time
 from sentinel.video.segments import finalize_segment
 from tests.integration import test_recordings_api as rec
 from tests.integration import test_segments as seg
 from tests.utils.faces import MESSI, face_clip, photo
+from tests.utils.segments import record_segments
 from tests.utils.services import make_services
 
 BLUR, PLAIN = "lobby", "yard"
@@ -205,28 +205,7 @@ def test_the_face_scanner_gives_blurring_cameras_no_prints(
 def face_segments(tmp_path_factory: pytest.TempPathFactory) -> list[SegmentInfo]:
     """4 s of a moving real face (10 fps), recorded into one segment from BASE."""
     clip = face_clip(tmp_path_factory.mktemp("faces") / "messi.mp4", seconds=4.0)
-    keep = tmp_path_factory.mktemp("face-segments")
-    infos: list[SegmentInfo] = []
-    now = [seg.BASE]
-
-    def take(info: SegmentInfo) -> None:
-        dest = keep / f"seg-{len(infos)}.mp4"
-        info.path.replace(dest)
-        infos.append(replace(info, path=dest))
-
-    with av.open(str(clip)) as container:
-        stream = container.streams.video[0]
-        recorder = SegmentRecorder(
-            directory=keep, template_stream=stream, on_segment=take, segment_s=60.0,
-            clock=lambda: now[0],
-        )  # fmt: skip
-        recorder.start()
-        for packet in container.demux(stream):
-            t = packet_time(packet)
-            if packet.size and t is not None:
-                now[0] = seg.at(t)
-                recorder.feed(packet)
-        recorder.stop()
+    infos = record_segments(clip, tmp_path_factory.mktemp("face-segments"), seg.BASE, 60.0)
     assert infos
     return infos
 

@@ -33,9 +33,9 @@ from sentinel.store.objects import LocalObjectStore, ObjectStore
 from sentinel.store.recording_tables import SEGMENTS
 from sentinel.store.segment_repo import SegmentInfo, SegmentRecord, SegmentRepository, SegmentUsage
 from sentinel.video.clips import ClipInfo, NoFootage, SegmentSource, assemble_clip
-from sentinel.video.recorder import SegmentRecorder, packet_time
 from sentinel.video.segments import ReconcileReport, finalize_segment, reconcile, segment_key
 from tests.utils import media
+from tests.utils.segments import record_segments
 
 BASE = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 CAM = "front_door"
@@ -51,28 +51,7 @@ def at(seconds: float) -> datetime:
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> list[SegmentInfo]:
     """The five 4 s segments of the 20 s clip (files kept; tests finalize copies)."""
     clip = media.h264_clip(tmp_path_factory.mktemp("media"), 20)
-    keep = tmp_path_factory.mktemp("segments")
-    infos: list[SegmentInfo] = []
-    now = [BASE]
-
-    def take(info: SegmentInfo) -> None:
-        dest = keep / f"seg-{len(infos)}.mp4"
-        info.path.replace(dest)
-        infos.append(replace(info, path=dest))
-
-    with av.open(str(clip)) as container:
-        stream = container.streams.video[0]
-        recorder = SegmentRecorder(
-            directory=keep, template_stream=stream, on_segment=take, segment_s=4.0,
-            clock=lambda: now[0],
-        )  # fmt: skip
-        recorder.start()
-        for packet in container.demux(stream):
-            t = packet_time(packet)
-            if packet.size and t is not None:
-                now[0] = at(t)  # the wall clock follows the stream
-                recorder.feed(packet)
-        recorder.stop()
+    infos = record_segments(clip, tmp_path_factory.mktemp("segments"), BASE, 4.0)
     assert [(i.wall_start, i.wall_end) for i in infos] == [
         (at(4 * k), at(4 * k + 4)) for k in range(5)
     ]

@@ -43,12 +43,12 @@ from sentinel.store.objects import LocalObjectStore, ObjectStore, unwrapped
 from sentinel.store.recording_tables import SEGMENTS
 from sentinel.store.s3 import ObjectStoreSettings, S3ObjectStore
 from sentinel.store.segment_repo import SegmentInfo, SegmentRecord, SegmentRepository
-from sentinel.video.recorder import SegmentRecorder, packet_time
 from sentinel.video.segments import finalize_segment, reconcile
 from tests.utils import media
 from tests.utils.api import api_client
 from tests.utils.auth import add_user
 from tests.utils.s3 import S3_ACCESS_KEY, S3_SECRET_KEY, empty_and_delete_bucket
+from tests.utils.segments import record_segments
 from tests.utils.services import make_services
 
 CAM = "gate"
@@ -61,28 +61,7 @@ SEGMENT_S = 4.0
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> list[SegmentInfo]:
     """Four 4 s segments of the sample (H.264) recorded as a camera does, starting at OLD."""
     clip = media.h264_clip(tmp_path_factory.mktemp("media"), 16)
-    keep = tmp_path_factory.mktemp("segments")
-    infos: list[SegmentInfo] = []
-    now = [OLD]
-
-    def take(info: SegmentInfo) -> None:
-        dest = keep / f"seg-{len(infos)}.mp4"
-        info.path.replace(dest)
-        infos.append(replace(info, path=dest))
-
-    with av.open(str(clip)) as container:
-        stream = container.streams.video[0]
-        recorder = SegmentRecorder(
-            directory=keep, template_stream=stream, on_segment=take, segment_s=SEGMENT_S,
-            clock=lambda: now[0],
-        )  # fmt: skip
-        recorder.start()
-        for packet in container.demux(stream):
-            t = packet_time(packet)
-            if packet.size and t is not None:
-                now[0] = OLD + timedelta(seconds=t)
-                recorder.feed(packet)
-        recorder.stop()
+    infos = record_segments(clip, tmp_path_factory.mktemp("segments"), OLD, SEGMENT_S)
     assert len(infos) == 4
     return infos
 

@@ -44,7 +44,6 @@ def build(tmp_path: Path) -> BuiltApp:
         (root / f).parent.mkdir(parents=True, exist_ok=True)
         (root / f).write_text(f)
     (root / "build-manifest.json").write_text(json.dumps(MANIFEST))
-    (root / ".built").touch()
     (tmp_path / "secret.txt").write_text("outside")
     return BuiltApp.load(root)
 
@@ -99,6 +98,6 @@ def test_nothing_else_resolves(build: BuiltApp, url: str) -> None:
 def test_a_missing_build_is_reported(tmp_path: Path) -> None:
     with pytest.raises(AppNotBuiltError, match="make web"):
         BuiltApp.load(tmp_path)
-    (tmp_path / "build-manifest.json").write_text("{}")
+    (tmp_path / "index.html").write_text("pages without the build's manifest")
     with pytest.raises(AppNotBuiltError):
-        BuiltApp.load(tmp_path)  # no marker: a build that did not finish
+        BuiltApp.load(tmp_path)

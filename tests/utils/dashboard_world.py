@@ -20,12 +20,11 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import av
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
@@ -38,11 +37,11 @@ from sentinel.gateway.roles import Role
 from sentinel.store.db import make_engine, migrate, sqlite_url
 from sentinel.store.export_repo import ExportRepository
 from sentinel.store.segment_repo import SegmentInfo, SegmentRepository
-from sentinel.video.recorder import SegmentRecorder, packet_time
 from sentinel.video.segments import finalize_segment
 from tests.utils import media
 from tests.utils.auth import AuthedUser, add_user
 from tests.utils.http_server import serve_app
+from tests.utils.segments import record_segments
 from tests.utils.services import FakeControl, make_services
 
 CAMERAS = {
@@ -145,30 +144,7 @@ def _alert(services: Services, camera: str, label: str, at: datetime) -> str:
 
 def _segments(folder: Path, base: datetime) -> list[SegmentInfo]:
     clip = media.h264_clip(folder / "media", 20)
-    keep = folder / "segments"
-    keep.mkdir(parents=True, exist_ok=True)
-    infos: list[SegmentInfo] = []
-    now = [base]
-
-    def take(info: SegmentInfo) -> None:
-        dest = keep / f"seg-{len(infos)}.mp4"
-        info.path.replace(dest)
-        infos.append(replace(info, path=dest))
-
-    with av.open(str(clip)) as container:
-        stream = container.streams.video[0]
-        recorder = SegmentRecorder(
-            directory=keep, template_stream=stream, on_segment=take, segment_s=4.0,
-            clock=lambda: now[0],
-        )  # fmt: skip
-        recorder.start()
-        for packet in container.demux(stream):
-            t = packet_time(packet)
-            if packet.size and t is not None:
-                now[0] = base + timedelta(seconds=t)
-                recorder.feed(packet)
-        recorder.stop()
-    return infos
+    return record_segments(clip, folder / "segments", base, 4.0)
 
 
 def seed(services: Services, folder: Path) -> tuple[list[str], datetime]:

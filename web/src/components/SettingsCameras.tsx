@@ -2,7 +2,7 @@
 import { useState, type FormEvent } from "react";
 import { api, can, type Me } from "@/lib/api";
 import { commaList, fieldErrors } from "@/lib/settings";
-import { ConfirmButton, Field, LoadNotice, useLoad } from "./SettingsCommon";
+import { ConfirmButton, Field, LoadNotice, useLoad, FormEnd } from "./SettingsCommon";
 import s from "@/styles/settings.module.css";
 
 interface Camera {
@@ -169,19 +169,7 @@ function AddCamera({ onAdded }: { onAdded: () => void }) {
           {[errors.enabled, errors.detect].filter(Boolean).join("; ")}
         </p>
       ) : null}
-      <div className="row">
-        <button type="submit" disabled={busy}>
-          {busy ? "Adding…" : "Add camera"}
-        </button>
-      </div>
-      {rest ? (
-        <p className={s.fieldError} role="alert">
-          {rest}
-        </p>
-      ) : null}
-      <p role="status" className={s.ok}>
-        {done}
-      </p>
+      <FormEnd busy={busy} label="Add camera" busyLabel="Adding…" rest={rest} done={done} />
     </form>
   );
 }

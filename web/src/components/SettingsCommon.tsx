@@ -150,3 +150,25 @@ export function ConfirmButton({
     </span>
   );
 }
+
+/** The end of a settings form: its submit button, the errors that name no field, and what
+ * was done (a polite status). */
+export function FormEnd({ busy, label, busyLabel, rest, done }: { busy: boolean; label: string; busyLabel: string; rest: string | null | undefined; done: ReactNode }) {
+  return (
+    <>
+      <div className="row">
+        <button type="submit" disabled={busy}>
+          {busy ? busyLabel : label}
+        </button>
+      </div>
+      {rest ? (
+        <p className={s.fieldError} role="alert">
+          {rest}
+        </p>
+      ) : null}
+      <p role="status" className={s.ok}>
+        {done}
+      </p>
+    </>
+  );
+}

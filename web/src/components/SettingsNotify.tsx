@@ -4,7 +4,7 @@ import { useEffect, useState, type FormEvent } from "react";
 import { api, can, csrfToken, type Me } from "@/lib/api";
 import { disablePush, enablePush } from "@/lib/push";
 import { commaList, fieldErrors } from "@/lib/settings";
-import { ConfirmButton, Field, LoadNotice, useLoad } from "./SettingsCommon";
+import { ConfirmButton, Field, LoadNotice, useLoad, FormEnd } from "./SettingsCommon";
 import s from "@/styles/settings.module.css";
 
 const CHANNELS = ["email", "webhook", "sms", "mqtt", "apprise"] as const;
@@ -253,19 +253,7 @@ function AddSubscription({ me, onAdded }: { me: Me; onAdded: () => void }) {
           )}
         </Field>
       </div>
-      <div className="row">
-        <button type="submit" disabled={busy}>
-          {busy ? "Adding…" : "Add subscription"}
-        </button>
-      </div>
-      {rest ? (
-        <p className={s.fieldError} role="alert">
-          {rest}
-        </p>
-      ) : null}
-      <p role="status" className={s.ok}>
-        {done}
-      </p>
+      <FormEnd busy={busy} label="Add subscription" busyLabel="Adding…" rest={rest} done={done} />
     </form>
   );
 }

@@ -2,7 +2,7 @@
 import { useState, type FormEvent } from "react";
 import { api, when, type Me } from "@/lib/api";
 import { commaList, fieldErrors } from "@/lib/settings";
-import { ConfirmButton, Field, LoadNotice, useLoad } from "./SettingsCommon";
+import { ConfirmButton, Field, LoadNotice, useLoad, FormEnd } from "./SettingsCommon";
 import s from "@/styles/settings.module.css";
 
 export const ROLES = ["viewer", "operator", "annotator", "admin"] as const;
@@ -201,19 +201,7 @@ function CreateUser({ onCreated }: { onCreated: () => void }) {
           {(p) => <input {...p} value={cameras} onChange={(e) => setCameras(e.target.value)} autoComplete="off" />}
         </Field>
       </div>
-      <div className="row">
-        <button type="submit" disabled={busy}>
-          {busy ? "Creating…" : "Create user"}
-        </button>
-      </div>
-      {rest ? (
-        <p className={s.fieldError} role="alert">
-          {rest}
-        </p>
-      ) : null}
-      <p role="status" className={s.ok}>
-        {done}
-      </p>
+      <FormEnd busy={busy} label="Create user" busyLabel="Creating…" rest={rest} done={done} />
     </form>
   );
 }
