@@ -3,20 +3,23 @@
 The logic is Ray-free in :mod:`sentinel.train.mine_job` and :mod:`sentinel.train.mine_service`;
 here the chunks are spread over Ray tasks with fractional CPUs (each task builds its detector
 once and scans a share of the chunks), a task that fails or whose worker dies counts its chunks
-as skipped, and the detached ``MiningJobsActor`` keeps the jobs' statuses.
-``RayMiningService`` is the API's service: it finds (or starts) that actor.
+as skipped, and the detached ``MiningJobsActor`` runs the jobs and writes their statuses to
+the database (``mining_jobs``); as it starts, it fails the jobs a dead predecessor left
+unfinished. ``RayMiningService`` is the API's service: it finds (or starts) that actor and
+reads the statuses from the database.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import ray
+import sqlalchemy as sa
 from ray.exceptions import RayActorError, RayError
 
 from sentinel.config import DetectorSettings, MiningSettings
@@ -30,6 +33,7 @@ from sentinel.train.mine_job import ChunkScan, RenderResult, ScanChunk, render_c
 from sentinel.train.mine_service import (
     DetectorSpec,
     MiningJob,
+    MiningJobs,
     MiningRequest,
     StoreLoad,
     mining_params,
@@ -141,7 +145,11 @@ def _objects(runtime: dict[str, Any]) -> ObjectStoreSettings:
 
 @ray.remote(num_cpus=0)
 class MiningJobsActor:
-    """Runs mining jobs (one at a time, in submission order) and keeps their statuses."""
+    """Runs mining jobs (one at a time, in submission order) and stores their statuses.
+
+    A detached, named singleton: as it starts, no other runs the database's jobs, so the
+    queued or running ones it finds were left by a dead predecessor and are failed.
+    """
 
     def __init__(self, runtime: dict[str, Any]) -> None:
         self.runtime = runtime
@@ -152,12 +160,19 @@ class MiningJobsActor:
         self.queue = AnnotationRepo(self.engine, objects)
         self.segments = SegmentRepository(self.engine)
         self.maps = ray_maps(runtime, tasks=int(runtime.get("mining_tasks", 2)))
-        self.jobs: dict[str, MiningJob] = {}
+        self.store = MiningJobs(self.engine)
+        self.store.recover()
+        self.jobs: dict[str, MiningJob] = {}  # the jobs this actor runs, until they end
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def submit(self, request: dict[str, Any]) -> str:
-        job = MiningJob.of(MiningRequest(**request))
+    async def ready(self) -> bool:
+        """True once constructed (its predecessor's unfinished jobs failed)."""
+        return True
+
+    async def submit(self, request: dict[str, Any], created_by: str | None = None) -> str:
+        job = MiningJob.of(MiningRequest(**request), created_by)
+        await asyncio.to_thread(self.store.save, job)
         self.jobs[job.id] = job
         task = asyncio.create_task(self._run(job))
         self._tasks.add(task)
@@ -165,16 +180,22 @@ class MiningJobsActor:
         return job.id
 
     async def status(self, job_id: str) -> dict[str, Any] | None:
-        job = self.jobs.get(job_id)
+        job = self.jobs.get(job_id) or await asyncio.to_thread(self.store.get, job_id)
         return job.as_dict() if job is not None else None
 
     async def _run(self, job: MiningJob) -> None:
+        try:
+            await self._run_one(job)
+        finally:
+            self.jobs.pop(job.id, None)
+
+    async def _run_one(self, job: MiningJob) -> None:
         async with self._lock:  # one job at a time: jobs share the cluster's CPUs anyway
             try:  # the champion when the job starts, not the model of the actor's start
                 spec = await asyncio.to_thread(self.maps.spec.serving, self.engine)
             except Exception as exc:
-                job.state, job.error = "failed", f"no model to mine with: {exc}"[:1000]
-                job.finished_at = datetime.now(UTC)
+                job.mark_failed(f"no model to mine with: {exc}", datetime.now(UTC))
+                await asyncio.to_thread(self.store.save, job)
                 return
             job.model_version = spec.version
             maps = self.maps.using(spec)
@@ -188,6 +209,7 @@ class MiningJobsActor:
                 render_map=maps.render,
                 enqueue=self._enqueue,
                 queued=lambda camera: queued_hashes(self.engine, camera),
+                on_change=self.store.save,
             )
 
     def _enqueue(self, candidates: list[QueueCandidate]) -> list[str]:
@@ -195,10 +217,12 @@ class MiningJobsActor:
 
 
 class RayMiningService:
-    """The API's mining service: the detached jobs actor (started on first use)."""
+    """The API's mining service: the detached jobs actor (started on first use) runs the jobs;
+    their statuses are read from the database."""
 
-    def __init__(self, runtime: dict[str, Any]) -> None:
+    def __init__(self, runtime: dict[str, Any], engine: sa.Engine | None = None) -> None:
         self.runtime = runtime
+        self.store = MiningJobs(engine if engine is not None else make_engine(runtime["db_url"]))
 
     def _actor(self) -> Any:
         return MiningJobsActor.options(  # type: ignore[attr-defined]
@@ -208,19 +232,28 @@ class RayMiningService:
             get_if_exists=True,
         ).remote(self.runtime)
 
-    async def submit(self, request: MiningRequest) -> str:
+    async def submit(self, request: MiningRequest, created_by: str | None = None) -> str:
         body = {
             "camera_id": request.camera_id,
             "start": request.start,
             "end": request.end,
             "budget": request.budget,
         }
-        job_id: str = await self._actor().submit.remote(body)
+        job_id: str = await self._actor().submit.remote(body, created_by)
         return job_id
 
-    async def status(self, job_id: str) -> MiningJob | None:
+    async def _started(self) -> None:
+        """Finds (or starts) the actor, so that a dead one's unfinished jobs are failed
+        before they are read; the statuses are read from the database even if it cannot."""
         try:
-            found: dict[str, Any] | None = await self._actor().status.remote(job_id)
-        except RayActorError:  # the actor was lost: so were the statuses it held
-            return None
-        return MiningJob.from_dict(found) if found is not None else None
+            await self._actor().ready.remote()
+        except RayActorError as exc:
+            logger.warning("mining: the jobs actor is not answering: %s", exc)
+
+    async def status(self, job_id: str) -> MiningJob | None:
+        await self._started()
+        return await asyncio.to_thread(self.store.get, job_id)
+
+    async def jobs(self, *, limit: int, camera_ids: Collection[str] | None) -> list[MiningJob]:
+        await self._started()
+        return await asyncio.to_thread(self.store.list, limit=limit, camera_ids=camera_ids)

@@ -3,8 +3,10 @@
 ``POST /annotation/mine`` answers 202 with the job's id at once; the job scans the camera's
 recorded segments over ``[start, end]`` (in the platform as Ray tasks), chooses up to
 ``budget`` frames by expected value and puts them in the annotation queue.
-``GET /annotation/mine/{id}`` reports its state and counts. Both need ``models:admin``;
-a camera the caller may not see is a 404, as is a job about one.
+``GET /annotation/mine/{id}`` reports its state and counts, ``GET /annotation/mine`` the
+newest jobs first. The statuses are kept in the database: they survive a restart, and a job a
+restart interrupted reads "failed" with the reason. All need ``models:admin``; a camera the
+caller may not see is a 404, as is a job about one, and the list leaves such jobs out.
 """
 
 from __future__ import annotations
@@ -12,13 +14,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Security
+from fastapi import APIRouter, HTTPException, Path, Query, Security
 from fastapi.exceptions import RequestValidationError
 from pydantic import AwareDatetime, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from sentinel.api.deps import MiningServices, Services, ServicesDep
-from sentinel.api.security import authorize, require_camera
+from sentinel.api.security import allowed_cameras, authorize, require_camera
 from sentinel.domain.strict import StrictModel
 from sentinel.gateway.roles import MODELS_ADMIN, Principal
 from sentinel.train.mine_service import MiningJob, MiningRequest
@@ -48,7 +50,9 @@ class MiningJobPublic(BaseModel):
     budget: int
     state: Literal["queued", "running", "done", "failed"]
     created_at: datetime
+    started_at: datetime | None = None
     finished_at: datetime | None
+    created_by: str | None = Field(None, description="Who submitted it (null: not known).")
     chunks: int = Field(description="Recorded segments in the stretch.")
     chunks_skipped: int = Field(description="Segments that could not be read (skipped).")
     frames_scanned: int
@@ -95,9 +99,21 @@ async def mine(body: MineBody, services: ServicesDep, principal: Admin) -> MineA
     if await run_in_threadpool(services.cameras.get, body.camera_id) is None:
         raise HTTPException(404, "camera not found")
     job_id = await mining.service.submit(
-        MiningRequest(body.camera_id, body.start, body.end, body.budget)
+        MiningRequest(body.camera_id, body.start, body.end, body.budget), principal.subject
     )
     return MineAccepted(id=job_id)
+
+
+@router.get("", response_model=list[MiningJobPublic], summary="Mining jobs, newest first")
+async def mining_jobs(
+    services: ServicesDep,
+    principal: Admin,
+    limit: Annotated[int, Query(ge=1, le=200, description="Most jobs to list.")] = 50,
+) -> list[MiningJobPublic]:
+    mining = _mining(services)
+    cameras = await allowed_cameras(principal, services)
+    jobs = await mining.service.jobs(limit=limit, camera_ids=cameras)
+    return [MiningJobPublic.of(job) for job in jobs]
 
 
 @router.get("/{job_id}", response_model=MiningJobPublic, summary="A mining job's progress")

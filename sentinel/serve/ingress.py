@@ -339,11 +339,14 @@ def restorer_of(runtime: dict[str, Any], engine: Engine, objects: ObjectStore) -
     return Restorer(segments, objects, archive, settings, audit=AuditRepository(engine))
 
 
-def mining_services(runtime: dict[str, Any]) -> MiningServices:
-    """Hard-example mining as Ray tasks, its jobs kept by the detached jobs actor."""
+def mining_services(runtime: dict[str, Any], engine: Engine) -> MiningServices:
+    """Hard-example mining as Ray tasks run by the detached jobs actor, the jobs' statuses in
+    the database."""
     mining = MiningSettings(**runtime.get("train", {}).get("mining", {}))
     return MiningServices(
-        RayMiningService(runtime), max_span_h=mining.max_span_h, max_budget=mining.max_budget
+        RayMiningService(runtime, engine),
+        max_span_h=mining.max_span_h,
+        max_budget=mining.max_budget,
     )
 
 
@@ -417,7 +420,7 @@ class Ingress:
                 if runtime.get("train", {}).get("serve_registry", True)
                 else None,
                 training=training_services(engine, runtime),
-                mining=mining_services(runtime),
+                mining=mining_services(runtime, engine),
                 live=LiveHub(
                     make_bus(runtime.get("redis_url")), LiveChangesRepo(engine), control.statuses
                 ),

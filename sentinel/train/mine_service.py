@@ -3,18 +3,20 @@
 ``run_job`` runs one job from the camera's recordings to the annotation queue; where its two
 parallel steps run is injected (:data:`ScanMap`, :data:`RenderMap`): here, one chunk after
 the other (:class:`LocalMiningService`, and deployments without a cluster), or as Ray tasks
-(``sentinel.actors.mining``). Job statuses live in the process that runs the jobs (the
-service's memory, or the jobs actor's): a restart forgets them, not their results, which are
-in the queue.
+(``sentinel.actors.mining``). Job statuses are kept in the database (:class:`MiningJobs`,
+the ``mining_jobs`` table): the service writes each change of state, the API reads them back,
+and a restarted service fails the jobs its dead predecessor left unfinished
+(:data:`INTERRUPTED`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +28,7 @@ from sentinel.config import DetectorSettings, MiningSettings
 from sentinel.domain.annotation import QueueCandidate
 from sentinel.models.files import ModelFileError, verify_recorded_digest
 from sentinel.models.yolo import YoloOnnx
+from sentinel.store.mining_repo import MiningJobRecord, MiningJobRepository
 from sentinel.store.model_repo import ModelServingRepository
 from sentinel.store.objects import ObjectStore
 from sentinel.store.s3 import ObjectStoreSettings, make_object_store
@@ -48,10 +51,12 @@ from sentinel.train.mine_job import (
 from sentinel.train.mining import MinedFrame, MiningParams
 
 __all__ = [
+    "INTERRUPTED",
     "DetectorSpec",
     "JobState",
     "LocalMiningService",
     "MiningJob",
+    "MiningJobs",
     "MiningRequest",
     "MiningService",
     "RenderMap",
@@ -68,6 +73,10 @@ ScanMap = Callable[[Sequence[ScanChunk]], list[ChunkScan]]
 RenderMap = Callable[[Sequence[tuple[ScanChunk, list[MinedFrame]]]], list[RenderResult]]
 Enqueue = Callable[[list[QueueCandidate]], list[str]]
 QueuedHashes = Callable[[str], list[int]]
+OnChange = Callable[["MiningJob"], None]
+
+INTERRUPTED = "interrupted: the mining service restarted"
+"""The error of a job its service's process left queued or running (it died, or restarted)."""
 
 
 @dataclass(frozen=True)
@@ -104,10 +113,38 @@ class MiningJob:
     errors: list[str] = field(default_factory=list)
     error: str | None = None
     model_version: int | None = None  # the registry version that scanned (None: no registry)
+    started_at: datetime | None = None
+    created_by: str | None = None  # the API's principal that submitted it, when known
 
     @classmethod
-    def of(cls, request: MiningRequest) -> MiningJob:
-        return cls(str(uuid.uuid4()), request.camera_id, request.start, request.end, request.budget)
+    def of(cls, request: MiningRequest, created_by: str | None = None) -> MiningJob:
+        return cls(
+            str(uuid.uuid4()),
+            request.camera_id,
+            request.start,
+            request.end,
+            request.budget,
+            created_by=created_by,
+        )
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("done", "failed")
+
+    def mark_running(self, now: datetime) -> None:
+        """queued -> running.
+
+        Raises:
+            ValueError: The job is not queued.
+        """
+        if self.state != "queued":
+            raise ValueError(f"only a queued job starts, but job {self.id} is {self.state}")
+        self.state, self.started_at = "running", now
+
+    def mark_failed(self, error: str, now: datetime) -> None:
+        """A queued or running job -> failed, saying why (a finished one stays as it is)."""
+        if not self.finished:
+            self.state, self.error, self.finished_at = "failed", error[:1000], now
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -117,14 +154,48 @@ class MiningJob:
         return cls(**data)
 
 
+class MiningJobs:
+    """The jobs' statuses in the database (``mining_jobs``), for the service that runs them
+    and for the API that reads them."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.repo = MiningJobRepository(engine)
+
+    def save(self, job: MiningJob) -> None:
+        self.repo.save(MiningJobRecord(**job.as_dict()))
+
+    def get(self, job_id: str) -> MiningJob | None:
+        record = self.repo.get(job_id)
+        return None if record is None else MiningJob.from_dict(asdict(record))
+
+    def list(
+        self, *, limit: int = 50, camera_ids: Collection[str] | None = None
+    ) -> builtins.list[MiningJob]:
+        """The newest first, of ``camera_ids`` only (None: every camera)."""
+        records = self.repo.list(limit=limit, camera_ids=camera_ids)
+        return [MiningJob.from_dict(asdict(r)) for r in records]
+
+    def recover(self) -> builtins.list[str]:
+        """Fails the jobs a dead service left queued or running (:data:`INTERRUPTED`): their
+        runner is gone, and re-running them unasked could crash the new one the same way.
+        Call it once, as the (only) service of the database starts."""
+        ids = self.repo.fail_unfinished(INTERRUPTED)
+        if ids:
+            logger.warning("mining: %d interrupted job(s) marked failed: %s", len(ids), ids)
+        return ids
+
+
 class MiningService(Protocol):
     """Starts mining jobs and reports on them (the API's view; Ray-backed in the platform)."""
 
-    async def submit(self, request: MiningRequest) -> str:
+    async def submit(self, request: MiningRequest, created_by: str | None = None) -> str:
         """Starts a job; returns its id at once."""
 
     async def status(self, job_id: str) -> MiningJob | None:
-        """The job, or None if this service does not know it."""
+        """The job, or None if there is none by that id."""
+
+    async def jobs(self, *, limit: int, camera_ids: Collection[str] | None) -> list[MiningJob]:
+        """The newest ``limit`` jobs first, of ``camera_ids`` only (None: every camera)."""
 
 
 @dataclass(frozen=True)
@@ -234,17 +305,23 @@ def run_job(
     render_map: RenderMap,
     enqueue: Enqueue,
     queued: QueuedHashes,
+    on_change: OnChange = lambda job: None,
 ) -> MiningJob:
     """Runs ``job`` to the end, updating it as it goes; a failure is recorded in it (state
-    "failed", ``error``), never raised."""
-    job.state = "running"
+    "failed", ``error``), never raised. ``on_change`` gets the job as it starts, once its
+    chunks are scanned (the counts so far) and as it ends (it stores the job)."""
+    if job.state == "queued":
+        job.mark_running(datetime.now(UTC))
     try:
+        on_change(job)
         chunks = plan_chunks(
             segments.range(job.camera_id, job.start, job.end), job.camera_id, job.start, job.end
         )
         outcome = MiningOutcome()
         scans = scan_map(chunks)
         tally_scans(outcome, scans)
+        _progress(job, outcome)
+        on_change(job)
         spans = flagged_spans(engine, job.camera_id, job.start, job.end)
         outcome.chosen = choose(
             scans, job.budget, params, spans=spans, queued=queued(job.camera_id)
@@ -258,12 +335,20 @@ def run_job(
         logger.exception("mining job %s failed", job.id)
         job.state, job.error = "failed", f"{type(exc).__name__}: {exc}"[:1000]
     job.finished_at = datetime.now(UTC)
+    try:
+        on_change(job)
+    except Exception:  # the database is away: nothing left to tell; the next start fails it
+        logger.exception("mining job %s: its final state could not be stored", job.id)
     return job
 
 
-def _finish(job: MiningJob, outcome: MiningOutcome, ids: list[str]) -> None:
+def _progress(job: MiningJob, outcome: MiningOutcome) -> None:
     job.chunks, job.chunks_skipped = outcome.chunks, outcome.chunks_skipped
     job.frames_scanned, job.frames_skipped = outcome.frames_scanned, outcome.frames_skipped
+
+
+def _finish(job: MiningJob, outcome: MiningOutcome, ids: list[str]) -> None:
+    _progress(job, outcome)
     job.chosen, job.enqueued = len(outcome.chosen), len(ids)
     job.duplicates = len(outcome.candidates) - len(ids)
     job.item_ids = ids
@@ -273,7 +358,9 @@ def _finish(job: MiningJob, outcome: MiningOutcome, ids: list[str]) -> None:
 
 
 class LocalMiningService:
-    """Runs jobs on this process (a worker thread each), the steps one after the other."""
+    """Runs jobs on this process (a worker thread each), the steps one after the other; their
+    statuses are in the database. On construction it fails the jobs left unfinished there (by
+    a process that died): one mining service per database."""
 
     def __init__(
         self,
@@ -295,27 +382,31 @@ class LocalMiningService:
         self.mining = mining
         self.enqueue = enqueue
         self.queued = queued
-        self.jobs: dict[str, MiningJob] = {}
+        self.store = MiningJobs(engine)
+        self.store.recover()
         self._tasks: set[asyncio.Task[MiningJob]] = set()
 
-    async def submit(self, request: MiningRequest) -> str:
-        job = MiningJob.of(request)
-        self.jobs[job.id] = job
+    async def submit(self, request: MiningRequest, created_by: str | None = None) -> str:
+        job = MiningJob.of(request, created_by)
+        await asyncio.to_thread(self.store.save, job)
         task = asyncio.create_task(asyncio.to_thread(self.run, job))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return job.id
 
     async def status(self, job_id: str) -> MiningJob | None:
-        return self.jobs.get(job_id)
+        return await asyncio.to_thread(self.store.get, job_id)
+
+    async def jobs(self, *, limit: int, camera_ids: Collection[str] | None) -> list[MiningJob]:
+        return await asyncio.to_thread(self.store.list, limit=limit, camera_ids=camera_ids)
 
     def run(self, job: MiningJob) -> MiningJob:
         detect: list[Detect] = []
         try:
             spec = self.detector.serving(self.engine)  # the champion when the job starts
         except Exception as exc:  # an unreadable serving state: the job fails, saying why
-            job.state, job.error = "failed", f"no model to mine with: {exc}"[:1000]
-            job.finished_at = datetime.now(UTC)
+            job.mark_failed(f"no model to mine with: {exc}", datetime.now(UTC))
+            self.store.save(job)
             return job
         job.model_version = spec.version
 
@@ -348,4 +439,5 @@ class LocalMiningService:
             render_map=render,
             enqueue=self.enqueue,
             queued=self.queued,
+            on_change=self.store.save,
         )

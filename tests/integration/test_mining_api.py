@@ -249,3 +249,41 @@ def test_store_load_reads_objects_and_files(services: Services, tmp_path: Path) 
     assert load(chunk) == b"abc"
     video = ScanChunk("v", CAM, "video", str(tmp_path / "v.avi"), seg.at(0), seg.at(0), seg.at(1))
     assert load(video) == tmp_path / "v.avi"
+
+
+def test_jobs_survive_a_restart_and_are_listed_within_camera_limits(
+    client: TestClient, services: Services, onnx_model: Path, store_engine: Engine
+) -> None:
+    """Statuses come from the database: a new service (the restart) still answers a finished
+    job, reports one it interrupted as failed, and lists the newest first; a caller limited
+    to one camera lists only its jobs, and an unknown id is 404."""
+    from sentinel.train.mine_service import INTERRUPTED, MiningJob, MiningJobs, MiningRequest
+
+    services.cameras.upsert(CAM, {"id": CAM, "source": "/videos/front.mp4"})
+    services.cameras.upsert("yard", {"id": "yard", "source": "/videos/yard.mp4"})
+    empty = body(start=100, end=110, budget=1)  # a stretch without recordings: quick
+    done = finished(client, client.post("/api/v1/annotation/mine", json=empty).json()["id"])
+    assert done["state"] == "done" and done["created_by"] is not None
+    stranded = MiningJob.of(MiningRequest("yard", seg.at(0), seg.at(10), 3), "someone")
+    stranded.mark_running(seg.at(20))
+    MiningJobs(store_engine).save(stranded)  # left running by a process that died
+
+    services.mining = local_mining(services, onnx_model, MINING)  # the restart
+    r = client.get(f"/api/v1/annotation/mine/{done['id']}")
+    assert r.status_code == 200 and r.json() == done
+    lost = client.get(f"/api/v1/annotation/mine/{stranded.id}").json()
+    assert lost["state"] == "failed" and lost["error"] == INTERRUPTED
+    listed = client.get("/api/v1/annotation/mine").json()
+    assert [j["id"] for j in listed] == [stranded.id, done["id"]]
+    assert [j["id"] for j in client.get("/api/v1/annotation/mine?limit=1").json()] == [stranded.id]
+    assert client.get("/api/v1/annotation/mine?limit=0").status_code == 422
+    assert client.get("/api/v1/annotation/mine?limit=201").status_code == 422
+    assert client.get("/api/v1/annotation/mine/unknown").status_code == 404
+
+    limited = add_user(services.security, "yard-admin", Role.ADMIN, cameras=["yard"])
+    mine = client.get("/api/v1/annotation/mine", headers=limited.headers).json()
+    assert [j["id"] for j in mine] == [stranded.id]
+    r = client.get(f"/api/v1/annotation/mine/{done['id']}", headers=limited.headers)
+    assert r.status_code == 404
+    operator = add_user(services.security, "op", Role.OPERATOR)
+    assert client.get("/api/v1/annotation/mine", headers=operator.headers).status_code == 403

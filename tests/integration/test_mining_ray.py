@@ -1,6 +1,7 @@
 """Hard-example mining on the shared Ray cluster, through the platform's API: the scan and
 render steps run as Ray tasks over a camera's recorded segments of the sample video, the
-detached jobs actor keeps the job, and its frames land in the annotation queue."""
+detached jobs actor runs the job, its frames land in the annotation queue, and its status,
+kept in the database, outlives the actor (a job the actor's death interrupted reads failed)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from sentinel.store.annotation_repo import AnnotationRepo
 from sentinel.store.db import make_engine
 from sentinel.store.s3 import make_object_store
 from sentinel.store.segment_repo import SegmentInfo, SegmentRepository
+from sentinel.train.mine_service import INTERRUPTED, MiningJob, MiningJobs, MiningRequest
 from sentinel.video.segments import finalize_segment
 from tests.integration import test_segments as seg
 from tests.integration.conftest import Stack, wait_for
@@ -91,3 +93,26 @@ def test_mining_runs_on_ray_and_fills_the_queue(
     assert all(seg.at(0) <= i.frame_ts <= seg.at(8) for i in items if i is not None)
     store = make_object_store(stack.settings.objects, stack.settings.data_dir)
     assert all(store.get(i.image_key)[:2] == b"\xff\xd8" for i in items if i is not None)
+
+    # A job the actor was running when it died, as the table keeps it; then the actor dies.
+    engine = make_engine(stack.settings.db_url)
+    try:
+        stranded = MiningJob.of(MiningRequest(CAM, seg.at(0), seg.at(8), 1))
+        stranded.mark_running(seg.at(20))
+        MiningJobs(engine).save(stranded)
+    finally:
+        engine.dispose()
+    ray.kill(actor)
+
+    def interrupted() -> dict[str, Any] | None:
+        got = stack.http.get(f"/api/v1/annotation/mine/{stranded.id}")
+        assert got.status_code == 200, got.text
+        found: dict[str, Any] = got.json()
+        return found if found["state"] == "failed" else None
+
+    lost = wait_for(interrupted, timeout=120, interval=1.0, what="a new jobs actor")
+    assert lost["error"] == INTERRUPTED
+    again = stack.http.get(f"/api/v1/annotation/mine/{job_id}")
+    assert again.status_code == 200 and again.json() == job  # the finished job, as it was
+    listed = stack.http.get("/api/v1/annotation/mine", params={"limit": 200}).json()
+    assert {stranded.id, job_id} <= {j["id"] for j in listed}
