@@ -22,6 +22,7 @@ from sentinel.api import (
     ask,
     auth,
     cameras,
+    capabilities,
     dashboard,
     datasets,
     events,
@@ -124,6 +125,7 @@ def create_app() -> FastAPI:
     api.include_router(incidents.router)
     api.include_router(cameras.router)
     api.include_router(auth.router)
+    api.include_router(capabilities.router)
     api.include_router(admin.router)
     api.include_router(alerts.router)
     api.include_router(prompts.router)

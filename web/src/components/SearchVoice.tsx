@@ -1,7 +1,10 @@
 // Ask by voice: record with the microphone (MediaRecorder, WebM/Opus where it can), send it to
-// POST /ask/voice, show the transcript and the answer. Hidden when the server has no voice.
+// POST /ask/voice, show the transcript and the answer. Says so when the server has no voice
+// (GET /capabilities).
 import { useEffect, useRef, useState } from "react";
-import { api } from "@/lib/api";
+import { api, can } from "@/lib/api";
+import { capabilities } from "@/lib/capabilities";
+import { useMe } from "@/lib/session";
 import type { VoiceAnswer } from "@/lib/review";
 import SearchCitations from "./SearchCitations";
 import styles from "@/styles/search.module.css";
@@ -34,12 +37,25 @@ export default function SearchVoice() {
   const recorder = useRef<MediaRecorder | null>(null);
   const timer = useRef<ReturnType<typeof setTimeout> | null>(null);
 
-  // An empty body tells whether the voice service is on (422: it is; 404: it is not).
+  // Whether voice runs here, from the server's capabilities; asking needs events:read.
+  const me = useMe();
   useEffect(() => {
-    api("POST", "/ask/voice", new FormData()).then((r) => {
-      if (r.status === 403) setAvail("denied");
-      else setAvail(r.status === 404 || r.status === 0 ? "no" : "yes");
+    if (!me) return;
+    if (!can(me, "events:read")) {
+      setAvail("denied");
+      return;
+    }
+    let live = true;
+    capabilities().then((c) => {
+      // null: the server cannot say (older or unreachable); offer it, a 404 on sending says no.
+      if (live) setAvail(c && !c.voice ? "no" : "yes");
     });
+    return () => {
+      live = false;
+    };
+  }, [me]);
+
+  useEffect(() => {
     return () => {
       if (timer.current) clearTimeout(timer.current);
       recorder.current?.stream.getTracks().forEach((t) => t.stop());

@@ -7,6 +7,7 @@ import SearchAsk from "@/components/SearchAsk";
 import SearchResultList from "@/components/SearchResultList";
 import SearchVoice from "@/components/SearchVoice";
 import { api, can, query, when } from "@/lib/api";
+import { capabilities } from "@/lib/capabilities";
 import { fromLocalInput, searchOff, toLocalInput, type Camera, type SearchHit, type SearchResults } from "@/lib/review";
 import { useMe } from "@/lib/session";
 import styles from "@/styles/search.module.css";
@@ -57,13 +58,17 @@ export default function Search() {
   const [off, setOff] = useState(false);
   const [cameras, setCameras] = useState<Camera[] | null>(null);
 
-  // Whether search runs here at all: "more like this" of no event answers 404 either way,
-  // saying "not enabled" only when the search service is off.
+  // Whether search runs here at all, from the server's capabilities (null: it cannot say; the
+  // search answers themselves then tell).
   useEffect(() => {
     if (!can(me, "events:read")) return;
-    api("GET", "/events/-/similar?limit=1").then((r) => {
-      if (!r.ok && searchOff(r.status, r.error)) setOff(true);
+    let live = true;
+    capabilities().then((c) => {
+      if (live && c && !c.search) setOff(true);
     });
+    return () => {
+      live = false;
+    };
   }, [me]);
 
   useEffect(() => setDraft(localDraft(params)), [key]); // eslint-disable-line react-hooks/exhaustive-deps
