@@ -466,10 +466,7 @@ class Relay:
         except DeliveryError as exc:
             return self._failed(d, exc)
         except Exception as exc:  # a bug in a channel must not stop the relay
-            logger.exception("delivery %s: unexpected error", d.id)
-            delay = backoff_s(d.attempts, s.backoff_base_s, s.backoff_cap_s)
-            self.repo.retry_later(d.id, token, delay, f"{type(exc).__name__}: {exc}")
-            return "retried", None
+            return self._unexpected(d, exc)
         return receipt.state, (d.id, token, receipt.state, receipt.provider_id, None)
 
     def _push_one(
@@ -497,13 +494,17 @@ class Relay:
             subs.record(sub.id, str(exc))
             return self._failed(d, exc)
         except Exception as exc:  # a bug in a channel must not stop the relay
-            logger.exception("delivery %s: unexpected error", d.id)
-            s = self.settings
-            delay = backoff_s(d.attempts, s.backoff_base_s, s.backoff_cap_s)
-            self.repo.retry_later(d.id, token, delay, f"{type(exc).__name__}: {exc}")
-            return "retried", None
+            return self._unexpected(d, exc)
         subs.record(sub.id, None)
         return receipt.state, (d.id, token, receipt.state, receipt.provider_id, None)
+
+    def _unexpected(self, d: DeliveryRecord, exc: Exception) -> Outcome:
+        """A bug in a channel: logged, and the delivery retried with backoff."""
+        logger.exception("delivery %s: unexpected error", d.id)
+        s = self.settings
+        delay = backoff_s(d.attempts, s.backoff_base_s, s.backoff_cap_s)
+        self.repo.retry_later(d.id, d.lease_token or "", delay, f"{type(exc).__name__}: {exc}")
+        return "retried", None
 
     def _failed(self, d: DeliveryRecord, exc: DeliveryError) -> Outcome:
         """Failed for good (permanent, or out of attempts), else retried with backoff."""
