@@ -68,7 +68,8 @@ def demo_camera(sample: Path) -> CameraConfig:
 
 
 def demo_rules() -> list[dict[str, Any]]:
-    """The demo's rules, on its zone and line (the bodies ``POST /api/v1/rules`` takes)."""
+    """The demo's rules, on its zone and line (``POST /api/v1/rules`` takes each without
+    its ``id``: the server assigns one)."""
     return [
         {
             "id": "demo-walkway-crossing",
