@@ -199,9 +199,10 @@ def test_a_tripped_guard_rolls_the_canary_back_by_itself(
     for camera in (CANARY_CAM, CHAMPION_CAM):
         assert _route(stack, camera)["canary"] is None  # the route changed before the answer
     _flowing(stack, CANARY_CAM, CHAMPION_CAM)
-    # The canary camera is served by the champion again (one frame may have been in flight).
+    # The canary camera is served by the champion again: on the challenger, at most the two
+    # frames a camera keeps in flight (one ahead) when its route changed.
     tally = _route(stack, CANARY_CAM)["tally"]
-    assert tally[str(v1)]["frames"] >= 3 and tally.get(str(v2), {"frames": 0})["frames"] <= 1
+    assert tally[str(v1)]["frames"] >= 3 and tally.get(str(v2), {"frames": 0})["frames"] <= 2
     for camera in (CANARY_CAM, CHAMPION_CAM):
         counters = stack.camera(camera)["status"]["counters"]
         assert counters["detector_errors"] == 0, counters
