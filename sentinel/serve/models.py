@@ -178,10 +178,18 @@ class ModelController:
             swap_timeout_s=train.swap_timeout_s,
         )
         self.lock = threading.Lock()
-        self.task: asyncio.Task[None] | None = None
+        # The guard starts with the actor, not in start(): Ray restarts a crashed controller
+        # (max_restarts=-1) by running this constructor again, and only the platform's first
+        # start calls start(); a loop begun there would be lost with the first restart.
+        self.stopped = threading.Event()
+        self.guard_thread = threading.Thread(
+            target=self.service.guard_forever, args=(self.stopped,), name="guard", daemon=True
+        )
+        self.guard_thread.start()
 
     async def start(self) -> None:
-        """Records the serving state, brings back a canary a restart lost, starts the guard."""
+        """Records the serving state and brings back a canary a restart lost (the guard runs
+        from the constructor on)."""
         state = await asyncio.to_thread(self.service.champion)
         current, _ = await asyncio.to_thread(self.service.state)
         if current.get("canary") is not None:
@@ -192,19 +200,6 @@ class ModelController:
                 except ModelConflictError as exc:  # its cameras fall back to the champion
                     logger.error("model controller: canary not restored: %s", exc)
         logger.info("model controller: champion version %s", state["version"])
-        if self.task is None:
-            self.task = asyncio.get_running_loop().create_task(self._guard_loop())
-
-    async def _guard_loop(self) -> None:
-        interval = self.service.guard.interval_s
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                reasons = await asyncio.to_thread(self.service.check_guard)
-                if reasons:
-                    logger.warning("canary guard tripped: %s", "; ".join(reasons))
-            except Exception as exc:  # the next check tries again
-                logger.warning("canary guard check failed: %s", exc)
 
     async def replica_sync(self, replica: str, version: int | None) -> dict[str, Any]:
         """A champion replica reports what it serves; answers what it must serve."""

@@ -381,6 +381,19 @@ class ModelService:
                 )
             return reasons
 
+    def guard_forever(self, stopped: threading.Event) -> None:
+        """Checks the guard every ``guard.interval_s`` until ``stopped`` is set (a thread's
+        body). A check that fails (the database or a camera busy) is logged; the next one
+        tries again."""
+        while not stopped.wait(self.guard.interval_s):
+            try:
+                reasons = self.check_guard()
+            except Exception as exc:
+                logger.warning("canary guard check failed: %s", exc)
+                continue
+            if reasons:
+                logger.warning("canary guard tripped: %s", "; ".join(reasons))
+
     def overview(self) -> dict[str, Any]:
         """Versions with aliases, metrics and gate tags; the serving state; live figures."""
         state, _ = self.state()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +18,7 @@ from sentinel.train.canary import (
     guard_reasons,
     serves_challenger,
 )
-from sentinel.train.serving import gate_passed
+from sentinel.train.serving import ModelService, gate_passed
 
 
 def _route(**canary: Any) -> dict[str, Any]:
@@ -101,6 +103,7 @@ def _fig(version: int, frames: int, per_frame: float, ms: float, judged: int = 0
     [
         (_fig(1, 50, 2.0, 60), _fig(2, 50, 2.2, 65), None),
         (_fig(1, 50, 2.0, 60), _fig(2, 50, 0.5, 60), "detections per frame"),
+        (_fig(1, 50, 2.0, 60), _fig(2, 50, 0.0, 60), "detections per frame 0.000 outside"),
         (_fig(1, 50, 2.0, 60), _fig(2, 50, 6.0, 60), "detections per frame"),
         (_fig(1, 50, 2.0, 60), _fig(2, 50, 2.0, 400), "latency"),
         (_fig(1, 50, 2.0, 60), _fig(2, 5, 0.0, 900), None),  # too few frames to judge
@@ -121,6 +124,50 @@ def test_guard(champion: ModelFigures | None, challenger: ModelFigures, trip: st
 def test_a_disabled_guard_never_trips() -> None:
     off = CanaryGuardSettings(enabled=False, min_frames=1)
     assert guard_reasons(_fig(1, 50, 2.0, 60), _fig(2, 50, 9.0, 900), off) == []
+
+
+class _Ticks(threading.Event):
+    """Fake time for a loop that waits on an event: each wait is one interval gone by; the
+    event counts as set from the ``stop_after``-th wait on."""
+
+    def __init__(self, stop_after: int) -> None:
+        super().__init__()
+        self.stop_after = stop_after
+        self.waits: list[float | None] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(timeout)
+        return len(self.waits) >= self.stop_after
+
+
+def test_the_guard_loop_checks_every_interval_and_outlives_a_failed_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    unused: Any = None  # the loop reaches them only through check_guard, replaced below
+    service = ModelService(
+        registry=unused,
+        repo=unused,
+        serving=unused,
+        audit=unused,
+        models_dir=Path("unused"),
+        input_size=640,
+        guard=CanaryGuardSettings(interval_s=2.5),
+    )
+    outcomes: list[list[str] | Exception] = [RuntimeError("database down"), ["tripped"], []]
+    checked: list[int] = []
+
+    def check_guard() -> list[str]:
+        checked.append(len(checked))
+        out = outcomes[len(checked) - 1]
+        if isinstance(out, Exception):
+            raise out
+        return out
+
+    monkeypatch.setattr(service, "check_guard", check_guard)
+    ticks = _Ticks(stop_after=4)
+    service.guard_forever(ticks)
+    assert len(checked) == 3  # the failed check did not end the loop
+    assert ticks.waits == [2.5] * 4
 
 
 @pytest.mark.parametrize(
