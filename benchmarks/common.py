@@ -80,8 +80,11 @@ def rgb_frames(video: Path, count: int, *, every: int = 1) -> list[NDArray[np.ui
 
 
 def init_ray(namespace: str) -> None:
-    """Starts a private local Ray cluster on 127.0.0.1 (never joins someone else's)."""
+    """Starts a private local Ray cluster on 127.0.0.1 (never joins someone else's), its
+    workers at the nice value Sentinel gives its own (``cluster.worker_niceness``)."""
     import ray
+
+    from sentinel.config import ClusterSettings
 
     os.environ["RAY_AUTH_MODE"] = "disabled"
     os.environ.pop("RAY_ADDRESS", None)
@@ -93,6 +96,7 @@ def init_ray(namespace: str) -> None:
         _node_ip_address=HOST,
         logging_level=logging.WARNING,
         log_to_driver=False,
+        _system_config={"worker_niceness": ClusterSettings().worker_niceness},
     )
 
 

@@ -168,7 +168,7 @@ def _run_until_signal(settings: Settings) -> None:
     if not os.environ.get("RAY_ADDRESS"):
         # Our own head, out of our process group (see LocalHead), stopped by us, last.
         head = runtime.LocalHead.start(
-            settings.data_dir / "logs" / "ray-head.log", env=runtime.serve_env(settings)
+            settings.data_dir / "logs" / "ray-head.log", env=runtime.head_env(settings)
         )
         click.echo(f"local Ray cluster at {head.address} (head pid {head.process.pid})")
     supervisor = None

@@ -952,6 +952,18 @@ class ClusterSettings(StrictModel):
     haproxy_metrics_port: int = Field(
         9101, ge=1, le=65535, description="HAProxy's Prometheus metrics (serve_proxy haproxy)."
     )
+    worker_niceness: int = Field(
+        0,
+        ge=0,
+        le=19,
+        description="The nice value of the Ray worker processes on a cluster Sentinel starts "
+        "itself (`sentinel up`, `sentinel demo`, a notebook's local cluster). Ray's own default "
+        "is 15, which keeps its daemons ahead of the workers on a shared host; here the "
+        "workers are the product (cameras, detector, training), and at 15 any other process "
+        "on the box takes their cores first (Ray Train ran at 0.65x the same loop in plain "
+        "torch beside other load, benchmarks/training.py). On a cluster you start, set "
+        "RAY_worker_niceness in `ray start`'s environment instead.",
+    )
 
 
 class SmtpSettings(StrictModel):

@@ -249,6 +249,12 @@ def seed_cameras(settings: Settings) -> None:
         repo.upsert(camera.id, seal_camera(camera.model_dump(mode="json"), box))
 
 
+def head_env(settings: Settings) -> dict[str, str]:
+    """Environment for the Ray processes of a head Sentinel starts: the workers' nice value
+    (``cluster.worker_niceness``) and Serve's HTTP proxy (:func:`serve_env`)."""
+    return {"RAY_worker_niceness": str(settings.cluster.worker_niceness), **serve_env(settings)}
+
+
 def serve_env(settings: Settings) -> dict[str, str]:
     """Environment for the Ray processes of a head Sentinel starts: Serve's HTTP proxy.
 
@@ -285,7 +291,14 @@ def connect_ray(settings: Settings, address: str | None = None) -> None:
     address = address or os.environ.get("RAY_ADDRESS")
     # "local" starts a private cluster on loopback; None would join any cluster that `ray start`
     # left on this machine.
-    local: dict[str, Any] = {} if address else {"_node_ip_address": "127.0.0.1"}
+    local: dict[str, Any] = (
+        {}
+        if address
+        else {
+            "_node_ip_address": "127.0.0.1",
+            "_system_config": {"worker_niceness": settings.cluster.worker_niceness},
+        }
+    )
     ray.init(
         address=address or "local",
         **local,

@@ -176,8 +176,9 @@ def sentinel_stack(
             "mqtt": {"prefix": "sentinel-test"},
         },
     )
-    # Serve's HTTP proxy as `sentinel up` sets it for the head it starts (HAProxy by default).
-    os.environ.update(runtime.serve_env(settings))
+    # The workers' nice value and Serve's HTTP proxy, as `sentinel up` sets them for the head
+    # it starts (HAProxy by default).
+    os.environ.update(runtime.head_env(settings))
     # A private cluster on loopback: never join one that `ray start` left on this machine.
     ray.init(
         address="local",

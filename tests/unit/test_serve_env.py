@@ -1,11 +1,11 @@
-"""The Serve proxy environment `sentinel up` gives the head it starts."""
+"""The environment `sentinel up` gives the head it starts: Serve's proxy, workers' niceness."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from sentinel.config import Settings
-from sentinel.platform import serve_env
+from sentinel.platform import head_env, serve_env
 
 SERVE_HASH_DIR = 56  # Serve puts HAProxy's files one directory of this length deeper
 HAPROXY_SOCKET_MAX = 97
@@ -36,3 +36,15 @@ def test_haproxy_ports_come_from_the_settings(tmp_path: Path) -> None:
     other = serve_env(Settings(data_dir=tmp_path, cluster=cluster))
     assert other["RAY_SERVE_HAPROXY_STATS_PORT"] == "18404"
     assert other["RAY_SERVE_HAPROXY_METRICS_PORT"] == "19101"
+
+
+def test_the_head_runs_its_workers_at_the_configured_niceness(tmp_path: Path) -> None:
+    """Ray's default (15) would put every camera and the detector behind any other process."""
+    env = head_env(Settings(data_dir=tmp_path))
+    assert env["RAY_worker_niceness"] == "0"
+    assert env.items() >= serve_env(Settings(data_dir=tmp_path)).items()
+    nicer = head_env(Settings(data_dir=tmp_path, cluster={"worker_niceness": 10}))
+    assert nicer["RAY_worker_niceness"] == "10"
+    assert head_env(Settings(data_dir=tmp_path, cluster={"serve_proxy": "ray"})) == {
+        "RAY_worker_niceness": "0"
+    }
