@@ -1,6 +1,7 @@
 """Detector throughput: the Serve-batched deployment through its handle vs. bare ONNX Runtime.
 
-Both sides run the same model with the same runner (:class:`YoloOnnx`), 2 intra-op threads and
+Both sides run the same model with the same runner (:class:`YoloOnnx`), 2 intra-op threads
+(sleeping, not spinning, between parallel sections: ``detector.spin_wait``'s default) and
 batches of 4, on the same real frames of the sample clip. The passes alternate in one process
 and one Ray cluster, so load from anything else on the machine hits all sides alike.
 
@@ -159,6 +160,7 @@ def run(model_path: Path) -> None:
         labels=settings.labels,
         input_size=settings.input_size,
         threads=settings.threads,
+        spin=settings.spin_wait,
         conf_threshold=settings.conf_threshold,
         iou_threshold=settings.iou_threshold,
     )

@@ -546,6 +546,14 @@ class DetectorSettings(StrictModel):
     conf_threshold: float = Field(0.25, gt=0, le=1)
     iou_threshold: float = Field(0.45, gt=0, le=1)
     threads: int = Field(2, ge=1, le=64, description="ONNX Runtime intra-op threads per replica.")
+    spin_wait: bool = Field(
+        False,
+        description="Let ONNX Runtime's intra-op threads busy-wait between parallel sections "
+        "(its own default). Off: they sleep, and the cores they would spin on go to the "
+        "cameras and the replica's own request handling (served/bare 0.91x with spinning, "
+        "0.97x without, benchmarks/detector.py on 2 cores). Turn on for a replica with cores "
+        "of its own.",
+    )
     num_cpus: float = Field(1.0, ge=0, le=64, description="Ray CPUs reserved per replica.")
     num_gpus: float = Field(0.0, ge=0, le=8)
     replicas: int = Field(1, ge=1, le=64, description="Fixed replicas (without autoscaling).")

@@ -57,12 +57,16 @@ class YoloOnnx:
         iou_threshold: float = 0.45,
         providers: Sequence[str] | None = None,
         verify: bool = True,
+        spin: bool = False,
     ) -> None:
         if verify:
             verify_model(path)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+        # ORT's threads busy-wait between parallel sections by default: on cores shared with
+        # cameras (and the replica's own event loop) they sleep instead (DetectorSettings).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         available = ort.get_available_providers()
         chosen = [p for p in (providers or ["CUDAExecutionProvider"]) if p in available]

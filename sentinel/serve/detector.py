@@ -78,6 +78,7 @@ class Detector:
             labels=(model or {}).get("labels") or self.cfg.labels,
             input_size=int((model or {}).get("input_size") or self.cfg.input_size),
             threads=self.cfg.threads,
+            spin=self.cfg.spin_wait,
             conf_threshold=self.cfg.conf_threshold,
             iou_threshold=self.cfg.iou_threshold,
             verify=False,  # checked above

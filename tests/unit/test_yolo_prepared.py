@@ -57,3 +57,13 @@ def test_mixed_sizes_run_per_size_and_keep_order(model: YoloOnnx, frame: NDArray
     )
     assert abs(best.box.x1 + x0 - target.box.x1) < 8
     assert abs(best.box.y2 + y0 - target.box.y2) < 8
+
+
+@pytest.mark.parametrize(("spin", "entry"), [(False, "0"), (True, "1")])
+def test_threads_sleep_between_sections_unless_told_to_spin(
+    onnx_model: Path, spin: bool, entry: str
+) -> None:
+    """Spinning threads would take the cores the cameras share with the replica."""
+    runner = YoloOnnx(onnx_model, threads=2, spin=spin, verify=False)
+    options = runner.session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == entry
