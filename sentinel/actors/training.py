@@ -348,13 +348,14 @@ def run_training(settings: Settings, run_id: str, *, registry: Any = None) -> di
             "challenger": {k: v.as_dict() for k, v in judgement.challenger.items()},
             "champion": {k: v.as_dict() for k, v in judgement.champion.items()},
         }
+        # MLflow first: a run the API calls finished is finished in MLflow too.
+        tracker.end(mlflow_run_id)
         repo.finish(
             run_id,
             gate=gate_doc,
             gate_passed=judgement.gate.passed,
             challenger_version=version.version,
         )
-        tracker.end(mlflow_run_id)
         return {"run_id": run_id, "version": version.version, "gate": gate_doc}
     except Exception as exc:
         logger.error("training run %s failed: %s", run_id, traceback.format_exc())

@@ -156,7 +156,11 @@ def test_an_operators_shift(browser: Browser, w: World) -> None:
     expect(results.first).to_be_visible(timeout=15_000)
     thumb = results.first.locator("img")
     expect(thumb).to_be_visible()
-    assert thumb.evaluate("i => i.complete && i.naturalWidth > 0")
+    # Loaded, not just laid out: waits for the image's load or error (a slow machine).
+    assert thumb.evaluate(
+        "i => i.complete ? i.naturalWidth > 0 : new Promise(done => {"
+        " i.onload = () => done(i.naturalWidth > 0); i.onerror = () => done(false); })"
+    )
     shot(page, "search")
     assert not watch.problems, watch.problems
     context.close()
