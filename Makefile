@@ -66,8 +66,11 @@ demo: install demo-deps models web
 services: system-deps
 	@bash scripts/services.sh
 
+# pytest's verdict is printed once more after it exits (scripts/test_summary.py): Ray's threads
+# write to stderr while the interpreter exits, and a log cut to its tail must still show it.
 test: install system-deps models services web lint
-	$(BIN)/pytest -q -ra --durations=40
+	@rc=0; $(BIN)/pytest -q -ra --durations=40 --junitxml=.pytest-report.xml || rc=$$?; \
+	$(BIN)/python scripts/test_summary.py .pytest-report.xml; exit $$rc
 
 test-unit: install
 	$(BIN)/pytest -q tests/unit
