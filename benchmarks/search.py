@@ -12,11 +12,14 @@ Target: the semantic search beats BM25 on both.
 
 **Latency.** ``VECTORS`` (100,000) random unit vectors with camera and label metadata (50
 cameras) in the product's :class:`VectorIndex` (a chromadb collection, HNSW, cosine, and one
-shard collection per camera), against brute-force numpy top-k over the same float32 matrix
-(one matrix product and an argpartition), for ``LATENCY_QUERIES`` queries, without and with a
-camera-scope filter (5 of the 50 cameras, as a limited user's), and scoped with a label.
-Target: the index's p99 at most twice numpy's. The scope in Chroma's metadata ``where`` (the
-index before shards) is timed on a quarter of the queries for the record.
+shard collection per camera; a scope's shards of up to 20,000 items searched exactly in
+memory), against brute-force numpy top-k over the same float32 matrix (one matrix product and
+an argpartition), for ``LATENCY_QUERIES`` queries, without and with a camera-scope filter (5 of
+the 50 cameras, as a limited user's), and scoped with a label. Target: the index's p99 at most
+twice numpy's. The first query of each case (which opens the files and mirrors it searches)
+is timed apart. For the record: the shards searched by Chroma's HNSW (the same store, no
+mirrors), and the scope in Chroma's metadata ``where`` (the index before shards), the latter
+on a quarter of the queries.
 
 **Search by example** (person re-identification): ground-truth person boxes of PETS09-S2L1
 frames 1-400 (every ``REID_EVERY``-th frame), each described by
@@ -382,8 +385,18 @@ def latency(workdir: Path, n: int = VECTORS) -> dict[str, float]:
         ("scoped", SearchFilter(cameras=scope), mask),
         ("scoped_label", SearchFilter(cameras=scope, label="person"), mask & (labels == 0)),
     )
+    # The same store with every shard searched by Chroma's HNSW (no in-memory mirrors).
+    hnsw_only = VectorIndex(workdir / "latency", exact_shard_max_items=0)
     for name, flt, m in cases:
-        chroma_ms, numpy_ms, overlap = [], [], []
+        # The first query of a case opens what it searches (Chroma's HNSW files, the scope's
+        # in-memory mirrors): timed apart, then a few more untimed, as a running service has.
+        t = time.perf_counter()
+        index.query(queries[0], flt, K)
+        out[f"{name}_cold_ms"] = (time.perf_counter() - t) * 1000
+        for q in queries[1:5]:
+            index.query(q, flt, K)
+            hnsw_only.query(q, flt, K)
+        chroma_ms, numpy_ms, hnsw_ms, overlap = [], [], [], []
         for q in queries:
             t = time.perf_counter()
             hits = index.query(q, flt, K)
@@ -391,6 +404,10 @@ def latency(workdir: Path, n: int = VECTORS) -> dict[str, float]:
             t = time.perf_counter()
             exact = _numpy_topk(matrix, q, K, m)
             numpy_ms.append((time.perf_counter() - t) * 1000)
+            if m is not None:
+                t = time.perf_counter()
+                hnsw_only.query(q, flt, K)
+                hnsw_ms.append((time.perf_counter() - t) * 1000)
             got = {int(h.id[1:]) for h in hits}
             overlap.append(len(got & {int(i) for i in exact}) / K)
         out[f"{name}_chroma_p50"] = median(chroma_ms)
@@ -398,6 +415,9 @@ def latency(workdir: Path, n: int = VECTORS) -> dict[str, float]:
         out[f"{name}_numpy_p50"] = median(numpy_ms)
         out[f"{name}_numpy_p99"] = percentile(numpy_ms, 99)
         out[f"{name}_recall"] = float(np.mean(overlap))
+        if hnsw_ms:
+            out[f"{name}_hnsw_p50"] = median(hnsw_ms)
+            out[f"{name}_hnsw_p99"] = percentile(hnsw_ms, 99)
     # The old way, for the record: the scope in Chroma's metadata ``where``.
     bare = index._collection
     where: Any = {"camera_id": {"$in": sorted(scope)}}
@@ -499,13 +519,21 @@ def run(_model: Path) -> None:
         for name in ("all", "scoped", "scoped_label"):
             ratio = figures[f"{name}_chroma_p99"] / figures[f"{name}_numpy_p99"]
             print(
-                f"  {name:6s}: chromadb p50 {figures[f'{name}_chroma_p50']:.2f} ms "
+                f"  {name:6s}: index p50 {figures[f'{name}_chroma_p50']:.2f} ms "
                 f"p99 {figures[f'{name}_chroma_p99']:.2f} ms; numpy p50 "
                 f"{figures[f'{name}_numpy_p50']:.2f} ms p99 {figures[f'{name}_numpy_p99']:.2f} ms; "
                 f"p99 ratio {ratio:.2f} (target <= 2: {verdict(ratio <= 2.0)}); "
-                f"overlap with exact top-{K} {figures[f'{name}_recall']:.3f}",
+                f"overlap with exact top-{K} {figures[f'{name}_recall']:.3f}; "
+                f"first query {figures[f'{name}_cold_ms']:.1f} ms",
                 flush=True,
             )
+            if f"{name}_hnsw_p99" in figures:
+                print(
+                    f"          for the record, the shards in Chroma's HNSW (no mirrors): "
+                    f"p50 {figures[f'{name}_hnsw_p50']:.2f} ms "
+                    f"p99 {figures[f'{name}_hnsw_p99']:.2f} ms",
+                    flush=True,
+                )
         print(
             f"  for the record, the scope in Chroma's where (no shards): p50 "
             f"{figures['scoped_where_p50']:.2f} ms p99 {figures['scoped_where_p99']:.2f} ms",

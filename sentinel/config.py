@@ -823,6 +823,21 @@ class SearchSettings(StrictModel):
     batch: int = Field(32, ge=1, le=256, description="Queue items the indexer leases at once.")
     lease_s: float = Field(120.0, gt=0, le=3600, description="How long a lease holds.")
     poll_interval_s: float = Field(1.0, gt=0, le=60, description="Idle wait of the indexer.")
+    exact_shard_max_items: int = Field(
+        20_000,
+        ge=0,
+        le=1_000_000,
+        description="A search limited to a few cameras searches each camera's items exactly in "
+        "memory when it has at most this many (one matrix product: faster than Chroma's HNSW "
+        "there, and exact); larger cameras go to Chroma. 0: always Chroma.",
+    )
+    exact_max_items: int = Field(
+        200_000,
+        ge=0,
+        le=10_000_000,
+        description="The most items held in memory for exact search per process (about 1.5 KiB "
+        "each); the least recently searched cameras are let go first.",
+    )
 
     @field_validator("chroma_url")
     @classmethod

@@ -12,11 +12,27 @@ vectors are searched at all; Chroma's metadata ``where`` (:func:`where_filter`),
 the metadata of every item of the store (hundreds of ms at 100,000 items), is the fallback for
 a scope of many cameras. Label, kind and time bounds are checked on an over-fetched top list
 and, when fewer than k of it pass, asked of Chroma's ``where`` exactly.
+
+**Small shards are searched exactly, in memory.** Such a query is selective, and Chroma costs
+about a millisecond per shard query before it compares a vector; a shard of up to
+``exact_shard_max_items`` items is mirrored in this process (:class:`ShardMirror`: one matrix
+product, the exact top-k, filters exact too) within ``exact_max_items`` in all (least recently
+used shards are let go). Chroma stays the store of record. Coherence: every write (upsert,
+delete) ends by giving its cameras a new token in a versions collection; a scoped query reads
+its cameras' tokens in one call and brings a mirror whose token changed up to date first (the
+items written since its newest write time, less a margin; the whole shard when the counts then
+differ, as after a delete). A write finished before a query began is seen by it, whichever
+process wrote it. Hits are read back from the main collection, so an item deleted meanwhile is
+never returned: its mirror is reloaded and the query run again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
+import uuid
+from collections import OrderedDict
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,6 +44,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from sentinel.search.documents import SearchDocument
+from sentinel.search.exact import ShardMirror
 
 __all__ = [
     "APPEARANCE",
@@ -50,6 +67,14 @@ OVERFETCH = 4  # label/kind/time checked on the top OVERFETCH * k (at least MIN_
 MIN_FETCH = 40
 OVERFETCH_WIDER = 8  # then 8 times as many, before Chroma's where (which scans the store)
 _INCLUDE = ["documents", "metadatas", "distances"]
+# Shards of up to this many items are mirrored in memory and searched exactly; at most this
+# many items are mirrored in all (384-d float32: about 1.5 KiB each).
+EXACT_SHARD_MAX_ITEMS = 20_000
+EXACT_MAX_ITEMS = 200_000
+# A mirror brought up to date reads the items written since its newest write time less this
+# (writers' clocks may differ a little; an item read twice is simply replaced).
+REFRESH_MARGIN_S = 60.0
+_PAGE = 5000
 
 
 class IndexUnavailableError(RuntimeError):
@@ -186,10 +211,19 @@ class VectorIndex:
         path: Folder of the embedded persistent store (ignored with ``url``).
         url: A Chroma server, ``http://host:port``.
         collection: The collection's name.
+        exact_shard_max_items: Shards of up to this many items are searched exactly in
+            memory (0: never; Chroma's HNSW searches every shard).
+        exact_max_items: The most items mirrored in memory in all.
     """
 
     def __init__(
-        self, path: Path | None = None, *, url: str | None = None, collection: str = COLLECTION
+        self,
+        path: Path | None = None,
+        *,
+        url: str | None = None,
+        collection: str = COLLECTION,
+        exact_shard_max_items: int = EXACT_SHARD_MAX_ITEMS,
+        exact_max_items: int = EXACT_MAX_ITEMS,
     ) -> None:
         import chromadb  # heavy; only here
         from chromadb.config import Settings as ChromaSettings
@@ -213,6 +247,12 @@ class VectorIndex:
         self._name = collection
         self._collection: Any = self._collection_of(collection)
         self._shards: dict[str, Any] = {}
+        self._versions: Any = self._collection_of(f"{collection}-versions")
+        self._exact_shard_max = max(0, exact_shard_max_items)
+        self._exact_max = max(0, exact_max_items)
+        # camera -> (its token when last brought up to date, the mirror or None: too big)
+        self._mirrors: OrderedDict[str, tuple[str, ShardMirror | None]] = OrderedDict()
+        self._lock = threading.RLock()
         self._shard_all()
 
     def _collection_of(self, name: str) -> Any:
@@ -272,10 +312,12 @@ class VectorIndex:
         if not docs:
             return
         ids, texts = [d.id for d in docs], [d.text for d in docs]
-        metas = [dict(d.metadata) for d in docs]
+        stamp = time.time()
+        metas: list[dict[str, Any]] = [{**d.metadata, "indexed_at": stamp} for d in docs]
         matrix = np.asarray(vectors, dtype=np.float32)
         self._write_shards(ids, matrix, texts, metas)
         self._collection.upsert(ids=ids, embeddings=matrix, documents=texts, metadatas=metas)
+        self._bump(_by_camera(metas))
 
     def delete(self, ids: Collection[str]) -> None:
         """Remove ``ids`` (ids not in the index are ignored): from their cameras' shards
@@ -284,9 +326,38 @@ class VectorIndex:
             return
         wanted = list(ids)
         got = self._collection.get(ids=wanted, include=["metadatas"])
-        for camera_id, rows in _by_camera(got["metadatas"]).items():
+        cameras = _by_camera(got["metadatas"])
+        for camera_id, rows in cameras.items():
             self._shard(camera_id).delete(ids=[got["ids"][i] for i in rows])
         self._collection.delete(ids=wanted)
+        self._bump(cameras)
+
+    def _bump(self, cameras: Collection[str]) -> None:
+        """New tokens for ``cameras``: their shards changed (see the module's doc)."""
+        if not cameras:
+            return
+        names = sorted(cameras)
+        self._versions.upsert(
+            ids=[shard_name(self._name, c) for c in names],
+            embeddings=np.ones((len(names), 1), dtype=np.float32),
+            metadatas=[{"camera_id": c, "token": uuid.uuid4().hex} for c in names],
+        )
+
+    def _tokens(self, cameras: Sequence[str], *, give: bool = True) -> dict[str, str]:
+        """The cameras' current tokens, in one read; cameras without one (shards written
+        before tokens existed) are given one first (``give``)."""
+        names = {shard_name(self._name, c): c for c in cameras}
+        got = self._versions.get(ids=list(names), include=["metadatas"])
+        out = {
+            names[i]: str(meta["token"])
+            for i, meta in zip(got["ids"], got["metadatas"], strict=True)
+            if meta and "token" in meta
+        }
+        missing = [c for c in cameras if c not in out]
+        if missing and give:
+            self._bump(missing)
+            return self._tokens(cameras, give=False)
+        return out
 
     def count(self) -> int:
         return int(self._collection.count())
@@ -335,32 +406,106 @@ class VectorIndex:
         q = np.asarray(vector, dtype=np.float32).reshape(1, -1)
         want = k + (1 if exclude is not None else 0)
         cameras = scoped_cameras(flt)
-        if cameras is None or len(cameras) == 1:
-            coll = self._collection if cameras is None else self._shard(cameras[0])
-            found = self._query_in(coll, q, flt, want, cameras=cameras is None, full=True)
+        if cameras is None:
+            found = self._query_in(self._collection, q, flt, want, cameras=True, full=True)
             return [h for h in found if h.id != exclude][:k]
-        # Several shards: their nearest ids and distances only (a third of the time of a
-        # query that brings documents along), merged; then the k winners' documents in one read.
+        # The scope's shards: their nearest ids and scores only (in memory, or a third of the
+        # time of a Chroma query that brings documents along), merged; then the k winners'
+        # documents in one read of the main collection.
+        for attempt in range(2):
+            near, mirrored = self._near(cameras, q, flt, want)
+            near.sort(key=lambda h: -h.score)
+            best = [h for h in near if h.id != exclude][:k]
+            if not best:
+                return []
+            got = self._collection.get(ids=[h.id for h in best], include=["documents", "metadatas"])
+            rows = {
+                i: (doc, meta)
+                for i, doc, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
+            }
+            stale = {mirrored[h.id] for h in best if h.id not in rows and h.id in mirrored}
+            if stale and attempt == 0:
+                # Deleted since the mirror was read (a write that has not bumped yet): read
+                # those shards again, then search once more.
+                with self._lock:
+                    for camera_id in stale:
+                        self._mirrors.pop(camera_id, None)
+                continue
+            # An item deleted between the two reads is left out.
+            return [
+                SearchHit(h.id, h.score, rows[h.id][0], dict(rows[h.id][1]))
+                for h in best
+                if h.id in rows
+            ]
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _near(
+        self, cameras: Sequence[str], q: NDArray[np.float32], flt: SearchFilter, want: int
+    ) -> tuple[list[SearchHit], dict[str, str]]:
+        """The ``want`` nearest items of each camera's shard that pass ``flt`` (ids and
+        scores), and which of them came from a mirror (id -> camera)."""
+        tokens = self._tokens(cameras) if self._exact_shard_max else {}
         near: list[SearchHit] = []
+        mirrored: dict[str, str] = {}
         for camera_id in cameras:
-            near.extend(
-                self._query_in(self._shard(camera_id), q, flt, want, cameras=False, full=False)
+            token = tokens.get(camera_id)
+            with self._lock:
+                mirror = self._mirror(camera_id, token) if token is not None else None
+                pairs = (
+                    None
+                    if mirror is None
+                    else mirror.top(
+                        q, want, label=flt.label, kind=flt.kind, since=flt.since, until=flt.until
+                    )
+                )
+            if pairs is None:
+                near.extend(
+                    self._query_in(self._shard(camera_id), q, flt, want, cameras=False, full=False)
+                )
+                continue
+            for item_id, score in pairs:
+                near.append(SearchHit(item_id, score, "", {}))
+                mirrored[item_id] = camera_id
+        return near, mirrored
+
+    def _mirror(self, camera_id: str, token: str) -> ShardMirror | None:
+        """The camera's mirror, up to date with ``token``; None when its shard is too big to
+        mirror. Called with the lock held."""
+        entry = self._mirrors.get(camera_id)
+        if entry is not None and entry[0] == token:
+            self._mirrors.move_to_end(camera_id)
+            return entry[1]
+        shard = self._shard(camera_id)
+        mirror = entry[1] if entry is not None else None
+        if mirror is not None:
+            got = shard.get(
+                where={"indexed_at": {"$gte": mirror.stamp - REFRESH_MARGIN_S}},
+                include=["embeddings", "metadatas"],
             )
-        near.sort(key=lambda h: -h.score)
-        best = [h for h in near if h.id != exclude][:k]
-        if not best:
-            return []
-        got = self._collection.get(ids=[h.id for h in best], include=["documents", "metadatas"])
-        rows = {
-            i: (doc, meta)
-            for i, doc, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
-        }
-        # An item deleted between the two reads is left out.
-        return [
-            SearchHit(h.id, h.score, rows[h.id][0], dict(rows[h.id][1]))
-            for h in best
-            if h.id in rows
-        ]
+            mirror.upsert(got["ids"], got["embeddings"], got["metadatas"])
+            if int(shard.count()) != len(mirror):
+                mirror = None  # items left (a delete): read it whole
+        if mirror is None:
+            size = int(shard.count())
+            if size <= min(self._exact_shard_max, self._exact_max):
+                mirror = ShardMirror()
+                for offset in range(0, size, _PAGE):
+                    got = shard.get(include=["embeddings", "metadatas"], limit=_PAGE, offset=offset)
+                    mirror.upsert(got["ids"], got["embeddings"], got["metadatas"])
+                if len(mirror) > self._exact_shard_max:
+                    mirror = None  # grew while it was read
+        self._mirrors[camera_id] = (token, mirror)
+        self._mirrors.move_to_end(camera_id)
+        self._evict()
+        return mirror
+
+    def _evict(self) -> None:
+        """Lets the least recently used mirrors go while more than ``exact_max_items`` are
+        held (the newest is kept, whatever its size)."""
+        held = sum(len(m) for _, m in self._mirrors.values() if m is not None)
+        while held > self._exact_max and len(self._mirrors) > 1:
+            _, (_, mirror) = self._mirrors.popitem(last=False)
+            held -= len(mirror) if mirror is not None else 0
 
     def _query_in(
         self,

@@ -424,10 +424,22 @@ def open_search(
 ) -> SearchService:
     """The search service over a store: ``index``, or by default the embedded index in
     ``index_path`` or the Chroma server of ``settings.chroma_url``."""
+    shard_max, most = settings.exact_shard_max_items, settings.exact_max_items
     if index is None:
-        index = VectorIndex(index_path, url=settings.chroma_url)
+        index = VectorIndex(
+            index_path,
+            url=settings.chroma_url,
+            exact_shard_max_items=shard_max,
+            exact_max_items=most,
+        )
     if appearance is None:
-        appearance = VectorIndex(index_path, url=settings.chroma_url, collection=APPEARANCE)
+        appearance = VectorIndex(
+            index_path,
+            url=settings.chroma_url,
+            collection=APPEARANCE,
+            exact_shard_max_items=shard_max,
+            exact_max_items=most,
+        )
     return SearchService(
         index,
         embed,

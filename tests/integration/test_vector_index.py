@@ -1,13 +1,20 @@
 """The vector index's camera shards against brute force (a real embedded Chroma, no Ray, no
-database): every filter gives the exact top-k of the items that pass it, a limited scope is
-searched in its cameras' shards, deletes leave the shards, and an index written before shards
-existed is sharded when opened."""
+database): every filter gives the exact top-k of the items that pass it, with the shards
+searched in memory and in Chroma alike, a limited scope is searched in its cameras' shards,
+writes by another process are seen by the next query, deletes leave the shards, and an index
+written before shards existed is sharded when opened."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from numpy.typing import NDArray
@@ -21,6 +28,8 @@ from sentinel.search.index import (
     scoped_cameras,
     shard_name,
 )
+from tests.integration.conftest import wait_for
+from tests.utils.media import free_port
 
 N, DIM, CAMERAS, K = 600, 32, 20, 10
 T0 = datetime(2026, 5, 4, 8, 0, tzinfo=UTC)
@@ -86,12 +95,16 @@ FILTERS = [
 ]
 
 
+@pytest.mark.parametrize("exact", [True, False], ids=["in-memory", "chroma"])
 @pytest.mark.parametrize("flt", FILTERS, ids=lambda f: repr(f)[:90])
 def test_every_filter_gives_the_exact_top_k_of_what_passes(
     world: tuple[VectorIndex, list[SearchDocument], NDArray[np.float32], Path],
     flt: SearchFilter,
+    exact: bool,
 ) -> None:
-    index, docs, matrix, _ = world
+    index, docs, matrix, path = world
+    if not exact:  # the same store, every shard searched by Chroma's HNSW
+        index = VectorIndex(path, exact_shard_max_items=0)
     rng = np.random.default_rng(11)
     for _ in range(5):
         q = rng.standard_normal(DIM).astype(np.float32)
@@ -163,3 +176,126 @@ def test_deletes_leave_the_shards_and_old_indexes_are_sharded_when_opened(
     again.upsert([docs[0]], matrix[:1])
     assert [h.id for h in again.query(matrix[0], flt, 1)] == [docs[0].id]
     assert again.count() == len(docs)
+
+
+WRITER = """
+import sys
+from datetime import UTC, datetime
+
+import numpy as np
+
+from sentinel.search.documents import SearchDocument
+from sentinel.search.index import VectorIndex
+
+url, camera, doomed = sys.argv[1], sys.argv[2], sys.argv[3]
+index = VectorIndex(url=url)
+vector = np.asarray([float(x) for x in sys.argv[4].split(",")], dtype=np.float32)
+doc = SearchDocument(
+    id="fresh", kind="event", text="fresh", camera_id=camera, label="person",
+    started_at=datetime(2026, 5, 4, 9, 0, tzinfo=UTC),
+)
+index.upsert([doc], vector.reshape(1, -1))
+index.delete([doomed])
+"""
+
+
+@pytest.fixture
+def chroma_server(tmp_path: Path) -> Iterator[str]:
+    """A Chroma server (``chroma run``, the setting for several nodes) on a free port."""
+    port = free_port()
+    binary = Path(sys.executable).with_name("chroma")
+    store = tmp_path / "chroma"
+    proc = subprocess.Popen(
+        [str(binary), "run", "--path", str(store), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+
+        def up() -> bool:
+            try:
+                return httpx.get(f"{url}/api/v2/heartbeat", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return proc.poll() is not None  # it died: fail below, not after the timeout
+
+        wait_for(up, timeout=60, what="the Chroma server")
+        assert proc.poll() is None, f"chroma run exited with {proc.returncode}"
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _write_elsewhere(url: str, camera: str, doomed: str, vector: NDArray[np.float32]) -> None:
+    """Upserts an item and deletes another from a separate Python process (another node's)."""
+    root = Path(__file__).resolve().parents[2]
+    csv = ",".join(str(float(x)) for x in vector)
+    env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    subprocess.run(
+        [*(sys.executable, "-c", textwrap.dedent(WRITER)), url, camera, doomed, csv],
+        check=True,
+        env=env,
+        timeout=120,
+    )
+
+
+def test_writes_of_another_process_are_seen_by_the_next_scoped_query(chroma_server: str) -> None:
+    rng = np.random.default_rng(8)
+    docs, matrix = _docs(rng)
+    docs, matrix = docs[:200], matrix[:200]
+    index = VectorIndex(url=chroma_server)
+    index.upsert(docs, matrix)
+    flt = SearchFilter(cameras=SCOPE_SMALL)
+    mine = [i for i, d in enumerate(docs) if d.camera_id in SCOPE_SMALL]
+    doomed, camera = docs[mine[0]].id, docs[mine[0]].camera_id
+    q = matrix[mine[1]]
+    # The scope's shards are mirrored by this query, and the answer is exact.
+    assert [h.id for h in index.query(q, flt, K)] == _exact(docs, matrix, q, flt, K)
+    assert set(index._mirrors) == SCOPE_SMALL
+    # Another process adds an item right on the query and deletes one of the scope's items.
+    _write_elsewhere(chroma_server, camera, doomed, q)
+    got = [h.id for h in index.query(q, flt, K)]
+    rest = [i for i, d in enumerate(docs) if d.id != doomed]
+    assert got[0] == "fresh" and doomed not in got
+    assert got[1:] == _exact([docs[i] for i in rest], matrix[rest], q, flt, K - 1)
+    assert doomed not in [h.id for h in index.query(matrix[mine[0]], flt, len(docs))]
+
+
+def test_a_second_index_on_the_same_store_sees_the_first_ones_writes(tmp_path: Path) -> None:
+    """Two indexes on one embedded store (as the CLI beside a stopped platform): each keeps
+    its own mirrors, and the tokens keep the reader's up to date with the writer's writes."""
+    rng = np.random.default_rng(10)
+    docs, matrix = _docs(rng)
+    writer, reader = VectorIndex(tmp_path), VectorIndex(tmp_path)
+    writer.upsert(docs[:300], matrix[:300])
+    flt = SearchFilter(cameras=SCOPE_SMALL, label="person")
+    q = matrix[400]
+    assert [h.id for h in reader.query(q, flt, K)] == _exact(docs[:300], matrix[:300], q, flt, K)
+    writer.upsert(docs[300:], matrix[300:])
+    doomed = next(h.id for h in reader.query(q, flt, K))
+    writer.delete([doomed])
+    rest = [i for i, d in enumerate(docs) if d.id != doomed]
+    want = _exact([docs[i] for i in rest], matrix[rest], q, flt, K)
+    assert [h.id for h in reader.query(q, flt, K)] == want
+
+
+def test_big_cameras_go_to_chroma_and_mirrors_stay_within_their_budget(tmp_path: Path) -> None:
+    rng = np.random.default_rng(9)
+    docs, matrix = _docs(rng)
+    VectorIndex(tmp_path).upsert(docs, matrix)
+    sizes = {c: sum(d.camera_id == c for d in docs) for c in SCOPE_SMALL}
+    small = min(sizes, key=lambda c: sizes[c])
+    # Only the smallest of the three cameras fits; the others are searched by Chroma.
+    index = VectorIndex(tmp_path, exact_shard_max_items=sizes[small], exact_max_items=10_000)
+    flt = SearchFilter(cameras=SCOPE_SMALL)
+    q = matrix[0]
+    assert [h.id for h in index.query(q, flt, K)] == _exact(docs, matrix, q, flt, K)
+    held = {c: m for c, (_, m) in index._mirrors.items() if m is not None}
+    assert set(held) == {small} and len(held[small]) == sizes[small]
+    # A budget of one camera's items: the least recently searched mirrors are let go.
+    tight = VectorIndex(tmp_path, exact_max_items=max(sizes.values()))
+    for camera_id in sorted(SCOPE_SMALL):
+        one = SearchFilter(camera_id=camera_id)
+        assert [h.id for h in tight.query(q, one, K)] == _exact(docs, matrix, q, one, K)
+    assert list(tight._mirrors) == [sorted(SCOPE_SMALL)[-1]]
