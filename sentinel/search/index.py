@@ -14,16 +14,23 @@ a scope of many cameras. Label, kind and time bounds are checked on an over-fetc
 and, when fewer than k of it pass, asked of Chroma's ``where`` exactly.
 
 **Small shards are searched exactly, in memory.** Such a query is selective, and Chroma costs
-about a millisecond per shard query before it compares a vector; a shard of up to
-``exact_shard_max_items`` items is mirrored in this process (:class:`ShardMirror`: one matrix
-product, the exact top-k, filters exact too) within ``exact_max_items`` in all (least recently
-used shards are let go). Chroma stays the store of record. Coherence: every write (upsert,
-delete) ends by giving its cameras a new token in a versions collection; a scoped query reads
-its cameras' tokens in one call and brings a mirror whose token changed up to date first (the
-items written since its newest write time, less a margin; the whole shard when the counts then
-differ, as after a delete). A write finished before a query began is seen by it, whichever
-process wrote it. Hits are read back from the main collection, so an item deleted meanwhile is
-never returned: its mirror is reloaded and the query run again.
+about a millisecond per call before it compares a vector; a shard of up to
+``exact_shard_max_items`` items is mirrored in memory (:class:`ShardMirror`: vectors, texts and
+metadata; one matrix product, the exact top-k, filters exact too) within ``exact_max_items``
+in all (the least recently searched shards are let go). Chroma stays the store of record, and a
+mirror is read from it whole the first time its camera is searched. Coherence:
+
+- *Embedded store* (one process owns it: the indexer actor; Chroma's embedded store is not
+  shared between processes): the mirrors are shared by every index of that store in the
+  process, and every write (upsert, delete) updates them as it updates Chroma. A scoped query
+  makes no Chroma call at all.
+- *Chroma server* (writers may be other processes, on other nodes): every write ends by giving
+  its cameras a new token in a versions collection; a scoped query reads its cameras' tokens in
+  one call and brings a mirror whose token changed up to date first (the items written since
+  its newest write time, less a margin; the whole shard when the counts then differ, as after
+  a delete).
+
+Either way a write finished before a query began is seen by it.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -68,9 +75,9 @@ MIN_FETCH = 40
 OVERFETCH_WIDER = 8  # then 8 times as many, before Chroma's where (which scans the store)
 _INCLUDE = ["documents", "metadatas", "distances"]
 # Shards of up to this many items are mirrored in memory and searched exactly; at most this
-# many items are mirrored in all (384-d float32: about 1.5 KiB each).
+# many items are mirrored in all (384-d float32 with text and metadata: about 3 KiB each).
 EXACT_SHARD_MAX_ITEMS = 20_000
-EXACT_MAX_ITEMS = 200_000
+EXACT_MAX_ITEMS = 100_000
 # A mirror brought up to date reads the items written since its newest write time less this
 # (writers' clocks may differ a little; an item read twice is simply replaced).
 REFRESH_MARGIN_S = 60.0
@@ -250,9 +257,10 @@ class VectorIndex:
         self._versions: Any = self._collection_of(f"{collection}-versions")
         self._exact_shard_max = max(0, exact_shard_max_items)
         self._exact_max = max(0, exact_max_items)
-        # camera -> (its token when last brought up to date, the mirror or None: too big)
-        self._mirrors: OrderedDict[str, tuple[str, ShardMirror | None]] = OrderedDict()
-        self._lock = threading.RLock()
+        # Tokens only for a server; an embedded store's mirrors are shared in the process.
+        self._tokened = url is not None
+        mirrors = _Mirrors() if url or path is None else _embedded_mirrors(path, collection)
+        self._mirrors, self._lock = mirrors.by_camera, mirrors.lock
         self._shard_all()
 
     def _collection_of(self, name: str) -> Any:
@@ -317,7 +325,22 @@ class VectorIndex:
         matrix = np.asarray(vectors, dtype=np.float32)
         self._write_shards(ids, matrix, texts, metas)
         self._collection.upsert(ids=ids, embeddings=matrix, documents=texts, metadatas=metas)
-        self._bump(_by_camera(metas))
+        cameras = _by_camera(metas)
+        with self._lock:
+            for camera_id, rows in cameras.items():
+                entry = self._mirrors.get(camera_id)
+                if entry is None or entry[1] is None:
+                    continue
+                mirror = entry[1]
+                mirror.upsert(
+                    [ids[i] for i in rows],
+                    matrix[rows],
+                    [metas[i] for i in rows],
+                    [texts[i] for i in rows],
+                )
+                if len(mirror) > self._exact_shard_max:
+                    self._mirrors[camera_id] = (entry[0], None)  # too big now
+        self._bump(cameras)
 
     def delete(self, ids: Collection[str]) -> None:
         """Remove ``ids`` (ids not in the index are ignored): from their cameras' shards
@@ -330,11 +353,19 @@ class VectorIndex:
         for camera_id, rows in cameras.items():
             self._shard(camera_id).delete(ids=[got["ids"][i] for i in rows])
         self._collection.delete(ids=wanted)
+        with self._lock:
+            for camera_id in cameras:
+                entry = self._mirrors.get(camera_id)
+                if entry is not None and entry[1] is not None:
+                    entry[1].remove(wanted)
+                elif entry is not None:
+                    del self._mirrors[camera_id]  # too big before: small enough now?
         self._bump(cameras)
 
     def _bump(self, cameras: Collection[str]) -> None:
-        """New tokens for ``cameras``: their shards changed (see the module's doc)."""
-        if not cameras:
+        """New tokens for ``cameras`` of a server's store: their shards changed (see the
+        module's doc)."""
+        if not cameras or not self._tokened:
             return
         names = sorted(cameras)
         self._versions.upsert(
@@ -409,68 +440,65 @@ class VectorIndex:
         if cameras is None:
             found = self._query_in(self._collection, q, flt, want, cameras=True, full=True)
             return [h for h in found if h.id != exclude][:k]
-        # The scope's shards: their nearest ids and scores only (in memory, or a third of the
-        # time of a Chroma query that brings documents along), merged; then the k winners'
-        # documents in one read of the main collection.
-        for attempt in range(2):
-            near, mirrored = self._near(cameras, q, flt, want)
-            near.sort(key=lambda h: -h.score)
-            best = [h for h in near if h.id != exclude][:k]
-            if not best:
-                return []
-            got = self._collection.get(ids=[h.id for h in best], include=["documents", "metadatas"])
-            rows = {
-                i: (doc, meta)
-                for i, doc, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
-            }
-            stale = {mirrored[h.id] for h in best if h.id not in rows and h.id in mirrored}
-            if stale and attempt == 0:
-                # Deleted since the mirror was read (a write that has not bumped yet): read
-                # those shards again, then search once more.
-                with self._lock:
-                    for camera_id in stale:
-                        self._mirrors.pop(camera_id, None)
-                continue
-            # An item deleted between the two reads is left out.
-            return [
-                SearchHit(h.id, h.score, rows[h.id][0], dict(rows[h.id][1]))
-                for h in best
-                if h.id in rows
-            ]
-        raise AssertionError("unreachable")  # pragma: no cover
+        # The scope's shards: their nearest items (from memory with text and metadata, or
+        # Chroma's ids and scores only, a third of the time of a query that brings documents
+        # along), merged; then the documents of the k winners that came from Chroma, in one
+        # read of the main collection.
+        near = self._near(cameras, q, flt, want)
+        near.sort(key=lambda h: -h.score)
+        best = [h for h in near if h.id != exclude][:k]
+        bare = {h.id for h in best if not h.text and not h.metadata}
+        if not bare:
+            return best
+        got = self._collection.get(ids=sorted(bare), include=["documents", "metadatas"])
+        rows = {
+            i: (doc, meta)
+            for i, doc, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
+        }
+        # An item deleted between the two reads is left out.
+        return [
+            h
+            if h.id not in bare
+            else SearchHit(h.id, h.score, rows[h.id][0] or "", dict(rows[h.id][1] or {}))
+            for h in best
+            if h.id not in bare or h.id in rows
+        ]
 
     def _near(
         self, cameras: Sequence[str], q: NDArray[np.float32], flt: SearchFilter, want: int
-    ) -> tuple[list[SearchHit], dict[str, str]]:
-        """The ``want`` nearest items of each camera's shard that pass ``flt`` (ids and
-        scores), and which of them came from a mirror (id -> camera)."""
-        tokens = self._tokens(cameras) if self._exact_shard_max else {}
+    ) -> list[SearchHit]:
+        """The ``want`` nearest items of each camera's shard that pass ``flt``: with their
+        text and metadata when searched in memory, ids and scores only from Chroma."""
+        tokens: dict[str, str] = {}
+        if self._exact_shard_max and self._tokened:
+            tokens = self._tokens(cameras)
         near: list[SearchHit] = []
-        mirrored: dict[str, str] = {}
         for camera_id in cameras:
-            token = tokens.get(camera_id)
-            with self._lock:
-                mirror = self._mirror(camera_id, token) if token is not None else None
-                pairs = (
-                    None
-                    if mirror is None
-                    else mirror.top(
-                        q, want, label=flt.label, kind=flt.kind, since=flt.since, until=flt.until
-                    )
+            hits: list[SearchHit] | None = None
+            if self._exact_shard_max and (camera_id in tokens or not self._tokened):
+                with self._lock:
+                    mirror = self._mirror(camera_id, tokens.get(camera_id))
+                    if mirror is not None:
+                        pairs = mirror.top(
+                            q,
+                            want,
+                            label=flt.label,
+                            kind=flt.kind,
+                            since=flt.since,
+                            until=flt.until,
+                        )
+                        hits = [SearchHit(i, score, *mirror.item(i)) for i, score in pairs]
+            if hits is None:
+                hits = self._query_in(
+                    self._shard(camera_id), q, flt, want, cameras=False, full=False
                 )
-            if pairs is None:
-                near.extend(
-                    self._query_in(self._shard(camera_id), q, flt, want, cameras=False, full=False)
-                )
-                continue
-            for item_id, score in pairs:
-                near.append(SearchHit(item_id, score, "", {}))
-                mirrored[item_id] = camera_id
-        return near, mirrored
+                hits = [SearchHit(h.id, h.score, "", {}) for h in hits]
+            near.extend(hits)
+        return near
 
-    def _mirror(self, camera_id: str, token: str) -> ShardMirror | None:
-        """The camera's mirror, up to date with ``token``; None when its shard is too big to
-        mirror. Called with the lock held."""
+    def _mirror(self, camera_id: str, token: str | None) -> ShardMirror | None:
+        """The camera's mirror, up to date (with ``token`` for a server's store); None when
+        its shard is too big to mirror. Called with the lock held."""
         entry = self._mirrors.get(camera_id)
         if entry is not None and entry[0] == token:
             self._mirrors.move_to_end(camera_id)
@@ -480,9 +508,9 @@ class VectorIndex:
         if mirror is not None:
             got = shard.get(
                 where={"indexed_at": {"$gte": mirror.stamp - REFRESH_MARGIN_S}},
-                include=["embeddings", "metadatas"],
+                include=["embeddings", "metadatas", "documents"],
             )
-            mirror.upsert(got["ids"], got["embeddings"], got["metadatas"])
+            mirror.upsert(got["ids"], got["embeddings"], got["metadatas"], got["documents"])
             if int(shard.count()) != len(mirror):
                 mirror = None  # items left (a delete): read it whole
         if mirror is None:
@@ -490,8 +518,12 @@ class VectorIndex:
             if size <= min(self._exact_shard_max, self._exact_max):
                 mirror = ShardMirror()
                 for offset in range(0, size, _PAGE):
-                    got = shard.get(include=["embeddings", "metadatas"], limit=_PAGE, offset=offset)
-                    mirror.upsert(got["ids"], got["embeddings"], got["metadatas"])
+                    got = shard.get(
+                        include=["embeddings", "metadatas", "documents"],
+                        limit=_PAGE,
+                        offset=offset,
+                    )
+                    mirror.upsert(got["ids"], got["embeddings"], got["metadatas"], got["documents"])
                 if len(mirror) > self._exact_shard_max:
                     mirror = None  # grew while it was read
         self._mirrors[camera_id] = (token, mirror)
@@ -537,6 +569,29 @@ class VectorIndex:
         return _hits(
             coll.query(query_embeddings=q, n_results=min(want, size), where=where, include=include)
         )
+
+
+@dataclass
+class _Mirrors:
+    """Mirrored shards by camera: (the token they are up to date with, None for an embedded
+    store; the mirror, or None: too big), least recently searched first."""
+
+    by_camera: OrderedDict[str, tuple[str | None, ShardMirror | None]] = field(
+        default_factory=OrderedDict
+    )
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+
+_EMBEDDED: dict[tuple[str, str], _Mirrors] = {}
+_EMBEDDED_LOCK = threading.Lock()
+
+
+def _embedded_mirrors(path: Path, collection: str) -> _Mirrors:
+    """The mirrors of an embedded store's collection, one set per process (as Chroma keeps
+    one client per path), so that every index of that store sees every write."""
+    key = (str(Path(path).resolve()), collection)
+    with _EMBEDDED_LOCK:
+        return _EMBEDDED.setdefault(key, _Mirrors())
 
 
 def _by_camera(metas: Iterable[dict[str, Any] | None]) -> dict[str, list[int]]:

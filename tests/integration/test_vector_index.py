@@ -113,6 +113,7 @@ def test_every_filter_gives_the_exact_top_k_of_what_passes(
         want = _exact(docs, matrix, q, flt, K)
         assert [h.id for h in got] == want
         assert all(passes(h.metadata, flt) for h in got)
+        assert [h.text for h in got] == [f"item {h.id.split('-')[1]}" for h in got]
         assert [h.score for h in got] == sorted((h.score for h in got), reverse=True)
 
 
@@ -250,8 +251,13 @@ def test_writes_of_another_process_are_seen_by_the_next_scoped_query(chroma_serv
     mine = [i for i, d in enumerate(docs) if d.camera_id in SCOPE_SMALL]
     doomed, camera = docs[mine[0]].id, docs[mine[0]].camera_id
     q = matrix[mine[1]]
-    # The scope's shards are mirrored by this query, and the answer is exact.
-    assert [h.id for h in index.query(q, flt, K)] == _exact(docs, matrix, q, flt, K)
+    # The scope's shards are mirrored by this query, and the answer is exact, documents and
+    # metadata included.
+    hits = index.query(q, flt, K)
+    assert [h.id for h in hits] == _exact(docs, matrix, q, flt, K)
+    by_id = {d.id: d for d in docs}
+    assert [h.text for h in hits] == [by_id[h.id].text for h in hits]
+    assert all(h.metadata["camera_id"] == by_id[h.id].camera_id for h in hits)
     assert set(index._mirrors) == SCOPE_SMALL
     # Another process adds an item right on the query and deletes one of the scope's items.
     _write_elsewhere(chroma_server, camera, doomed, q)
@@ -293,8 +299,10 @@ def test_big_cameras_go_to_chroma_and_mirrors_stay_within_their_budget(tmp_path:
     assert [h.id for h in index.query(q, flt, K)] == _exact(docs, matrix, q, flt, K)
     held = {c: m for c, (_, m) in index._mirrors.items() if m is not None}
     assert set(held) == {small} and len(held[small]) == sizes[small]
-    # A budget of one camera's items: the least recently searched mirrors are let go.
-    tight = VectorIndex(tmp_path, exact_max_items=max(sizes.values()))
+    # A budget of one camera's items: the least recently searched mirrors are let go (a
+    # store of its own: an embedded store's mirrors are shared by its indexes in a process).
+    VectorIndex(tmp_path / "tight").upsert(docs, matrix)
+    tight = VectorIndex(tmp_path / "tight", exact_max_items=max(sizes.values()))
     for camera_id in sorted(SCOPE_SMALL):
         one = SearchFilter(camera_id=camera_id)
         assert [h.id for h in tight.query(q, one, K)] == _exact(docs, matrix, q, one, K)

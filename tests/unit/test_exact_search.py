@@ -73,6 +73,7 @@ CASES: list[tuple[str, dict[str, Any], int]] = [
     ),
     ("fewer pass than k", {"kind": "incident", "label": "truck"}, 50),
     ("nothing passes", {"since": T0 + timedelta(days=30)}, 10),
+    ("a label no item has", {"label": "bicycle"}, 10),
     ("k above the size", {}, N + 50),
 ]
 
@@ -95,9 +96,11 @@ def test_top_is_the_exact_top_k_of_what_passes(bounds: dict[str, Any], k: int) -
 def test_upsert_replaces_by_id_and_remove_forgets() -> None:
     ids, vectors, metas = _world()
     mirror = ShardMirror()
-    mirror.upsert(ids[:200], vectors[:200], metas[:200])
-    mirror.upsert(ids[150:], vectors[150:], metas[150:])  # 50 replaced, 100 new
+    mirror.upsert(ids[:200], vectors[:200], metas[:200], [f"old {i}" for i in ids[:200]])
+    mirror.upsert(ids[150:], vectors[150:], metas[150:], [f"new {i}" for i in ids[150:]])
     assert len(mirror) == N and mirror.stamp == 1000.0 + N - 1
+    assert mirror.item("i10") == ("old i10", metas[10])
+    assert mirror.item("i160") == ("new i160", metas[160])  # replaced: 50 of them
     target = vectors[42]
     assert mirror.top(target, 1)[0][0] == "i42"
     # i42 moves to where i7 is: both now answer a query for i7's vector.
@@ -106,6 +109,9 @@ def test_upsert_replaces_by_id_and_remove_forgets() -> None:
     assert "i42" in [i for i, _ in mirror.top(vectors[7], 2, label="truck")]
     mirror.remove(["i7", "i42", "not-there"])
     assert len(mirror) == N - 2 and "i7" not in mirror and "i42" not in mirror
+    assert mirror.item("i299") == ("new i299", metas[299])  # rows moved, items kept
+    with pytest.raises(KeyError):
+        mirror.item("i7")
     rest = [i for i in ids if i not in {"i7", "i42"}]
     keep = [int(i[1:]) for i in rest]
     q = vectors[7]
