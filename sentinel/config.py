@@ -832,11 +832,11 @@ class SearchSettings(StrictModel):
         "there, and exact); larger cameras go to Chroma. 0: always Chroma.",
     )
     exact_max_items: int = Field(
-        200_000,
+        100_000,
         ge=0,
         le=10_000_000,
-        description="The most items held in memory for exact search per process (about 1.5 KiB "
-        "each); the least recently searched cameras are let go first.",
+        description="The most items held in memory for exact search per process (about 2.5 KiB "
+        "each, vector, text and metadata); the least recently searched cameras are let go first.",
     )
 
     @field_validator("chroma_url")

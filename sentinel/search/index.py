@@ -75,7 +75,7 @@ MIN_FETCH = 40
 OVERFETCH_WIDER = 8  # then 8 times as many, before Chroma's where (which scans the store)
 _INCLUDE = ["documents", "metadatas", "distances"]
 # Shards of up to this many items are mirrored in memory and searched exactly; at most this
-# many items are mirrored in all (384-d float32 with text and metadata: about 3 KiB each).
+# many items are mirrored in all (384-d float32 with text and metadata: about 2.5 KiB each).
 EXACT_SHARD_MAX_ITEMS = 20_000
 EXACT_MAX_ITEMS = 100_000
 # A mirror brought up to date reads the items written since its newest write time less this
@@ -254,11 +254,13 @@ class VectorIndex:
         self._name = collection
         self._collection: Any = self._collection_of(collection)
         self._shards: dict[str, Any] = {}
-        self._versions: Any = self._collection_of(f"{collection}-versions")
         self._exact_shard_max = max(0, exact_shard_max_items)
         self._exact_max = max(0, exact_max_items)
         # Tokens only for a server; an embedded store's mirrors are shared in the process.
         self._tokened = url is not None
+        self._versions: Any = (
+            self._collection_of(f"{collection}-versions") if self._tokened else None
+        )
         mirrors = _Mirrors() if url or path is None else _embedded_mirrors(path, collection)
         self._mirrors, self._lock = mirrors.by_camera, mirrors.lock
         self._shard_all()
@@ -444,10 +446,10 @@ class VectorIndex:
         # Chroma's ids and scores only, a third of the time of a query that brings documents
         # along), merged; then the documents of the k winners that came from Chroma, in one
         # read of the main collection.
-        near = self._near(cameras, q, flt, want)
+        near, from_chroma = self._near(cameras, q, flt, want)
         near.sort(key=lambda h: -h.score)
         best = [h for h in near if h.id != exclude][:k]
-        bare = {h.id for h in best if not h.text and not h.metadata}
+        bare = {h.id for h in best} & from_chroma
         if not bare:
             return best
         got = self._collection.get(ids=sorted(bare), include=["documents", "metadatas"])
@@ -466,13 +468,15 @@ class VectorIndex:
 
     def _near(
         self, cameras: Sequence[str], q: NDArray[np.float32], flt: SearchFilter, want: int
-    ) -> list[SearchHit]:
-        """The ``want`` nearest items of each camera's shard that pass ``flt``: with their
-        text and metadata when searched in memory, ids and scores only from Chroma."""
+    ) -> tuple[list[SearchHit], set[str]]:
+        """The ``want`` nearest items of each camera's shard that pass ``flt``, with their
+        text and metadata when searched in memory; and the ids of those that came from
+        Chroma (ids and scores only)."""
         tokens: dict[str, str] = {}
         if self._exact_shard_max and self._tokened:
             tokens = self._tokens(cameras)
         near: list[SearchHit] = []
+        from_chroma: set[str] = set()
         for camera_id in cameras:
             hits: list[SearchHit] | None = None
             if self._exact_shard_max and (camera_id in tokens or not self._tokened):
@@ -492,9 +496,9 @@ class VectorIndex:
                 hits = self._query_in(
                     self._shard(camera_id), q, flt, want, cameras=False, full=False
                 )
-                hits = [SearchHit(h.id, h.score, "", {}) for h in hits]
+                from_chroma.update(h.id for h in hits)
             near.extend(hits)
-        return near
+        return near, from_chroma
 
     def _mirror(self, camera_id: str, token: str | None) -> ShardMirror | None:
         """The camera's mirror, up to date (with ``token`` for a server's store); None when
